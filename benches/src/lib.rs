@@ -1,0 +1,3 @@
+//! Shared helpers for the pounds benchmarks and latency harnesses.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]

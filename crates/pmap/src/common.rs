@@ -1,0 +1,132 @@
+/// The methods [`crate::Map`] and [`crate::SharedMap`] share, written once over their `core`.
+macro_rules! common_methods {
+    () => {
+        /// The view's length in bytes.
+        pub fn len(&self) -> usize {
+            self.core.len()
+        }
+
+        /// Whether the view is empty (only after a failed remap left no view).
+        pub fn is_empty(&self) -> bool {
+            self.core.len() == 0
+        }
+
+        /// The mapped file's path (`<anonymous>` for memory-only mappings).
+        pub fn path(&self) -> &std::path::Path {
+            self.core.path()
+        }
+
+        /// Whether writes are allowed.
+        pub fn is_writable(&self) -> bool {
+            self.core.is_writable()
+        }
+
+        /// Whether this is a memory-only mapping with no file behind it.
+        pub fn is_anonymous(&self) -> bool {
+            self.core.is_anonymous()
+        }
+
+        /// Grows the view (and the file) to `new_len` bytes; never shrinks. The old view is
+        /// unmapped before the file is extended, which is what Windows requires. New bytes read
+        /// as zero.
+        ///
+        /// # Errors
+        /// [`Error::ReadOnlyMapping`], [`Error::FixedLength`] for a view opened with a fixed
+        /// length, or an I/O error (a full disk, say); on error the old view stays usable.
+        pub fn grow(&mut self, new_len: usize) -> Result<()> {
+            self.core.grow(new_len)
+        }
+
+        /// Makes the view at least `min_len` bytes, at least doubling it when it grows, so that
+        /// a sequence of appends costs amortised O(1).
+        ///
+        /// # Errors
+        /// As [`Self::grow`].
+        pub fn reserve(&mut self, min_len: usize) -> Result<()> {
+            self.core.reserve(min_len)
+        }
+
+        /// Notices that another process resized the file and maps the view again at the new
+        /// length. Returns whether the view changed. Fixed-length views and anonymous mappings
+        /// never change.
+        ///
+        /// # Errors
+        /// An I/O error, or [`Error::ViewPastEnd`] if the file shrank below the view's offset.
+        pub fn refresh(&mut self) -> Result<bool> {
+            self.core.refresh()
+        }
+
+        /// Writes the whole view back to the file and waits for it to reach the disk
+        /// (`msync(MS_SYNC)` or `FlushViewOfFile`, then the file's data sync).
+        ///
+        /// # Errors
+        /// The I/O error the operating system reported.
+        pub fn flush(&self) -> Result<()> {
+            self.core.flush()
+        }
+
+        /// Starts writing the whole view back without waiting (`msync(MS_ASYNC)`).
+        ///
+        /// # Errors
+        /// The I/O error the operating system reported.
+        pub fn flush_async(&self) -> Result<()> {
+            self.core.flush_async()
+        }
+
+        /// Writes `len` bytes from `offset` back to the file and waits for them to reach the
+        /// disk.
+        ///
+        /// # Errors
+        /// [`Error::OutOfBounds`], or the I/O error the operating system reported.
+        pub fn flush_range(&self, offset: usize, len: usize) -> Result<()> {
+            self.core.flush_range(offset, len)
+        }
+
+        /// Takes an advisory lock on the file (shared or exclusive), waiting if need be.
+        /// `Lock::None` does nothing.
+        ///
+        /// # Errors
+        /// The I/O error the operating system reported.
+        pub fn lock(&self, lock: Lock) -> Result<()> {
+            self.core.lock(lock, true)
+        }
+
+        /// Takes an advisory lock without waiting.
+        ///
+        /// # Errors
+        /// [`Error::LockContended`] when another handle holds a conflicting lock.
+        pub fn try_lock(&self, lock: Lock) -> Result<()> {
+            self.core.lock(lock, false)
+        }
+
+        /// Releases the advisory lock this handle holds.
+        ///
+        /// # Errors
+        /// The I/O error the operating system reported.
+        pub fn unlock(&self) -> Result<()> {
+            self.core.unlock()
+        }
+
+        /// Unmaps the view, then truncates the file to the `used` bytes actually written (from
+        /// the view's offset), so a growable writer leaves no zero tail. Returns `used`.
+        /// Anonymous and fixed-length views leave the file's length alone.
+        ///
+        /// # Errors
+        /// [`Error::OutOfBounds`] if `used` exceeds the view, or the I/O error from truncating.
+        pub fn finish(self, used: u64) -> Result<u64> {
+            self.core.trim(used)
+        }
+
+        /// Unmaps the view and releases the lock, reporting errors that dropping would swallow.
+        /// Dirty pages stay in the page cache and reach the file as after any `munmap`; call
+        /// [`Self::flush`] first for durability against power loss.
+        ///
+        /// # Errors
+        /// The I/O error from releasing the lock.
+        pub fn close(self) -> Result<()> {
+            self.core.close()
+        }
+    };
+}
+
+pub(crate) use common_methods;

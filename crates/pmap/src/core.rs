@@ -1,0 +1,319 @@
+//! The state both mapping types share: the file, the view geometry and the raw mapping.
+//!
+//! Every remap goes through [`Core::remap`], which drops the old view *before* the file's
+//! length changes: Windows refuses to resize a file while a view of it is mapped, and doing it
+//! the same way everywhere keeps one code path. Growth takes `&mut self` in the public types, so
+//! no slice into the old view can outlive it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use fs4::fs_std::FileExt;
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::{Error, Lock, Result};
+
+const ANONYMOUS: &str = "<anonymous>";
+
+pub(crate) struct Core {
+    raw: Option<MmapRaw>,
+    file: Option<File>,
+    path: PathBuf,
+    writable: bool,
+    offset: u64,
+    fixed_len: Option<usize>,
+    populate: bool,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Map")
+            .field("path", &self.path)
+            .field("offset", &self.offset)
+            .field("len", &self.len())
+            .field("writable", &self.writable)
+            .field("fixed_len", &self.fixed_len.is_some())
+            .finish()
+    }
+}
+
+fn to_usize(value: u64) -> Result<usize> {
+    usize::try_from(value).map_err(|_| Error::TooLarge { requested: value })
+}
+
+impl Core {
+    pub(crate) fn new(
+        file: File,
+        path: PathBuf,
+        writable: bool,
+        offset: u64,
+        fixed_len: Option<usize>,
+    ) -> Self {
+        Core { raw: None, file: Some(file), path, writable, offset, fixed_len, populate: false }
+    }
+
+    pub(crate) fn anonymous(len: usize) -> Result<Self> {
+        let path = PathBuf::from(ANONYMOUS);
+        if len == 0 {
+            return Err(Error::ZeroLength { path });
+        }
+        let raw = map_anonymous(len)?;
+        Ok(Core {
+            raw: Some(raw),
+            file: None,
+            path,
+            writable: true,
+            offset: 0,
+            fixed_len: None,
+            populate: false,
+        })
+    }
+
+    fn io(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io { op, path: self.path.clone(), source }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    pub(crate) fn is_anonymous(&self) -> bool {
+        self.file.is_none()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.raw.as_ref().map_or(0, MmapRaw::len)
+    }
+
+    pub(crate) fn file_len(&self) -> Result<u64> {
+        match &self.file {
+            Some(file) => Ok(file.metadata().map_err(self.io("stat"))?.len()),
+            None => Ok(self.len() as u64),
+        }
+    }
+
+    /// Resizes the file. Only ever called while no view is mapped (see the module doc).
+    pub(crate) fn set_file_len(&self, len: u64) -> Result<()> {
+        debug_assert!(self.raw.is_none(), "resizing a file under a live view");
+        if let Some(file) = &self.file {
+            file.set_len(len).map_err(self.io("resize"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn require_writable(&self, op: &'static str) -> Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(Error::ReadOnlyMapping { path: self.path.clone(), op })
+        }
+    }
+
+    /// Maps the view over the file as it is now: the fixed length, or to the end of the file.
+    pub(crate) fn map_view(&mut self, populate: bool) -> Result<()> {
+        self.populate = populate;
+        let Some(file) = &self.file else { return Ok(()) };
+        let file_len = self.file_len()?;
+        let view_len = match self.fixed_len {
+            Some(len) => len as u64,
+            None => file_len.saturating_sub(self.offset),
+        };
+        let end = self.offset.checked_add(view_len);
+        if end.is_none_or(|end| end > file_len) {
+            return Err(Error::ViewPastEnd {
+                path: self.path.clone(),
+                offset: self.offset,
+                len: view_len,
+                file_len,
+            });
+        }
+        if view_len == 0 {
+            return Err(Error::ZeroLength { path: self.path.clone() });
+        }
+        let mut options = MmapOptions::new();
+        options.offset(self.offset).len(to_usize(view_len)?);
+        if populate {
+            options.populate();
+        }
+        let raw = if self.writable { options.map_raw(file) } else { options.map_raw_read_only(file) };
+        self.raw = Some(raw.map_err(self.io("map"))?);
+        Ok(())
+    }
+
+    /// Drops the view, resizes the file to `offset + new_len` if that is larger, and maps again.
+    /// If mapping fails the old length is restored when possible.
+    fn remap_file(&mut self, new_len: Option<usize>) -> Result<()> {
+        let old_len = self.len();
+        self.raw = None;
+        let result = match new_len {
+            Some(len) => self
+                .offset
+                .checked_add(len as u64)
+                .ok_or(Error::TooLarge { requested: len as u64 })
+                .and_then(|end| {
+                    if end > self.file_len()? { self.set_file_len(end) } else { Ok(()) }
+                })
+                .and_then(|()| self.map_view(self.populate)),
+            None => self.map_view(self.populate),
+        };
+        if result.is_err() && old_len > 0 && self.raw.is_none() {
+            // Best effort: keep a usable view of what was there. The original error is the
+            // one worth reporting.
+            let _ = self.map_view(self.populate);
+        }
+        result
+    }
+
+    pub(crate) fn grow(&mut self, new_len: usize) -> Result<()> {
+        if new_len <= self.len() {
+            return Ok(());
+        }
+        self.require_writable("grow")?;
+        if let Some(len) = self.fixed_len {
+            return Err(Error::FixedLength { path: self.path.clone(), len });
+        }
+        if self.file.is_none() {
+            let grown = map_anonymous(new_len)?;
+            if let Some(old) = &self.raw {
+                // SAFETY: `old` and `grown` are two distinct live mappings; `old.len()` bytes
+                // are readable in the first and writable in the second (`new_len > old.len()`).
+                // `&mut self` means no other reference into `old` exists in this process, and
+                // an anonymous private mapping is visible to no other process.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(old.as_ptr(), grown.as_mut_ptr(), old.len());
+                }
+            }
+            self.raw = Some(grown);
+            return Ok(());
+        }
+        self.remap_file(Some(new_len))
+    }
+
+    pub(crate) fn reserve(&mut self, min_len: usize) -> Result<()> {
+        let len = self.len();
+        if min_len <= len {
+            return Ok(());
+        }
+        self.grow(min_len.max(len.saturating_mul(2)))
+    }
+
+    pub(crate) fn refresh(&mut self) -> Result<bool> {
+        if self.file.is_none() || self.fixed_len.is_some() {
+            return Ok(false);
+        }
+        let file_len = self.file_len()?;
+        if file_len.saturating_sub(self.offset) == self.len() as u64 {
+            return Ok(false);
+        }
+        self.remap_file(None)?;
+        Ok(true)
+    }
+
+    pub(crate) fn flush(&self) -> Result<()> {
+        if let (Some(raw), Some(file)) = (&self.raw, &self.file) {
+            raw.flush().map_err(self.io("flush"))?;
+            file.sync_data().map_err(self.io("sync"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush_async(&self) -> Result<()> {
+        if let (Some(raw), Some(_)) = (&self.raw, &self.file) {
+            raw.flush_async().map_err(self.io("flush"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush_range(&self, offset: usize, len: usize) -> Result<()> {
+        self.bounds(offset, len)?;
+        if let (Some(raw), Some(file)) = (&self.raw, &self.file) {
+            if len > 0 {
+                raw.flush_range(offset, len).map_err(self.io("flush"))?;
+            }
+            file.sync_data().map_err(self.io("sync"))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn lock(&self, lock: Lock, wait: bool) -> Result<()> {
+        let Some(file) = &self.file else { return Ok(()) };
+        let taken = match (lock, wait) {
+            (Lock::None, _) => return Ok(()),
+            (Lock::Shared, true) => FileExt::lock_shared(file).map(|()| true),
+            (Lock::Exclusive, true) => FileExt::lock_exclusive(file).map(|()| true),
+            (Lock::Shared, false) => FileExt::try_lock_shared(file),
+            (Lock::Exclusive, false) => FileExt::try_lock_exclusive(file),
+        };
+        match taken.map_err(self.io("lock"))? {
+            true => Ok(()),
+            false => Err(Error::LockContended { path: self.path.clone(), kind: lock }),
+        }
+    }
+
+    pub(crate) fn unlock(&self) -> Result<()> {
+        match &self.file {
+            Some(file) => FileExt::unlock(file).map_err(self.io("unlock")),
+            None => Ok(()),
+        }
+    }
+
+    /// Unmaps, then cuts the file to `offset + used` bytes.
+    pub(crate) fn trim(mut self, used: u64) -> Result<u64> {
+        let len = self.len() as u64;
+        if used > len {
+            return Err(Error::OutOfBounds {
+                offset: 0,
+                len: to_usize(used)?,
+                map_len: self.len(),
+            });
+        }
+        self.raw = None;
+        let end = self.offset.checked_add(used).ok_or(Error::TooLarge { requested: used })?;
+        if self.file.is_some() && self.fixed_len.is_none() {
+            self.set_file_len(end)?;
+        }
+        Ok(used)
+    }
+
+    pub(crate) fn close(mut self) -> Result<()> {
+        self.raw = None;
+        match self.file.take() {
+            Some(file) => FileExt::unlock(&file).map_err(self.io("unlock")),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that `offset..offset + len` lies inside the view and returns its start address.
+    pub(crate) fn bounds(&self, offset: usize, len: usize) -> Result<*mut u8> {
+        let map_len = self.len();
+        match (&self.raw, offset.checked_add(len)) {
+            (Some(raw), Some(end)) if end <= map_len => {
+                // SAFETY: `offset <= end <= map_len`, so the result is inside (or one past the
+                // end of) the mapping's allocation.
+                Ok(unsafe { raw.as_mut_ptr().add(offset) })
+            }
+            _ => Err(Error::OutOfBounds { offset, len, map_len }),
+        }
+    }
+
+    /// [`Core::bounds`] plus an alignment check on the actual address.
+    pub(crate) fn aligned(&self, offset: usize, len: usize, align: usize) -> Result<*mut u8> {
+        let ptr = self.bounds(offset, len)?;
+        if (ptr as usize) % align != 0 {
+            return Err(Error::Misaligned { offset, align });
+        }
+        Ok(ptr)
+    }
+}
+
+fn map_anonymous(len: usize) -> Result<MmapRaw> {
+    MmapOptions::new().len(len).map_anon().map(MmapRaw::from).map_err(|source| Error::Io {
+        op: "map",
+        path: PathBuf::from(ANONYMOUS),
+        source,
+    })
+}

@@ -1,0 +1,125 @@
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `pmap`. File errors carry the path; access errors carry the
+/// offset, length and bound that were violated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What pmap was doing (`open`, `map`, `extend`, `flush`, ...).
+        op: &'static str,
+        /// The file concerned (`<anonymous>` for memory-only mappings).
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The path names a directory, not a file.
+    #[error("{path} is a directory, not a file")]
+    IsDirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The file does not exist and the options said it must.
+    #[error("{path} does not exist")]
+    NotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The file is read-only (by its permissions) and was opened for writing.
+    #[error("{path} is read-only and cannot be opened for writing")]
+    ReadOnlyFile {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The operating system refused access to the file.
+    #[error("permission denied opening {path}")]
+    PermissionDenied {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A write was attempted through a read-only mapping.
+    #[error("{path} is mapped read-only; {op} needs a read-write mapping")]
+    ReadOnlyMapping {
+        /// The mapped file.
+        path: PathBuf,
+        /// The refused operation.
+        op: &'static str,
+    },
+    /// A mapping of zero bytes was asked for, or the file to map read-only is empty.
+    #[error("{path}: cannot map zero bytes")]
+    ZeroLength {
+        /// The file concerned.
+        path: PathBuf,
+    },
+    /// The view asked for lies (partly) beyond the end of a file that may not be extended.
+    #[error("{path}: view at offset {offset} of {len} bytes lies past the end of the {file_len}-byte file")]
+    ViewPastEnd {
+        /// The file concerned.
+        path: PathBuf,
+        /// Start of the view in the file.
+        offset: u64,
+        /// Length of the view (0 when the view runs to the end of the file).
+        len: u64,
+        /// Length of the file.
+        file_len: u64,
+    },
+    /// An access at `offset` of `len` bytes does not fit in the `map_len`-byte mapping.
+    #[error("access of {len} bytes at offset {offset} is outside the {map_len}-byte mapping")]
+    OutOfBounds {
+        /// Start of the access within the mapping.
+        offset: usize,
+        /// Length of the access.
+        len: usize,
+        /// Length of the mapping.
+        map_len: usize,
+    },
+    /// An access at `offset` needs `align`-byte alignment and the address is not aligned.
+    #[error("offset {offset} is not aligned to {align} bytes")]
+    Misaligned {
+        /// Offset within the mapping.
+        offset: usize,
+        /// The alignment required.
+        align: usize,
+    },
+    /// A size does not fit this platform's address space (or overflows `u64`).
+    #[error("size {requested} does not fit this platform's address space")]
+    TooLarge {
+        /// The size asked for.
+        requested: u64,
+    },
+    /// The mapping was opened with a fixed view length, so it cannot grow or follow the file.
+    #[error("{path}: the view has a fixed length of {len} bytes and cannot grow")]
+    FixedLength {
+        /// The file concerned.
+        path: PathBuf,
+        /// The fixed length.
+        len: usize,
+    },
+    /// A non-blocking lock could not be taken because another handle holds a conflicting one.
+    #[error("{path} is locked elsewhere ({kind:?} lock not available)")]
+    LockContended {
+        /// The file concerned.
+        path: PathBuf,
+        /// The lock asked for.
+        kind: crate::Lock,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Classifies an I/O error from opening a file into the specific variants users match on.
+    pub(crate) fn from_open(path: PathBuf, source: io::Error) -> Self {
+        match source.kind() {
+            io::ErrorKind::NotFound => Error::NotFound { path },
+            io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
+            io::ErrorKind::IsADirectory => Error::IsDirectory { path },
+            _ => Error::Io { op: "open", path, source },
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! `pmap`: portable, checked file mappings, the ground every other pounds layer stands on.
+//!
+//! A mapping is a file's bytes at memory speed. What makes it hard to use safely is everything
+//! around the bytes: a view that must be unmapped before its file grows (Windows insists), a
+//! file another process extends, offsets and alignments that a corrupt file controls, memory
+//! that other processes write while this one reads. `pmap` takes all of that in, and is the one
+//! pounds crate that holds `unsafe`; the layers above are safe code.
+//!
+//! Two handle types share one core:
+//! - [`Map`] for a handle that owns its view: slices, typed reads and in-place views
+//!   (`zerocopy`), growth by size or by doubling, `refresh` after another process grew the
+//!   file, flush (all or a range, sync or async), and a trim on [`Map::finish`].
+//! - [`SharedMap`] for memory that threads and processes write at once: copies in and out
+//!   that never expose a reference to racing bytes, checked `AtomicU32`/`AtomicU64` at an
+//!   offset, and wait/wake on a shared word (a futex on Linux that works across processes).
+//!
+//! Every offset, length and alignment is checked and a bad one is an [`Error`], never a panic.
+//! Options ([`MapOptions`]) cover read-only or read-write, create or must-exist, a view at an
+//! offset with a fixed length, populate, an advisory [`Lock`] and the creation mode.
+//!
+//! ```
+//! # fn main() -> Result<(), pmap::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("counter.bin");
+//! use std::sync::atomic::Ordering;
+//!
+//! // Create (or open) a file of at least 4 KiB and share a counter in it.
+//! let shared = pmap::open(&path, 4096)?.into_shared();
+//! shared.atomic_u64(0)?.fetch_add(1, Ordering::AcqRel);
+//! shared.flush()?;
+//!
+//! // Another handle, read-only, sees the same bytes.
+//! let reader = pmap::Map::open_read_only(&path)?;
+//! assert_eq!(reader.read::<u64>(0)?, 1);
+//!
+//! // Bad offsets are errors, not panics.
+//! assert!(matches!(shared.atomic_u64(3), Err(pmap::Error::Misaligned { .. })));
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![allow(unsafe_code)] // The one crate that may: see the crate doc.
+
+mod common;
+mod core;
+mod error;
+mod map;
+mod options;
+mod shared;
+
+#[cfg_attr(target_os = "linux", path = "os/linux.rs")]
+#[cfg_attr(not(target_os = "linux"), path = "os/fallback.rs")]
+mod os;
+
+pub use crate::error::{Error, Result};
+pub use crate::map::Map;
+pub use crate::options::{Lock, MapOptions};
+pub use crate::shared::SharedMap;
+
+/// Opens `path` read-write, creating it if absent and extending it to at least `size` bytes;
+/// shorthand for [`Map::open`].
+///
+/// # Errors
+/// As [`Map::open`].
+pub fn open(path: impl AsRef<std::path::Path>, size: u64) -> Result<Map> {
+    Map::open(path, size)
+}

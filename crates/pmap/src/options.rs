@@ -1,0 +1,200 @@
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::path::Path;
+
+use crate::core::Core;
+use crate::{Error, Map, Result, os};
+
+/// An advisory lock on the mapped file (`flock` on Unix, `LockFileEx` on Windows, via `fs4`).
+///
+/// Advisory locks bind only programs that ask for them; pounds' own layers always do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lock {
+    /// Take no lock.
+    #[default]
+    None,
+    /// A shared (read) lock: many holders at once, no exclusive holder.
+    Shared,
+    /// An exclusive (write) lock: one holder, no shared holders.
+    Exclusive,
+}
+
+/// Builder for a file mapping, in the manner of [`std::fs::OpenOptions`].
+///
+/// The defaults: read-write, create the file when absent, view the whole file from offset 0,
+/// no lock, no populate.
+///
+/// ```
+/// # fn main() -> Result<(), pmap::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("data.bin");
+/// let map = pmap::MapOptions::new().size(8192).lock(pmap::Lock::Exclusive).open(&path)?;
+/// assert_eq!(map.len(), 8192);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MapOptions {
+    pub(crate) writable: bool,
+    pub(crate) create: bool,
+    pub(crate) size: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: Option<usize>,
+    pub(crate) populate: bool,
+    pub(crate) lock: Lock,
+    pub(crate) lock_wait: bool,
+    pub(crate) mode: Option<u32>,
+}
+
+impl Default for MapOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MapOptions {
+    /// Read-write, create when absent, whole file, no lock.
+    pub fn new() -> Self {
+        MapOptions {
+            writable: true,
+            create: true,
+            size: 0,
+            offset: 0,
+            len: None,
+            populate: false,
+            lock: Lock::None,
+            lock_wait: true,
+            mode: None,
+        }
+    }
+
+    /// Map read-only: the file must exist, is never extended, and every write is refused.
+    pub fn read_only(mut self) -> Self {
+        self.writable = false;
+        self.create = false;
+        self
+    }
+
+    /// Map read-write (the default).
+    pub fn read_write(mut self) -> Self {
+        self.writable = true;
+        self
+    }
+
+    /// Create the file when it is absent (the default for read-write mappings).
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// The file must already exist: shorthand for `create(false)`.
+    pub fn must_exist(self) -> Self {
+        self.create(false)
+    }
+
+    /// The least number of bytes the view must have: a read-write open extends a smaller file
+    /// (never shrinks a larger one); a read-only open of a smaller file is an error.
+    pub fn size(mut self, size: u64) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// Start the view `offset` bytes into the file (any offset; page alignment is handled).
+    pub fn offset(mut self, offset: u64) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Fix the view's length. A fixed view never grows and [`Map::refresh`] leaves it alone;
+    /// without this the view runs to the end of the file and follows it.
+    pub fn len(mut self, len: usize) -> Self {
+        self.len = Some(len);
+        self
+    }
+
+    /// Pre-fault the pages of the view when mapping (`MAP_POPULATE` on Linux; ignored
+    /// elsewhere).
+    pub fn populate(mut self, populate: bool) -> Self {
+        self.populate = populate;
+        self
+    }
+
+    /// Take an advisory lock on the file, waiting for it if another handle holds a conflicting
+    /// one. The lock is held until the mapping is closed or dropped.
+    pub fn lock(mut self, lock: Lock) -> Self {
+        self.lock = lock;
+        self.lock_wait = true;
+        self
+    }
+
+    /// Take an advisory lock without waiting: a conflicting holder makes `open` fail with
+    /// [`Error::LockContended`].
+    pub fn try_lock(mut self, lock: Lock) -> Self {
+        self.lock = lock;
+        self.lock_wait = false;
+        self
+    }
+
+    /// Permission bits for a file this open creates (Unix only; ignored on Windows).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Opens (and if need be creates and extends) the file, and maps the view.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Map> {
+        self.open_core(path.as_ref()).map(Map::from_core)
+    }
+
+    pub(crate) fn open_core(&self, path: &Path) -> Result<Core> {
+        let owned = || path.to_path_buf();
+        if self.len == Some(0) {
+            return Err(Error::ZeroLength { path: owned() });
+        }
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => return Err(Error::IsDirectory { path: owned() }),
+            Ok(meta) if self.writable && meta.permissions().readonly() => {
+                return Err(Error::ReadOnlyFile { path: owned() });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !(self.create && self.writable) {
+                    return Err(Error::NotFound { path: owned() });
+                }
+            }
+            Err(e) => return Err(Error::from_open(owned(), e)),
+        }
+
+        let mut open = OpenOptions::new();
+        open.read(true).write(self.writable).create(self.create && self.writable);
+        if let Some(mode) = self.mode {
+            os::set_create_mode(&mut open, mode);
+        }
+        let file = open.open(path).map_err(|e| Error::from_open(owned(), e))?;
+
+        let core = Core::new(file, owned(), self.writable, self.offset, self.len);
+        core.lock(self.lock, self.lock_wait)?;
+
+        let wanted_view = match self.len {
+            Some(len) => len as u64,
+            None => self.size,
+        };
+        let wanted_end = self.offset.checked_add(wanted_view).ok_or(Error::TooLarge {
+            requested: wanted_view,
+        })?;
+        let file_len = core.file_len()?;
+        if file_len < wanted_end {
+            if !self.writable {
+                return Err(Error::ViewPastEnd {
+                    path: owned(),
+                    offset: self.offset,
+                    len: wanted_view,
+                    file_len,
+                });
+            }
+            core.set_file_len(wanted_end)?;
+        }
+        let mut core = core;
+        core.map_view(self.populate)?;
+        Ok(core)
+    }
+}

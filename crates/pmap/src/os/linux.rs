@@ -1,0 +1,40 @@
+//! Linux: a shared futex for wait/wake across processes, and the creation mode.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
+
+pub(crate) fn set_create_mode(options: &mut OpenOptions, mode: u32) {
+    options.mode(mode);
+}
+
+/// `FUTEX_WAIT` without `FUTEX_PRIVATE_FLAG`: the kernel keys the wait on the file page, so a
+/// waker in another process that maps the same file finds this waiter.
+///
+/// # Safety
+/// `addr` must point to a 4-aligned word inside a live mapping for the whole call.
+pub(crate) unsafe fn wait_u32(addr: *const u32, expected: u32, timeout: Option<Duration>) {
+    let timespec = timeout.map(|t| libc::timespec {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+    });
+    let timespec_ptr = timespec.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: the kernel only reads the word at `addr` (valid per the caller's contract) and the
+    // timespec (a live local or null). Any failure (EAGAIN: the value already differs, EINTR,
+    // ETIMEDOUT) means "return and let the caller re-check", which is this function's contract.
+    unsafe {
+        libc::syscall(libc::SYS_futex, addr, libc::FUTEX_WAIT, expected, timespec_ptr, 0usize, 0u32);
+    }
+}
+
+/// `FUTEX_WAKE` of every waiter, shared across processes.
+///
+/// # Safety
+/// `addr` must point to a 4-aligned word inside a live mapping for the whole call.
+pub(crate) unsafe fn wake_u32(addr: *const u32) {
+    // SAFETY: FUTEX_WAKE only uses `addr` to find waiters; it is valid per the caller's
+    // contract. A failure leaves nobody woken, which waiters' timeouts tolerate.
+    unsafe {
+        libc::syscall(libc::SYS_futex, addr, libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32);
+    }
+}

@@ -1,0 +1,233 @@
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::common::common_methods;
+use crate::core::Core;
+#[allow(unused_imports)] // `Error` is named by the doc links.
+use crate::Error;
+use crate::{Lock, Map, Result, os};
+
+/// A mapping that many threads and processes read and write at once.
+///
+/// It hands out no `&[u8]`: bytes move in and out only by copying ([`Self::read_at`],
+/// [`Self::write_at`]), done with relaxed atomic loads and stores of bytes and aligned words,
+/// so a racing writer in another thread is never a data race in Rust's sense; and words are
+/// shared as `&AtomicU32`/`&AtomicU64` at checked, aligned offsets. Ordering between the copies
+/// and a publishing store is the caller's, with the atomics' orderings and
+/// [`std::sync::atomic::fence`], as in any seqlock or ring buffer.
+///
+/// ```
+/// # fn main() -> Result<(), pmap::Error> {
+/// use std::sync::atomic::Ordering;
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("ring.bin");
+/// let shared = pmap::open(&path, 4096)?.into_shared();
+/// let counter = shared.atomic_u64(0)?;
+/// let at = 64 + counter.fetch_add(16, Ordering::Relaxed) as usize;
+/// shared.write_at(at, b"sixteen bytes!!!")?;
+/// let mut back = [0u8; 16];
+/// shared.read_at(at, &mut back)?;
+/// assert_eq!(&back, b"sixteen bytes!!!");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct SharedMap {
+    core: Core,
+}
+
+impl SharedMap {
+    pub(crate) fn from_core(core: Core) -> Self {
+        SharedMap { core }
+    }
+
+    common_methods!();
+
+    /// Copies `buf.len()` bytes from `offset` into `buf`. Bytes that another thread or process
+    /// is writing meanwhile may come out old or new, byte by byte (word by word where aligned):
+    /// validate with a checksum or version, as a seqlock does.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`].
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        let ptr = self.core.bounds(offset, buf.len())?;
+        // SAFETY: `bounds` checked that `buf.len()` bytes from `ptr` lie in the live view.
+        unsafe { copy_out(ptr, buf) };
+        Ok(())
+    }
+
+    /// Copies `data` into the view at `offset`.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] or [`Error::ReadOnlyMapping`].
+    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        self.core.require_writable("write_at")?;
+        let ptr = self.core.bounds(offset, data.len())?;
+        // SAFETY: `bounds` checked that `data.len()` bytes from `ptr` lie in the live view,
+        // which is mapped writable (checked above).
+        unsafe { copy_in(ptr, data) };
+        Ok(())
+    }
+
+    /// Copies a `T` out of the view at `offset` (any alignment), with the caveat of
+    /// [`Self::read_at`].
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`].
+    pub fn read<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T> {
+        let mut value = T::new_zeroed();
+        self.read_at(offset, value.as_mut_bytes())?;
+        Ok(value)
+    }
+
+    /// Copies `value` into the view at `offset` (any alignment).
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] or [`Error::ReadOnlyMapping`].
+    pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<()> {
+        self.write_at(offset, value.as_bytes())
+    }
+
+    /// Borrows the 8-byte-aligned word at `offset` as an `AtomicU64`, for counters shared
+    /// between threads and processes.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`], [`Error::Misaligned`], or [`Error::ReadOnlyMapping`] (a store
+    /// into a read-only page would crash the process; use [`Self::load_u64`] there).
+    pub fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64> {
+        self.core.require_writable("atomic_u64")?;
+        let ptr = self.core.aligned(offset, 8, 8)?;
+        // SAFETY: `aligned` checked that the 8 bytes lie in the live, writable view and that
+        // the address is 8-aligned. The borrow is tied to `&self`, and the view is unmapped only
+        // through `&mut self` or by value. This type never accesses the view non-atomically.
+        Ok(unsafe { AtomicU64::from_ptr(ptr.cast::<u64>()) })
+    }
+
+    /// Borrows the 4-byte-aligned word at `offset` as an `AtomicU32`.
+    ///
+    /// # Errors
+    /// As [`Self::atomic_u64`].
+    pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
+        self.core.require_writable("atomic_u32")?;
+        let ptr = self.core.aligned(offset, 4, 4)?;
+        // SAFETY: as in `atomic_u64`, for 4 aligned bytes.
+        Ok(unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) })
+    }
+
+    /// Atomically loads the 8-byte-aligned word at `offset`; works on read-only mappings.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] or [`Error::Misaligned`].
+    pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64> {
+        let ptr = self.core.aligned(offset, 8, 8)?;
+        // SAFETY: in bounds and aligned (checked). A lock-free atomic load is allowed on
+        // read-only memory (std's "Atomic accesses to read-only memory"), and the reference
+        // does not outlive this call.
+        Ok(unsafe { AtomicU64::from_ptr(ptr.cast::<u64>()) }.load(order))
+    }
+
+    /// Atomically loads the 4-byte-aligned word at `offset`; works on read-only mappings.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] or [`Error::Misaligned`].
+    pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
+        let ptr = self.core.aligned(offset, 4, 4)?;
+        // SAFETY: as in `load_u64`, for 4 aligned bytes.
+        Ok(unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) }.load(order))
+    }
+
+    /// Blocks while the 32-bit word at `offset` holds `expected`, until [`Self::wake_u32`] is
+    /// called on it by any process, or `timeout` passes. It may also return early (a signal, a
+    /// spurious wake): callers re-check the word. On Linux this is a shared (not private)
+    /// futex, so waiter and waker may be in different processes; elsewhere it polls with short
+    /// sleeps. Works on read-only mappings.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] or [`Error::Misaligned`].
+    pub fn wait_u32(&self, offset: usize, expected: u32, timeout: Option<Duration>) -> Result<()> {
+        let ptr = self.core.aligned(offset, 4, 4)?;
+        // SAFETY: in bounds, 4-aligned and inside the live view for the whole call, which
+        // borrows `self`.
+        unsafe { os::wait_u32(ptr.cast::<u32>(), expected, timeout) };
+        Ok(())
+    }
+
+    /// Wakes every thread, in any process, blocked in [`Self::wait_u32`] on the word at
+    /// `offset`. Change the word first.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] or [`Error::Misaligned`].
+    pub fn wake_u32(&self, offset: usize) -> Result<()> {
+        let ptr = self.core.aligned(offset, 4, 4)?;
+        // SAFETY: in bounds, 4-aligned and inside the live view for the whole call.
+        unsafe { os::wake_u32(ptr.cast::<u32>()) };
+        Ok(())
+    }
+
+    /// Turns this handle back into a [`Map`] with slice access.
+    pub fn into_map(self) -> Map {
+        Map::from_core(self.core)
+    }
+}
+
+const WORD: usize = size_of::<u64>();
+
+/// Copies `dst.len()` bytes out of shared memory with relaxed atomic loads: single bytes up to
+/// an 8-byte boundary, then whole words, then the tail bytes.
+///
+/// # Safety
+/// `src..src + dst.len()` must lie in a live mapping.
+unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
+    let head = src.align_offset(WORD).min(dst.len());
+    let (bytes, rest) = dst.split_at_mut(head);
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        // SAFETY: `i < head <= len`, so in bounds (caller's contract); bytes need no alignment.
+        *byte = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Ordering::Relaxed);
+    }
+    // SAFETY: `head <= len`.
+    let src = unsafe { src.add(head) };
+    let done = rest.len() - rest.len() % WORD;
+    let mut words = rest.chunks_exact_mut(WORD);
+    for (i, chunk) in words.by_ref().enumerate() {
+        // SAFETY: `src` is 8-aligned after the head, and word `i` ends within the range.
+        let word = unsafe { AtomicU64::from_ptr(src.add(i * WORD).cast::<u64>().cast_mut()) }
+            .load(Ordering::Relaxed);
+        chunk.copy_from_slice(&word.to_ne_bytes());
+    }
+    let tail = words.into_remainder();
+    for (i, byte) in tail.iter_mut().enumerate() {
+        // SAFETY: `done + i < rest.len()`, in bounds.
+        *byte =
+            unsafe { AtomicU8::from_ptr(src.add(done + i).cast_mut()) }.load(Ordering::Relaxed);
+    }
+}
+
+/// Copies `src` into shared memory with relaxed atomic stores, shaped as [`copy_out`].
+///
+/// # Safety
+/// `dst..dst + src.len()` must lie in a live, writable mapping.
+unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
+    let head = dst.align_offset(WORD).min(src.len());
+    let (bytes, rest) = src.split_at(head);
+    for (i, &byte) in bytes.iter().enumerate() {
+        // SAFETY: `i < head <= len`, in bounds and writable (caller's contract).
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte, Ordering::Relaxed);
+    }
+    // SAFETY: `head <= len`.
+    let dst = unsafe { dst.add(head) };
+    let mut words = rest.chunks_exact(WORD);
+    for (i, chunk) in words.by_ref().enumerate() {
+        let mut word = [0u8; WORD];
+        word.copy_from_slice(chunk);
+        // SAFETY: `dst` is 8-aligned after the head, and word `i` ends within the range.
+        unsafe { AtomicU64::from_ptr(dst.add(i * WORD).cast::<u64>()) }
+            .store(u64::from_ne_bytes(word), Ordering::Relaxed);
+    }
+    let tail = words.remainder();
+    let done = rest.len() - tail.len();
+    for (i, &byte) in tail.iter().enumerate() {
+        // SAFETY: `done + i < rest.len()`, in bounds.
+        unsafe { AtomicU8::from_ptr(dst.add(done + i)) }.store(byte, Ordering::Relaxed);
+    }
+}
