@@ -150,6 +150,14 @@ impl MapOptions {
         if self.len == Some(0) {
             return Err(Error::ZeroLength { path: owned() });
         }
+        // Checked before anything touches the file, so that a refused open creates nothing.
+        let wanted_view = match self.len {
+            Some(len) => len as u64,
+            None => self.size,
+        };
+        let wanted_end = self.offset.checked_add(wanted_view).ok_or(Error::TooLarge {
+            requested: wanted_view,
+        })?;
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => return Err(Error::IsDirectory { path: owned() }),
             Ok(meta) if self.writable && meta.permissions().readonly() => {
@@ -159,6 +167,11 @@ impl MapOptions {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if !(self.create && self.writable) {
                     return Err(Error::NotFound { path: owned() });
+                }
+                if wanted_view == 0 {
+                    // A new file of zero bytes has nothing to map; creating it would leave an
+                    // empty file behind the error.
+                    return Err(Error::ZeroLength { path: owned() });
                 }
             }
             Err(e) => return Err(Error::from_open(owned(), e)),
@@ -174,13 +187,6 @@ impl MapOptions {
         let core = Core::new(file, owned(), self.writable, self.offset, self.len);
         core.lock(self.lock, self.lock_wait)?;
 
-        let wanted_view = match self.len {
-            Some(len) => len as u64,
-            None => self.size,
-        };
-        let wanted_end = self.offset.checked_add(wanted_view).ok_or(Error::TooLarge {
-            requested: wanted_view,
-        })?;
         let file_len = core.file_len()?;
         if file_len < wanted_end {
             if !self.writable {
@@ -190,6 +196,11 @@ impl MapOptions {
                     len: wanted_view,
                     file_len,
                 });
+            }
+            if wanted_view == 0 {
+                // The view would run from past the end to the end: extending the file to the
+                // offset would change it and still leave nothing to map.
+                return Err(Error::ZeroLength { path: owned() });
             }
             core.set_file_len(wanted_end)?;
         }
