@@ -57,7 +57,8 @@ macro_rules! common_methods {
         }
 
         /// Writes the whole view back to the file and waits for it to reach the disk
-        /// (`msync(MS_SYNC)` or `FlushViewOfFile`, then the file's data sync).
+        /// (`msync(MS_SYNC)` or `FlushViewOfFile`, then the file's data sync). A read-only or
+        /// anonymous view has nothing to write back and returns at once.
         ///
         /// # Errors
         /// The I/O error the operating system reported.
@@ -112,7 +113,8 @@ macro_rules! common_methods {
         /// Anonymous and fixed-length views leave the file's length alone.
         ///
         /// # Errors
-        /// [`Error::OutOfBounds`] if `used` exceeds the view, or the I/O error from truncating.
+        /// [`Error::ReadOnlyMapping`] for a read-only view, [`Error::OutOfBounds`] if `used`
+        /// exceeds the view, or the I/O error from truncating.
         pub fn finish(self, used: u64) -> Result<u64> {
             self.core.trim(used)
         }

@@ -213,8 +213,10 @@ impl Core {
         Ok(true)
     }
 
+    /// Flushing a read-only view has nothing to write back, and on Windows `FlushFileBuffers`
+    /// fails on a handle without write access, so read-only views skip it.
     pub(crate) fn flush(&self) -> Result<()> {
-        if let (Some(raw), Some(file)) = (&self.raw, &self.file) {
+        if let (Some(raw), Some(file), true) = (&self.raw, &self.file, self.writable) {
             raw.flush().map_err(self.io("flush"))?;
             file.sync_data().map_err(self.io("sync"))?;
         }
@@ -222,7 +224,7 @@ impl Core {
     }
 
     pub(crate) fn flush_async(&self) -> Result<()> {
-        if let (Some(raw), Some(_)) = (&self.raw, &self.file) {
+        if let (Some(raw), Some(_), true) = (&self.raw, &self.file, self.writable) {
             raw.flush_async().map_err(self.io("flush"))?;
         }
         Ok(())
@@ -230,7 +232,7 @@ impl Core {
 
     pub(crate) fn flush_range(&self, offset: usize, len: usize) -> Result<()> {
         self.bounds(offset, len)?;
-        if let (Some(raw), Some(file)) = (&self.raw, &self.file) {
+        if let (Some(raw), Some(file), true) = (&self.raw, &self.file, self.writable) {
             if len > 0 {
                 raw.flush_range(offset, len).map_err(self.io("flush"))?;
             }
@@ -263,6 +265,9 @@ impl Core {
 
     /// Unmaps, then cuts the file to `offset + used` bytes.
     pub(crate) fn trim(mut self, used: u64) -> Result<u64> {
+        // Truncating is a write: a read-only descriptor would fail only after the unmap, with
+        // a bare EINVAL.
+        self.require_writable("finish")?;
         let len = self.len() as u64;
         if used > len {
             return Err(Error::OutOfBounds {

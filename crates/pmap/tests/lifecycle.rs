@@ -1,0 +1,334 @@
+//! Growth, reserve, refresh, flush, finish, close, anonymous mappings and advisory locks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use pmap::{Error, Lock, Map, MapOptions};
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 13 + 5) as u8).collect()
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn grow_keeps_contents_and_zero_fills() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grow.bin");
+    let mut map = pmap::open(&path, 4096).unwrap();
+    map.as_mut_slice().unwrap().copy_from_slice(&pattern(4096));
+    map.grow(3 * 4096 + 17).unwrap();
+    assert_eq!(map.len(), 3 * 4096 + 17);
+    assert_eq!(file_len(&path), 3 * 4096 + 17);
+    assert_eq!(&map.as_slice()[..4096], &pattern(4096)[..]);
+    assert!(map.as_slice()[4096..].iter().all(|&b| b == 0));
+    // The new bytes are writable and reach the file.
+    map.as_mut_slice().unwrap()[3 * 4096 + 16] = 0xAB;
+    // Growing to a smaller size does nothing.
+    map.grow(10).unwrap();
+    assert_eq!(map.len(), 3 * 4096 + 17);
+    map.close().unwrap();
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), 3 * 4096 + 17);
+    assert_eq!(bytes[3 * 4096 + 16], 0xAB);
+    assert_eq!(&bytes[..4096], &pattern(4096)[..]);
+}
+
+#[test]
+fn grow_at_an_offset_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grow-offset.bin");
+    fs::write(&path, pattern(5000)).unwrap();
+    let mut map = MapOptions::new().offset(4097).open(&path).unwrap();
+    assert_eq!(map.len(), 903);
+    map.grow(2000).unwrap();
+    assert_eq!(map.len(), 2000);
+    assert_eq!(file_len(&path), 4097 + 2000);
+    assert_eq!(&map.as_slice()[..903], &pattern(5000)[4097..]);
+    assert!(map.as_slice()[903..].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn reserve_doubles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reserve.bin");
+    let mut map = pmap::open(&path, 4096).unwrap();
+    map.as_mut_slice().unwrap()[..4].copy_from_slice(b"head");
+    let mut sizes = vec![map.len()];
+    // Appending one byte at a time: each growth at least doubles, so 64 KiB takes 4 remaps.
+    for need in 4097..=65_536 {
+        map.reserve(need).unwrap();
+        if *sizes.last().unwrap() != map.len() {
+            sizes.push(map.len());
+        }
+        assert!(map.len() >= need);
+    }
+    assert_eq!(sizes, [4096, 8192, 16_384, 32_768, 65_536]);
+    // A request beyond double is taken as asked.
+    map.reserve(500_000).unwrap();
+    assert_eq!(map.len(), 500_000);
+    // A request already satisfied does nothing.
+    map.reserve(10).unwrap();
+    assert_eq!(map.len(), 500_000);
+    assert_eq!(&map.as_slice()[..4], b"head");
+    assert_eq!(file_len(&path), 500_000);
+}
+
+#[test]
+fn refresh_follows_a_file_grown_by_another_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("refresh.bin");
+    let mut reader = pmap::open(&path, 4096).unwrap();
+    let mut ro = Map::open_read_only(&path).unwrap();
+    let mut at_offset = MapOptions::new().read_only().offset(1000).open(&path).unwrap();
+    assert!(!reader.refresh().unwrap(), "nothing changed yet");
+
+    let mut writer = pmap::open(&path, 0).unwrap();
+    writer.grow(3 * 4096).unwrap();
+    writer.slice_mut(3 * 4096 - 5, 5).unwrap().copy_from_slice(b"tail!");
+    writer.flush().unwrap();
+
+    assert_eq!(reader.len(), 4096);
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.len(), 3 * 4096);
+    assert_eq!(&reader.as_slice()[3 * 4096 - 5..], b"tail!");
+    assert!(!reader.refresh().unwrap(), "a second refresh has nothing to do");
+
+    assert!(ro.refresh().unwrap());
+    assert_eq!(&ro.as_slice()[3 * 4096 - 5..], b"tail!");
+    assert!(at_offset.refresh().unwrap());
+    assert_eq!(at_offset.len(), 3 * 4096 - 1000);
+    assert_eq!(&at_offset.as_slice()[3 * 4096 - 1005..], b"tail!");
+
+    // Plain file writes (not through a mapping) grow it too.
+    let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut file, b"appended").unwrap();
+    assert!(reader.refresh().unwrap());
+    assert_eq!(&reader.as_slice()[3 * 4096..], b"appended");
+}
+
+#[test]
+fn refresh_reports_a_file_shrunk_below_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shrunk.bin");
+    fs::write(&path, pattern(8192)).unwrap();
+    let mut map = MapOptions::new().read_only().offset(5000).open(&path).unwrap();
+    // Shrinking a mapped file is what pounds never does; here the view is dropped at once,
+    // before anything reads the lost pages.
+    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(100).unwrap();
+    let err = map.refresh().unwrap_err();
+    assert!(matches!(err, Error::ViewPastEnd { offset: 5000, file_len: 100, .. }), "{err:?}");
+    assert!(map.is_empty());
+    assert_eq!(map.as_slice(), &[] as &[u8]);
+    assert!(matches!(map.read::<u8>(0), Err(Error::OutOfBounds { map_len: 0, .. })));
+}
+
+#[test]
+fn flush_all_range_and_async() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flush.bin");
+    let mut map = pmap::open(&path, 3 * 4096).unwrap();
+    map.slice_mut(5000, 3).unwrap().copy_from_slice(b"abc");
+    map.flush().unwrap();
+    map.flush_async().unwrap();
+    for (offset, len) in [(0, 0), (0, 1), (5000, 3), (4095, 2), (1, 3 * 4096 - 1), (3 * 4096, 0)] {
+        map.flush_range(offset, len).unwrap();
+    }
+    assert_eq!(&fs::read(&path).unwrap()[5000..5003], b"abc");
+
+    for (offset, len) in [(0, 3 * 4096 + 1), (3 * 4096, 1), (3 * 4096 + 1, 0), (usize::MAX, 2)] {
+        let err = map.flush_range(offset, len).unwrap_err();
+        match err {
+            Error::OutOfBounds { offset: o, len: l, map_len: 12_288 } => {
+                assert_eq!((o, l), (offset, len));
+            }
+            other => panic!("flush_range({offset}, {len}): {other:?}"),
+        }
+    }
+    let text = map.flush_range(12_000, 1000).unwrap_err().to_string();
+    assert!(text.contains("12000") && text.contains("1000") && text.contains("12288"), "{text}");
+
+    // At a view whose start is not page-aligned.
+    let mut view = MapOptions::new().offset(4099).len(5000).open(&path).unwrap();
+    view.slice_mut(10, 2).unwrap().copy_from_slice(b"zz");
+    view.flush_range(10, 2).unwrap();
+    view.flush_range(4000, 1000).unwrap();
+    assert_eq!(&fs::read(&path).unwrap()[4109..4111], b"zz");
+}
+
+#[test]
+fn finish_trims_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("finish.bin");
+    let mut map = pmap::open(&path, 4096).unwrap();
+    map.reserve(10_000).unwrap();
+    map.slice_mut(0, 11).unwrap().copy_from_slice(b"hello world");
+    assert_eq!(map.finish(11).unwrap(), 11);
+    assert_eq!(fs::read(&path).unwrap(), b"hello world");
+
+    // Finishing an offset view trims to offset + used.
+    let mut map = MapOptions::new().offset(6).size(100).open(&path).unwrap();
+    map.slice_mut(0, 3).unwrap().copy_from_slice(b"moo");
+    assert_eq!(map.finish(3).unwrap(), 3);
+    assert_eq!(fs::read(&path).unwrap(), b"hello moo");
+
+    // More than the view is refused and the file is left as it was.
+    let map = pmap::open(&path, 0).unwrap();
+    let err = map.finish(10).unwrap_err();
+    assert!(matches!(err, Error::OutOfBounds { len: 10, map_len: 9, .. }), "{err:?}");
+    assert_eq!(fs::read(&path).unwrap(), b"hello moo");
+
+    // Finishing with everything used keeps everything.
+    let map = pmap::open(&path, 0).unwrap();
+    assert_eq!(map.finish(9).unwrap(), 9);
+    assert_eq!(fs::read(&path).unwrap(), b"hello moo");
+}
+
+#[test]
+fn finish_on_a_read_only_map_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("finish-ro.bin");
+    fs::write(&path, pattern(100)).unwrap();
+    let map = Map::open_read_only(&path).unwrap();
+    let err = map.finish(10).unwrap_err();
+    assert!(matches!(err, Error::ReadOnlyMapping { op: "finish", .. }), "{err:?}");
+    assert_eq!(fs::read(&path).unwrap(), pattern(100));
+}
+
+#[test]
+fn close_reports_success_and_releases_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("close.bin");
+    let map = MapOptions::new().size(4096).lock(Lock::Exclusive).open(&path).unwrap();
+    assert!(matches!(
+        MapOptions::new().try_lock(Lock::Shared).open(&path),
+        Err(Error::LockContended { .. })
+    ));
+    map.close().unwrap();
+    MapOptions::new().try_lock(Lock::Exclusive).open(&path).unwrap().close().unwrap();
+    // Dropping releases too.
+    drop(MapOptions::new().lock(Lock::Exclusive).open(&path).unwrap());
+    MapOptions::new().try_lock(Lock::Exclusive).open(&path).unwrap();
+}
+
+#[test]
+fn anonymous_mappings() {
+    let mut map = Map::anonymous(10_000).unwrap();
+    assert!(map.is_anonymous());
+    assert!(map.is_writable());
+    assert_eq!(map.path(), Path::new("<anonymous>"));
+    assert_eq!(map.len(), 10_000);
+    assert!(map.as_slice().iter().all(|&b| b == 0));
+    map.as_mut_slice().unwrap().copy_from_slice(&pattern(10_000));
+    map.write(9992, &0x0102_0304_0506_0708u64).unwrap();
+
+    map.grow(50_000).unwrap();
+    assert_eq!(map.len(), 50_000);
+    assert_eq!(&map.as_slice()[..9992], &pattern(10_000)[..9992]);
+    assert_eq!(map.read::<u64>(9992).unwrap(), 0x0102_0304_0506_0708);
+    assert!(map.as_slice()[10_000..].iter().all(|&b| b == 0));
+    map.reserve(50_001).unwrap();
+    assert_eq!(map.len(), 100_000);
+    assert_eq!(&map.as_slice()[..9992], &pattern(10_000)[..9992]);
+
+    // File operations have no file to act on and succeed.
+    assert!(!map.refresh().unwrap());
+    map.flush().unwrap();
+    map.flush_async().unwrap();
+    map.flush_range(0, 10).unwrap();
+    map.lock(Lock::Exclusive).unwrap();
+    map.try_lock(Lock::Exclusive).unwrap();
+    map.unlock().unwrap();
+    assert!(matches!(map.flush_range(99_999, 2), Err(Error::OutOfBounds { .. })));
+
+    // A shared anonymous map works the same.
+    let shared = map.into_shared();
+    shared.write_at(0, b"xy").unwrap();
+    assert_eq!(shared.atomic_u32(4).unwrap().fetch_add(1, Ordering::Relaxed), u32::from_ne_bytes([
+        4 * 13 + 5,
+        5 * 13 + 5,
+        6 * 13 + 5,
+        7 * 13 + 5
+    ]));
+    assert_eq!(shared.finish(100).unwrap(), 100);
+
+    let err = Map::anonymous(0).unwrap_err();
+    assert!(matches!(&err, Error::ZeroLength { path } if path == Path::new("<anonymous>")));
+    assert!(err.to_string().contains("<anonymous>"));
+}
+
+#[test]
+fn try_locks_conflict_between_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locks.bin");
+    let a = MapOptions::new().size(4096).try_lock(Lock::Exclusive).open(&path).unwrap();
+    // Two handles in one process are two open file descriptions: flock makes them conflict.
+    for kind in [Lock::Shared, Lock::Exclusive] {
+        let err = MapOptions::new().try_lock(kind).open(&path).unwrap_err();
+        match &err {
+            Error::LockContended { path: p, kind: k } if p == &path && *k == kind => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+        assert!(err.to_string().contains(&format!("{kind:?}")), "{err}");
+    }
+    // A read-only handle can be locked too.
+    let b = Map::open_read_only(&path).unwrap();
+    assert!(matches!(b.try_lock(Lock::Shared), Err(Error::LockContended { .. })));
+    // Lock::None never conflicts.
+    b.try_lock(Lock::None).unwrap();
+    b.lock(Lock::None).unwrap();
+
+    a.unlock().unwrap();
+    b.try_lock(Lock::Shared).unwrap();
+    // Shared locks coexist; an exclusive one does not.
+    let c = MapOptions::new().try_lock(Lock::Shared).open(&path).unwrap();
+    assert!(matches!(a.try_lock(Lock::Exclusive), Err(Error::LockContended { .. })));
+    b.unlock().unwrap();
+    assert!(matches!(a.try_lock(Lock::Exclusive), Err(Error::LockContended { .. })));
+    c.unlock().unwrap();
+    a.try_lock(Lock::Exclusive).unwrap();
+    // Relocking one's own lock is no conflict.
+    a.try_lock(Lock::Exclusive).unwrap();
+    assert!(matches!(c.try_lock(Lock::Shared), Err(Error::LockContended { .. })));
+}
+
+#[test]
+fn blocking_lock_waits_for_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("blocking.bin"));
+    let holder = MapOptions::new().size(4096).lock(Lock::Exclusive).open(&*path).unwrap();
+    let acquired = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = mpsc::channel();
+
+    let waiter = {
+        let (path, acquired) = (Arc::clone(&path), Arc::clone(&acquired));
+        std::thread::spawn(move || {
+            let map = pmap::open(&*path, 0).unwrap();
+            started_tx.send(()).unwrap();
+            map.lock(Lock::Shared).unwrap();
+            acquired.store(true, Ordering::SeqCst);
+            map
+        })
+    };
+    started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Still held: a third handle cannot take it, and the waiter has not got it.
+    assert!(matches!(
+        MapOptions::new().try_lock(Lock::Shared).open(&*path),
+        Err(Error::LockContended { .. })
+    ));
+    assert!(!acquired.load(Ordering::SeqCst), "a shared lock was granted beside an exclusive one");
+    holder.unlock().unwrap();
+    let map = waiter.join().unwrap();
+    assert!(acquired.load(Ordering::SeqCst));
+    // The waiter now holds a shared lock: exclusive is refused, shared allowed.
+    assert!(matches!(holder.try_lock(Lock::Exclusive), Err(Error::LockContended { .. })));
+    holder.try_lock(Lock::Shared).unwrap();
+    drop(map);
+}
