@@ -51,6 +51,12 @@ mod shared;
 #[cfg_attr(not(target_os = "linux"), path = "os/fallback.rs")]
 mod os;
 
+// The polling fallback, compiled on Linux too under test so its unit tests run here.
+#[cfg(all(test, target_os = "linux"))]
+#[allow(dead_code)]
+#[path = "os/fallback.rs"]
+mod os_fallback;
+
 pub use crate::error::{Error, Result};
 pub use crate::map::Map;
 pub use crate::options::{Lock, MapOptions};

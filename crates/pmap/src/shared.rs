@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -115,26 +115,37 @@ impl SharedMap {
         Ok(unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) })
     }
 
-    /// Atomically loads the 8-byte-aligned word at `offset`; works on read-only mappings.
+    /// Atomically loads the 8-byte-aligned word at `offset`; works on read-only mappings (on
+    /// 64-bit targets; a 32-bit target may implement an 8-byte load as a compare-exchange,
+    /// which faults on a read-only page).
     ///
     /// # Errors
     /// [`Error::OutOfBounds`] or [`Error::Misaligned`].
+    ///
+    /// # Panics
+    /// As [`AtomicU64::load`], on `Release` or `AcqRel`.
     pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64> {
         let ptr = self.core.aligned(offset, 8, 8)?;
-        // SAFETY: in bounds and aligned (checked). A lock-free atomic load is allowed on
-        // read-only memory (std's "Atomic accesses to read-only memory"), and the reference
-        // does not outlive this call.
-        Ok(unsafe { AtomicU64::from_ptr(ptr.cast::<u64>()) }.load(order))
+        // SAFETY: in bounds and aligned (checked), and the reference does not outlive this
+        // call. On a read-only view only a relaxed load is made: std promises only "sufficiently
+        // small" *relaxed* loads work on read-only memory ("Atomic accesses to read-only
+        // memory"); `load_ordered` supplies the ordering with fences.
+        let word = unsafe { AtomicU64::from_ptr(ptr.cast::<u64>()) };
+        Ok(load_ordered(self.core.is_writable(), order, |o| word.load(o)))
     }
 
     /// Atomically loads the 4-byte-aligned word at `offset`; works on read-only mappings.
     ///
     /// # Errors
     /// [`Error::OutOfBounds`] or [`Error::Misaligned`].
+    ///
+    /// # Panics
+    /// As [`AtomicU32::load`], on `Release` or `AcqRel`.
     pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
         let ptr = self.core.aligned(offset, 4, 4)?;
         // SAFETY: as in `load_u64`, for 4 aligned bytes.
-        Ok(unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) }.load(order))
+        let word = unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) };
+        Ok(load_ordered(self.core.is_writable(), order, |o| word.load(o)))
     }
 
     /// Blocks while the 32-bit word at `offset` holds `expected`, until [`Self::wake_u32`] is
@@ -168,6 +179,33 @@ impl SharedMap {
     /// Turns this handle back into a [`Map`] with slice access.
     pub fn into_map(self) -> Map {
         Map::from_core(self.core)
+    }
+}
+
+/// A load with `order` that is also sound on read-only memory. A writable view loads with
+/// `order` directly. A read-only view loads relaxed (the only atomic load std promises works on
+/// read-only pages) and gets the ordering from fences: an acquire fence after a relaxed load
+/// synchronises with a release store it read from, and `SeqCst` fences on both sides keep the
+/// load in the single total order.
+fn load_ordered<T>(writable: bool, order: Ordering, load: impl FnOnce(Ordering) -> T) -> T {
+    if writable {
+        return load(order);
+    }
+    match order {
+        Ordering::Relaxed => load(Ordering::Relaxed),
+        Ordering::Acquire => {
+            let value = load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            value
+        }
+        Ordering::SeqCst => {
+            fence(Ordering::SeqCst);
+            let value = load(Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            value
+        }
+        // Release and AcqRel make no sense for a load: let std's load panic as it documents.
+        other => load(other),
     }
 }
 

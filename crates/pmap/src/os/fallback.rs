@@ -2,7 +2,7 @@
 //! no documented cross-process futex), and the creation mode on other Unixes.
 
 use std::fs::OpenOptions;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
 #[cfg(unix)]
@@ -25,9 +25,11 @@ pub(crate) unsafe fn wait_u32(addr: *const u32, expected: u32, timeout: Option<D
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut sleep = FIRST_SLEEP;
     loop {
-        // SAFETY: aligned and live per the caller's contract; only loaded.
-        let now = unsafe { AtomicU32::from_ptr(addr.cast_mut()) }.load(Ordering::Acquire);
+        // SAFETY: aligned and live per the caller's contract; only loaded, and relaxed, which
+        // is the load std promises works on read-only memory (the word may be mapped so).
+        let now = unsafe { AtomicU32::from_ptr(addr.cast_mut()) }.load(Ordering::Relaxed);
         if now != expected {
+            fence(Ordering::Acquire);
             return;
         }
         let nap = match deadline {
@@ -47,3 +49,48 @@ pub(crate) unsafe fn wait_u32(addr: *const u32, expected: u32, timeout: Option<D
 /// # Safety
 /// None needed; `unsafe` only to match the Linux signature.
 pub(crate) unsafe fn wake_u32(_addr: *const u32) {}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::{wait_u32, wake_u32};
+
+    fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+        // SAFETY: `word` is a live, aligned `AtomicU32` for the whole call.
+        unsafe { wait_u32(word.as_ptr(), expected, timeout) }
+    }
+
+    #[test]
+    fn polling_wait_returns_on_mismatch_and_timeout() {
+        let word = AtomicU32::new(5);
+        let start = Instant::now();
+        wait(&word, 6, Some(Duration::from_secs(30)));
+        wait(&word, 5, Some(Duration::from_millis(5)));
+        wait(&word, 5, Some(Duration::ZERO));
+        assert!(start.elapsed() >= Duration::from_millis(5), "returned before the timeout");
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn polling_wait_sees_another_threads_store() {
+        let word = Arc::new(AtomicU32::new(0));
+        let waiter = {
+            let word = Arc::clone(&word);
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                // Long enough that a poller that missed the store fails the assertion below.
+                wait(&word, 0, Some(Duration::from_secs(20)));
+                (word.load(Ordering::Relaxed), start.elapsed())
+            })
+        };
+        word.store(1, Ordering::Release);
+        // SAFETY: a live, aligned word; the poller's wake does nothing anyway.
+        unsafe { wake_u32(word.as_ptr()) };
+        let (seen, waited) = waiter.join().unwrap();
+        assert_eq!(seen, 1);
+        assert!(waited < Duration::from_secs(20), "{waited:?}");
+    }
+}
