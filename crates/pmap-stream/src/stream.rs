@@ -20,7 +20,9 @@ use crate::{Error, Result, StreamOptions};
 ///   file back to the high-water mark. Writing after seeking past the end fills the gap with
 ///   zeros, as `Cursor<Vec<u8>>` does.
 ///
-/// Reads stop at the end (`Ok(0)`), never showing the reserved tail. Seeking before byte 0 is an
+/// Reads stop at the end (`Ok(0)`), never showing the reserved tail; a `read_exact` that runs
+/// out fails with [`io::ErrorKind::UnexpectedEof`] and leaves the position at the end, as
+/// `Cursor` does. Seeking before byte 0 is an
 /// error ([`Error::SeekOutOfRange`]) and leaves the position alone; seeking past the end is
 /// allowed. A stream over a read-only mapping refuses every write with [`Error::ReadOnly`].
 /// Errors from the I/O traits are [`io::Error`]s carrying one of this crate's [`Error`]s
@@ -262,6 +264,21 @@ impl Read for MapStream {
         buf[..n].copy_from_slice(&available[..n]);
         self.pos += n as u64;
         Ok(n)
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let available = self.remaining();
+        if available.len() < buf.len() {
+            // What `Cursor` does: a failed `read_exact` leaves the position at the end.
+            self.pos = self.end as u64;
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "failed to fill whole buffer",
+            ));
+        }
+        buf.copy_from_slice(&available[..buf.len()]);
+        self.pos += buf.len() as u64;
+        Ok(())
     }
 }
 
