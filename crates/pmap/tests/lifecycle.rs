@@ -332,3 +332,28 @@ fn blocking_lock_waits_for_the_holder() {
     holder.try_lock(Lock::Shared).unwrap();
     drop(map);
 }
+
+#[test]
+fn failed_growth_leaves_the_old_view_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toobig.bin");
+    let mut map = pmap::open(&path, 4096).unwrap();
+    map.as_mut_slice().unwrap().copy_from_slice(&pattern(4096));
+    // No file system takes a file this large: the resize fails after the view was dropped.
+    for len in [1usize << 62, usize::MAX] {
+        let err = map.grow(len).unwrap_err();
+        assert!(matches!(err, Error::Io { .. } | Error::TooLarge { .. }), "{err:?}");
+        assert_eq!(map.len(), 4096, "the old view is mapped again");
+        assert_eq!(map.as_slice(), &pattern(4096)[..]);
+        assert!(map.reserve(len).is_err());
+        assert_eq!(map.len(), 4096);
+    }
+    map.write(0, &1u8).unwrap();
+    assert_eq!(file_len(&path), 4096);
+
+    let mut anon = Map::anonymous(4096).unwrap();
+    anon.write(100, &7u32).unwrap();
+    assert!(anon.grow(1usize << 62).is_err());
+    assert_eq!(anon.len(), 4096);
+    assert_eq!(anon.read::<u32>(100).unwrap(), 7);
+}
