@@ -49,7 +49,15 @@ impl Core {
         offset: u64,
         fixed_len: Option<usize>,
     ) -> Self {
-        Core { raw: None, file: Some(file), path, writable, offset, fixed_len, populate: false }
+        Core {
+            raw: None,
+            file: Some(file),
+            path,
+            writable,
+            offset,
+            fixed_len,
+            populate: false,
+        }
     }
 
     pub(crate) fn anonymous(len: usize) -> Result<Self> {
@@ -70,7 +78,11 @@ impl Core {
     }
 
     fn io(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
-        move |source| Error::Io { op, path: self.path.clone(), source }
+        move |source| Error::Io {
+            op,
+            path: self.path.clone(),
+            source,
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -109,14 +121,19 @@ impl Core {
         if self.writable {
             Ok(())
         } else {
-            Err(Error::ReadOnlyMapping { path: self.path.clone(), op })
+            Err(Error::ReadOnlyMapping {
+                path: self.path.clone(),
+                op,
+            })
         }
     }
 
     /// Maps the view over the file as it is now: the fixed length, or to the end of the file.
     pub(crate) fn map_view(&mut self, populate: bool) -> Result<()> {
         self.populate = populate;
-        let Some(file) = &self.file else { return Ok(()) };
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
         let file_len = self.file_len()?;
         let view_len = match self.fixed_len {
             Some(len) => len as u64,
@@ -132,14 +149,20 @@ impl Core {
             });
         }
         if view_len == 0 {
-            return Err(Error::ZeroLength { path: self.path.clone() });
+            return Err(Error::ZeroLength {
+                path: self.path.clone(),
+            });
         }
         let mut options = MmapOptions::new();
         options.offset(self.offset).len(to_usize(view_len)?);
         if populate {
             options.populate();
         }
-        let raw = if self.writable { options.map_raw(file) } else { options.map_raw_read_only(file) };
+        let raw = if self.writable {
+            options.map_raw(file)
+        } else {
+            options.map_raw_read_only(file)
+        };
         self.raw = Some(raw.map_err(self.io("map"))?);
         Ok(())
     }
@@ -153,9 +176,15 @@ impl Core {
             Some(len) => self
                 .offset
                 .checked_add(len as u64)
-                .ok_or(Error::TooLarge { requested: len as u64 })
+                .ok_or(Error::TooLarge {
+                    requested: len as u64,
+                })
                 .and_then(|end| {
-                    if end > self.file_len()? { self.set_file_len(end) } else { Ok(()) }
+                    if end > self.file_len()? {
+                        self.set_file_len(end)
+                    } else {
+                        Ok(())
+                    }
                 })
                 .and_then(|()| self.map_view(self.populate)),
             None => self.map_view(self.populate),
@@ -174,7 +203,10 @@ impl Core {
         }
         self.require_writable("grow")?;
         if let Some(len) = self.fixed_len {
-            return Err(Error::FixedLength { path: self.path.clone(), len });
+            return Err(Error::FixedLength {
+                path: self.path.clone(),
+                len,
+            });
         }
         if self.file.is_none() {
             let grown = map_anonymous(new_len)?;
@@ -242,7 +274,9 @@ impl Core {
     }
 
     pub(crate) fn lock(&self, lock: Lock, wait: bool) -> Result<()> {
-        let Some(file) = &self.file else { return Ok(()) };
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
         let taken = match (lock, wait) {
             (Lock::None, _) => return Ok(()),
             (Lock::Shared, true) => FileExt::lock_shared(file).map(|()| true),
@@ -252,7 +286,10 @@ impl Core {
         };
         match taken.map_err(self.io("lock"))? {
             true => Ok(()),
-            false => Err(Error::LockContended { path: self.path.clone(), kind: lock }),
+            false => Err(Error::LockContended {
+                path: self.path.clone(),
+                kind: lock,
+            }),
         }
     }
 
@@ -277,7 +314,10 @@ impl Core {
             });
         }
         self.raw = None;
-        let end = self.offset.checked_add(used).ok_or(Error::TooLarge { requested: used })?;
+        let end = self
+            .offset
+            .checked_add(used)
+            .ok_or(Error::TooLarge { requested: used })?;
         if self.file.is_some() && self.fixed_len.is_none() {
             self.set_file_len(end)?;
         }
@@ -301,7 +341,11 @@ impl Core {
                 // end of) the mapping's allocation.
                 Ok(unsafe { raw.as_mut_ptr().add(offset) })
             }
-            _ => Err(Error::OutOfBounds { offset, len, map_len }),
+            _ => Err(Error::OutOfBounds {
+                offset,
+                len,
+                map_len,
+            }),
         }
     }
 
@@ -316,9 +360,13 @@ impl Core {
 }
 
 fn map_anonymous(len: usize) -> Result<MmapRaw> {
-    MmapOptions::new().len(len).map_anon().map(MmapRaw::from).map_err(|source| Error::Io {
-        op: "map",
-        path: PathBuf::from(ANONYMOUS),
-        source,
-    })
+    MmapOptions::new()
+        .len(len)
+        .map_anon()
+        .map(MmapRaw::from)
+        .map_err(|source| Error::Io {
+            op: "map",
+            path: PathBuf::from(ANONYMOUS),
+            source,
+        })
 }

@@ -56,7 +56,9 @@ pub enum Error {
         path: PathBuf,
     },
     /// The view asked for lies (partly) beyond the end of a file that may not be extended.
-    #[error("{path}: view at offset {offset} of {len} bytes lies past the end of the {file_len}-byte file")]
+    #[error(
+        "{path}: view at offset {offset} of {len} bytes lies past the end of the {file_len}-byte file"
+    )]
     ViewPastEnd {
         /// The file concerned.
         path: PathBuf,
@@ -119,7 +121,11 @@ impl Error {
             io::ErrorKind::NotFound => Error::NotFound { path },
             io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
             io::ErrorKind::IsADirectory => Error::IsDirectory { path },
-            _ => Error::Io { op: "open", path, source },
+            _ => Error::Io {
+                op: "open",
+                path,
+                source,
+            },
         }
     }
 }

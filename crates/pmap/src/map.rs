@@ -137,7 +137,8 @@ impl Map {
     /// # Errors
     /// [`Error::OutOfBounds`] or [`Error::ReadOnlyMapping`].
     pub fn write<T: IntoBytes + Immutable>(&mut self, offset: usize, value: &T) -> Result<()> {
-        self.slice_mut(offset, size_of::<T>())?.copy_from_slice(value.as_bytes());
+        self.slice_mut(offset, size_of::<T>())?
+            .copy_from_slice(value.as_bytes());
         Ok(())
     }
 
@@ -147,8 +148,10 @@ impl Map {
     /// [`Error::OutOfBounds`] or [`Error::Misaligned`].
     pub fn view<T: FromBytes + KnownLayout + Immutable>(&self, offset: usize) -> Result<&T> {
         self.core.aligned(offset, size_of::<T>(), align_of::<T>())?;
-        T::ref_from_bytes(self.slice(offset, size_of::<T>())?)
-            .map_err(|_| Error::Misaligned { offset, align: align_of::<T>() })
+        T::ref_from_bytes(self.slice(offset, size_of::<T>())?).map_err(|_| Error::Misaligned {
+            offset,
+            align: align_of::<T>(),
+        })
     }
 
     /// Borrows a `T` in place at `offset` for writing; `offset` must be aligned for `T`.
@@ -160,8 +163,10 @@ impl Map {
         offset: usize,
     ) -> Result<&mut T> {
         self.core.aligned(offset, size_of::<T>(), align_of::<T>())?;
-        T::mut_from_bytes(self.slice_mut(offset, size_of::<T>())?)
-            .map_err(|_| Error::Misaligned { offset, align: align_of::<T>() })
+        T::mut_from_bytes(self.slice_mut(offset, size_of::<T>())?).map_err(|_| Error::Misaligned {
+            offset,
+            align: align_of::<T>(),
+        })
     }
 
     /// Turns this handle into a [`SharedMap`], for memory that threads and processes read and

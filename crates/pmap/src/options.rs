@@ -155,9 +155,12 @@ impl MapOptions {
             Some(len) => len as u64,
             None => self.size,
         };
-        let wanted_end = self.offset.checked_add(wanted_view).ok_or(Error::TooLarge {
-            requested: wanted_view,
-        })?;
+        let wanted_end = self
+            .offset
+            .checked_add(wanted_view)
+            .ok_or(Error::TooLarge {
+                requested: wanted_view,
+            })?;
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => return Err(Error::IsDirectory { path: owned() }),
             Ok(meta) if self.writable && meta.permissions().readonly() => {
@@ -178,7 +181,9 @@ impl MapOptions {
         }
 
         let mut open = OpenOptions::new();
-        open.read(true).write(self.writable).create(self.create && self.writable);
+        open.read(true)
+            .write(self.writable)
+            .create(self.create && self.writable);
         if let Some(mode) = self.mode {
             os::set_create_mode(&mut open, mode);
         }

@@ -3,10 +3,10 @@ use std::time::Duration;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::common::common_methods;
-use crate::core::Core;
 #[allow(unused_imports)] // `Error` is named by the doc links.
 use crate::Error;
+use crate::common::common_methods;
+use crate::core::Core;
 use crate::{Lock, Map, Result, os};
 
 /// A mapping that many threads and processes read and write at once.
@@ -131,7 +131,9 @@ impl SharedMap {
         // small" *relaxed* loads work on read-only memory ("Atomic accesses to read-only
         // memory"); `load_ordered` supplies the ordering with fences.
         let word = unsafe { AtomicU64::from_ptr(ptr.cast::<u64>()) };
-        Ok(load_ordered(self.core.is_writable(), order, |o| word.load(o)))
+        Ok(load_ordered(self.core.is_writable(), order, |o| {
+            word.load(o)
+        }))
     }
 
     /// Atomically loads the 4-byte-aligned word at `offset`; works on read-only mappings.
@@ -145,7 +147,9 @@ impl SharedMap {
         let ptr = self.core.aligned(offset, 4, 4)?;
         // SAFETY: as in `load_u64`, for 4 aligned bytes.
         let word = unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) };
-        Ok(load_ordered(self.core.is_writable(), order, |o| word.load(o)))
+        Ok(load_ordered(self.core.is_writable(), order, |o| {
+            word.load(o)
+        }))
     }
 
     /// Blocks while the 32-bit word at `offset` holds `expected`, until [`Self::wake_u32`] is
@@ -236,8 +240,7 @@ unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
     let tail = words.into_remainder();
     for (i, byte) in tail.iter_mut().enumerate() {
         // SAFETY: `done + i < rest.len()`, in bounds.
-        *byte =
-            unsafe { AtomicU8::from_ptr(src.add(done + i).cast_mut()) }.load(Ordering::Relaxed);
+        *byte = unsafe { AtomicU8::from_ptr(src.add(done + i).cast_mut()) }.load(Ordering::Relaxed);
     }
 }
 

@@ -86,19 +86,29 @@ fn refresh_follows_a_file_grown_by_another_handle() {
     let path = dir.path().join("refresh.bin");
     let mut reader = pmap::open(&path, 4096).unwrap();
     let mut ro = Map::open_read_only(&path).unwrap();
-    let mut at_offset = MapOptions::new().read_only().offset(1000).open(&path).unwrap();
+    let mut at_offset = MapOptions::new()
+        .read_only()
+        .offset(1000)
+        .open(&path)
+        .unwrap();
     assert!(!reader.refresh().unwrap(), "nothing changed yet");
 
     let mut writer = pmap::open(&path, 0).unwrap();
     writer.grow(3 * 4096).unwrap();
-    writer.slice_mut(3 * 4096 - 5, 5).unwrap().copy_from_slice(b"tail!");
+    writer
+        .slice_mut(3 * 4096 - 5, 5)
+        .unwrap()
+        .copy_from_slice(b"tail!");
     writer.flush().unwrap();
 
     assert_eq!(reader.len(), 4096);
     assert!(reader.refresh().unwrap());
     assert_eq!(reader.len(), 3 * 4096);
     assert_eq!(&reader.as_slice()[3 * 4096 - 5..], b"tail!");
-    assert!(!reader.refresh().unwrap(), "a second refresh has nothing to do");
+    assert!(
+        !reader.refresh().unwrap(),
+        "a second refresh has nothing to do"
+    );
 
     assert!(ro.refresh().unwrap());
     assert_eq!(&ro.as_slice()[3 * 4096 - 5..], b"tail!");
@@ -118,15 +128,37 @@ fn refresh_reports_a_file_shrunk_below_the_offset() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shrunk.bin");
     fs::write(&path, pattern(8192)).unwrap();
-    let mut map = MapOptions::new().read_only().offset(5000).open(&path).unwrap();
+    let mut map = MapOptions::new()
+        .read_only()
+        .offset(5000)
+        .open(&path)
+        .unwrap();
     // Shrinking a mapped file is what pounds never does; here the view is dropped at once,
     // before anything reads the lost pages.
-    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(100).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
     let err = map.refresh().unwrap_err();
-    assert!(matches!(err, Error::ViewPastEnd { offset: 5000, file_len: 100, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::ViewPastEnd {
+                offset: 5000,
+                file_len: 100,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(map.is_empty());
     assert_eq!(map.as_slice(), &[] as &[u8]);
-    assert!(matches!(map.read::<u8>(0), Err(Error::OutOfBounds { map_len: 0, .. })));
+    assert!(matches!(
+        map.read::<u8>(0),
+        Err(Error::OutOfBounds { map_len: 0, .. })
+    ));
 }
 
 #[test]
@@ -137,25 +169,48 @@ fn flush_all_range_and_async() {
     map.slice_mut(5000, 3).unwrap().copy_from_slice(b"abc");
     map.flush().unwrap();
     map.flush_async().unwrap();
-    for (offset, len) in [(0, 0), (0, 1), (5000, 3), (4095, 2), (1, 3 * 4096 - 1), (3 * 4096, 0)] {
+    for (offset, len) in [
+        (0, 0),
+        (0, 1),
+        (5000, 3),
+        (4095, 2),
+        (1, 3 * 4096 - 1),
+        (3 * 4096, 0),
+    ] {
         map.flush_range(offset, len).unwrap();
     }
     assert_eq!(&fs::read(&path).unwrap()[5000..5003], b"abc");
 
-    for (offset, len) in [(0, 3 * 4096 + 1), (3 * 4096, 1), (3 * 4096 + 1, 0), (usize::MAX, 2)] {
+    for (offset, len) in [
+        (0, 3 * 4096 + 1),
+        (3 * 4096, 1),
+        (3 * 4096 + 1, 0),
+        (usize::MAX, 2),
+    ] {
         let err = map.flush_range(offset, len).unwrap_err();
         match err {
-            Error::OutOfBounds { offset: o, len: l, map_len: 12_288 } => {
+            Error::OutOfBounds {
+                offset: o,
+                len: l,
+                map_len: 12_288,
+            } => {
                 assert_eq!((o, l), (offset, len));
             }
             other => panic!("flush_range({offset}, {len}): {other:?}"),
         }
     }
     let text = map.flush_range(12_000, 1000).unwrap_err().to_string();
-    assert!(text.contains("12000") && text.contains("1000") && text.contains("12288"), "{text}");
+    assert!(
+        text.contains("12000") && text.contains("1000") && text.contains("12288"),
+        "{text}"
+    );
 
     // At a view whose start is not page-aligned.
-    let mut view = MapOptions::new().offset(4099).len(5000).open(&path).unwrap();
+    let mut view = MapOptions::new()
+        .offset(4099)
+        .len(5000)
+        .open(&path)
+        .unwrap();
     view.slice_mut(10, 2).unwrap().copy_from_slice(b"zz");
     view.flush_range(10, 2).unwrap();
     view.flush_range(4000, 1000).unwrap();
@@ -168,7 +223,9 @@ fn finish_trims_the_file() {
     let path = dir.path().join("finish.bin");
     let mut map = pmap::open(&path, 4096).unwrap();
     map.reserve(10_000).unwrap();
-    map.slice_mut(0, 11).unwrap().copy_from_slice(b"hello world");
+    map.slice_mut(0, 11)
+        .unwrap()
+        .copy_from_slice(b"hello world");
     assert_eq!(map.finish(11).unwrap(), 11);
     assert_eq!(fs::read(&path).unwrap(), b"hello world");
 
@@ -181,7 +238,17 @@ fn finish_trims_the_file() {
     // More than the view is refused and the file is left as it was.
     let map = pmap::open(&path, 0).unwrap();
     let err = map.finish(10).unwrap_err();
-    assert!(matches!(err, Error::OutOfBounds { len: 10, map_len: 9, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::OutOfBounds {
+                len: 10,
+                map_len: 9,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(fs::read(&path).unwrap(), b"hello moo");
 
     // Finishing with everything used keeps everything.
@@ -197,7 +264,10 @@ fn finish_on_a_read_only_map_is_refused() {
     fs::write(&path, pattern(100)).unwrap();
     let map = Map::open_read_only(&path).unwrap();
     let err = map.finish(10).unwrap_err();
-    assert!(matches!(err, Error::ReadOnlyMapping { op: "finish", .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::ReadOnlyMapping { op: "finish", .. }),
+        "{err:?}"
+    );
     assert_eq!(fs::read(&path).unwrap(), pattern(100));
 }
 
@@ -205,16 +275,28 @@ fn finish_on_a_read_only_map_is_refused() {
 fn close_reports_success_and_releases_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("close.bin");
-    let map = MapOptions::new().size(4096).lock(Lock::Exclusive).open(&path).unwrap();
+    let map = MapOptions::new()
+        .size(4096)
+        .lock(Lock::Exclusive)
+        .open(&path)
+        .unwrap();
     assert!(matches!(
         MapOptions::new().try_lock(Lock::Shared).open(&path),
         Err(Error::LockContended { .. })
     ));
     map.close().unwrap();
-    MapOptions::new().try_lock(Lock::Exclusive).open(&path).unwrap().close().unwrap();
+    MapOptions::new()
+        .try_lock(Lock::Exclusive)
+        .open(&path)
+        .unwrap()
+        .close()
+        .unwrap();
     // Dropping releases too.
     drop(MapOptions::new().lock(Lock::Exclusive).open(&path).unwrap());
-    MapOptions::new().try_lock(Lock::Exclusive).open(&path).unwrap();
+    MapOptions::new()
+        .try_lock(Lock::Exclusive)
+        .open(&path)
+        .unwrap();
 }
 
 #[test]
@@ -225,7 +307,9 @@ fn anonymous_mappings() {
     assert_eq!(map.path(), Path::new("<anonymous>"));
     assert_eq!(map.len(), 10_000);
     assert!(map.as_slice().iter().all(|&b| b == 0));
-    map.as_mut_slice().unwrap().copy_from_slice(&pattern(10_000));
+    map.as_mut_slice()
+        .unwrap()
+        .copy_from_slice(&pattern(10_000));
     map.write(9992, &0x0102_0304_0506_0708u64).unwrap();
 
     map.grow(50_000).unwrap();
@@ -245,17 +329,21 @@ fn anonymous_mappings() {
     map.lock(Lock::Exclusive).unwrap();
     map.try_lock(Lock::Exclusive).unwrap();
     map.unlock().unwrap();
-    assert!(matches!(map.flush_range(99_999, 2), Err(Error::OutOfBounds { .. })));
+    assert!(matches!(
+        map.flush_range(99_999, 2),
+        Err(Error::OutOfBounds { .. })
+    ));
 
     // A shared anonymous map works the same.
     let shared = map.into_shared();
     shared.write_at(0, b"xy").unwrap();
-    assert_eq!(shared.atomic_u32(4).unwrap().fetch_add(1, Ordering::Relaxed), u32::from_ne_bytes([
-        4 * 13 + 5,
-        5 * 13 + 5,
-        6 * 13 + 5,
-        7 * 13 + 5
-    ]));
+    assert_eq!(
+        shared
+            .atomic_u32(4)
+            .unwrap()
+            .fetch_add(1, Ordering::Relaxed),
+        u32::from_ne_bytes([4 * 13 + 5, 5 * 13 + 5, 6 * 13 + 5, 7 * 13 + 5])
+    );
     assert_eq!(shared.finish(100).unwrap(), 100);
 
     let err = Map::anonymous(0).unwrap_err();
@@ -267,7 +355,11 @@ fn anonymous_mappings() {
 fn try_locks_conflict_between_handles() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locks.bin");
-    let a = MapOptions::new().size(4096).try_lock(Lock::Exclusive).open(&path).unwrap();
+    let a = MapOptions::new()
+        .size(4096)
+        .try_lock(Lock::Exclusive)
+        .open(&path)
+        .unwrap();
     // Two handles in one process are two open file descriptions: flock makes them conflict.
     for kind in [Lock::Shared, Lock::Exclusive] {
         let err = MapOptions::new().try_lock(kind).open(&path).unwrap_err();
@@ -280,7 +372,10 @@ fn try_locks_conflict_between_handles() {
     }
     // A read-only handle can be locked too.
     let b = Map::open_read_only(&path).unwrap();
-    assert!(matches!(b.try_lock(Lock::Shared), Err(Error::LockContended { .. })));
+    assert!(matches!(
+        b.try_lock(Lock::Shared),
+        Err(Error::LockContended { .. })
+    ));
     // Lock::None never conflicts.
     b.try_lock(Lock::None).unwrap();
     b.lock(Lock::None).unwrap();
@@ -288,22 +383,38 @@ fn try_locks_conflict_between_handles() {
     a.unlock().unwrap();
     b.try_lock(Lock::Shared).unwrap();
     // Shared locks coexist; an exclusive one does not.
-    let c = MapOptions::new().try_lock(Lock::Shared).open(&path).unwrap();
-    assert!(matches!(a.try_lock(Lock::Exclusive), Err(Error::LockContended { .. })));
+    let c = MapOptions::new()
+        .try_lock(Lock::Shared)
+        .open(&path)
+        .unwrap();
+    assert!(matches!(
+        a.try_lock(Lock::Exclusive),
+        Err(Error::LockContended { .. })
+    ));
     b.unlock().unwrap();
-    assert!(matches!(a.try_lock(Lock::Exclusive), Err(Error::LockContended { .. })));
+    assert!(matches!(
+        a.try_lock(Lock::Exclusive),
+        Err(Error::LockContended { .. })
+    ));
     c.unlock().unwrap();
     a.try_lock(Lock::Exclusive).unwrap();
     // Relocking one's own lock is no conflict.
     a.try_lock(Lock::Exclusive).unwrap();
-    assert!(matches!(c.try_lock(Lock::Shared), Err(Error::LockContended { .. })));
+    assert!(matches!(
+        c.try_lock(Lock::Shared),
+        Err(Error::LockContended { .. })
+    ));
 }
 
 #[test]
 fn blocking_lock_waits_for_the_holder() {
     let dir = tempfile::tempdir().unwrap();
     let path = Arc::new(dir.path().join("blocking.bin"));
-    let holder = MapOptions::new().size(4096).lock(Lock::Exclusive).open(&*path).unwrap();
+    let holder = MapOptions::new()
+        .size(4096)
+        .lock(Lock::Exclusive)
+        .open(&*path)
+        .unwrap();
     let acquired = Arc::new(AtomicBool::new(false));
     let (started_tx, started_rx) = mpsc::channel();
 
@@ -323,12 +434,18 @@ fn blocking_lock_waits_for_the_holder() {
         MapOptions::new().try_lock(Lock::Shared).open(&*path),
         Err(Error::LockContended { .. })
     ));
-    assert!(!acquired.load(Ordering::SeqCst), "a shared lock was granted beside an exclusive one");
+    assert!(
+        !acquired.load(Ordering::SeqCst),
+        "a shared lock was granted beside an exclusive one"
+    );
     holder.unlock().unwrap();
     let map = waiter.join().unwrap();
     assert!(acquired.load(Ordering::SeqCst));
     // The waiter now holds a shared lock: exclusive is refused, shared allowed.
-    assert!(matches!(holder.try_lock(Lock::Exclusive), Err(Error::LockContended { .. })));
+    assert!(matches!(
+        holder.try_lock(Lock::Exclusive),
+        Err(Error::LockContended { .. })
+    ));
     holder.try_lock(Lock::Shared).unwrap();
     drop(map);
 }
@@ -342,7 +459,10 @@ fn failed_growth_leaves_the_old_view_usable() {
     // No file system takes a file this large: the resize fails after the view was dropped.
     for len in [1usize << 62, usize::MAX] {
         let err = map.grow(len).unwrap_err();
-        assert!(matches!(err, Error::Io { .. } | Error::TooLarge { .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::Io { .. } | Error::TooLarge { .. }),
+            "{err:?}"
+        );
         assert_eq!(map.len(), 4096, "the old view is mapped again");
         assert_eq!(map.as_slice(), &pattern(4096)[..]);
         assert!(map.reserve(len).is_err());

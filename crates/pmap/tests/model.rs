@@ -13,25 +13,46 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Op {
     /// Write through the map at `at` (reduced modulo the view's length).
-    Write { at: usize, data: Vec<u8> },
+    Write {
+        at: usize,
+        data: Vec<u8>,
+    },
     /// Write through a `SharedMap` (the same handle, converted and back).
-    SharedWrite { at: usize, data: Vec<u8> },
+    SharedWrite {
+        at: usize,
+        data: Vec<u8>,
+    },
     Grow(usize),
     Reserve(usize),
     Flush,
     FlushAsync,
-    FlushRange { at: usize, len: usize },
+    FlushRange {
+        at: usize,
+        len: usize,
+    },
     /// Another handle (a second mapping) grows the file and writes its new tail.
-    OtherMapGrows { extra: usize, data: Vec<u8> },
+    OtherMapGrows {
+        extra: usize,
+        data: Vec<u8>,
+    },
     /// Plain file I/O appends bytes.
     FileAppends(Vec<u8>),
     /// Plain file I/O overwrites bytes inside the file.
-    FileWrites { at: usize, data: Vec<u8> },
+    FileWrites {
+        at: usize,
+        data: Vec<u8>,
+    },
     Refresh,
     /// Close (or drop) and open again asking for `size` bytes.
-    Reopen { size: usize, close: bool },
+    Reopen {
+        size: usize,
+        close: bool,
+    },
     /// Finish at `used` (reduced modulo the view's length, plus one) and reopen.
-    FinishAndReopen { used: usize, size: usize },
+    FinishAndReopen {
+        used: usize,
+        size: usize,
+    },
 }
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -62,7 +83,10 @@ fn check(path: &Path, map: &Map, model: &[u8]) {
     assert!(disk == model, "file bytes differ from the model");
     // The view shows the file's first `len` bytes (it may lag a file grown elsewhere).
     assert!(map.len() <= model.len());
-    assert!(map.as_slice() == &model[..map.len()], "view differs from the model");
+    assert!(
+        map.as_slice() == &model[..map.len()],
+        "view differs from the model"
+    );
 }
 
 /// Reopens like `open-mapping`: never shrinks, extends to `size`.
@@ -133,7 +157,10 @@ fn run(initial: usize, ops: Vec<Op>) {
                 let old = other.len();
                 other.grow(old + extra).unwrap();
                 let n = data.len().min(extra);
-                other.slice_mut(old + extra - n, n).unwrap().copy_from_slice(&data[..n]);
+                other
+                    .slice_mut(old + extra - n, n)
+                    .unwrap()
+                    .copy_from_slice(&data[..n]);
                 other.close().unwrap();
                 model.resize(old + extra, 0);
                 let len = model.len();

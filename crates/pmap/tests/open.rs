@@ -80,7 +80,10 @@ fn zero_size_is_refused_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zero.bin");
     let err = pmap::open(&path, 0).unwrap_err();
-    assert!(matches!(&err, Error::ZeroLength { path: p } if p == &path), "{err:?}");
+    assert!(
+        matches!(&err, Error::ZeroLength { path: p } if p == &path),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
     // A failed open must not leave an empty file behind.
     assert!(!path.exists(), "open(path, 0) created the file");
@@ -92,8 +95,14 @@ fn zero_size_is_refused_and_creates_nothing() {
 
     // An existing empty file stays empty.
     fs::write(&path, b"").unwrap();
-    assert!(matches!(pmap::open(&path, 0), Err(Error::ZeroLength { .. })));
-    assert!(matches!(Map::open_read_only(&path), Err(Error::ZeroLength { .. })));
+    assert!(matches!(
+        pmap::open(&path, 0),
+        Err(Error::ZeroLength { .. })
+    ));
+    assert!(matches!(
+        Map::open_read_only(&path),
+        Err(Error::ZeroLength { .. })
+    ));
     // An existing short file is not extended to an offset that leaves no view.
     fs::write(&path, b"abc").unwrap();
     assert!(matches!(
@@ -116,8 +125,14 @@ fn a_directory_is_refused() {
         MapOptions::new().must_exist().open(dir.path()),
     ] {
         let err = result.unwrap_err();
-        assert!(matches!(&err, Error::IsDirectory { path } if path == dir.path()), "{err:?}");
-        assert!(err.to_string().contains(dir.path().to_str().unwrap()), "{err}");
+        assert!(
+            matches!(&err, Error::IsDirectory { path } if path == dir.path()),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(dir.path().to_str().unwrap()),
+            "{err}"
+        );
         assert!(err.to_string().contains("directory"), "{err}");
     }
 }
@@ -133,7 +148,10 @@ fn a_read_only_file_opened_for_writing_is_refused() {
 
     // Tests may run as root, where open(2) itself would succeed: pmap checks the bits.
     let err = pmap::open(&path, 4096).unwrap_err();
-    assert!(matches!(&err, Error::ReadOnlyFile { path: p } if p == &path), "{err:?}");
+    assert!(
+        matches!(&err, Error::ReadOnlyFile { path: p } if p == &path),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
     assert!(err.to_string().contains("read-only"), "{err}");
     assert!(matches!(
@@ -150,14 +168,25 @@ fn a_read_only_file_opened_for_writing_is_refused() {
 fn must_exist_refuses_a_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing.bin");
-    let err = MapOptions::new().must_exist().size(4096).open(&path).unwrap_err();
-    assert!(matches!(&err, Error::NotFound { path: p } if p == &path), "{err:?}");
+    let err = MapOptions::new()
+        .must_exist()
+        .size(4096)
+        .open(&path)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotFound { path: p } if p == &path),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
     assert!(!path.exists());
 
     // An existing file opens, and is still extended to the size asked for.
     fs::write(&path, b"abc").unwrap();
-    let map = MapOptions::new().must_exist().size(4096).open(&path).unwrap();
+    let map = MapOptions::new()
+        .must_exist()
+        .size(4096)
+        .open(&path)
+        .unwrap();
     assert_eq!(map.len(), 4096);
     assert_eq!(&map.as_slice()[..3], b"abc");
 }
@@ -171,16 +200,34 @@ fn read_only_maps_refuse_writes() {
     assert!(!map.is_writable());
     assert_eq!(map.len(), 4096);
     assert_eq!(map.as_slice(), &pattern(4096)[..]);
-    assert_eq!(map.read::<u32>(1).unwrap(), u32::from_ne_bytes([7, 14, 21, 28]));
+    assert_eq!(
+        map.read::<u32>(1).unwrap(),
+        u32::from_ne_bytes([7, 14, 21, 28])
+    );
 
     let err = map.as_mut_slice().unwrap_err();
-    assert!(matches!(&err, Error::ReadOnlyMapping { path: p, .. } if p == &path), "{err:?}");
+    assert!(
+        matches!(&err, Error::ReadOnlyMapping { path: p, .. } if p == &path),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
-    assert!(matches!(map.slice_mut(0, 1), Err(Error::ReadOnlyMapping { .. })));
-    assert!(matches!(map.write(0, &1u8), Err(Error::ReadOnlyMapping { .. })));
-    assert!(matches!(map.view_mut::<u64>(0), Err(Error::ReadOnlyMapping { .. })));
+    assert!(matches!(
+        map.slice_mut(0, 1),
+        Err(Error::ReadOnlyMapping { .. })
+    ));
+    assert!(matches!(
+        map.write(0, &1u8),
+        Err(Error::ReadOnlyMapping { .. })
+    ));
+    assert!(matches!(
+        map.view_mut::<u64>(0),
+        Err(Error::ReadOnlyMapping { .. })
+    ));
     assert!(matches!(map.grow(8192), Err(Error::ReadOnlyMapping { .. })));
-    assert!(matches!(map.reserve(8192), Err(Error::ReadOnlyMapping { .. })));
+    assert!(matches!(
+        map.reserve(8192),
+        Err(Error::ReadOnlyMapping { .. })
+    ));
     // Growing to a size it already has is not a write.
     map.grow(100).unwrap();
     // Flushing a reader has nothing to write back and succeeds.
@@ -189,7 +236,10 @@ fn read_only_maps_refuse_writes() {
     map.flush_range(0, 10).unwrap();
 
     let shared = map.into_shared();
-    assert!(matches!(shared.write_at(0, b"x"), Err(Error::ReadOnlyMapping { .. })));
+    assert!(matches!(
+        shared.write_at(0, b"x"),
+        Err(Error::ReadOnlyMapping { .. })
+    ));
     drop(shared);
     assert_eq!(fs::read(&path).unwrap(), pattern(4096));
 }
@@ -199,37 +249,94 @@ fn read_only_open_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.bin");
     let err = Map::open_read_only(&missing).unwrap_err();
-    assert!(matches!(&err, Error::NotFound { path } if path == &missing), "{err:?}");
+    assert!(
+        matches!(&err, Error::NotFound { path } if path == &missing),
+        "{err:?}"
+    );
     assert!(!missing.exists(), "a read-only open created the file");
     // `create(true)` does not make a read-only open create anything.
-    let err = MapOptions::new().read_only().create(true).open(&missing).unwrap_err();
+    let err = MapOptions::new()
+        .read_only()
+        .create(true)
+        .open(&missing)
+        .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     assert!(!missing.exists());
 
     let path = dir.path().join("short.bin");
     fs::write(&path, pattern(1000)).unwrap();
     // A size larger than the file.
-    let err = MapOptions::new().read_only().size(2000).open(&path).unwrap_err();
+    let err = MapOptions::new()
+        .read_only()
+        .size(2000)
+        .open(&path)
+        .unwrap_err();
     match &err {
-        Error::ViewPastEnd { path: p, offset: 0, len: 2000, file_len: 1000 } if p == &path => {}
+        Error::ViewPastEnd {
+            path: p,
+            offset: 0,
+            len: 2000,
+            file_len: 1000,
+        } if p == &path => {}
         other => panic!("{other:?}"),
     }
     let text = err.to_string();
-    assert!(text.contains(path.to_str().unwrap()) && text.contains("2000"), "{text}");
+    assert!(
+        text.contains(path.to_str().unwrap()) && text.contains("2000"),
+        "{text}"
+    );
     assert!(text.contains("1000"), "{text}");
     // An offset past the end.
-    let err = MapOptions::new().read_only().offset(5000).open(&path).unwrap_err();
-    assert!(matches!(err, Error::ViewPastEnd { offset: 5000, file_len: 1000, .. }), "{err:?}");
+    let err = MapOptions::new()
+        .read_only()
+        .offset(5000)
+        .open(&path)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ViewPastEnd {
+                offset: 5000,
+                file_len: 1000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     // A fixed view running past the end.
-    let err = MapOptions::new().read_only().offset(900).len(101).open(&path).unwrap_err();
-    assert!(matches!(err, Error::ViewPastEnd { offset: 900, len: 101, .. }), "{err:?}");
+    let err = MapOptions::new()
+        .read_only()
+        .offset(900)
+        .len(101)
+        .open(&path)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ViewPastEnd {
+                offset: 900,
+                len: 101,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     // An offset exactly at the end leaves nothing to map.
-    let err = MapOptions::new().read_only().offset(1000).open(&path).unwrap_err();
+    let err = MapOptions::new()
+        .read_only()
+        .offset(1000)
+        .open(&path)
+        .unwrap_err();
     assert!(matches!(err, Error::ZeroLength { .. }), "{err:?}");
     // And nothing was extended.
     assert_eq!(file_len(&path), 1000);
     // A view that fits exactly is fine.
-    let map = MapOptions::new().read_only().offset(900).len(100).open(&path).unwrap();
+    let map = MapOptions::new()
+        .read_only()
+        .offset(900)
+        .len(100)
+        .open(&path)
+        .unwrap();
     assert_eq!(map.as_slice(), &pattern(1000)[900..]);
 }
 
@@ -247,9 +354,17 @@ fn offset_views_at_any_offset() {
         assert_eq!(map.as_slice(), &bytes[offset as usize..], "offset {offset}");
         drop(map);
         // A fixed-length view.
-        let map = MapOptions::new().read_only().offset(offset).len(777).open(&path).unwrap();
+        let map = MapOptions::new()
+            .read_only()
+            .offset(offset)
+            .len(777)
+            .open(&path)
+            .unwrap();
         assert_eq!(map.len(), 777);
-        assert_eq!(map.as_slice(), &bytes[offset as usize..offset as usize + 777]);
+        assert_eq!(
+            map.as_slice(),
+            &bytes[offset as usize..offset as usize + 777]
+        );
     }
 
     // Writes through a view land at `offset + i` in the file.
@@ -270,7 +385,11 @@ fn offset_views_extend_the_file_when_writable() {
     assert_eq!(map.len(), 300);
     assert_eq!(file_len(&path), 5300);
     drop(map);
-    let map = MapOptions::new().offset(6000).size(1000).open(&path).unwrap();
+    let map = MapOptions::new()
+        .offset(6000)
+        .size(1000)
+        .open(&path)
+        .unwrap();
     assert_eq!(map.len(), 1000);
     assert_eq!(file_len(&path), 7000);
 }
@@ -288,7 +407,10 @@ fn fixed_length_views_refuse_growth() {
         other => panic!("{other:?}"),
     }
     assert!(err.to_string().contains("100") && err.to_string().contains(path.to_str().unwrap()));
-    assert!(matches!(map.reserve(101), Err(Error::FixedLength { len: 100, .. })));
+    assert!(matches!(
+        map.reserve(101),
+        Err(Error::FixedLength { len: 100, .. })
+    ));
     map.grow(50).unwrap();
     map.reserve(100).unwrap();
     assert_eq!(map.len(), 100);
@@ -313,7 +435,12 @@ fn populate_maps_the_same_bytes() {
     // The option survives a remap.
     map.grow(5 * 4096).unwrap();
     assert_eq!(&map.as_slice()[..3 * 4096], &pattern(3 * 4096)[..]);
-    let ro = MapOptions::new().read_only().populate(true).offset(5).open(&path).unwrap();
+    let ro = MapOptions::new()
+        .read_only()
+        .populate(true)
+        .offset(5)
+        .open(&path)
+        .unwrap();
     assert_eq!(&ro.as_slice()[..100], &pattern(3 * 4096)[5..105]);
 }
 
@@ -321,7 +448,11 @@ fn populate_maps_the_same_bytes() {
 fn too_large_sizes_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("huge.bin");
-    let err = MapOptions::new().offset(u64::MAX - 10).size(100).open(&path).unwrap_err();
+    let err = MapOptions::new()
+        .offset(u64::MAX - 10)
+        .size(100)
+        .open(&path)
+        .unwrap_err();
     assert!(matches!(err, Error::TooLarge { requested: 100 }), "{err:?}");
     assert!(err.to_string().contains("100"));
     assert!(!path.exists(), "a refused open created the file");
@@ -342,8 +473,15 @@ fn creation_mode_sets_permission_bits() {
     }
     // The mode applies to creation only: an existing file keeps its bits.
     let path = dir.path().join("mode-600.bin");
-    MapOptions::new().size(8192).mode(0o700).open(&path).unwrap();
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    MapOptions::new()
+        .size(8192)
+        .mode(0o700)
+        .open(&path)
+        .unwrap();
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]

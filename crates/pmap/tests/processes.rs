@@ -38,23 +38,33 @@ fn child_role() -> Option<(String, std::path::PathBuf)> {
 /// The child's side: does nothing unless started by a parent test.
 #[test]
 fn processes_child() {
-    let Some((role, path)) = child_role() else { return };
+    let Some((role, path)) = child_role() else {
+        return;
+    };
     match role.as_str() {
         "grow" => {
             let mut map = MapOptions::new().must_exist().open(&path).unwrap();
             assert_eq!(map.len(), 4096, "the parent's file");
             assert_eq!(&map.as_slice()[..6], b"parent");
             map.grow(3 * 4096).unwrap();
-            map.slice_mut(3 * 4096 - TAIL.len(), TAIL.len()).unwrap().copy_from_slice(TAIL);
+            map.slice_mut(3 * 4096 - TAIL.len(), TAIL.len())
+                .unwrap()
+                .copy_from_slice(TAIL);
             map.flush().unwrap();
             map.close().unwrap();
         }
         "wake" => {
-            let shared = MapOptions::new().must_exist().open(&path).unwrap().into_shared();
+            let shared = MapOptions::new()
+                .must_exist()
+                .open(&path)
+                .unwrap()
+                .into_shared();
             // Wait until the parent says it is about to block on WORD.
             let deadline = Instant::now() + WAIT;
             while shared.load_u32(READY, Ordering::Acquire).unwrap() == 0 {
-                shared.wait_u32(READY, 0, Some(Duration::from_millis(100))).unwrap();
+                shared
+                    .wait_u32(READY, 0, Some(Duration::from_millis(100)))
+                    .unwrap();
                 assert!(Instant::now() < deadline, "the parent never got ready");
             }
             shared.atomic_u32(WORD).unwrap().store(1, Ordering::Release);
@@ -75,7 +85,9 @@ fn two_processes_grow_then_refresh() {
     map.slice_mut(0, 6).unwrap().copy_from_slice(b"parent");
     map.flush().unwrap();
 
-    let status = spawn_child("processes_child", "grow", &path).wait().unwrap();
+    let status = spawn_child("processes_child", "grow", &path)
+        .wait()
+        .unwrap();
     assert!(status.success(), "child failed: {status}");
 
     assert_eq!(map.len(), 4096, "the view does not change by itself");
@@ -83,7 +95,11 @@ fn two_processes_grow_then_refresh() {
     assert_eq!(map.len(), 3 * 4096);
     assert_eq!(&map.as_slice()[3 * 4096 - TAIL.len()..], TAIL);
     assert_eq!(&map.as_slice()[..6], b"parent");
-    assert!(map.as_slice()[4096..3 * 4096 - TAIL.len()].iter().all(|&b| b == 0));
+    assert!(
+        map.as_slice()[4096..3 * 4096 - TAIL.len()]
+            .iter()
+            .all(|&b| b == 0)
+    );
     assert!(!map.refresh().unwrap());
 }
 
@@ -98,7 +114,10 @@ fn two_processes_wait_and_wake() {
     let mut child = spawn_child("processes_child", "wake", &path);
 
     let start = Instant::now();
-    shared.atomic_u32(READY).unwrap().store(1, Ordering::Release);
+    shared
+        .atomic_u32(READY)
+        .unwrap()
+        .store(1, Ordering::Release);
     shared.wake_u32(READY).unwrap();
     while shared.load_u32(WORD, Ordering::Acquire).unwrap() == 0 {
         // Returns when the child wakes us (or at once if it already changed the word).

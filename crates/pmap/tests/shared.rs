@@ -10,7 +10,9 @@ use pmap::{Error, Map, SharedMap};
 
 fn shared(len: u64) -> (tempfile::TempDir, SharedMap) {
     let dir = tempfile::tempdir().unwrap();
-    let map = pmap::open(dir.path().join("shared.bin"), len).unwrap().into_shared();
+    let map = pmap::open(dir.path().join("shared.bin"), len)
+        .unwrap()
+        .into_shared();
     (dir, map)
 }
 
@@ -24,7 +26,9 @@ fn read_at_and_write_at_match_a_model_at_every_alignment() {
     let mut stamp = 1u8;
     for offset in 0..16 {
         for len in 0..40 {
-            let data: Vec<u8> = (0..len).map(|i| stamp.wrapping_add((i as u8).wrapping_mul(31))).collect();
+            let data: Vec<u8> = (0..len)
+                .map(|i| stamp.wrapping_add((i as u8).wrapping_mul(31)))
+                .collect();
             stamp = stamp.wrapping_add(1);
             map.write_at(offset, &data).unwrap();
             model[offset..offset + len].copy_from_slice(&data);
@@ -40,7 +44,11 @@ fn read_at_and_write_at_match_a_model_at_every_alignment() {
             for start in 0..8 {
                 let mut part = vec![0xEEu8; LEN - start - 8];
                 map.read_at(start, &mut part).unwrap();
-                assert_eq!(part, model[start..LEN - 8], "read_at({start}) after ({offset}, {len})");
+                assert_eq!(
+                    part,
+                    model[start..LEN - 8],
+                    "read_at({start}) after ({offset}, {len})"
+                );
             }
         }
     }
@@ -54,8 +62,13 @@ fn read_at_and_write_at_match_a_model_at_every_alignment() {
 fn copies_out_of_bounds_are_errors_and_write_nothing() {
     let (_dir, map) = shared(4096);
     let mut buf = [0u8; 16];
-    for (offset, len) in [(4096, 1), (4081, 16), (4097, 0), (usize::MAX, 1), (usize::MAX - 7, 16)]
-    {
+    for (offset, len) in [
+        (4096, 1),
+        (4081, 16),
+        (4097, 0),
+        (usize::MAX, 1),
+        (usize::MAX - 7, 16),
+    ] {
         let err = map.read_at(offset, &mut buf[..len]).unwrap_err();
         assert!(
             matches!(err, Error::OutOfBounds { offset: o, len: l, map_len: 4096 } if o == offset && l == len),
@@ -80,8 +93,14 @@ fn typed_copies() {
         map.write(offset, &0x1122_3344_5566_7788u64).unwrap();
         assert_eq!(map.read::<u64>(offset).unwrap(), 0x1122_3344_5566_7788);
     }
-    assert!(matches!(map.read::<u64>(4089), Err(Error::OutOfBounds { .. })));
-    assert!(matches!(map.write(4089, &0u64), Err(Error::OutOfBounds { .. })));
+    assert!(matches!(
+        map.read::<u64>(4089),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        map.write(4089, &0u64),
+        Err(Error::OutOfBounds { .. })
+    ));
 }
 
 #[test]
@@ -92,47 +111,107 @@ fn atomics_are_checked() {
     assert_eq!(counter.fetch_add(5, Ordering::AcqRel), 5);
     assert_eq!(map.load_u64(8, Ordering::Acquire).unwrap(), 10);
     assert_eq!(map.read::<u64>(8).unwrap(), 10);
-    map.atomic_u32(4092).unwrap().store(0xABCD, Ordering::Release);
+    map.atomic_u32(4092)
+        .unwrap()
+        .store(0xABCD, Ordering::Release);
     assert_eq!(map.load_u32(4092, Ordering::Acquire).unwrap(), 0xABCD);
 
     for offset in [1, 2, 4, 7, 12, 4084] {
         let err = map.atomic_u64(offset).unwrap_err();
-        assert!(matches!(err, Error::Misaligned { offset: o, align: 8 } if o == offset), "{err:?}");
-        assert!(matches!(map.load_u64(offset, Ordering::Relaxed), Err(Error::Misaligned { .. })));
+        assert!(
+            matches!(err, Error::Misaligned { offset: o, align: 8 } if o == offset),
+            "{err:?}"
+        );
+        assert!(matches!(
+            map.load_u64(offset, Ordering::Relaxed),
+            Err(Error::Misaligned { .. })
+        ));
     }
     for offset in [1, 2, 3, 6, 4089] {
         let err = map.atomic_u32(offset).unwrap_err();
-        assert!(matches!(err, Error::Misaligned { offset: o, align: 4 } if o == offset), "{err:?}");
-        assert!(matches!(map.load_u32(offset, Ordering::Relaxed), Err(Error::Misaligned { .. })));
-        assert!(matches!(map.wait_u32(offset, 0, None), Err(Error::Misaligned { .. })));
-        assert!(matches!(map.wake_u32(offset), Err(Error::Misaligned { .. })));
+        assert!(
+            matches!(err, Error::Misaligned { offset: o, align: 4 } if o == offset),
+            "{err:?}"
+        );
+        assert!(matches!(
+            map.load_u32(offset, Ordering::Relaxed),
+            Err(Error::Misaligned { .. })
+        ));
+        assert!(matches!(
+            map.wait_u32(offset, 0, None),
+            Err(Error::Misaligned { .. })
+        ));
+        assert!(matches!(
+            map.wake_u32(offset),
+            Err(Error::Misaligned { .. })
+        ));
     }
     // Aligned but past the end, or overflowing: out of bounds, checked before alignment.
     for offset in [4096, 4104, usize::MAX - 7] {
-        assert!(matches!(map.atomic_u64(offset), Err(Error::OutOfBounds { .. })), "{offset}");
+        assert!(
+            matches!(map.atomic_u64(offset), Err(Error::OutOfBounds { .. })),
+            "{offset}"
+        );
     }
-    assert!(matches!(map.atomic_u64(4096), Err(Error::OutOfBounds { len: 8, .. })));
-    assert!(matches!(map.atomic_u32(4096), Err(Error::OutOfBounds { len: 4, .. })));
-    assert!(matches!(map.atomic_u32(usize::MAX - 3), Err(Error::OutOfBounds { .. })));
-    assert!(matches!(map.load_u32(4096, Ordering::Relaxed), Err(Error::OutOfBounds { .. })));
-    assert!(matches!(map.wait_u32(4096, 0, None), Err(Error::OutOfBounds { .. })));
-    assert!(matches!(map.wake_u32(usize::MAX - 3), Err(Error::OutOfBounds { .. })));
+    assert!(matches!(
+        map.atomic_u64(4096),
+        Err(Error::OutOfBounds { len: 8, .. })
+    ));
+    assert!(matches!(
+        map.atomic_u32(4096),
+        Err(Error::OutOfBounds { len: 4, .. })
+    ));
+    assert!(matches!(
+        map.atomic_u32(usize::MAX - 3),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        map.load_u32(4096, Ordering::Relaxed),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        map.wait_u32(4096, 0, None),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        map.wake_u32(usize::MAX - 3),
+        Err(Error::OutOfBounds { .. })
+    ));
     map.flush().unwrap();
 
     // Another handle, read-only: loads work, atomics (which could store) are refused.
-    let reader = Map::open_read_only(dir.path().join("shared.bin")).unwrap().into_shared();
+    let reader = Map::open_read_only(dir.path().join("shared.bin"))
+        .unwrap()
+        .into_shared();
     for order in [Ordering::Relaxed, Ordering::Acquire, Ordering::SeqCst] {
         assert_eq!(reader.load_u64(8, order).unwrap(), 10);
         assert_eq!(reader.load_u32(4092, order).unwrap(), 0xABCD);
     }
     let err = reader.atomic_u64(8).unwrap_err();
-    assert!(matches!(err, Error::ReadOnlyMapping { op: "atomic_u64", .. }), "{err:?}");
-    assert!(matches!(reader.atomic_u32(8), Err(Error::ReadOnlyMapping { op: "atomic_u32", .. })));
+    assert!(
+        matches!(
+            err,
+            Error::ReadOnlyMapping {
+                op: "atomic_u64",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(
+        reader.atomic_u32(8),
+        Err(Error::ReadOnlyMapping {
+            op: "atomic_u32",
+            ..
+        })
+    ));
     let mut buf = [0u8; 8];
     reader.read_at(8, &mut buf).unwrap();
     assert_eq!(u64::from_ne_bytes(buf), 10);
     // Waiting needs only reads: a mismatched value returns at once on a read-only map too.
-    reader.wait_u32(4092, 0, Some(Duration::from_secs(10))).unwrap();
+    reader
+        .wait_u32(4092, 0, Some(Duration::from_secs(10)))
+        .unwrap();
     reader.wake_u32(4092).unwrap();
 
     // Changes through the writer are seen by the reader at once (same pages).
@@ -148,7 +227,11 @@ fn wait_returns_on_mismatch_and_on_timeout() {
     // A value that differs already: back at once (well before the long timeout).
     let start = Instant::now();
     map.wait_u32(0, 8, Some(Duration::from_secs(30))).unwrap();
-    assert!(start.elapsed() < Duration::from_secs(10), "waited {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "waited {:?}",
+        start.elapsed()
+    );
 
     // The value matches and nobody wakes: the timeout ends the wait (perhaps early: the
     // caller re-checks, so loop until the time has passed).
@@ -157,7 +240,11 @@ fn wait_returns_on_mismatch_and_on_timeout() {
     while start.elapsed() < timeout {
         map.wait_u32(0, 7, Some(timeout)).unwrap();
     }
-    assert!(start.elapsed() < Duration::from_secs(10), "waited {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "waited {:?}",
+        start.elapsed()
+    );
     assert_eq!(map.load_u32(0, Ordering::Acquire).unwrap(), 7);
 
     // A zero timeout returns.
@@ -189,7 +276,8 @@ fn wait_wakes_when_another_thread_changes_the_word() {
     // Wait (with the same primitive) until the waiter is about to block.
     let deadline = Instant::now() + TIMEOUT;
     while map.load_u32(READY, Ordering::Acquire).unwrap() == 0 {
-        map.wait_u32(READY, 0, Some(Duration::from_millis(100))).unwrap();
+        map.wait_u32(READY, 0, Some(Duration::from_millis(100)))
+            .unwrap();
         assert!(Instant::now() < deadline, "the waiter never started");
     }
     map.atomic_u32(WORD).unwrap().store(1, Ordering::Release);
@@ -203,8 +291,10 @@ fn wait_wakes_when_another_thread_changes_the_word() {
 #[test]
 fn concurrent_copies_never_tear_aligned_words() {
     const WORDS: usize = 64;
-    let rounds: usize =
-        std::env::var("POUNDS_STRESS_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(2000);
+    let rounds: usize = std::env::var("POUNDS_STRESS_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2000);
     let (_dir, map) = shared(4096);
     let map = Arc::new(map);
     let writer = {

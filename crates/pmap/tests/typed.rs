@@ -21,12 +21,19 @@ fn map(len: usize) -> (tempfile::TempDir, Map) {
 #[test]
 fn read_and_write_at_any_alignment() {
     let (_dir, mut map) = map(4096);
-    let header = Header { magic: 0xFEED_F00D, version: 3, count: u64::MAX - 1 };
+    let header = Header {
+        magic: 0xFEED_F00D,
+        version: 3,
+        count: u64::MAX - 1,
+    };
     for offset in [0, 1, 3, 7, 8, 13, 4096 - 16] {
         map.write(offset, &header).unwrap();
         assert_eq!(map.read::<Header>(offset).unwrap(), header);
         assert_eq!(map.read::<u32>(offset).unwrap(), 0xFEED_F00D);
-        assert_eq!(&map.as_slice()[offset..offset + 4], &0xFEED_F00Du32.to_ne_bytes());
+        assert_eq!(
+            &map.as_slice()[offset..offset + 4],
+            &0xFEED_F00Du32.to_ne_bytes()
+        );
     }
     map.write(4095, &0x5Au8).unwrap();
     assert_eq!(map.read::<u8>(4095).unwrap(), 0x5A);
@@ -37,7 +44,11 @@ fn read_and_write_at_any_alignment() {
 #[test]
 fn views_borrow_in_place() {
     let (_dir, mut map) = map(4096);
-    let header = Header { magic: 1, version: 2, count: 3 };
+    let header = Header {
+        magic: 1,
+        version: 2,
+        count: 3,
+    };
     map.write(64, &header).unwrap();
     assert_eq!(*map.view::<Header>(64).unwrap(), header);
     map.view_mut::<Header>(64).unwrap().count = 99;
@@ -52,12 +63,24 @@ fn misaligned_views_are_errors() {
     for offset in [1, 2, 4, 7, 9, 4076] {
         let err = map.view::<u64>(offset).unwrap_err();
         match err {
-            Error::Misaligned { offset: o, align: 8 } => assert_eq!(o, offset),
+            Error::Misaligned {
+                offset: o,
+                align: 8,
+            } => assert_eq!(o, offset),
             other => panic!("view at {offset}: {other:?}"),
         }
-        assert!(matches!(map.view_mut::<Header>(offset), Err(Error::Misaligned { align: 8, .. })));
+        assert!(matches!(
+            map.view_mut::<Header>(offset),
+            Err(Error::Misaligned { align: 8, .. })
+        ));
     }
-    assert!(matches!(map.view::<u32>(2), Err(Error::Misaligned { offset: 2, align: 4 })));
+    assert!(matches!(
+        map.view::<u32>(2),
+        Err(Error::Misaligned {
+            offset: 2,
+            align: 4
+        })
+    ));
     map.view::<u32>(4).unwrap();
     let text = map.view::<u64>(12).unwrap_err().to_string();
     assert!(text.contains("12") && text.contains('8'), "{text}");
@@ -70,8 +93,17 @@ fn alignment_is_of_the_address_not_the_offset() {
     let path = dir.path().join("shifted.bin");
     std::fs::write(&path, (0..64u8).collect::<Vec<_>>()).unwrap();
     let map = MapOptions::new().offset(3).open(&path).unwrap();
-    assert_eq!(*map.view::<u64>(5).unwrap(), u64::from_ne_bytes([8, 9, 10, 11, 12, 13, 14, 15]));
-    assert!(matches!(map.view::<u64>(0), Err(Error::Misaligned { offset: 0, align: 8 })));
+    assert_eq!(
+        *map.view::<u64>(5).unwrap(),
+        u64::from_ne_bytes([8, 9, 10, 11, 12, 13, 14, 15])
+    );
+    assert!(matches!(
+        map.view::<u64>(0),
+        Err(Error::Misaligned {
+            offset: 0,
+            align: 8
+        })
+    ));
     assert!(matches!(map.view::<u64>(8), Err(Error::Misaligned { .. })));
     // Reads take any alignment.
     assert_eq!(map.read::<u8>(0).unwrap(), 3);
@@ -90,7 +122,11 @@ fn out_of_bounds_accesses_are_errors() {
     ];
     for (offset, len) in cases {
         let expect = |err: Error| match err {
-            Error::OutOfBounds { offset: o, len: l, map_len: 4096 } => {
+            Error::OutOfBounds {
+                offset: o,
+                len: l,
+                map_len: 4096,
+            } => {
                 assert_eq!((o, l), (offset, len), "reported numbers");
             }
             other => panic!("({offset}, {len}): {other:?}"),
@@ -107,10 +143,19 @@ fn out_of_bounds_accesses_are_errors() {
         }
     }
     // `usize::MAX - 7` is 8-aligned: the bounds check runs before the alignment check.
-    assert!(matches!(map.view::<u64>(usize::MAX - 7), Err(Error::OutOfBounds { .. })));
-    assert!(matches!(map.view::<Header>(4088), Err(Error::OutOfBounds { .. })));
+    assert!(matches!(
+        map.view::<u64>(usize::MAX - 7),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        map.view::<Header>(4088),
+        Err(Error::OutOfBounds { .. })
+    ));
     let text = map.slice(4000, 200).unwrap_err().to_string();
-    assert!(text.contains("4000") && text.contains("200") && text.contains("4096"), "{text}");
+    assert!(
+        text.contains("4000") && text.contains("200") && text.contains("4096"),
+        "{text}"
+    );
     // Nothing was written by the failed calls.
     assert!(map.as_slice().iter().all(|&b| b == 0));
     // Slices at the exact edge are fine.

@@ -70,8 +70,15 @@ mod tests {
         wait(&word, 6, Some(Duration::from_secs(30)));
         wait(&word, 5, Some(Duration::from_millis(5)));
         wait(&word, 5, Some(Duration::ZERO));
-        assert!(start.elapsed() >= Duration::from_millis(5), "returned before the timeout");
-        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(5),
+            "returned before the timeout"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

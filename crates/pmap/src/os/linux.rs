@@ -18,12 +18,22 @@ pub(crate) unsafe fn wait_u32(addr: *const u32, expected: u32, timeout: Option<D
         tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
     });
-    let timespec_ptr = timespec.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let timespec_ptr = timespec
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: the kernel only reads the word at `addr` (valid per the caller's contract) and the
     // timespec (a live local or null). Any failure (EAGAIN: the value already differs, EINTR,
     // ETIMEDOUT) means "return and let the caller re-check", which is this function's contract.
     unsafe {
-        libc::syscall(libc::SYS_futex, addr, libc::FUTEX_WAIT, expected, timespec_ptr, 0usize, 0u32);
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            libc::FUTEX_WAIT,
+            expected,
+            timespec_ptr,
+            0usize,
+            0u32,
+        );
     }
 }
 
@@ -35,6 +45,14 @@ pub(crate) unsafe fn wake_u32(addr: *const u32) {
     // SAFETY: FUTEX_WAKE only uses `addr` to find waiters; it is valid per the caller's
     // contract. A failure leaves nobody woken, which waiters' timeouts tolerate.
     unsafe {
-        libc::syscall(libc::SYS_futex, addr, libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32);
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0usize,
+            0usize,
+            0u32,
+        );
     }
 }
