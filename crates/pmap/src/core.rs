@@ -27,7 +27,7 @@ pub(crate) struct Core {
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Map")
+        f.debug_struct("View")
             .field("path", &self.path)
             .field("offset", &self.offset)
             .field("len", &self.len())

@@ -69,8 +69,9 @@ impl MapOptions {
 
     /// Map read-only: the file must exist, is never extended, and every write is refused.
     pub fn read_only(mut self) -> Self {
+        // `create` is left alone: it only ever applies to read-write opens, so
+        // `read_only().read_write()` is a plain read-write open again.
         self.writable = false;
-        self.create = false;
         self
     }
 

@@ -492,3 +492,26 @@ fn debug_names_the_path() {
     let text = format!("{map:?}");
     assert!(text.contains("dbg.bin") && text.contains("4096"), "{text}");
 }
+
+#[test]
+fn read_only_then_read_write_is_a_plain_read_write_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flip.bin");
+    let map = MapOptions::new()
+        .read_only()
+        .read_write()
+        .size(64)
+        .open(&path)
+        .unwrap();
+    assert!(map.is_writable());
+    assert_eq!(map.len(), 64);
+    // must_exist survives the flip.
+    let missing = dir.path().join("missing.bin");
+    let err = MapOptions::new()
+        .must_exist()
+        .read_only()
+        .read_write()
+        .size(64)
+        .open(&missing);
+    assert!(matches!(err, Err(Error::NotFound { .. })), "{err:?}");
+}
