@@ -1,0 +1,45 @@
+//! A scratch buffer that lives on the stack for the common small slot, so that a lookup does
+//! not allocate.
+
+const INLINE: usize = 256;
+
+pub(crate) enum Buf {
+    Inline([u8; INLINE], usize),
+    Heap(Vec<u8>),
+}
+
+impl Buf {
+    pub(crate) fn zeroed(len: usize) -> Self {
+        if len <= INLINE {
+            Buf::Inline([0; INLINE], len)
+        } else {
+            Buf::Heap(vec![0; len])
+        }
+    }
+
+    /// `bytes` followed by zeros up to `len` (the caller checked `bytes.len() <= len`).
+    pub(crate) fn padded(bytes: &[u8], len: usize) -> Self {
+        let mut buf = Buf::zeroed(len);
+        buf[..bytes.len()].copy_from_slice(bytes);
+        buf
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Buf::Inline(bytes, len) => &bytes[..*len],
+            Buf::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            Buf::Inline(bytes, len) => &mut bytes[..*len],
+            Buf::Heap(bytes) => bytes,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `pblockdb`. File errors carry the path; size errors carry the
+/// number given and the number expected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The mapping layer failed (I/O, permissions, a directory, a missing file, ...).
+    #[error(transparent)]
+    Map(#[from] pmap::Error),
+    /// The file does not start with the pblockdb magic: it is some other file, or was damaged
+    /// (for example by a text-mode transfer).
+    #[error("{path} is not a pblockdb file (bad magic {found:02x?})")]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The first eight bytes found.
+        found: [u8; 8],
+    },
+    /// The file's header is all zeros: a creator died before finishing it.
+    #[error("{path} is an uninitialised pblockdb file (all-zero header)")]
+    Uninitialized {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is shorter than its header says it must be.
+    #[error("{path} is truncated: {len} bytes, at least {needed} needed")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+        /// The length its header requires.
+        needed: u64,
+    },
+    /// The file was written by a format version this build does not read.
+    #[error("{path}: unsupported pblockdb format version {found} (this build reads {supported})")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// A header field is out of range or fails its check.
+    #[error("{path}: corrupt header field {field} = {value}")]
+    CorruptHeader {
+        /// The file.
+        path: PathBuf,
+        /// The field's name, as in `docs/pblockdb-format.md`.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+    /// A slot holds an impossible state, fails its checksum, or stays mid-write with no writer.
+    #[error("{path}: corrupt slot {slot}: {reason}")]
+    CorruptSlot {
+        /// The file.
+        path: PathBuf,
+        /// The slot index in the active table.
+        slot: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The file's geometry differs from the one asked for.
+    #[error(
+        "{path}: geometry mismatch: asked for key size {asked_key}, value size {asked_value}; \
+         the file has key size {found_key}, value size {found_value}"
+    )]
+    GeometryMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Key size asked for.
+        asked_key: usize,
+        /// Value size asked for.
+        asked_value: usize,
+        /// Key size in the file.
+        found_key: usize,
+        /// Value size in the file.
+        found_value: usize,
+    },
+    /// A geometry asked for when creating is outside the supported range.
+    #[error("invalid geometry: {what} = {value} (allowed {min} ..= {max})")]
+    InvalidGeometry {
+        /// Which size.
+        what: &'static str,
+        /// The size given.
+        value: u64,
+        /// Smallest allowed.
+        min: u64,
+        /// Largest allowed.
+        max: u64,
+    },
+    /// A key longer than the key size.
+    #[error("key of {given} bytes is longer than the key size {expected}")]
+    KeySize {
+        /// The key's length.
+        given: usize,
+        /// The database's key size.
+        expected: usize,
+    },
+    /// A value longer than the value size.
+    #[error("value of {given} bytes is longer than the value size {expected}")]
+    ValueSize {
+        /// The value's length.
+        given: usize,
+        /// The database's value size.
+        expected: usize,
+    },
+    /// A buffer for `get_into` whose length is not the value size.
+    #[error("buffer of {given} bytes given; the value size is {expected}")]
+    BufferSize {
+        /// The buffer's length.
+        given: usize,
+        /// The database's value size.
+        expected: usize,
+    },
+    /// User-area data longer than the user area.
+    #[error("user area data of {given} bytes exceeds the {max}-byte user area")]
+    UserAreaSize {
+        /// The data's length.
+        given: usize,
+        /// The user area's size.
+        max: usize,
+    },
+    /// The table is full and the file could not grow (disk full, size limit); nothing stored was
+    /// lost.
+    #[error("{path}: database full at capacity {capacity} and it cannot grow: {source}")]
+    Full {
+        /// The file.
+        path: PathBuf,
+        /// The capacity (slots) of the current table.
+        capacity: u64,
+        /// Why growing failed.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A write through a database opened read-only.
+    #[error("{path} is open read-only; {op} needs a writable database")]
+    ReadOnly {
+        /// The file.
+        path: PathBuf,
+        /// The refused operation.
+        op: &'static str,
+    },
+    /// A writer crashed mid-operation and a read-only handle cannot replay its journal; open the
+    /// file writable once to recover it.
+    #[error("{path} needs recovery from an interrupted write; open it writable once")]
+    NeedsRecovery {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,596 @@
+//! Unit tests of every operation and every error of the public API.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use pblockdb::{Action, Db, DbOptions, Error, TypedDb};
+
+fn temp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.db");
+    (dir, path)
+}
+
+fn key(i: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&i.to_le_bytes());
+    k[8..].copy_from_slice(b"key-pad!");
+    k
+}
+
+fn value(i: u64, round: u64) -> [u8; 64] {
+    let mut v = [0u8; 64];
+    v[..8].copy_from_slice(&i.to_le_bytes());
+    v[8..16].copy_from_slice(&round.to_le_bytes());
+    v
+}
+
+fn write_bytes(path: &Path, at: u64, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start(at)).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+#[test]
+fn put_get_replace_delete() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(16, 64).capacity(10).open(&path).unwrap();
+    assert!(db.is_empty());
+    assert_eq!(db.get(&key(1)).unwrap(), None);
+    assert!(!db.put(&key(1), &value(1, 0)).unwrap());
+    assert!(db.put(&key(1), &value(1, 1)).unwrap());
+    assert_eq!(db.get(&key(1)).unwrap().unwrap(), value(1, 1));
+    assert!(db.contains(&key(1)).unwrap());
+    assert_eq!(db.len(), 1);
+    let mut out = [0u8; 64];
+    assert!(db.get_into(&key(1), &mut out).unwrap());
+    assert_eq!(out, value(1, 1));
+    assert!(!db.get_into(&key(2), &mut out).unwrap());
+    assert_eq!(out, value(1, 1), "untouched on a miss");
+    assert!(db.delete(&key(1)).unwrap());
+    assert!(!db.delete(&key(1)).unwrap());
+    assert!(!db.contains(&key(1)).unwrap());
+    assert_eq!(db.len(), 0);
+    // A deleted key can come back (into its tombstone).
+    assert!(!db.put(&key(1), &value(1, 2)).unwrap());
+    assert_eq!(db.get(&key(1)).unwrap().unwrap(), value(1, 2));
+    assert_eq!(
+        db.change_count(),
+        4,
+        "a delete that found nothing is no change"
+    );
+    db.flush().unwrap();
+    assert_eq!(db.verify().unwrap().live, 1);
+}
+
+#[test]
+fn short_keys_and_values_are_padded_long_ones_refused() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(8, 4).open(&path).unwrap();
+    db.put(b"a", b"xy").unwrap();
+    assert_eq!(db.get(b"a").unwrap().unwrap(), b"xy\0\0");
+    assert_eq!(
+        db.get(b"a\0\0").unwrap().unwrap(),
+        b"xy\0\0",
+        "padding is part of the key"
+    );
+    assert!(matches!(
+        db.put(b"123456789", b"v"),
+        Err(Error::KeySize {
+            given: 9,
+            expected: 8
+        })
+    ));
+    assert!(matches!(
+        db.put(b"k", b"12345"),
+        Err(Error::ValueSize {
+            given: 5,
+            expected: 4
+        })
+    ));
+    assert!(matches!(db.get(b"123456789"), Err(Error::KeySize { .. })));
+    assert!(matches!(
+        db.delete(b"123456789"),
+        Err(Error::KeySize { .. })
+    ));
+    assert!(matches!(
+        db.get_into(b"a", &mut [0u8; 3]),
+        Err(Error::BufferSize {
+            given: 3,
+            expected: 4
+        })
+    ));
+    assert_eq!(db.len(), 1, "failed writes stored nothing");
+}
+
+#[test]
+fn zero_sized_values_make_a_set() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(4, 0).open(&path).unwrap();
+    db.put(b"one", b"").unwrap();
+    assert_eq!(db.get(b"one").unwrap(), Some(vec![]));
+    assert!(db.contains(b"one").unwrap());
+    assert!(!db.contains(b"two").unwrap());
+    assert_eq!(db.iter().unwrap().count(), 1);
+}
+
+#[test]
+fn reopen_adopts_geometry_and_rejects_a_different_one() {
+    let (_dir, path) = temp();
+    {
+        let db = DbOptions::new(16, 64).capacity(100).open(&path).unwrap();
+        db.put(&key(7), &value(7, 0)).unwrap();
+    }
+    let db = Db::open_existing(&path).unwrap();
+    assert_eq!((db.key_size(), db.value_size()), (16, 64));
+    assert_eq!(db.get(&key(7)).unwrap().unwrap(), value(7, 0));
+    let cap = db.capacity().unwrap();
+    // Same geometry, a different capacity: adopts the file's capacity.
+    let again = DbOptions::new(16, 64)
+        .capacity(100_000)
+        .open(&path)
+        .unwrap();
+    assert_eq!(again.capacity().unwrap(), cap);
+    match DbOptions::new(16, 32).open(&path) {
+        Err(Error::GeometryMismatch {
+            asked_key: 16,
+            asked_value: 32,
+            found_key: 16,
+            found_value: 64,
+            ..
+        }) => {}
+        other => panic!("expected a geometry mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn invalid_geometry_is_refused() {
+    let (_dir, path) = temp();
+    assert!(matches!(
+        DbOptions::new(0, 8).open(&path),
+        Err(Error::InvalidGeometry {
+            what: "key_size",
+            ..
+        })
+    ));
+    assert!(matches!(
+        DbOptions::new(8, pblockdb::MAX_VALUE_SIZE + 1).open(&path),
+        Err(Error::InvalidGeometry {
+            what: "value_size",
+            ..
+        })
+    ));
+    assert!(matches!(
+        DbOptions::new(8, 8).capacity(u64::MAX).open(&path),
+        Err(Error::InvalidGeometry {
+            what: "capacity",
+            ..
+        })
+    ));
+    assert!(!path.exists(), "nothing created");
+}
+
+#[test]
+fn missing_directory_and_read_only_errors() {
+    let (dir, path) = temp();
+    assert!(matches!(
+        Db::open_existing(&path),
+        Err(Error::Map(pmap::Error::NotFound { .. }))
+    ));
+    assert!(matches!(
+        Db::open_read_only(&path),
+        Err(Error::Map(pmap::Error::NotFound { .. }))
+    ));
+    assert!(matches!(
+        DbOptions::new(8, 8).open(dir.path()),
+        Err(Error::Map(pmap::Error::IsDirectory { .. }))
+    ));
+    let db = DbOptions::new(8, 8).open(&path).unwrap();
+    db.put(b"k", b"v").unwrap();
+    db.set_user_area(b"hello").unwrap();
+    drop(db);
+    let ro = Db::open_read_only(&path).unwrap();
+    assert!(ro.is_read_only());
+    assert_eq!(ro.get(b"k").unwrap().unwrap(), b"v\0\0\0\0\0\0\0");
+    assert_eq!(&ro.user_area().unwrap()[..5], b"hello");
+    assert!(matches!(ro.put(b"k", b"w"), Err(Error::ReadOnly { .. })));
+    assert!(matches!(ro.delete(b"k"), Err(Error::ReadOnly { .. })));
+    assert!(matches!(
+        ro.set_user_area(b"x"),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        ro.update_each(|_, _| Action::Delete),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert_eq!(ro.verify().unwrap().live, 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        // Root ignores permissions; only check when the file really is unwritable.
+        if std::fs::OpenOptions::new().write(true).open(&path).is_err() {
+            assert!(matches!(Db::open_existing(&path), Err(Error::Map(_))));
+        }
+        assert!(matches!(
+            DbOptions::new(8, 8).open(&path),
+            Err(Error::Map(pmap::Error::ReadOnlyFile { .. }))
+        ));
+        assert!(Db::open_read_only(&path).is_ok());
+    }
+}
+
+#[test]
+fn foreign_truncated_and_damaged_files_are_typed_errors() {
+    let (dir, _) = temp();
+    let foreign = dir.path().join("foreign");
+    std::fs::write(&foreign, vec![b'#'; 8192]).unwrap();
+    assert!(matches!(
+        Db::open_existing(&foreign),
+        Err(Error::BadMagic { .. })
+    ));
+    assert!(matches!(
+        DbOptions::new(8, 8).open(&foreign),
+        Err(Error::BadMagic { .. })
+    ));
+    assert_eq!(
+        std::fs::read(&foreign).unwrap(),
+        vec![b'#'; 8192],
+        "foreign file untouched"
+    );
+
+    let tiny = dir.path().join("tiny");
+    std::fs::write(&tiny, b"\x89PBD").unwrap();
+    assert!(matches!(
+        Db::open_existing(&tiny),
+        Err(Error::Truncated { .. })
+    ));
+    assert_eq!(
+        std::fs::read(&tiny).unwrap().len(),
+        4,
+        "short file not extended"
+    );
+
+    let zeros = dir.path().join("zeros");
+    std::fs::write(&zeros, vec![0u8; 4096]).unwrap();
+    assert!(matches!(
+        Db::open_existing(&zeros),
+        Err(Error::Uninitialized { .. })
+    ));
+    let db = DbOptions::new(8, 8).open(&zeros).unwrap();
+    db.put(b"k", b"v").unwrap();
+    drop(db);
+
+    let (_d, path) = temp();
+    DbOptions::new(8, 8)
+        .open(&path)
+        .unwrap()
+        .put(b"k", b"v")
+        .unwrap();
+    let pristine = std::fs::read(&path).unwrap();
+    let damaged = |at: usize, bytes: &[u8]| {
+        std::fs::write(&path, &pristine).unwrap();
+        write_bytes(&path, at as u64, bytes);
+        Db::open_existing(&path)
+    };
+    // Text-mode damage: CRLF -> LF shifts everything.
+    let mut text = pristine.clone();
+    text.remove(4);
+    std::fs::write(&path, &text).unwrap();
+    assert!(matches!(
+        Db::open_existing(&path),
+        Err(Error::BadMagic { .. })
+    ));
+    assert!(matches!(
+        damaged(8, &2u32.to_le_bytes()),
+        Err(Error::UnsupportedVersion {
+            found: 2,
+            supported: 1,
+            ..
+        })
+    ));
+    assert!(matches!(
+        damaged(16, &9u32.to_le_bytes()),
+        Err(Error::CorruptHeader {
+            field: "geometry_crc",
+            ..
+        })
+    ));
+    assert!(matches!(
+        damaged(80, &3u64.to_le_bytes()),
+        Err(Error::CorruptHeader {
+            field: "descriptor_crc",
+            ..
+        })
+    ));
+    // Truncate the table away.
+    std::fs::write(&path, &pristine[..5000]).unwrap();
+    assert!(matches!(
+        Db::open_existing(&path),
+        Err(Error::Truncated { .. })
+    ));
+    // Out-of-range counters are recounted by a writable open.
+    std::fs::write(&path, &pristine).unwrap();
+    write_bytes(&path, 128, &u64::MAX.to_le_bytes());
+    assert!(matches!(
+        Db::open_read_only(&path),
+        Err(Error::CorruptHeader { field: "count", .. })
+    ));
+    let db = Db::open_existing(&path).unwrap();
+    assert_eq!(db.len(), 1);
+    db.verify().unwrap();
+}
+
+#[test]
+fn growth_keeps_every_record_and_other_handles_follow() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(16, 64).capacity(10).open(&path).unwrap();
+    let other = Db::open_existing(&path).unwrap();
+    let start = db.capacity().unwrap();
+    for i in 0..2000 {
+        db.put(&key(i), &value(i, 0)).unwrap();
+    }
+    assert!(db.capacity().unwrap() > start);
+    assert_eq!(db.len(), 2000);
+    for i in 0..2000 {
+        assert_eq!(other.get(&key(i)).unwrap().unwrap(), value(i, 0), "key {i}");
+    }
+    assert_eq!(other.capacity().unwrap(), db.capacity().unwrap());
+    // The other handle writes after growth it did not do.
+    other.put(&key(5000), &value(5000, 1)).unwrap();
+    assert_eq!(db.get(&key(5000)).unwrap().unwrap(), value(5000, 1));
+    let stats = db.verify().unwrap();
+    assert_eq!(stats.live, 2001);
+}
+
+#[test]
+fn tombstone_churn_does_not_grow_the_file_without_bound() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(16, 64).capacity(100).open(&path).unwrap();
+    for i in 0..20_000 {
+        db.put(&key(i), &value(i, 0)).unwrap();
+        if i >= 50 {
+            assert!(db.delete(&key(i - 50)).unwrap());
+        }
+    }
+    assert_eq!(db.len(), 50);
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len < 4096 + 3 * 256 * 96 + 8192, "file grew to {len}");
+    db.verify().unwrap();
+    for i in 19_950..20_000 {
+        assert!(db.contains(&key(i)).unwrap());
+    }
+}
+
+#[test]
+fn iterate_find_and_update_in_place() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(16, 64).open(&path).unwrap();
+    for i in 0..100 {
+        db.put(&key(i), &value(i, 0)).unwrap();
+    }
+    let mut seen: Vec<u64> = db
+        .iter()
+        .unwrap()
+        .map(|(k, v)| {
+            assert_eq!(v, value(u64::from_le_bytes(k[..8].try_into().unwrap()), 0));
+            u64::from_le_bytes(k[..8].try_into().unwrap())
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..100).collect::<Vec<_>>());
+    assert_eq!(db.iter().unwrap().len(), 100);
+    let mut count = 0;
+    db.for_each(|k, v| {
+        assert_eq!(&k[..8], &v[..8]);
+        count += 1;
+    })
+    .unwrap();
+    assert_eq!(count, 100);
+    let (k, _) = db.find(|k, _| k[0] == 42).unwrap().unwrap();
+    assert_eq!(k, key(42));
+    assert!(db.find(|k, _| k[0] == 200).unwrap().is_none());
+
+    let before = db.change_count();
+    let changed = db
+        .update_each(|k, v| match k[0] % 3 {
+            0 => Action::Delete,
+            1 => {
+                v[8] = 9;
+                Action::Update
+            }
+            _ => {
+                v[8] = 7; // dropped: Keep
+                Action::Keep
+            }
+        })
+        .unwrap();
+    assert_eq!(changed, 34 + 33);
+    assert_eq!(db.change_count(), before + 67);
+    assert_eq!(db.len(), 66);
+    for i in 0..100 {
+        let got = db.get(&key(i)).unwrap();
+        match i % 3 {
+            0 => assert_eq!(got, None),
+            1 => assert_eq!(got.unwrap(), value(i, 9)),
+            _ => assert_eq!(got.unwrap(), value(i, 0)),
+        }
+    }
+    // An update that changes nothing is not a change.
+    assert_eq!(db.update_each(|_, _| Action::Update).unwrap(), 0);
+    db.verify().unwrap();
+}
+
+#[test]
+fn user_area_and_change_counter_persist() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(4, 4).open(&path).unwrap();
+    assert_eq!(db.user_area().unwrap(), vec![0u8; pblockdb::USER_AREA_SIZE]);
+    db.set_user_area(b"first").unwrap();
+    db.set_user_area(b"2nd").unwrap();
+    assert!(matches!(
+        db.set_user_area(&[1u8; pblockdb::USER_AREA_SIZE + 1]),
+        Err(Error::UserAreaSize {
+            given: 257,
+            max: 256
+        })
+    ));
+    db.put(b"a", b"b").unwrap();
+    assert_eq!(db.change_count(), 3);
+    drop(db);
+    let db = Db::open_existing(&path).unwrap();
+    let area = db.user_area().unwrap();
+    assert_eq!(&area[..5], b"2nd\0\0", "the shorter write zero-fills");
+    assert_eq!(db.change_count(), 3);
+}
+
+#[test]
+fn batches_and_sync_on_write() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(8, 8)
+        .capacity(4)
+        .sync_on_write(true)
+        .open(&path)
+        .unwrap();
+    {
+        let mut batch = db.lock_writes().unwrap();
+        for i in 0u64..100 {
+            assert!(!batch.put(&i.to_le_bytes(), &i.to_le_bytes()).unwrap());
+        }
+        assert!(batch.delete(&3u64.to_le_bytes()).unwrap());
+        assert_eq!(
+            batch.get(&4u64.to_le_bytes()).unwrap().unwrap(),
+            4u64.to_le_bytes()
+        );
+        batch.set_user_area(b"batch").unwrap();
+        assert_eq!(
+            batch
+                .update_each(|k, _| if k[0] == 5 {
+                    Action::Delete
+                } else {
+                    Action::Keep
+                })
+                .unwrap(),
+            1
+        );
+    }
+    assert_eq!(db.len(), 98);
+    drop(db);
+    let db = Db::open_existing(&path).unwrap();
+    assert_eq!(db.len(), 98);
+    db.verify().unwrap();
+}
+
+#[test]
+fn threads_share_one_handle() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(16, 64).capacity(16).open(&path).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let db = &db;
+            s.spawn(move || {
+                for i in 0..500 {
+                    let id = t * 10_000 + i;
+                    db.put(&key(id), &value(id, t)).unwrap();
+                    assert_eq!(db.get(&key(id)).unwrap().unwrap(), value(id, t));
+                }
+            });
+        }
+    });
+    assert_eq!(db.len(), 2000);
+    db.verify().unwrap();
+}
+
+#[test]
+fn typed_records() {
+    #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+    #[repr(C)]
+    struct Lease {
+        owner: u32,
+        expires: u32,
+    }
+    let (_dir, path) = temp();
+    let db = TypedDb::<u64, Lease>::open(&path, 10).unwrap();
+    assert!(db.is_empty());
+    assert!(
+        !db.put(
+            &1,
+            &Lease {
+                owner: 7,
+                expires: 100
+            }
+        )
+        .unwrap()
+    );
+    db.put(
+        &2,
+        &Lease {
+            owner: 8,
+            expires: 200,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        db.get(&1).unwrap(),
+        Some(Lease {
+            owner: 7,
+            expires: 100
+        })
+    );
+    assert!(db.contains(&2).unwrap());
+    assert_eq!(
+        db.find(|_, l| l.owner == 8).unwrap(),
+        Some((
+            2,
+            Lease {
+                owner: 8,
+                expires: 200
+            }
+        ))
+    );
+    db.update_each(|_, l| {
+        l.expires += 1;
+        Action::Update
+    })
+    .unwrap();
+    let mut all = db.entries().unwrap();
+    all.sort_by_key(|(k, _)| *k);
+    assert_eq!(
+        all,
+        vec![
+            (
+                1,
+                Lease {
+                    owner: 7,
+                    expires: 101
+                }
+            ),
+            (
+                2,
+                Lease {
+                    owner: 8,
+                    expires: 201
+                }
+            )
+        ]
+    );
+    assert!(db.delete(&1).unwrap());
+    assert_eq!(db.len(), 1);
+    let raw = db.into_inner();
+    assert!(matches!(
+        TypedDb::<u32, Lease>::from_db(raw),
+        Err(Error::GeometryMismatch { .. })
+    ));
+    assert!(matches!(
+        TypedDb::<u64, u8>::open(&path, 1),
+        Err(Error::GeometryMismatch { .. })
+    ));
+}
+
+#[test]
+fn db_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Db>();
+    check::<TypedDb<u64, u64>>();
+}
