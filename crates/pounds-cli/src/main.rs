@@ -1,7 +1,39 @@
-//! The `pounds` command line. Its subcommands arrive with the log and database layers.
+//! `pounds`: the command line over the pounds log and database.
+//!
+//! Errors print one line on stderr beginning `error:` and exit 1; usage errors exit 2 (clap's
+//! convention). Nothing a file holds can make it panic: every layer below returns typed errors.
 #![forbid(unsafe_code)]
 
-fn main() -> std::process::ExitCode {
-    eprintln!("error: the `pounds` command needs the log and database layers, which are not built yet");
-    std::process::ExitCode::FAILURE
+mod args;
+mod db_cmd;
+mod demo;
+mod error;
+mod histogram;
+mod json;
+mod log_cmd;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Log(command) => log_cmd::run(command),
+        Command::Db(command) => db_cmd::run(command),
+        Command::Demo(args) => demo::run(&args),
+        Command::DemoWriter(args) => demo::run_writer(&args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`pounds log dump | head`) is the reader's choice, not a failure.
+        Err(error) if error::is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = writeln!(io::stderr(), "error: {}", error::chain(&error));
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,192 @@
+//! The command-line grammar. Scripts rely on it: keep it stable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use pounds::log::Level;
+
+/// Durable, very fast work on memory-mapped files.
+#[derive(Debug, Parser)]
+#[command(name = "pounds", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Work with a circular log file.
+    #[command(subcommand)]
+    Log(LogCommand),
+    /// Work with a block database file.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// The main job in one run: writers in threads and processes fill a log while a follower
+    /// reads it live; prints throughput, latency percentiles, and records checked and lost.
+    Demo(DemoArgs),
+    /// One writer process of the demo (started by `demo` itself).
+    #[command(hide = true)]
+    DemoWriter(DemoWriterArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LogCommand {
+    /// Create a log file (an existing one must have the same geometry).
+    Create {
+        /// The log file.
+        file: PathBuf,
+        /// Number of blocks in the ring.
+        #[arg(long)]
+        blocks: Option<u64>,
+        /// Size of one block in bytes (a power of two).
+        #[arg(long = "block-size")]
+        block_size: Option<u32>,
+    },
+    /// Write a message, or one message per line of standard input when none is given. Creates
+    /// the file with the default geometry if it does not exist.
+    Write {
+        /// The log file.
+        file: PathBuf,
+        /// The message's level: trace, debug, info, warn (or warning), error.
+        #[arg(long, default_value = "info", value_parser = parse_level)]
+        level: Level,
+        /// The tag naming the writer or module.
+        #[arg(long, default_value = "cli")]
+        tag: String,
+        /// The message; its words are joined with spaces.
+        message: Vec<String>,
+    },
+    /// Print the records, oldest first.
+    Dump {
+        /// The log file.
+        file: PathBuf,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Start at this record id.
+        #[arg(long)]
+        since: Option<u64>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print records as they are written, until interrupted or `--count` records.
+    Follow {
+        /// The log file.
+        file: PathBuf,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Stop after printing this many records.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Start at the oldest record instead of the newest.
+        #[arg(long = "from-start")]
+        from_start: bool,
+    },
+    /// Print the log's geometry and counters.
+    Stat {
+        /// The log file.
+        file: PathBuf,
+        /// As one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which records to show.
+#[derive(Debug, Args)]
+pub(crate) struct FilterArgs {
+    /// Show only these levels (repeatable).
+    #[arg(long = "level", value_parser = parse_level)]
+    pub(crate) levels: Vec<Level>,
+    /// Show only records with this tag.
+    #[arg(long)]
+    pub(crate) tag: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DbCommand {
+    /// Create a database file.
+    Create {
+        /// The database file.
+        file: PathBuf,
+        /// Key size in bytes.
+        #[arg(long = "key-size")]
+        key_size: u32,
+        /// Value size in bytes.
+        #[arg(long = "value-size")]
+        value_size: u32,
+        /// Initial capacity in records.
+        #[arg(long)]
+        capacity: Option<u64>,
+    },
+    /// Insert or replace a record.
+    Put {
+        /// The database file.
+        file: PathBuf,
+        /// The key (UTF-8, zero-padded to the key size).
+        key: String,
+        /// The value (UTF-8, zero-padded to the value size).
+        value: String,
+    },
+    /// Print a record's value; exit 1 if the key is missing.
+    Get {
+        /// The database file.
+        file: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// Delete a record; exit 1 if the key is missing.
+    Del {
+        /// The database file.
+        file: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// Print every record.
+    List {
+        /// The database file.
+        file: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Writer processes.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) processes: u32,
+    /// Writer threads in each process.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) threads: u32,
+    /// Messages each writer thread writes.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) messages: u64,
+    /// The log file (default: a new file in a temporary directory, removed afterwards).
+    #[arg(long)]
+    pub(crate) file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoWriterArgs {
+    pub(crate) file: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub(crate) process: u32,
+    #[arg(long, default_value_t = 1)]
+    pub(crate) threads: u32,
+    #[arg(long, default_value_t = 0)]
+    pub(crate) messages: u64,
+    /// Instead of the load: this many ping-pongs with the demo's follower.
+    #[arg(long)]
+    pub(crate) ping: Option<u64>,
+}
+
+fn parse_level(text: &str) -> Result<Level, String> {
+    text.parse::<Level>().map_err(|_| {
+        format!("unknown level {text:?}; expected trace, debug, info, warn (or warning), error")
+    })
+}

@@ -1,0 +1,485 @@
+//! `pounds demo`: the main job in one run.
+//!
+//! Writer processes (this binary again, as `demo-writer`), each with several threads, fill one
+//! log as fast as they can while a follower in this process reads it live and checks every
+//! record it sees. Then a ping-pong over the log measures follow latency across processes.
+//! Printed: throughput, write latency percentiles, follow latency percentiles, and the count of
+//! records checked and lost, which must add up to the count written.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pounds::log::{FollowOptions, Level, Log, Record};
+
+use crate::args::{DemoArgs, DemoWriterArgs};
+use crate::error::{CliError, Result};
+use crate::histogram::{Histogram, nanos};
+
+const TAG: &str = "demo";
+const PING: &str = "ping";
+const PONG: &str = "pong";
+const PAYLOAD: usize = 64;
+const PINGS: u64 = 2_000;
+
+fn demo_error(message: impl Into<String>) -> CliError {
+    CliError::Demo(message.into())
+}
+
+fn wall_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Removes the demo's own temporary log when the demo ends, however it ends.
+struct TempLog(Option<PathBuf>);
+
+impl Drop for TempLog {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+pub(crate) fn run(args: &DemoArgs) -> Result<()> {
+    let (path, _cleanup) = match &args.file {
+        Some(path) => (path.clone(), TempLog(None)),
+        None => {
+            let path =
+                std::env::temp_dir().join(format!("pounds-demo-{}.plog", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            (path.clone(), TempLog(Some(path)))
+        }
+    };
+    let log = Log::open(&path)?;
+    let stats = log.stats();
+    let total = u64::from(args.processes) * u64::from(args.threads) * args.messages;
+    println!(
+        "pounds demo: {} processes x {} threads x {} messages of {PAYLOAD} bytes into {} \
+         ({} blocks x {} B)",
+        args.processes,
+        args.threads,
+        args.messages,
+        path.display(),
+        stats.blocks,
+        stats.block_size
+    );
+
+    let load_end = AtomicU64::new(u64::MAX);
+    let outcome = std::thread::scope(|scope| -> Result<(WriterTotals, FollowReport)> {
+        let follower = log.follow(FollowOptions::new().from_start(true))?;
+        let stop = follower.stop_handle();
+        let follow = scope.spawn(|| follow_and_check(&log, follower, &load_end));
+        let writers = run_writers(&path, args);
+        let writers = match writers {
+            Ok(writers) => writers,
+            Err(error) => {
+                stop.stop();
+                let _ = follow.join();
+                return Err(error);
+            }
+        };
+        load_end.store(log.stats().next_id, Ordering::Release);
+        let pings = run_child(&path, &["--ping", &PINGS.to_string()]);
+        stop.stop();
+        let report = follow
+            .join()
+            .map_err(|_| demo_error("the follower thread failed"))?;
+        let pings = pings?;
+        Ok((writers.with_pings(pings), report))
+    });
+    let (writers, report) = outcome?;
+    print_report(total, &writers, &report)?;
+    if report.checked + report.lost_in_load != total || report.invalid > 0 {
+        return Err(demo_error(format!(
+            "records do not add up: {} checked + {} lost != {total} written ({} invalid)",
+            report.checked, report.lost_in_load, report.invalid
+        )));
+    }
+    Ok(())
+}
+
+/// What the writer processes reported, merged.
+#[derive(Default)]
+struct WriterTotals {
+    writes: u64,
+    first_start: u64,
+    last_end: u64,
+    latency: Histogram,
+    clock_cost: u64,
+    ping_latency: Histogram,
+}
+
+impl WriterTotals {
+    fn with_pings(mut self, pings: WriterTotals) -> Self {
+        self.ping_latency = pings.ping_latency;
+        self
+    }
+}
+
+fn run_writers(path: &Path, args: &DemoArgs) -> Result<WriterTotals> {
+    let children: Vec<Result<Child>> = (0..args.processes)
+        .map(|process| {
+            spawn_child(
+                path,
+                &[
+                    "--process",
+                    &process.to_string(),
+                    "--threads",
+                    &args.threads.to_string(),
+                    "--messages",
+                    &args.messages.to_string(),
+                ],
+            )
+        })
+        .collect();
+    let mut totals = WriterTotals {
+        first_start: u64::MAX,
+        ..WriterTotals::default()
+    };
+    for child in children {
+        let report = collect(child?)?;
+        totals.writes += report.writes;
+        totals.first_start = totals.first_start.min(report.first_start);
+        totals.last_end = totals.last_end.max(report.last_end);
+        totals.latency.merge(&report.latency);
+        totals.clock_cost = totals.clock_cost.max(report.clock_cost);
+    }
+    Ok(totals)
+}
+
+fn run_child(path: &Path, extra: &[&str]) -> Result<WriterTotals> {
+    collect(spawn_child(path, extra)?)
+}
+
+fn spawn_child(path: &Path, extra: &[&str]) -> Result<Child> {
+    let exe = std::env::current_exe()?;
+    Ok(Command::new(exe)
+        .arg("demo-writer")
+        .arg(path)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?)
+}
+
+/// Reads a child's one-line report: `key value` pairs, histograms last.
+fn collect(mut child: Child) -> Result<WriterTotals> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| demo_error("no pipe from a writer"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(demo_error(format!("a writer process failed ({status})")));
+    }
+    parse_report(&line).ok_or_else(|| demo_error(format!("unreadable writer report: {line:?}")))
+}
+
+fn parse_report(line: &str) -> Option<WriterTotals> {
+    let mut totals = WriterTotals::default();
+    for field in line.trim().split(';') {
+        let (key, value) = field.split_once('=')?;
+        match key {
+            "writes" => totals.writes = value.parse().ok()?,
+            "start" => totals.first_start = value.parse().ok()?,
+            "end" => totals.last_end = value.parse().ok()?,
+            "clock" => totals.clock_cost = value.parse().ok()?,
+            "latency" => totals.latency = Histogram::decode(value)?,
+            "ping" => totals.ping_latency = Histogram::decode(value)?,
+            _ => return None,
+        }
+    }
+    Some(totals)
+}
+
+fn write_report(totals: &WriterTotals) -> String {
+    format!(
+        "writes={};start={};end={};clock={};latency={};ping={}",
+        totals.writes,
+        totals.first_start,
+        totals.last_end,
+        totals.clock_cost,
+        totals.latency.encode(),
+        totals.ping_latency.encode()
+    )
+}
+
+/// What the follower saw.
+#[derive(Default)]
+struct FollowReport {
+    checked: u64,
+    invalid: u64,
+    out_of_order: u64,
+    lost_in_load: u64,
+    lag: Histogram,
+}
+
+/// Follows the log, checks every demo record (well-formed, each writer's sequence rising) and
+/// answers pings; stops when stopped after the load and the pings.
+fn follow_and_check(
+    log: &Log,
+    mut follower: pounds::log::Follower,
+    load_end: &AtomicU64,
+) -> FollowReport {
+    let mut report = FollowReport::default();
+    let mut last_seen: HashMap<(u32, u32), u64> = HashMap::new();
+    let mut load_done = false;
+    while let Some(record) = follower.next() {
+        if !load_done && record.id >= load_end.load(Ordering::Acquire) {
+            report.lost_in_load = follower.lost();
+            load_done = true;
+        }
+        match record.tag.as_str() {
+            TAG => {
+                report.lag.record(wall_nanos().saturating_sub(record.time));
+                match parse_payload(&record) {
+                    Some((writer, seq)) => {
+                        let last = last_seen.insert(writer, seq);
+                        if last.is_some_and(|last| last >= seq) {
+                            report.out_of_order += 1;
+                        }
+                        report.checked += 1;
+                    }
+                    None => report.invalid += 1,
+                }
+            }
+            PING => {
+                let _ = log.write(Level::Info, PONG, &record.payload);
+            }
+            _ => {}
+        }
+    }
+    if !load_done {
+        report.lost_in_load = follower.lost();
+    }
+    report
+}
+
+/// `p{process} t{thread} n{sequence}` followed by dots to the payload size.
+fn format_payload(buf: &mut [u8; PAYLOAD], process: u32, thread: u32, seq: u64) {
+    buf.fill(b'.');
+    let mut cursor = &mut buf[..];
+    let _ = write!(cursor, "p{process} t{thread} n{seq} ");
+}
+
+fn parse_payload(record: &Record) -> Option<((u32, u32), u64)> {
+    if record.payload.len() != PAYLOAD || record.level != Level::Info {
+        return None;
+    }
+    let text = std::str::from_utf8(&record.payload).ok()?;
+    let mut words = text.split(' ');
+    let process = words.next()?.strip_prefix('p')?.parse().ok()?;
+    let thread = words.next()?.strip_prefix('t')?.parse().ok()?;
+    let seq = words.next()?.strip_prefix('n')?.parse().ok()?;
+    words
+        .next()
+        .filter(|dots| dots.bytes().all(|b| b == b'.'))?;
+    Some(((process, thread), seq))
+}
+
+/// The cost of one `Instant::now()` pair, which every latency sample includes.
+fn clock_cost() -> u64 {
+    let mut samples: Vec<u64> = (0..1001)
+        .map(|_| {
+            let start = Instant::now();
+            start.elapsed().as_nanos() as u64
+        })
+        .collect();
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
+
+pub(crate) fn run_writer(args: &DemoWriterArgs) -> Result<()> {
+    let log = Log::open(&args.file)?;
+    let totals = match args.ping {
+        Some(pings) => ping_pong(&log, pings)?,
+        None => write_load(&log, args)?,
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", write_report(&totals))?;
+    Ok(())
+}
+
+fn write_load(log: &Log, args: &DemoWriterArgs) -> Result<WriterTotals> {
+    let clock = clock_cost();
+    let start = wall_nanos();
+    let per_thread = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..args.threads)
+            .map(|thread| {
+                scope.spawn(move || -> Result<Histogram> {
+                    let mut latency = Histogram::default();
+                    let mut payload = [0u8; PAYLOAD];
+                    for seq in 0..args.messages {
+                        format_payload(&mut payload, args.process, thread, seq);
+                        let began = Instant::now();
+                        log.write(Level::Info, TAG, payload)?;
+                        latency.record(began.elapsed().as_nanos() as u64);
+                    }
+                    Ok(latency)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().map_err(|_| demo_error("a writer thread failed"))?)
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let end = wall_nanos();
+    let mut latency = Histogram::default();
+    per_thread.iter().for_each(|h| latency.merge(h));
+    Ok(WriterTotals {
+        writes: latency.count(),
+        first_start: start,
+        last_end: end,
+        latency,
+        clock_cost: clock,
+        ping_latency: Histogram::default(),
+    })
+}
+
+/// Writes a ping, waits for the demo's follower to answer with a pong, `pings` times; half
+/// of each round trip is one publish-to-follower-wake latency across processes.
+fn ping_pong(log: &Log, pings: u64) -> Result<WriterTotals> {
+    let mut follower = log.follow(FollowOptions::new())?;
+    let mut ping_latency = Histogram::default();
+    for round in 0..pings {
+        let token = round.to_le_bytes();
+        let began = Instant::now();
+        log.write(Level::Info, PING, token)?;
+        loop {
+            let record = follower
+                .next_timeout(Duration::from_secs(10))
+                .ok_or_else(|| demo_error(format!("no pong for ping {round} within 10 s")))?;
+            if record.tag == PONG && record.payload == token {
+                break;
+            }
+        }
+        ping_latency.record(began.elapsed().as_nanos() as u64 / 2);
+    }
+    Ok(WriterTotals {
+        ping_latency,
+        ..WriterTotals::default()
+    })
+}
+
+fn print_report(total: u64, writers: &WriterTotals, report: &FollowReport) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let seconds = writers.last_end.saturating_sub(writers.first_start) as f64 / 1e9;
+    let rate = if seconds > 0.0 {
+        writers.writes as f64 / seconds / 1e6
+    } else {
+        0.0
+    };
+    let w = &writers.latency;
+    writeln!(out, "\nwriters")?;
+    writeln!(
+        out,
+        "  {} messages in {seconds:.3} s: {rate:.1} M messages/s",
+        writers.writes
+    )?;
+    writeln!(
+        out,
+        "  write latency: p50 {}  p99 {}  p99.9 {}  max {}  (each sample includes ~{} of clock reads)",
+        nanos(w.quantile(0.5)),
+        nanos(w.quantile(0.99)),
+        nanos(w.quantile(0.999)),
+        nanos(w.max()),
+        nanos(writers.clock_cost)
+    )?;
+    let lag = &report.lag;
+    writeln!(
+        out,
+        "follower (live, in this process, while the writers ran)"
+    )?;
+    writeln!(
+        out,
+        "  checked {} records, lost {} to wrap-around (lapped by the writers), {} invalid, {} out of order",
+        report.checked, report.lost_in_load, report.invalid, report.out_of_order
+    )?;
+    writeln!(
+        out,
+        "  {} of {total} written are accounted for",
+        report.checked + report.lost_in_load
+    )?;
+    writeln!(
+        out,
+        "  lag from write to read under load: p50 {}  p99 {}  max {}",
+        nanos(lag.quantile(0.5)),
+        nanos(lag.quantile(0.99)),
+        nanos(lag.max())
+    )?;
+    let p = &writers.ping_latency;
+    writeln!(
+        out,
+        "follow latency across processes ({} ping-pongs over the log, half round trip)",
+        p.count()
+    )?;
+    writeln!(
+        out,
+        "  p50 {}  p99 {}  p99.9 {}  max {}",
+        nanos(p.quantile(0.5)),
+        nanos(p.quantile(0.99)),
+        nanos(p.quantile(0.999)),
+        nanos(p.max())
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(payload: &[u8]) -> Record {
+        Record {
+            id: 0,
+            time: 0,
+            level: Level::Info,
+            tag: TAG.into(),
+            pid: 1,
+            payload: payload.to_vec(),
+        }
+    }
+
+    #[test]
+    fn payloads_round_trip_and_damage_is_caught() {
+        let mut buf = [0u8; PAYLOAD];
+        format_payload(&mut buf, 3, 7, 123_456);
+        assert_eq!(parse_payload(&record(&buf)), Some(((3, 7), 123_456)));
+        let mut damaged = buf;
+        damaged[40] = b'x';
+        assert_eq!(parse_payload(&record(&damaged)), None);
+        assert_eq!(parse_payload(&record(&buf[..63])), None);
+    }
+
+    #[test]
+    fn reports_round_trip() {
+        let mut totals = WriterTotals {
+            writes: 5,
+            first_start: 10,
+            last_end: 20,
+            clock_cost: 3,
+            ..Default::default()
+        };
+        totals.latency.record(42);
+        let back = parse_report(&write_report(&totals)).unwrap();
+        assert_eq!(
+            (
+                back.writes,
+                back.first_start,
+                back.last_end,
+                back.clock_cost
+            ),
+            (5, 10, 20, 3)
+        );
+        assert_eq!(back.latency.count(), 1);
+        assert!(parse_report("writes=x").is_none());
+    }
+}

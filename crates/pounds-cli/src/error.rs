@@ -1,0 +1,47 @@
+//! The command's errors: each layer's typed error, plus the few the command adds.
+
+use std::fmt::Write as _;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error(transparent)]
+    Log(#[from] pounds::log::Error),
+    #[error(transparent)]
+    Db(#[from] pounds::db::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("no such key: {0:?}")]
+    MissingKey(String),
+    #[error("{0}")]
+    Demo(String),
+}
+
+pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;
+
+/// The error and its sources on one line: `outer: inner: innermost`, each said once.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            let _ = write!(line, ": {text}");
+        }
+        source = cause.source();
+    }
+    line
+}
+
+/// Whether the error comes from writing into a closed pipe, at any depth of its chain.
+pub(crate) fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        current = error.source();
+    }
+    false
+}

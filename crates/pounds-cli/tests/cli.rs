@@ -1,0 +1,266 @@
+//! The `pounds` command as scripts use it: exit codes, output formats, errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn pounds(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn pounds_with_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// An error is one `error:` line on stderr and exit code 1, never a panic.
+fn assert_clean_error(output: &Output) {
+    assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(output));
+    let err = stderr(output);
+    assert!(err.starts_with("error: "), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "stderr: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+}
+
+#[test]
+fn log_write_then_dump_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.plog");
+    let file = path_str(&file);
+
+    let out = pounds(&[
+        "log", "write", file, "--level", "warning", "--tag", "db", "disk", "almost", "full",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pounds_with_stdin(
+        &["log", "write", file, "--tag", "stdin"],
+        "first line\nsecond \"quoted\"\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = pounds(&["log", "dump", file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].contains("WARN")
+            && lines[0].contains(" db ")
+            && lines[0].ends_with("disk almost full"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("stdin") && lines[1].ends_with("first line"),
+        "{text}"
+    );
+
+    let out = pounds(&["log", "dump", file, "--json", "--tag", "stdin"]);
+    let json = stdout(&out);
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 2, "{json}");
+    for key in [
+        "\"id\":",
+        "\"time\":",
+        "\"level\":\"info\"",
+        "\"tag\":\"stdin\"",
+        "\"pid\":",
+        "\"message\":",
+    ] {
+        assert!(lines[1].contains(key), "{key} missing in {json}");
+    }
+    assert!(
+        lines[1].contains(r#""message":"second \"quoted\"""#),
+        "{json}"
+    );
+
+    let out = pounds(&["log", "dump", file, "--level", "error"]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn log_dump_since_skips_older_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("since.plog");
+    let file = path_str(&file);
+    for word in ["one", "two", "three"] {
+        assert!(pounds(&["log", "write", file, word]).status.success());
+    }
+    let json = stdout(&pounds(&["log", "dump", file, "--json"]));
+    let second = json.lines().nth(1).unwrap();
+    let id_start = second.find("\"id\":").unwrap() + 5;
+    let id: String = second[id_start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let out = pounds(&["log", "dump", file, "--since", &id]);
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.lines().next().unwrap().ends_with("two"), "{text}");
+}
+
+#[test]
+fn log_follow_from_start_stops_after_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("follow.plog");
+    let file = path_str(&file);
+    for word in ["alpha", "beta", "gamma"] {
+        assert!(pounds(&["log", "write", file, word]).status.success());
+    }
+    let out = pounds(&["log", "follow", file, "--from-start", "--count", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.lines().next().unwrap().ends_with("alpha"), "{text}");
+}
+
+#[test]
+fn log_create_and_stat_report_geometry() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("geo.plog");
+    let file = path_str(&file);
+    let out = pounds(&[
+        "log",
+        "create",
+        file,
+        "--blocks",
+        "1024",
+        "--block-size",
+        "256",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pounds(&["log", "stat", file, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = stdout(&out);
+    assert!(
+        json.contains("\"blocks\":1024") && json.contains("\"block_size\":256"),
+        "{json}"
+    );
+
+    // Asking an existing log for a different geometry is an error.
+    let out = pounds(&["log", "create", file, "--blocks", "2048"]);
+    assert_clean_error(&out);
+}
+
+#[test]
+fn db_put_get_del_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.pdb");
+    let file = path_str(&file);
+    let out = pounds(&[
+        "db",
+        "create",
+        file,
+        "--key-size",
+        "16",
+        "--value-size",
+        "32",
+        "--capacity",
+        "8",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        pounds(&["db", "put", file, "alice", "mount /a"])
+            .status
+            .success()
+    );
+    assert!(
+        pounds(&["db", "put", file, "bob", "mount /b"])
+            .status
+            .success()
+    );
+    assert!(
+        pounds(&["db", "put", file, "alice", "mount /c"])
+            .status
+            .success()
+    );
+
+    let out = pounds(&["db", "get", file, "alice"]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "mount /c\n");
+
+    let out = pounds(&["db", "get", file, "carol"]);
+    assert_clean_error(&out);
+
+    let out = pounds(&["db", "list", file]);
+    let mut lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    lines.sort();
+    assert_eq!(lines, ["alice\tmount /c", "bob\tmount /b"]);
+
+    let out = pounds(&["db", "list", file, "--json"]);
+    assert!(stdout(&out).contains(r#"{"key":"bob","value":"mount /b"}"#));
+
+    assert!(pounds(&["db", "del", file, "bob"]).status.success());
+    assert_clean_error(&pounds(&["db", "del", file, "bob"]));
+    assert_clean_error(&pounds(&["db", "get", file, "bob"]));
+
+    // A key longer than the key size is an error, and nothing changes.
+    assert_clean_error(&pounds(&[
+        "db",
+        "put",
+        file,
+        "a-key-much-longer-than-sixteen",
+        "x",
+    ]));
+    assert_eq!(stdout(&pounds(&["db", "list", file])).lines().count(), 1);
+}
+
+#[test]
+fn errors_are_one_line_and_exit_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = path_str(dir.path());
+    // A directory.
+    assert_clean_error(&pounds(&["log", "dump", dir_path]));
+    assert_clean_error(&pounds(&["db", "list", dir_path]));
+    // A missing file.
+    let missing = dir.path().join("missing.plog");
+    assert_clean_error(&pounds(&["log", "dump", path_str(&missing)]));
+    // A foreign file: text, of every size.
+    let foreign = dir.path().join("foreign");
+    for len in [0usize, 7, 100, 5000, 70_000] {
+        std::fs::write(&foreign, "x".repeat(len)).unwrap();
+        assert_clean_error(&pounds(&["log", "dump", path_str(&foreign)]));
+        assert_clean_error(&pounds(&["log", "stat", path_str(&foreign)]));
+        assert_clean_error(&pounds(&["db", "list", path_str(&foreign)]));
+    }
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    assert_eq!(pounds(&["log", "frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        pounds(&["log", "write", "f", "--level", "loud", "x"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(pounds(&["db", "create", "f"]).status.code(), Some(2));
+}
