@@ -23,8 +23,8 @@ use crate::{Error, MapStream, Result, StreamOptions};
 ///   to open with [`pmap::Error::LockContended`] instead of interleaving bytes.
 ///
 /// ```
-/// # fn main() -> Result<(), pmap_stream::Error> {
-/// # let dir = tempfile::tempdir().unwrap();
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
 /// # let path = dir.path().join("out.log");
 /// use std::io::Write;
 /// use pmap_stream::AppendWriter;
@@ -34,7 +34,7 @@ use crate::{Error, MapStream, Result, StreamOptions};
 ///     writeln!(out, "line {i}")?; // grows 16 -> 32 -> ... as needed
 /// }
 /// let len = out.finish()?;
-/// assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+/// assert_eq!(std::fs::metadata(&path)?.len(), len);
 ///
 /// let mut again = AppendWriter::open(&path)?; // appends after the current end
 /// again.write_all(b"more\n")?;
@@ -120,10 +120,12 @@ impl AppendWriter {
 }
 
 impl Write for AppendWriter {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.stream.write(buf)
     }
 
+    #[inline]
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.stream.write_all(buf)
     }

@@ -36,6 +36,10 @@ pub struct MapStream {
     map: Option<Map>,
     pos: u64,
     end: usize,
+    /// The mapping's length and writability, cached so the write fast path makes one call
+    /// into `pmap` instead of three (calls across crates are not inlined).
+    capacity: usize,
+    writable: bool,
     growable: bool,
     dirty_start: usize,
     dirty_end: usize,
@@ -50,6 +54,8 @@ fn taken() -> io::Error {
 impl MapStream {
     fn new(map: Map, end: usize, growable: bool) -> Self {
         MapStream {
+            capacity: map.len(),
+            writable: map.is_writable(),
             map: Some(map),
             pos: 0,
             end,
@@ -155,7 +161,30 @@ impl MapStream {
     }
 
     /// Writes all of `buf` at the position or nothing: the rules in the type's documentation.
+    #[inline]
     fn put(&mut self, buf: &[u8]) -> Result<usize> {
+        // The common case, a write inside the mapping that starts at or before the end, is one
+        // bounds check and a copy; everything else takes `put_slow`.
+        let len = buf.len();
+        if let (true, Ok(pos), Some(map)) =
+            (self.writable, usize::try_from(self.pos), self.map.as_mut())
+        {
+            if let Some(new_end) = pos.checked_add(len) {
+                if new_end <= self.capacity && pos <= self.end {
+                    map.as_mut_slice()?[pos..new_end].copy_from_slice(buf);
+                    self.end = self.end.max(new_end);
+                    self.pos = new_end as u64;
+                    self.dirty_start = self.dirty_start.min(pos);
+                    self.dirty_end = self.dirty_end.max(new_end);
+                    return Ok(len);
+                }
+            }
+        }
+        self.put_slow(buf)
+    }
+
+    #[cold]
+    fn put_slow(&mut self, buf: &[u8]) -> Result<usize> {
         let Some(map) = self.map.as_mut() else {
             return Err(Error::from_io(taken(), "write", ""));
         };
@@ -180,7 +209,10 @@ impl MapStream {
                     end: self.end as u64,
                 });
             }
-            map.reserve(new_end)?;
+            let grown = map.reserve(new_end);
+            // Whatever happened, the cached length must follow the mapping.
+            self.capacity = map.len();
+            grown?;
         }
         let bytes = map.as_mut_slice()?;
         let start = if pos > self.end {
@@ -293,10 +325,12 @@ impl BufRead for MapStream {
 }
 
 impl Write for MapStream {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         Ok(self.put(buf)?)
     }
 
+    #[inline]
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         // `put` writes everything or nothing, so one call is the whole job.
         self.put(buf)?;
