@@ -91,6 +91,15 @@ fn write(file: &Path, level: Level, tag: &str, message: &[String]) -> Result<()>
     Ok(())
 }
 
+/// A follower with write access sleeps on the log's futex and is woken by writers; a read-only
+/// one has to poll. So follow read-write when the file allows it (never creating it).
+fn open_for_follow(file: &Path) -> Result<Log> {
+    match LogOptions::new().create(false).open(file) {
+        Ok(log) => Ok(log),
+        Err(_) => Ok(Log::open_read_only(file)?),
+    }
+}
+
 fn filter_of(args: FilterArgs) -> Filter {
     let filter = Filter::all().levels(args.levels);
     match args.tag {
