@@ -1,0 +1,381 @@
+//! Following a log as it is written: a blocking reader woken by writers in any process.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::format::{SLEEPER, WAKE_OFF};
+use crate::log::Inner;
+use crate::reader::Step;
+use crate::{Error, Filter, Format, Log, Reader, Record, Result};
+
+/// Where a follower starts, which records it returns, and how it waits.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    from: Option<u64>,
+    from_start: bool,
+    filter: Filter,
+    format: Format,
+    max_sleep: Duration,
+    poll: Duration,
+    hole_grace: Duration,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        FollowOptions::new()
+    }
+}
+
+impl FollowOptions {
+    /// Start after the newest record (return only records published from now on), accept
+    /// every record, text format for [`Log::start_following_with`].
+    pub fn new() -> FollowOptions {
+        FollowOptions {
+            from: None,
+            from_start: false,
+            filter: Filter::all(),
+            format: Format::Text,
+            max_sleep: Duration::from_millis(100),
+            poll: Duration::from_millis(1),
+            hole_grace: Duration::from_millis(50),
+        }
+    }
+
+    /// Start at the oldest surviving record instead of after the newest.
+    pub fn from_start(mut self, from_start: bool) -> FollowOptions {
+        self.from_start = from_start;
+        self
+    }
+
+    /// Start at record `id` (see [`Log::reader_from`]); overrides [`Self::from_start`].
+    pub fn from_id(mut self, id: u64) -> FollowOptions {
+        self.from = Some(id);
+        self
+    }
+
+    /// Return only records passing `filter`.
+    pub fn filter(mut self, filter: Filter) -> FollowOptions {
+        self.filter = filter;
+        self
+    }
+
+    /// The line format [`Log::start_following_with`] prints.
+    pub fn format(mut self, format: Format) -> FollowOptions {
+        self.format = format;
+        self
+    }
+
+    /// The longest a follower sleeps before looking again even without a wake (default
+    /// 100 ms): the bound on a missed wake or a stop from a read-only handle.
+    pub fn max_sleep(mut self, max_sleep: Duration) -> FollowOptions {
+        self.max_sleep = max_sleep;
+        self
+    }
+
+    /// How often a follower on a read-only handle looks for new records (default 1 ms). A
+    /// read-only handle cannot announce itself to writers, so it polls; open the log read-write
+    /// to be woken within microseconds.
+    pub fn poll_interval(mut self, poll: Duration) -> FollowOptions {
+        self.poll = poll;
+        self
+    }
+
+    /// How long a follower waits for a reserved but unpublished record, when later records are
+    /// already published, before it skips it as lost (default 50 ms). Such a hole is a writer
+    /// that died mid-record, or one preempted for that long.
+    pub fn hole_grace(mut self, grace: Duration) -> FollowOptions {
+        self.hole_grace = grace;
+        self
+    }
+}
+
+/// Stops a [`Follower`] (from any thread): its blocked `next` returns `None` promptly.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    flag: Arc<AtomicBool>,
+    inner: Arc<Inner>,
+}
+
+impl StopHandle {
+    /// Stops the follower and wakes it.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        // Waking every follower of the file is harmless: the others look and sleep again.
+        let _ = if self.inner.writable {
+            self.inner.wake_followers()
+        } else {
+            self.inner.map.wake_u32(WAKE_OFF).map_err(Error::from)
+        };
+    }
+
+    /// Whether [`Self::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+/// A blocking reader that returns records as they are published, by this or any other process.
+///
+/// As an [`Iterator`], `next` blocks until a record arrives and returns `None` once stopped.
+/// Writers wake it through a futex on a word in the file's header (Linux), or it polls
+/// (elsewhere, and on read-only handles).
+///
+/// ```
+/// # fn main() -> Result<(), plog::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("app.plog");
+/// use plog::{FollowOptions, Level, Log};
+/// let log = std::sync::Arc::new(Log::open(&path)?);
+/// let mut follower = log.follow(FollowOptions::new())?;
+/// let writer = std::sync::Arc::clone(&log);
+/// let t = std::thread::spawn(move || writer.write(Level::Info, "w", "hello").map(|_| ()));
+/// assert_eq!(follower.next().unwrap().message(), "hello");
+/// t.join().unwrap()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Follower {
+    reader: Reader,
+    stop: StopHandle,
+    options: FollowOptions,
+    /// The position of an unpublished record being waited for, and since when.
+    waiting_at: Option<(u64, Instant)>,
+}
+
+impl Follower {
+    /// A handle that stops this follower from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Blocks lost so far (see [`Reader::lost`]).
+    pub fn lost(&self) -> u64 {
+        self.reader.lost()
+    }
+
+    /// The position (id) this follower looks at next.
+    pub fn position(&self) -> u64 {
+        self.reader.position()
+    }
+
+    /// The next record, waiting at most `timeout`; `None` on timeout or when stopped.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Record> {
+        self.next_until(Instant::now().checked_add(timeout))
+    }
+
+    fn next_until(&mut self, deadline: Option<Instant>) -> Option<Record> {
+        loop {
+            if self.stop.is_stopped() {
+                return None;
+            }
+            let pending = match self.reader.step() {
+                Step::Record(record) => {
+                    self.waiting_at = None;
+                    return Some(record);
+                }
+                Step::End => {
+                    self.waiting_at = None;
+                    false
+                }
+                Step::Pending => {
+                    self.note_wait();
+                    true
+                }
+                Step::Hole { at, next_valid } => {
+                    let since = self.note_wait();
+                    if since.elapsed() >= self.options.hole_grace {
+                        self.waiting_at = None;
+                        self.reader.skip_to(next_valid);
+                        continue;
+                    }
+                    debug_assert_eq!(self.waiting_at.map(|w| w.0), Some(at));
+                    true
+                }
+            };
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return None;
+            }
+            self.sleep(pending, deadline.map(|d| d - now));
+        }
+    }
+
+    /// Records that the follower waits for the record at its position; returns since when.
+    fn note_wait(&mut self) -> Instant {
+        let pos = self.reader.position();
+        match self.waiting_at {
+            Some((at, since)) if at == pos => since,
+            _ => {
+                let now = Instant::now();
+                self.waiting_at = Some((pos, now));
+                now
+            }
+        }
+    }
+
+    /// Sleeps until a writer wakes us, the stop handle does, or a timeout. `pending`: a record
+    /// is reserved but not yet published; its writer may not know we sleep, so spin briefly,
+    /// then sleep in short steps.
+    fn sleep(&mut self, pending: bool, left: Option<Duration>) {
+        let inner = &self.reader.inner;
+        if pending
+            && self
+                .waiting_at
+                .is_some_and(|(_, since)| since.elapsed() < Duration::from_micros(50))
+        {
+            std::thread::yield_now();
+            return;
+        }
+        // Announce the sleep (sleeper bit) before the last look, so that a writer reserving
+        // after this look sees the bit and wakes us (docs/plog-format.md, "Follow").
+        let (expected, mut timeout) = if inner.writable {
+            match inner.map.atomic_u32(WAKE_OFF) {
+                Ok(word) => (
+                    word.fetch_or(SLEEPER, Ordering::SeqCst) | SLEEPER,
+                    self.options.max_sleep,
+                ),
+                Err(_) => (0, self.options.poll),
+            }
+        } else {
+            (
+                inner.map.load_u32(WAKE_OFF, Ordering::SeqCst).unwrap_or(0),
+                self.options.poll,
+            )
+        };
+        if self.stop.is_stopped() {
+            return;
+        }
+        let next = inner.next(Ordering::SeqCst);
+        if !pending && next > self.reader.position() {
+            return; // Published or reserved since the step: look again.
+        }
+        if pending {
+            timeout = timeout.min(Duration::from_millis(1));
+        }
+        if let Some(left) = left {
+            timeout = timeout.min(left);
+        }
+        let _ = inner.map.wait_u32(WAKE_OFF, expected, Some(timeout));
+    }
+}
+
+impl Iterator for Follower {
+    type Item = Record;
+
+    /// Blocks until the next record passing the filter; `None` once stopped.
+    fn next(&mut self) -> Option<Record> {
+        self.next_until(None)
+    }
+}
+
+/// A background thread printing followed records, from [`Log::start_following`]. Stop it with
+/// [`FollowThread::stop`], which returns the writer; dropping it stops it too.
+#[derive(Debug)]
+pub struct FollowThread<W: Write + Send + 'static> {
+    stop: StopHandle,
+    thread: Option<JoinHandle<Result<(W, u64)>>>,
+}
+
+impl<W: Write + Send + 'static> FollowThread<W> {
+    /// A handle that stops the thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Stops the thread and returns the writer and the number of records printed.
+    ///
+    /// # Errors
+    /// The first I/O error writing a record (the thread stops at it).
+    pub fn stop(mut self) -> Result<(W, u64)> {
+        self.stop.stop();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(Error::Io {
+                op: "follow thread",
+                source: std::io::Error::other("the follow thread panicked"),
+            }),
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> Drop for FollowThread<W> {
+    fn drop(&mut self) {
+        self.stop.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Log {
+    /// A follower: a blocking reader of records as they are published.
+    ///
+    /// # Errors
+    /// None today; reserved for handles that cannot follow.
+    pub fn follow(&self, options: FollowOptions) -> Result<Follower> {
+        let reader = match (options.from, options.from_start) {
+            (Some(id), _) => self.reader_from(id),
+            (None, true) => self.reader(),
+            (None, false) => self.reader_from(u64::MAX),
+        }
+        .with_filter(options.filter.clone());
+        let stop = StopHandle {
+            flag: Arc::new(AtomicBool::new(false)),
+            inner: Arc::clone(&self.inner),
+        };
+        Ok(Follower {
+            reader,
+            stop,
+            options,
+            waiting_at: None,
+        })
+    }
+
+    /// Prints records published from now on to `out` as text lines, in a background thread.
+    ///
+    /// # Errors
+    /// As [`Log::start_following_with`].
+    pub fn start_following<W: Write + Send + 'static>(&self, out: W) -> Result<FollowThread<W>> {
+        self.start_following_with(out, FollowOptions::new())
+    }
+
+    /// Prints followed records to `out` in a background thread, as `options` say (start,
+    /// filter, format). Each record is flushed as it is printed.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the thread cannot be spawned.
+    pub fn start_following_with<W: Write + Send + 'static>(
+        &self,
+        mut out: W,
+        options: FollowOptions,
+    ) -> Result<FollowThread<W>> {
+        let format = options.format;
+        let mut follower = self.follow(options)?;
+        let stop = follower.stop_handle();
+        let thread = std::thread::Builder::new()
+            .name("plog-follow".into())
+            .spawn(move || {
+                let mut printed = 0;
+                for record in follower.by_ref() {
+                    let written = format.write(&record, &mut out).and_then(|()| out.flush());
+                    written.map_err(|source| Error::Io {
+                        op: "print followed record",
+                        source,
+                    })?;
+                    printed += 1;
+                }
+                Ok((out, printed))
+            })
+            .map_err(|source| Error::Io {
+                op: "spawn follow thread",
+                source,
+            })?;
+        Ok(FollowThread {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}

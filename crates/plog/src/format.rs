@@ -1,0 +1,265 @@
+//! The on-disk layout, exactly as `docs/plog-format.md` describes it, and the checks that make
+//! every field safe to compute with.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+#[cfg(target_endian = "big")]
+compile_error!(
+    "plog files are little-endian and its atomics are native: big-endian hosts are not supported"
+);
+
+/// The first 16 bytes of every plog file: PNG-style, so that a text-mode transfer (which
+/// rewrites `\r\n` or `\n`), a 7-bit channel (which clears the high bit of 0x89) or a `type`
+/// command (stopped by 0x1a) is caught as damage rather than read as a log.
+pub const MAGIC: [u8; 16] = *b"\x89PLOG\r\n\x1a\n\0\0\0\0\0\0\0";
+
+/// The format version this build writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The oldest version of plog able to read the files this build writes. A reader accepts a file
+/// whose `compat_version` is at most its own [`FORMAT_VERSION`]: newer versions that only add
+/// to the format keep `compat_version` at 1 and stay readable by this build.
+pub const COMPAT_VERSION: u32 = 1;
+
+/// Bytes before the ring: one 4 KiB page.
+pub const HEADER_SIZE: u32 = 4096;
+
+/// The longest tag, in bytes.
+pub const MAX_TAG_LEN: usize = 255;
+
+/// Bytes of a record's fixed header, before its tag and payload.
+pub const RECORD_HEADER_LEN: usize = 40;
+
+/// Number of named cursor slots in the header.
+pub const CURSOR_SLOTS: usize = 16;
+
+/// The longest cursor name, in bytes.
+pub const MAX_CURSOR_NAME: usize = 47;
+
+/// Bytes of the user area in the header.
+pub const USER_AREA_SIZE: usize = 1024;
+
+/// Smallest and largest block sizes (both powers of two).
+pub const MIN_BLOCK_SIZE: u32 = 64;
+/// Largest block size.
+pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
+/// Fewest blocks in a ring.
+pub const MIN_BLOCKS: u64 = 2;
+/// Most blocks in a ring.
+pub const MAX_BLOCKS: u64 = 1 << 32;
+/// Largest ring in bytes (1 TiB).
+pub const MAX_RING_BYTES: u64 = 1 << 40;
+/// Positions (record ids) stay below this, so that `id + 1` (the commit word) never wraps.
+pub const POSITION_LIMIT: u64 = 1 << 62;
+
+/// Default geometry: 16384 blocks of 128 bytes (2 MiB).
+pub const DEFAULT_BLOCKS: u64 = 16384;
+/// Default block size.
+pub const DEFAULT_BLOCK_SIZE: u32 = 128;
+
+// Offsets of the live header words.
+pub(crate) const NEXT_OFF: usize = 64;
+pub(crate) const WAKE_OFF: usize = 128;
+pub(crate) const CURSORS_OFF: usize = 1024;
+pub(crate) const CURSOR_SLOT_LEN: usize = 64;
+pub(crate) const USER_AREA_OFF: usize = 2048;
+
+/// Bit 31 of the wake word: a follower is (about to be) asleep on it.
+pub(crate) const SLEEPER: u32 = 1 << 31;
+
+/// Record kinds.
+pub(crate) const KIND_RECORD: u8 = 0;
+pub(crate) const KIND_PAD: u8 = 1;
+
+/// The fixed first 64 bytes of the header, written once at creation.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub(crate) struct StaticHeader {
+    pub magic: [u8; 16],
+    pub version: u32,
+    pub compat_version: u32,
+    pub header_size: u32,
+    pub block_size: u32,
+    pub block_count: u64,
+    pub created_ns: u64,
+    pub flags: u32,
+    pub reserved: [u32; 2],
+    /// crc32c of bytes 0..60.
+    pub crc: u32,
+}
+
+const _: () = assert!(size_of::<StaticHeader>() == 64);
+
+impl StaticHeader {
+    pub(crate) fn new(geometry: Geometry, created_ns: u64) -> StaticHeader {
+        let mut header = StaticHeader {
+            magic: MAGIC,
+            version: FORMAT_VERSION,
+            compat_version: COMPAT_VERSION,
+            header_size: HEADER_SIZE,
+            block_size: geometry.block_size,
+            block_count: geometry.blocks,
+            created_ns,
+            flags: 0,
+            reserved: [0; 2],
+            crc: 0,
+        };
+        header.crc = header.compute_crc();
+        header
+    }
+
+    pub(crate) fn compute_crc(&self) -> u32 {
+        crc32c::crc32c(&self.as_bytes()[..60])
+    }
+}
+
+/// The fixed part of a record, at the start of its first block.
+#[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub(crate) struct RecordHeader {
+    /// `id + 1` once the record is complete; written last.
+    pub commit: u64,
+    pub time_ns: u64,
+    pub len: u32,
+    pub pid: u32,
+    pub blocks: u32,
+    pub crc: u32,
+    pub level: u8,
+    pub kind: u8,
+    pub tag_len: u8,
+    pub reserved0: u8,
+    pub reserved1: u32,
+}
+
+const _: () = assert!(size_of::<RecordHeader>() == RECORD_HEADER_LEN);
+
+impl RecordHeader {
+    /// The record checksum: crc32c over the id, the header from `time_ns` on (the `crc` field
+    /// itself left out), the tag and the payload. The id binds the bytes to this lap of the
+    /// ring, so a complete record left from an earlier lap never passes as a new one.
+    pub(crate) fn checksum(&self, id: u64, tag: &[u8], payload: &[u8]) -> u32 {
+        let bytes = self.as_bytes();
+        let crc = crc32c::crc32c(&id.to_le_bytes());
+        let crc = crc32c::crc32c_append(crc, &bytes[8..28]);
+        let crc = crc32c::crc32c_append(crc, &bytes[32..40]);
+        let crc = crc32c::crc32c_append(crc, tag);
+        crc32c::crc32c_append(crc, payload)
+    }
+}
+
+/// A ring's shape, validated: every product and sum of its fields fits in `u64` and `usize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub blocks: u64,
+    pub block_size: u32,
+}
+
+impl Geometry {
+    /// Checks the rules a requested geometry must follow.
+    pub(crate) fn checked(
+        blocks: u64,
+        block_size: u32,
+    ) -> Result<Geometry, (&'static str, u64, &'static str)> {
+        if !block_size.is_power_of_two() {
+            return Err(("block_size", block_size.into(), "must be a power of two"));
+        }
+        if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) {
+            return Err((
+                "block_size",
+                block_size.into(),
+                "must be between 64 and 1 MiB",
+            ));
+        }
+        if !(MIN_BLOCKS..=MAX_BLOCKS).contains(&blocks) {
+            return Err(("blocks", blocks, "must be between 2 and 2^32"));
+        }
+        let ring = blocks.checked_mul(block_size.into());
+        match ring {
+            Some(ring)
+                if ring <= MAX_RING_BYTES
+                    && usize::try_from(ring + u64::from(HEADER_SIZE)).is_ok() => {}
+            _ => {
+                return Err((
+                    "blocks",
+                    blocks,
+                    "blocks x block_size must be at most 1 TiB and fit in memory",
+                ));
+            }
+        }
+        Ok(Geometry { blocks, block_size })
+    }
+
+    /// Bytes of the ring.
+    pub(crate) fn ring_bytes(self) -> u64 {
+        self.blocks * u64::from(self.block_size)
+    }
+
+    /// Bytes of the whole file.
+    pub(crate) fn file_len(self) -> u64 {
+        u64::from(HEADER_SIZE) + self.ring_bytes()
+    }
+
+    /// The most blocks one record may take: half the ring, so that a record that had to skip
+    /// the ring's end always fits at its start.
+    pub(crate) fn max_record_blocks(self) -> u64 {
+        self.blocks / 2
+    }
+
+    /// The most bytes (header, tag and payload) one record may take.
+    pub(crate) fn max_record_bytes(self) -> usize {
+        let bytes = self.max_record_blocks() * u64::from(self.block_size);
+        usize::try_from(bytes.min(u64::from(u32::MAX))).unwrap_or(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_rules() {
+        assert!(Geometry::checked(16384, 128).is_ok());
+        assert!(Geometry::checked(2, 64).is_ok());
+        assert_eq!(Geometry::checked(16, 100).unwrap_err().0, "block_size");
+        assert_eq!(Geometry::checked(16, 32).unwrap_err().0, "block_size");
+        assert_eq!(Geometry::checked(16, 1 << 21).unwrap_err().0, "block_size");
+        assert_eq!(Geometry::checked(1, 64).unwrap_err().0, "blocks");
+        assert_eq!(Geometry::checked(0, 64).unwrap_err().0, "blocks");
+        assert_eq!(Geometry::checked(1 << 32, 1 << 20).unwrap_err().0, "blocks");
+        let g = Geometry::checked(10, 64).unwrap();
+        assert_eq!(g.max_record_blocks(), 5);
+        assert_eq!(g.max_record_bytes(), 320);
+        assert_eq!(g.file_len(), 4096 + 640);
+    }
+
+    #[test]
+    fn header_crc_covers_every_static_field() {
+        let h = StaticHeader::new(Geometry::checked(16, 64).unwrap(), 7);
+        let bytes = h.as_bytes().to_vec();
+        for i in 0..60 {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 1;
+            let d = StaticHeader::read_from_bytes(&damaged).unwrap();
+            assert_ne!(d.compute_crc(), h.crc, "byte {i}");
+        }
+    }
+
+    #[test]
+    fn record_checksum_binds_the_id() {
+        let h = RecordHeader {
+            time_ns: 5,
+            len: 3,
+            blocks: 1,
+            ..Default::default()
+        };
+        assert_ne!(
+            h.checksum(1, b"t", b"abc"),
+            h.checksum(1 + 16, b"t", b"abc")
+        );
+        assert_ne!(h.checksum(1, b"t", b"abc"), h.checksum(1, b"t", b"abd"));
+        let mut h2 = h;
+        h2.crc = 99;
+        h2.commit = 12;
+        assert_eq!(h.checksum(1, b"t", b"abc"), h2.checksum(1, b"t", b"abc"));
+    }
+}

@@ -1,0 +1,140 @@
+//! A `log::Log` implementation writing into a plog file (feature `log`).
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::log_adapter_shared::cut;
+use crate::{Level, Log, MAX_TAG_LEN};
+
+/// A logger for the `log` crate: each record's target becomes the tag (cut to
+/// [`MAX_TAG_LEN`] bytes), its level the level, its formatted arguments the payload (cut to what
+/// the log can hold). Formatting reuses a per-thread buffer, so logging does not allocate once
+/// warm.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("app.plog");
+/// let log = std::sync::Arc::new(plog::Log::open(&path)?);
+/// plog::Logger::new(log.clone()).max_level(log::LevelFilter::Debug).install()?;
+/// log::info!(target: "startup", "listening on port {}", 8080);
+/// let record = log.reader().last().unwrap();
+/// assert_eq!((record.tag.as_str(), record.message().as_ref()), ("startup", "listening on port 8080"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Logger {
+    log: Arc<Log>,
+    max_level: ::log::LevelFilter,
+}
+
+thread_local! {
+    static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+impl Logger {
+    /// A logger writing into `log`, accepting every level.
+    pub fn new(log: Arc<Log>) -> Logger {
+        Logger {
+            log,
+            max_level: ::log::LevelFilter::Trace,
+        }
+    }
+
+    /// Accepts only records at `level` or more important.
+    pub fn max_level(mut self, level: ::log::LevelFilter) -> Logger {
+        self.max_level = level;
+        self
+    }
+
+    /// Installs this logger as the process's `log` logger and sets the global max level.
+    ///
+    /// # Errors
+    /// `log::SetLoggerError` if a logger is already installed.
+    pub fn install(self) -> Result<(), ::log::SetLoggerError> {
+        ::log::set_max_level(self.max_level);
+        ::log::set_boxed_logger(Box::new(self))
+    }
+}
+
+fn level_of(level: ::log::Level) -> Level {
+    match level {
+        ::log::Level::Error => Level::Error,
+        ::log::Level::Warn => Level::Warn,
+        ::log::Level::Info => Level::Info,
+        ::log::Level::Debug => Level::Debug,
+        ::log::Level::Trace => Level::Trace,
+    }
+}
+
+impl ::log::Log for Logger {
+    fn enabled(&self, metadata: &::log::Metadata<'_>) -> bool {
+        metadata.level() <= self.max_level
+    }
+
+    fn log(&self, record: &::log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let tag = cut(record.target(), MAX_TAG_LEN.min(self.log.max_message(0)));
+        BUFFER.with(|buffer| {
+            let Ok(mut text) = buffer.try_borrow_mut() else {
+                return;
+            };
+            text.clear();
+            let _ = write!(text, "{}", record.args());
+            let message = cut(&text, self.log.max_message(tag.len()));
+            // A logger has nowhere to report its own failure.
+            let _ = self.log.write(level_of(record.level()), tag, message);
+        });
+    }
+
+    fn flush(&self) {
+        let _ = self.log.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::log::Log as _;
+
+    #[test]
+    fn levels_targets_and_cuts() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(
+            crate::LogOptions::new()
+                .blocks(64)
+                .block_size(64)
+                .open(dir.path().join("l"))
+                .unwrap(),
+        );
+        let logger = Logger::new(Arc::clone(&log)).max_level(::log::LevelFilter::Info);
+        let target = "t".repeat(300);
+        logger.log(
+            &::log::Record::builder()
+                .level(::log::Level::Warn)
+                .target(&target)
+                .args(format_args!("{}", "é".repeat(2000)))
+                .build(),
+        );
+        logger.log(
+            &::log::Record::builder()
+                .level(::log::Level::Debug)
+                .target("quiet")
+                .args(format_args!("no"))
+                .build(),
+        );
+        logger.flush();
+        let records: Vec<_> = log.reader().collect();
+        assert_eq!(records.len(), 1, "debug is filtered out");
+        assert_eq!((records[0].level, records[0].tag.len()), (Level::Warn, 255));
+        assert!(records[0].message().chars().all(|c| c == 'é'));
+        assert_eq!(
+            records[0].payload.len(),
+            1752,
+            "cut to what fits, at a char boundary"
+        );
+    }
+}
