@@ -57,7 +57,7 @@ pub enum Error {
     /// returned an I/O error that carried no `pmap-stream` error.
     #[error("{op} {path}: {source}")]
     Io {
-        /// What was being done (`stat`, `stream`).
+        /// What was being done (`stream` for the body of [`crate::with_stream`]).
         op: &'static str,
         /// The file concerned.
         path: PathBuf,

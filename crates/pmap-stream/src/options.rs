@@ -122,28 +122,31 @@ impl StreamOptions {
             }
             Kind::Fixed { size } => Ok(MapStream::fixed(self.map_options().size(size).open(path)?)),
             Kind::Growable { capacity } => {
-                let existing = match std::fs::metadata(path) {
-                    Ok(meta) => meta.len(),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-                    Err(source) => {
-                        return Err(Error::Io {
-                            op: "stat",
-                            path: path.to_path_buf(),
-                            source,
-                        });
+                let room = capacity.max(1);
+                // Map the file as it is first, so that its length is read while the lock is
+                // held (a stat before opening could miss bytes another writer appends while
+                // this one waits for the lock), then make room.
+                match self.map_options().must_exist().open(path) {
+                    Ok(mut map) => {
+                        let used = map.len();
+                        let wanted = used.checked_add(room).ok_or(pmap::Error::TooLarge {
+                            requested: used as u64,
+                        })?;
+                        map.grow(wanted)?;
+                        MapStream::growable_with_len(map, used)
                     }
-                };
-                let room = capacity.max(1) as u64;
-                let size = existing.checked_add(room).ok_or(pmap::Error::TooLarge {
-                    requested: existing,
-                })?;
-                let used = usize::try_from(existing).map_err(|_| pmap::Error::TooLarge {
-                    requested: existing,
-                })?;
-                let map = self.map_options().size(size).open(path)?;
-                MapStream::growable_with_len(map, used)
+                    // Nothing to map: a missing file (when creating is allowed) or an empty one.
+                    Err(pmap::Error::NotFound { .. }) if self.create => self.open_empty(path, room),
+                    Err(pmap::Error::ZeroLength { .. }) => self.open_empty(path, room),
+                    Err(error) => Err(error.into()),
+                }
             }
         }
+    }
+
+    fn open_empty(&self, path: &Path, room: usize) -> Result<MapStream> {
+        let map = self.map_options().size(room as u64).open(path)?;
+        MapStream::growable_with_len(map, 0)
     }
 }
 

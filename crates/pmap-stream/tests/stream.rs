@@ -480,3 +480,30 @@ fn from_io_keeps_foreign_errors_and_kinds_map_sensibly() {
     let round = Error::from_io(io::Error::from(zero), "x", "q");
     assert!(matches!(round, Error::ZeroCapacity { .. }));
 }
+
+#[test]
+fn concurrent_opener_waiting_for_the_lock_sees_the_trimmed_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared");
+    let locked = StreamOptions::new()
+        .growable(1 << 16)
+        .lock(pmap::Lock::Exclusive);
+    let mut first = MapStream::open(&path, &locked).unwrap();
+    let waiter = {
+        let (path, locked) = (path.clone(), locked.clone());
+        std::thread::spawn(move || {
+            // Blocks until `first` is finished; whenever it gets in, it must see exactly the
+            // bytes `first` left, not the room `first` had reserved.
+            let mut second = MapStream::open(&path, &locked).unwrap();
+            let seen = second.as_slice().to_vec();
+            second.seek(SeekFrom::End(0)).unwrap();
+            second.write_all(b"+second").unwrap();
+            second.finish().unwrap();
+            seen
+        })
+    };
+    first.write_all(b"first").unwrap();
+    assert_eq!(first.finish().unwrap(), 5);
+    assert_eq!(waiter.join().unwrap(), b"first");
+    assert_eq!(fs::read(&path).unwrap(), b"first+second");
+}
