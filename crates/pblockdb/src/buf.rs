@@ -3,6 +3,7 @@
 
 const INLINE: usize = 256;
 
+#[allow(clippy::large_enum_variant)] // On the stack on purpose: a lookup must not allocate.
 pub(crate) enum Buf {
     Inline([u8; INLINE], usize),
     Heap(Vec<u8>),

@@ -284,31 +284,26 @@ impl Db {
         let mut idx = hash & table.mask();
         for _ in 0..table.capacity {
             let at = table.slot_at(&self.geo, idx);
-            loop {
-                let meta = match self.read_slot(m, at, Some(tag), slot)? {
-                    SlotRead::Stable(meta) => meta,
-                    SlotRead::Retry => return Ok(Probe::Retry),
-                    SlotRead::Stuck => return Ok(Probe::Stuck(idx)),
-                };
-                match format::state_of(meta) {
-                    STATE_EMPTY => return Ok(self.settled(m, Probe::Missing)?),
-                    STATE_TOMB => break,
-                    STATE_LIVE => {
-                        // `read_slot` skips the copy when the tag differs (tag left zero).
-                        if format::get_u32(slot, 8) != tag
-                            || &slot[SLOT_HEADER..][..key.len()] != key
-                        {
-                            break;
-                        }
+            let meta = match self.read_slot(m, at, Some(tag), slot)? {
+                SlotRead::Stable(meta) => meta,
+                SlotRead::Retry => return Ok(Probe::Retry),
+                SlotRead::Stuck => return Ok(Probe::Stuck(idx)),
+            };
+            match format::state_of(meta) {
+                STATE_EMPTY => return self.settled(m, Probe::Missing),
+                STATE_TOMB => {}
+                STATE_LIVE => {
+                    // `read_slot` copies only the tag when it differs from ours.
+                    if format::get_u32(slot, 8) == tag && &slot[SLOT_HEADER..][..key.len()] == key {
                         self.check_crc(slot, idx)?;
                         return Ok(Probe::Found(()));
                     }
-                    _ => {
-                        return match self.settled(m, Probe::<()>::Missing)? {
-                            Probe::Retry => Ok(Probe::Retry),
-                            _ => Err(self.corrupt(idx, "unknown slot state")),
-                        };
-                    }
+                }
+                _ => {
+                    return match self.settled(m, Probe::<()>::Missing)? {
+                        Probe::Retry => Ok(Probe::Retry),
+                        _ => Err(self.corrupt(idx, "unknown slot state")),
+                    };
                 }
             }
             idx = (idx + 1) & table.mask();

@@ -161,6 +161,8 @@ fn setup(
     create: Option<(Geometry, u64)>,
     read_only: bool,
 ) -> Result<(Geometry, crate::db::Table)> {
+    // The file was mapped before the lock was taken; a writer may have grown it meanwhile.
+    map.refresh()?;
     let len = map.len() as u64;
     if len < format::MIN_FILE_LEN {
         return Err(Error::Truncated {

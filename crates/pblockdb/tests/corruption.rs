@@ -1,0 +1,212 @@
+//! Damaged files: random byte flips and truncations give a clear error or a recovered
+//! database, never a panic or a hang; and a journal left by a crash is replayed or ignored.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use pblockdb::{Db, DbOptions, Error};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn key(i: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&i.to_le_bytes());
+    k
+}
+
+fn pristine(path: &Path, n: u64) -> Vec<u8> {
+    let db = DbOptions::new(16, 64).capacity(n).open(path).unwrap();
+    for i in 0..n {
+        db.put(&key(i), &[i as u8; 64]).unwrap();
+    }
+    for i in (0..n).step_by(7) {
+        db.delete(&key(i)).unwrap();
+    }
+    db.set_user_area(b"user").unwrap();
+    drop(db);
+    std::fs::read(path).unwrap()
+}
+
+/// Everything a user might do with a damaged file; any result but a panic is acceptable.
+fn exercise(db: &Db, n: u64) {
+    let mut buf = [0u8; 64];
+    for i in 0..n + 5 {
+        let _ = db.get(&key(i));
+        let _ = db.get_into(&key(i), &mut buf);
+    }
+    let _ = db.iter().map(Iterator::count);
+    let _ = db.find(|k, _| k[0] == 3);
+    let _ = db.user_area();
+    let _ = db.verify();
+    let _ = db.len();
+    let _ = db.capacity();
+    if !db.is_read_only() {
+        for i in 0..10 {
+            let _ = db.put(&key(n + i), &[1; 64]);
+            let _ = db.delete(&key(i));
+        }
+        let _ = db.update_each(|_, v| {
+            v[0] ^= 1;
+            pblockdb::Action::Update
+        });
+    }
+}
+
+#[test]
+fn random_flips_and_truncations_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fuzz.db");
+    let n = 40;
+    let good = pristine(&path, n);
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let rounds = std::env::var("POUNDS_STRESS_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(150u64);
+    let (mut opened, mut refused) = (0, 0);
+    for round in 0..rounds {
+        let mut bytes = good.clone();
+        match round % 4 {
+            // Flips anywhere.
+            0 | 1 => {
+                for _ in 0..1 + rng.below(8) {
+                    let at = rng.below(bytes.len() as u64) as usize;
+                    bytes[at] ^= 1 << rng.below(8);
+                }
+            }
+            // Flips in the header's mutable words and the first slots.
+            2 => {
+                for _ in 0..1 + rng.below(4) {
+                    let at = 64 + rng.below(4096 + 96 * 16) as usize;
+                    bytes[at] = rng.next() as u8;
+                }
+            }
+            // Truncation.
+            _ => bytes.truncate(rng.below(bytes.len() as u64) as usize),
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        match Db::open_read_only(&path) {
+            Ok(db) => exercise(&db, n),
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
+        match Db::open_existing(&path) {
+            Ok(db) => {
+                opened += 1;
+                exercise(&db, n);
+            }
+            Err(e) => {
+                refused += 1;
+                assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+    assert!(
+        opened > 0 && refused > 0,
+        "opened {opened}, refused {refused}"
+    );
+}
+
+const JOURNAL_STATE: u64 = 192;
+const ARMED: u64 = 0x4A52_4E4C_4152_4D44;
+
+fn write_at(path: &Path, at: u64, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start(at)).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+/// Byte offset of the slot holding `k` (scans the first table; the test file never grew).
+fn slot_of(bytes: &[u8], k: &[u8; 16]) -> u64 {
+    (0..256u64)
+        .map(|i| 4096 + i * 96)
+        .find(|&at| bytes[at as usize] & 3 == 1 && &bytes[at as usize + 16..at as usize + 32] == k)
+        .unwrap()
+}
+
+#[test]
+fn crash_journal_left_armed_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let db = DbOptions::new(16, 64).capacity(100).open(&path).unwrap();
+    db.put(&key(1), &[1; 64]).unwrap();
+    db.put(&key(2), &[2; 64]).unwrap();
+    db.put(&key(1), &[9; 64]).unwrap(); // the journal image now holds key 1 = [9; 64]
+    drop(db);
+    let bytes = std::fs::read(&path).unwrap();
+    let slot = slot_of(&bytes, &key(1));
+    // Simulate a writer killed mid-slot-write: journal armed, slot half old, half new, odd.
+    write_at(&path, JOURNAL_STATE, &ARMED.to_le_bytes());
+    let meta = u64::from_le_bytes(bytes[slot as usize..][..8].try_into().unwrap());
+    write_at(&path, slot, &((meta - 4) | 1 << 2).to_le_bytes());
+    write_at(&path, slot + 16 + 16 + 32, &[1; 32]);
+    assert!(matches!(
+        Db::open_read_only(&path),
+        Err(Error::NeedsRecovery { .. })
+    ));
+    let db = Db::open_existing(&path).unwrap();
+    assert_eq!(db.get(&key(1)).unwrap().unwrap(), vec![9; 64]);
+    assert_eq!(db.get(&key(2)).unwrap().unwrap(), vec![2; 64]);
+    assert_eq!(db.len(), 2);
+    db.verify().unwrap();
+}
+
+#[test]
+fn crash_journal_that_never_completed_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let db = DbOptions::new(16, 64).capacity(100).open(&path).unwrap();
+    db.put(&key(1), &[1; 64]).unwrap();
+    db.put(&key(2), &[2; 64]).unwrap();
+    drop(db);
+    // Armed, but the image's checksum does not match: the writer died while writing it, before
+    // it touched the slot. The slot keeps its old value.
+    write_at(&path, JOURNAL_STATE, &ARMED.to_le_bytes());
+    write_at(&path, 832 + 40, &[7; 8]);
+    let db = Db::open_existing(&path).unwrap();
+    assert_eq!(db.get(&key(2)).unwrap().unwrap(), vec![2; 64]);
+    assert_eq!(db.len(), 2);
+    db.verify().unwrap();
+}
+
+#[test]
+fn a_torn_slot_with_no_journal_is_reported_not_waited_on_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("torn.db");
+    let db = DbOptions::new(16, 64).capacity(100).open(&path).unwrap();
+    db.put(&key(1), &[1; 64]).unwrap();
+    drop(db);
+    let bytes = std::fs::read(&path).unwrap();
+    let slot = slot_of(&bytes, &key(1));
+    write_at(&path, slot, &(1u64 << 2 | 1).to_le_bytes()); // odd version, live
+    let db = Db::open_existing(&path).unwrap();
+    assert!(matches!(db.get(&key(1)), Err(Error::CorruptSlot { .. })));
+    assert!(matches!(
+        db.put(&key(1), &[3; 64]),
+        Err(Error::CorruptSlot { .. })
+    ));
+    assert!(matches!(db.verify(), Err(Error::CorruptSlot { .. })));
+    let ro = Db::open_read_only(&path).unwrap();
+    assert!(matches!(ro.get(&key(1)), Err(Error::CorruptSlot { .. })));
+    // A flipped value byte fails the checksum.
+    write_at(&path, slot, &bytes[slot as usize..][..8]);
+    write_at(&path, slot + 40, &[0xEE]);
+    assert!(matches!(
+        db.get(&key(1)),
+        Err(Error::CorruptSlot {
+            reason: "checksum mismatch",
+            ..
+        })
+    ));
+}

@@ -1,0 +1,392 @@
+//! Several processes at once: writers on disjoint key ranges while readers check every value
+//! they see; and writers killed with SIGKILL at random moments, hundreds of times under
+//! `cargo xtask stress`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pblockdb::{Db, DbOptions};
+
+const ROLE: &str = "PBLOCKDB_TEST_ROLE";
+const DB_PATH: &str = "PBLOCKDB_TEST_PATH";
+const ARG: &str = "PBLOCKDB_TEST_ARG";
+
+/// A small deterministic generator, so children need no extra crates.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn key(id: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&id.to_le_bytes());
+    k[8..].copy_from_slice(&(!id).to_le_bytes());
+    k
+}
+
+/// A value that checks itself: key id, counter, filler from both, and a CRC of the rest.
+fn value(id: u64, counter: u64) -> [u8; 64] {
+    let mut v = [0u8; 64];
+    v[..8].copy_from_slice(&id.to_le_bytes());
+    v[8..16].copy_from_slice(&counter.to_le_bytes());
+    for (i, b) in v[16..60].iter_mut().enumerate() {
+        *b = (id
+            .wrapping_mul(31)
+            .wrapping_add(counter)
+            .wrapping_add(i as u64)
+            % 251) as u8;
+    }
+    let crc = crc32c::crc32c(&v[..60]);
+    v[60..].copy_from_slice(&crc.to_le_bytes());
+    v
+}
+
+/// The counter in `v`, after checking it is a whole value written for key `id`.
+fn check(id: u64, v: &[u8]) -> u64 {
+    assert_eq!(v.len(), 64);
+    let counter = u64::from_le_bytes(v[8..16].try_into().unwrap());
+    assert_eq!(v, value(id, counter), "torn or foreign value for key {id}");
+    counter
+}
+
+fn spawn(test: &str, role: &str, path: &Path, arg: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env(DB_PATH, path)
+        .env(ARG, arg)
+        // Children report through files and exit codes; their panics still reach stderr.
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn role() -> Option<(String, PathBuf, String)> {
+    let role = std::env::var(ROLE).ok()?;
+    Some((
+        role,
+        std::env::var(DB_PATH).unwrap().into(),
+        std::env::var(ARG).unwrap_or_default(),
+    ))
+}
+
+fn rounds(default: u64) -> u64 {
+    std::env::var("POUNDS_STRESS_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+const WRITERS: u64 = 3;
+const READERS: u64 = 2;
+const KEYS_PER_WRITER: u64 = 300;
+const OPS_PER_WRITER: u64 = 4000;
+
+/// Child role: random puts and deletes on this writer's key range; at the end, writes the final
+/// state it expects (`id counter` or `id -`) to `<path>.writer<N>`.
+#[test]
+fn concurrent_processes_child_writer() {
+    let Some((role, path, arg)) = role() else {
+        return;
+    };
+    if role != "writer" {
+        return;
+    }
+    let w: u64 = arg.parse().unwrap();
+    let db = Db::open_existing(&path).unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (w + 1));
+    let mut state: HashMap<u64, Option<u64>> = HashMap::new();
+    for counter in 1..=OPS_PER_WRITER {
+        let id = w * 1_000_000 + rng.below(KEYS_PER_WRITER);
+        if rng.below(4) == 0 {
+            let existed = db.delete(&key(id)).unwrap();
+            assert_eq!(existed, state.get(&id).copied().flatten().is_some());
+            state.insert(id, None);
+        } else if rng.below(8) == 0 {
+            let mut batch = db.lock_writes().unwrap();
+            for j in 0..4 {
+                let id = w * 1_000_000 + (id + j) % KEYS_PER_WRITER;
+                batch.put(&key(id), &value(id, counter)).unwrap();
+                state.insert(id, Some(counter));
+            }
+        } else {
+            db.put(&key(id), &value(id, counter)).unwrap();
+            state.insert(id, Some(counter));
+        }
+    }
+    let report: String = state
+        .iter()
+        .map(|(id, c)| match c {
+            Some(c) => format!("{id} {c}\n"),
+            None => format!("{id} -\n"),
+        })
+        .collect();
+    std::fs::write(format!("{}.writer{w}", path.display()), report).unwrap();
+}
+
+/// Child role: reads random keys of every writer until `<path>.done` appears; every value must
+/// be whole, belong to its key, and never go back to an older counter.
+#[test]
+fn concurrent_processes_child_reader() {
+    let Some((role, path, arg)) = role() else {
+        return;
+    };
+    if role != "reader" {
+        return;
+    }
+    let r: u64 = arg.parse().unwrap();
+    let db = Db::open_read_only(&path).unwrap();
+    let done = PathBuf::from(format!("{}.done", path.display()));
+    let mut rng = Rng(0x1234_5678 ^ (r + 7));
+    let mut last: HashMap<u64, u64> = HashMap::new();
+    let mut buf = [0u8; 64];
+    let (mut reads, mut hits) = (0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "reader gave up waiting for the writers"
+        );
+        for _ in 0..200 {
+            let id = rng.below(WRITERS) * 1_000_000 + rng.below(KEYS_PER_WRITER);
+            reads += 1;
+            if db.get_into(&key(id), &mut buf).unwrap() {
+                hits += 1;
+                let counter = check(id, &buf);
+                let seen = last.entry(id).or_insert(0);
+                assert!(
+                    counter >= *seen,
+                    "key {id} went back from {seen} to {counter}"
+                );
+                *seen = counter;
+            }
+        }
+        if rng.below(10) == 0 {
+            for (k, v) in db.iter().unwrap() {
+                let id = u64::from_le_bytes(k[..8].try_into().unwrap());
+                assert_eq!(k, key(id));
+                check(id, &v);
+            }
+        }
+    }
+    std::fs::write(
+        format!("{}.reader{r}", path.display()),
+        format!("{reads} {hits}"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn concurrent_processes_readers_never_see_torn_values() {
+    if role().is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    // A small table, so the writers grow it (and readers remap) while everyone runs.
+    DbOptions::new(16, 64).capacity(8).open(&path).unwrap();
+    let readers: Vec<Child> = (0..READERS)
+        .map(|r| {
+            spawn(
+                "concurrent_processes_child_reader",
+                "reader",
+                &path,
+                &r.to_string(),
+            )
+        })
+        .collect();
+    let writers: Vec<Child> = (0..WRITERS)
+        .map(|w| {
+            spawn(
+                "concurrent_processes_child_writer",
+                "writer",
+                &path,
+                &w.to_string(),
+            )
+        })
+        .collect();
+    for mut child in writers {
+        assert!(child.wait().unwrap().success(), "a writer failed");
+    }
+    std::fs::write(format!("{}.done", path.display()), b"").unwrap();
+    for mut child in readers {
+        assert!(child.wait().unwrap().success(), "a reader failed");
+    }
+    let db = Db::open_existing(&path).unwrap();
+    let stats = db.verify().unwrap();
+    let mut expected = 0;
+    for w in 0..WRITERS {
+        let report = std::fs::read_to_string(format!("{}.writer{w}", path.display())).unwrap();
+        for line in report.lines() {
+            let (id, c) = line.split_once(' ').unwrap();
+            let id: u64 = id.parse().unwrap();
+            match c {
+                "-" => assert_eq!(
+                    db.get(&key(id)).unwrap(),
+                    None,
+                    "key {id} should be deleted"
+                ),
+                c => {
+                    expected += 1;
+                    let got = db.get(&key(id)).unwrap().expect("key missing");
+                    assert_eq!(check(id, &got), c.parse::<u64>().unwrap(), "key {id}");
+                }
+            }
+        }
+    }
+    assert_eq!(stats.live, expected);
+    assert_eq!(db.len() as u64, expected);
+    for r in 0..READERS {
+        let report = std::fs::read_to_string(format!("{}.reader{r}", path.display())).unwrap();
+        let hits: u64 = report.split(' ').nth(1).unwrap().parse().unwrap();
+        assert!(hits > 0, "reader {r} never saw a record");
+    }
+}
+
+const CRASH_KEYS: u64 = 1500;
+
+/// Child role for the crash test: writes forever (until killed), logging each intent
+/// (`id counter` or `id -`) to `<path>.log` before performing it.
+#[test]
+fn crash_child_writer() {
+    let Some((role, path, arg)) = role() else {
+        return;
+    };
+    if role != "crash" {
+        return;
+    }
+    use std::io::Write;
+    let seed: u64 = arg.parse().unwrap();
+    let db = Db::open_existing(&path).unwrap();
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(format!("{}.log", path.display()))
+        .unwrap();
+    let mut rng = Rng(seed | 1);
+    let mut counter = seed * 1_000_000;
+    loop {
+        counter += 1;
+        let id = rng.below(CRASH_KEYS);
+        if rng.below(3) == 0 {
+            log.write_all(format!("{id} -\n").as_bytes()).unwrap();
+            db.delete(&key(id)).unwrap();
+        } else {
+            log.write_all(format!("{id} {counter}\n").as_bytes())
+                .unwrap();
+            db.put(&key(id), &value(id, counter)).unwrap();
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn crash_writers_killed_mid_write_leave_old_or_new() {
+    if role().is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.db");
+    let log_path = PathBuf::from(format!("{}.log", path.display()));
+    DbOptions::new(16, 64).capacity(8).open(&path).unwrap();
+    // What every key held when the last round ended (absent = deleted / never written).
+    let mut known: HashMap<u64, u64> = HashMap::new();
+    let mut rng = Rng(0xdead_beef);
+    let rounds = rounds(50);
+    for round in 1..=rounds {
+        let _ = std::fs::remove_file(&log_path);
+        let mut child = spawn("crash_child_writer", "crash", &path, &round.to_string());
+        // Kill after a random number of logged intents (bytes), up to ~600 operations in.
+        let target = 1 + rng.below(600 * 12);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::metadata(&log_path).map_or(0, |m| m.len()) < target {
+            assert!(Instant::now() < deadline, "crash child made no progress");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "crash child exited early"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let pid = i32::try_from(child.id()).unwrap();
+        // SAFETY-free: libc::kill is a plain syscall wrapper, called on our own child.
+        assert_eq!(kill(pid), 0);
+        child.wait().unwrap();
+
+        // Per key: the last logged intent may or may not have happened; the one before it did.
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let mut last: HashMap<u64, Option<u64>> = HashMap::new();
+        let mut before: HashMap<u64, Option<u64>> = HashMap::new();
+        for line in log.lines() {
+            let Some((id, c)) = line.split_once(' ') else {
+                continue;
+            }; // a torn last line
+            let (Ok(id), c) = (id.parse::<u64>(), c.parse::<u64>().ok()) else {
+                continue;
+            };
+            if c.is_none() && line.ends_with(' ') {
+                continue;
+            }
+            if let Some(prev) = last.insert(id, c) {
+                before.insert(id, prev);
+            } else {
+                before.insert(id, known.get(&id).copied());
+            }
+        }
+
+        let db = Db::open_existing(&path).unwrap();
+        let stats = db
+            .verify()
+            .unwrap_or_else(|e| panic!("round {round}: index rejected: {e}"));
+        let mut now: HashMap<u64, u64> = HashMap::new();
+        for (k, v) in db.iter().unwrap() {
+            let id = u64::from_le_bytes(k[..8].try_into().unwrap());
+            assert_eq!(k, key(id));
+            now.insert(id, check(id, &v));
+        }
+        assert_eq!(stats.live as usize, now.len());
+        for id in 0..CRASH_KEYS {
+            let got = now.get(&id).copied();
+            match last.get(&id) {
+                None => assert_eq!(
+                    got,
+                    known.get(&id).copied(),
+                    "round {round}: untouched key {id} changed"
+                ),
+                Some(&new) => {
+                    let old = before.get(&id).copied().flatten();
+                    assert!(
+                        got == new || got == old,
+                        "round {round}: key {id} holds {got:?}, neither old {old:?} nor new {new:?}"
+                    );
+                }
+            }
+        }
+        // Writes work after the crash.
+        let probe = CRASH_KEYS + round;
+        db.put(&key(probe), &value(probe, round)).unwrap();
+        assert_eq!(check(probe, &db.get(&key(probe)).unwrap().unwrap()), round);
+        assert!(db.delete(&key(probe)).unwrap());
+        known = now;
+    }
+}
+
+#[cfg(unix)]
+fn kill(pid: i32) -> i32 {
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) takes two integers and touches no memory of ours; `pid` is our own child,
+    // not yet reaped, so the id cannot have been reused.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL)
+    }
+}
