@@ -205,8 +205,9 @@ impl Reader {
     /// Blocks that were overwritten, torn, or invalid after this reader started and before it
     /// reached them (for [`Log::reader_from`], also the ids asked for that were already
     /// overwritten). Ids are block positions, so this is exact in ids; in records it is an
-    /// upper bound, exact when every record takes one block. Blocks skipped to find the first
-    /// record, and padding, are not counted.
+    /// upper bound, exact when every record takes one block. Padding is not counted, nor are
+    /// blocks skipped to find the first record when the reader started inside the ring (it may
+    /// start inside a record whose head was overwritten).
     pub fn lost(&self) -> u64 {
         self.lost
     }

@@ -1,0 +1,359 @@
+//! Many writers at once, in threads and in processes, and writers killed mid-write.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use plog::{FollowOptions, Level, Log, LogOptions, Record};
+
+/// A payload that checks itself: writer, sequence number, then bytes derived from both.
+fn payload(writer: u32, seq: u32, extra: usize) -> Vec<u8> {
+    let mut p = Vec::with_capacity(8 + extra);
+    p.extend_from_slice(&writer.to_le_bytes());
+    p.extend_from_slice(&seq.to_le_bytes());
+    p.extend((0..extra).map(|i| (writer as usize * 7 + seq as usize * 13 + i) as u8));
+    p
+}
+
+/// (writer, seq) of a record whose payload is intact; panics on a torn or foreign one.
+fn check(record: &Record) -> (u32, u32) {
+    let p = &record.payload;
+    assert!(p.len() >= 8, "short payload in record {}", record.id);
+    let writer = u32::from_le_bytes(p[..4].try_into().unwrap());
+    let seq = u32::from_le_bytes(p[4..8].try_into().unwrap());
+    assert_eq!(
+        p,
+        &payload(writer, seq, p.len() - 8),
+        "torn record {}",
+        record.id
+    );
+    assert_eq!(
+        record.tag,
+        format!("w{writer}"),
+        "tag of record {}",
+        record.id
+    );
+    (writer, seq)
+}
+
+/// Every record exactly once, each writer's records in id order.
+fn check_complete(log: &Log, writers: u32, per_writer: u32) {
+    let mut reader = log.reader();
+    let mut next_seq: HashMap<u32, u32> = HashMap::new();
+    let mut last_id = None;
+    let mut count = 0u64;
+    for record in reader.by_ref() {
+        assert!(last_id.is_none_or(|last| record.id > last), "ids increase");
+        last_id = Some(record.id);
+        let (w, seq) = check(&record);
+        let expected = next_seq.entry(w).or_insert(0);
+        assert_eq!(
+            seq, *expected,
+            "writer {w}: records in order, none missing or repeated"
+        );
+        *expected += 1;
+        count += 1;
+    }
+    assert_eq!(reader.lost(), 0);
+    assert_eq!(count, u64::from(writers) * u64::from(per_writer));
+    assert!((0..writers).all(|w| next_seq.get(&w) == Some(&per_writer)));
+}
+
+fn tmp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.plog");
+    (dir, path)
+}
+
+#[test]
+fn concurrent_threads_every_record_once() {
+    let (_d, path) = tmp();
+    // 4 x 50,000 one-block records in a ring of 2^18 blocks: no wrap.
+    let log = Arc::new(
+        LogOptions::new()
+            .blocks(1 << 18)
+            .block_size(64)
+            .open(&path)
+            .unwrap(),
+    );
+    let threads: Vec<_> = (0..4u32)
+        .map(|w| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let tag = format!("w{w}");
+                for seq in 0..50_000 {
+                    log.write(Level::Info, &tag, payload(w, seq, 8)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    check_complete(&log, 4, 50_000);
+    assert_eq!(log.stats().next_id, 200_000);
+}
+
+#[test]
+fn concurrent_threads_wrap_without_torn_records() {
+    let (_d, path) = tmp();
+    let log = Arc::new(
+        LogOptions::new()
+            .blocks(64)
+            .block_size(64)
+            .open(&path)
+            .unwrap(),
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..3u32)
+        .map(|w| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let tag = format!("w{w}");
+                for seq in 0..20_000u32 {
+                    // One block (up to 16 payload bytes with this tag): every record one id.
+                    log.write(Level::Info, &tag, payload(w, seq, (seq % 9) as usize))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let reader_log = Arc::clone(&log);
+    let reader_done = Arc::clone(&done);
+    let reader = std::thread::spawn(move || {
+        let mut reader = reader_log.reader_from(0);
+        let mut read = 0u64;
+        loop {
+            let finished = reader_done.load(Ordering::SeqCst);
+            for record in reader.by_ref() {
+                check(&record);
+                read += 1;
+            }
+            if finished {
+                return (read, reader.lost(), reader.position());
+            }
+            std::thread::yield_now();
+        }
+    });
+    for t in writers {
+        t.join().unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let (read, lost, position) = reader.join().unwrap();
+    assert_eq!(position, 60_000);
+    assert_eq!(read + lost, 60_000, "every id was read or counted lost");
+    assert!(read >= 64, "at least the last ring was read");
+}
+
+#[test]
+fn concurrent_threads_multi_block_wrap_never_torn() {
+    let (_d, path) = tmp();
+    let log = Arc::new(
+        LogOptions::new()
+            .blocks(32)
+            .block_size(64)
+            .open(&path)
+            .unwrap(),
+    );
+    let writers: Vec<_> = (0..3u32)
+        .map(|w| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let tag = format!("w{w}");
+                for seq in 0..10_000u32 {
+                    log.write(
+                        Level::Warn,
+                        &tag,
+                        payload(w, seq, (seq as usize * 37) % 300),
+                    )
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut reader = log.reader_from(0);
+    let mut read = 0;
+    while !writers.iter().all(std::thread::JoinHandle::is_finished) {
+        for record in reader.by_ref() {
+            check(&record);
+            read += 1;
+        }
+    }
+    for t in writers {
+        t.join().unwrap();
+    }
+    read += reader.by_ref().map(|r| check(&r)).count();
+    assert!(read > 0);
+    assert_eq!(reader.position(), log.stats().next_id);
+}
+
+// ---- processes ----------------------------------------------------------------------------
+
+const CHILD_PATH: &str = "PLOG_TEST_CHILD_PATH";
+const CHILD_ID: &str = "PLOG_TEST_CHILD_ID";
+const CHILD_COUNT: &str = "PLOG_TEST_CHILD_COUNT";
+
+fn spawn_writer(path: &Path, id: u32, count: Option<u32>) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
+        .env(CHILD_PATH, path)
+        .env(CHILD_ID, id.to_string())
+        .stdout(std::process::Stdio::null());
+    if let Some(count) = count {
+        cmd.env(CHILD_COUNT, count.to_string());
+    }
+    cmd.spawn().unwrap()
+}
+
+/// The child role: writes `CHILD_COUNT` records (or forever, until killed) and exits.
+#[test]
+fn child_writer() {
+    let Ok(path) = std::env::var(CHILD_PATH) else {
+        return;
+    };
+    let id: u32 = std::env::var(CHILD_ID).unwrap().parse().unwrap();
+    let count: u32 = std::env::var(CHILD_COUNT).map_or(u32::MAX, |c| c.parse().unwrap());
+    let log = Log::open(&path).unwrap();
+    let tag = format!("w{id}");
+    for seq in 0..count {
+        log.write(
+            Level::Info,
+            &tag,
+            payload(id, seq, (seq as usize * 11) % 150),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn concurrent_processes_every_record_once() {
+    let (_d, path) = tmp();
+    let log = LogOptions::new()
+        .blocks(1 << 17)
+        .block_size(64)
+        .open(&path)
+        .unwrap();
+    // A follower in this process sees the children's records as they are published.
+    let mut follower = log.follow(FollowOptions::new().from_start(true)).unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|w| spawn_writer(&path, w, Some(10_000)))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut followed = 0;
+    while followed < 40_000 {
+        assert!(
+            Instant::now() < deadline,
+            "follower saw only {followed} records"
+        );
+        if let Some(record) = follower.next_timeout(Duration::from_secs(1)) {
+            check(&record);
+            followed += 1;
+        }
+    }
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(follower.lost(), 0);
+    check_complete(&log, 4, 10_000);
+}
+
+#[test]
+fn concurrent_processes_wrap_without_torn_records() {
+    let (_d, path) = tmp();
+    let log = LogOptions::new()
+        .blocks(128)
+        .block_size(64)
+        .open(&path)
+        .unwrap();
+    let mut children: Vec<_> = (0..3)
+        .map(|w| spawn_writer(&path, w, Some(10_000)))
+        .collect();
+    let mut reader = log.reader_from(0);
+    let mut read = 0u64;
+    loop {
+        let finished = children.iter_mut().all(|c| c.try_wait().unwrap().is_some());
+        for record in reader.by_ref() {
+            check(&record);
+            read += 1;
+        }
+        if finished {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert!(read > 0);
+    assert_eq!(reader.position(), log.stats().next_id);
+}
+
+// ---- crashes ------------------------------------------------------------------------------
+
+fn rounds() -> u32 {
+    std::env::var("POUNDS_STRESS_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(50)
+}
+
+#[cfg(unix)]
+#[test]
+fn crash_killed_writers_leave_a_clean_log() {
+    let (_d, path) = tmp();
+    LogOptions::new()
+        .blocks(256)
+        .block_size(64)
+        .open(&path)
+        .unwrap();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id());
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..rounds() {
+        let before = Log::open_read_only(&path).unwrap().stats().next_id;
+        let children: Vec<_> = (0..2).map(|w| spawn_writer(&path, w, None)).collect();
+        // Let the writers get going, then kill them at a random moment.
+        let target = before + 50 + random() % 3000;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let watcher = Log::open_read_only(&path).unwrap();
+        while watcher.stats().next_id < target && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        for mut child in children {
+            let pid = i32::try_from(child.id()).unwrap();
+            assert_eq!(kill(pid), 0, "round {round}: kill failed");
+            let status = child.wait().unwrap();
+            assert!(!status.success(), "round {round}: the child was killed");
+        }
+        // The log opens, every surviving record validates, and it stays writable.
+        let log = Log::open(&path).unwrap();
+        let survivors: Vec<_> = log.reader().collect();
+        assert!(!survivors.is_empty(), "round {round}");
+        for record in &survivors {
+            check(record);
+        }
+        let mut out = Vec::new();
+        log.dump(&mut out, &plog::Filter::all(), None, plog::Format::Json)
+            .unwrap();
+        let id = log.write(Level::Error, "w9", payload(9, round, 3)).unwrap();
+        let back = log.reader_from(id).next().unwrap();
+        assert_eq!(check(&back), (9, round));
+    }
+}
+
+/// Sends SIGKILL to our own child.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn kill(pid: i32) -> i32 {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; `pid` is a child we
+    // spawned and have not yet reaped, so it cannot name another process.
+    unsafe { libc::kill(pid, libc::SIGKILL) }
+}
