@@ -2,11 +2,13 @@
 macro_rules! common_methods {
     () => {
         /// The view's length in bytes.
+        #[inline]
         pub fn len(&self) -> usize {
             self.core.len()
         }
 
         /// Whether the view is empty (only after a failed remap left no view).
+        #[inline]
         pub fn is_empty(&self) -> bool {
             self.core.len() == 0
         }
@@ -17,11 +19,22 @@ macro_rules! common_methods {
         }
 
         /// Whether writes are allowed.
+        #[inline]
         pub fn is_writable(&self) -> bool {
             self.core.is_writable()
         }
 
+        /// Whether the view was opened with a fixed length ([`MapOptions::len`]): such a view
+        /// never grows and `refresh` leaves it alone.
+        ///
+        /// [`MapOptions::len`]: crate::MapOptions::len
+        #[inline]
+        pub fn is_fixed_length(&self) -> bool {
+            self.core.is_fixed_length()
+        }
+
         /// Whether this is a memory-only mapping with no file behind it.
+        #[inline]
         pub fn is_anonymous(&self) -> bool {
             self.core.is_anonymous()
         }

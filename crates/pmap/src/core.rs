@@ -89,14 +89,22 @@ impl Core {
         &self.path
     }
 
+    #[inline]
     pub(crate) fn is_writable(&self) -> bool {
         self.writable
     }
 
+    #[inline]
+    pub(crate) fn is_fixed_length(&self) -> bool {
+        self.fixed_len.is_some()
+    }
+
+    #[inline]
     pub(crate) fn is_anonymous(&self) -> bool {
         self.file.is_none()
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.raw.as_ref().map_or(0, MmapRaw::len)
     }
@@ -117,6 +125,7 @@ impl Core {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn require_writable(&self, op: &'static str) -> Result<()> {
         if self.writable {
             Ok(())
@@ -333,6 +342,7 @@ impl Core {
     }
 
     /// Checks that `offset..offset + len` lies inside the view and returns its start address.
+    #[inline]
     pub(crate) fn bounds(&self, offset: usize, len: usize) -> Result<*mut u8> {
         let map_len = self.len();
         match (&self.raw, offset.checked_add(len)) {
@@ -350,6 +360,7 @@ impl Core {
     }
 
     /// [`Core::bounds`] plus an alignment check on the actual address.
+    #[inline]
     pub(crate) fn aligned(&self, offset: usize, len: usize, align: usize) -> Result<*mut u8> {
         let ptr = self.bounds(offset, len)?;
         if (ptr as usize) % align != 0 {

@@ -74,6 +74,7 @@ impl Map {
     common_methods!();
 
     /// The whole view.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         match self.core.bounds(0, self.core.len()) {
             // SAFETY: `bounds` checked that `len` bytes from the pointer lie in the live view.
@@ -90,6 +91,7 @@ impl Map {
     ///
     /// # Errors
     /// [`Error::ReadOnlyMapping`].
+    #[inline]
     pub fn as_mut_slice(&mut self) -> Result<&mut [u8]> {
         self.core.require_writable("as_mut_slice")?;
         let len = self.core.len();
@@ -105,6 +107,7 @@ impl Map {
     ///
     /// # Errors
     /// [`Error::OutOfBounds`].
+    #[inline]
     pub fn slice(&self, offset: usize, len: usize) -> Result<&[u8]> {
         self.core.bounds(offset, len)?;
         Ok(&self.as_slice()[offset..offset + len])
@@ -114,6 +117,7 @@ impl Map {
     ///
     /// # Errors
     /// [`Error::OutOfBounds`] or [`Error::ReadOnlyMapping`].
+    #[inline]
     pub fn slice_mut(&mut self, offset: usize, len: usize) -> Result<&mut [u8]> {
         self.core.bounds(offset, len)?;
         Ok(&mut self.as_mut_slice()?[offset..offset + len])

@@ -50,6 +50,7 @@ impl SharedMap {
     ///
     /// # Errors
     /// [`Error::OutOfBounds`].
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         let ptr = self.core.bounds(offset, buf.len())?;
         // SAFETY: `bounds` checked that `buf.len()` bytes from `ptr` lie in the live view.
@@ -61,6 +62,7 @@ impl SharedMap {
     ///
     /// # Errors
     /// [`Error::OutOfBounds`] or [`Error::ReadOnlyMapping`].
+    #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.core.require_writable("write_at")?;
         let ptr = self.core.bounds(offset, data.len())?;
@@ -95,6 +97,7 @@ impl SharedMap {
     /// # Errors
     /// [`Error::OutOfBounds`], [`Error::Misaligned`], or [`Error::ReadOnlyMapping`] (a store
     /// into a read-only page would crash the process; use [`Self::load_u64`] there).
+    #[inline]
     pub fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64> {
         self.core.require_writable("atomic_u64")?;
         let ptr = self.core.aligned(offset, 8, 8)?;
@@ -108,6 +111,7 @@ impl SharedMap {
     ///
     /// # Errors
     /// As [`Self::atomic_u64`].
+    #[inline]
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         self.core.require_writable("atomic_u32")?;
         let ptr = self.core.aligned(offset, 4, 4)?;
@@ -124,6 +128,7 @@ impl SharedMap {
     ///
     /// # Panics
     /// As [`AtomicU64::load`], on `Release` or `AcqRel`.
+    #[inline]
     pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64> {
         let ptr = self.core.aligned(offset, 8, 8)?;
         // SAFETY: in bounds and aligned (checked), and the reference does not outlive this
@@ -143,6 +148,7 @@ impl SharedMap {
     ///
     /// # Panics
     /// As [`AtomicU32::load`], on `Release` or `AcqRel`.
+    #[inline]
     pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
         let ptr = self.core.aligned(offset, 4, 4)?;
         // SAFETY: as in `load_u64`, for 4 aligned bytes.

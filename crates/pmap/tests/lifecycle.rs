@@ -477,3 +477,19 @@ fn failed_growth_leaves_the_old_view_usable() {
     assert_eq!(anon.len(), 4096);
     assert_eq!(anon.read::<u32>(100).unwrap(), 7);
 }
+
+#[test]
+fn is_fixed_length_reports_the_view_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kind.bin");
+    let whole = pmap::open(&path, 8192).unwrap();
+    assert!(!whole.is_fixed_length());
+    drop(whole);
+    let fixed = pmap::MapOptions::new()
+        .offset(100)
+        .len(1000)
+        .open(&path)
+        .unwrap();
+    assert!(fixed.is_fixed_length());
+    assert!(!pmap::Map::anonymous(64).unwrap().is_fixed_length());
+}
