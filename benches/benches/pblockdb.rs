@@ -1,3 +1,315 @@
-//! Benchmarks for `pblockdb`: filled in with that layer.
-#![allow(missing_docs)]
-fn main() {}
+//! `pblockdb` beside LMDB (through `heed`, no fsync) and `std::collections::HashMap` (the
+//! in-memory limit), in one run: 16-byte keys, 64-byte values, at 100,000 and 1,000,000
+//! entries.
+//!
+//! Criterion groups `pblockdb_<N>` hold, per operation, one function per contender:
+//! - `get_hit/*`, `get_miss/*`: random keys. `pblockdb` uses `get_into` (no allocation, no
+//!   lock, sees every committed write); `heed_txn` opens a read transaction per get, which is
+//!   what gives LMDB the same freshness; `heed_shared_txn` reuses one read transaction (a
+//!   snapshot: the LMDB floor); `hashmap` is `HashMap::get`.
+//! - `put_replace/*`: overwrite a random existing key. `pblockdb` takes the writer lock (mutex
+//!   plus `flock` pair) per put; `pblockdb_batch` holds it across the measurement
+//!   (`Db::lock_writes`); `heed` commits one write transaction per put (NO_SYNC, NO_META_SYNC);
+//!   `heed_batch` puts in one write transaction, committed at the end of each sample.
+//! - `put_new/*`, `delete/*`: `iters` fresh keys inserted (or deleted) in the timed part, and
+//!   removed (or inserted) again untimed, so the table size stays put. Rebuilds that insertion
+//!   triggers are paid in the timing.
+//! - `iterate/*`: every entry, throughput in entries.
+//!
+//! `-- --test` (criterion's smoke mode) uses 2,000 entries so the pass is quick.
+// SAFETY (for the `allow`): heed marks `EnvOpenOptions::flags` (NO_SYNC, NO_META_SYNC) and
+// `open` unsafe because LMDB's memory map is undefined behaviour if the files are modified
+// behind its back, and because NO_SYNC gives up durability. This bench is the only opener of
+// its environment, which lives in a private temporary directory deleted at the end, so nothing
+// else modifies the files; durability is not wanted here (we compare without fsync).
+#![allow(unsafe_code)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
+use heed::types::Bytes;
+use heed::{Database, Env, EnvFlags, EnvOpenOptions};
+use pblockdb::{Db, DbOptions};
+
+fn smoke() -> bool {
+    std::env::args().any(|a| a == "--test")
+}
+
+fn key(i: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+    k[8..].copy_from_slice(&i.to_le_bytes());
+    k
+}
+
+fn value(i: u64) -> [u8; 64] {
+    let mut v = [b'v'; 64];
+    v[..8].copy_from_slice(&i.to_le_bytes());
+    v
+}
+
+/// Cheap random indices below `n`, so the generator costs little beside a lookup.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+struct Contenders {
+    db: Db,
+    env: Env,
+    lmdb: Database<Bytes, Bytes>,
+    map: HashMap<[u8; 16], [u8; 64]>,
+}
+
+fn setup(dir: &Path, n: u64) -> Contenders {
+    let db = DbOptions::new(16, 64)
+        .capacity(n)
+        .open(dir.join(format!("bench{n}.pdb")))
+        .unwrap();
+    {
+        let mut batch = db.lock_writes().unwrap();
+        for i in 0..n {
+            batch.put(&key(i), &value(i)).unwrap();
+        }
+    }
+    let env_dir = dir.join(format!("lmdb{n}"));
+    std::fs::create_dir_all(&env_dir).unwrap();
+    let mut options = EnvOpenOptions::new();
+    options.map_size(8 << 30).max_dbs(1);
+    // SAFETY: see the crate-level SAFETY note: sole opener, private directory, no durability
+    // wanted.
+    let env = unsafe {
+        options.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC);
+        options.open(&env_dir).unwrap()
+    };
+    let mut wtxn = env.write_txn().unwrap();
+    let lmdb: Database<Bytes, Bytes> = env.create_database(&mut wtxn, None).unwrap();
+    for i in 0..n {
+        lmdb.put(&mut wtxn, &key(i), &value(i)).unwrap();
+    }
+    wtxn.commit().unwrap();
+    let map = (0..n).map(|i| (key(i), value(i))).collect();
+    Contenders { db, env, lmdb, map }
+}
+
+fn gets(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64, hit: bool) {
+    let name = if hit { "get_hit" } else { "get_miss" };
+    let pick = move |rng: &mut Rng| {
+        if hit {
+            key(rng.below(n))
+        } else {
+            key(n + 1 + rng.below(n))
+        }
+    };
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    group.bench_function(format!("{name}/pblockdb"), |b| {
+        let mut out = [0u8; 64];
+        b.iter(|| c.db.get_into(black_box(&pick(&mut rng)), &mut out).unwrap())
+    });
+    group.bench_function(format!("{name}/heed_txn"), |b| {
+        b.iter(|| {
+            let rtxn = c.env.read_txn().unwrap();
+            let found = c
+                .lmdb
+                .get(&rtxn, black_box(&pick(&mut rng)))
+                .unwrap()
+                .map(<[u8]>::len);
+            black_box(found)
+        })
+    });
+    group.bench_function(format!("{name}/heed_shared_txn"), |b| {
+        let rtxn = c.env.read_txn().unwrap();
+        b.iter(|| {
+            c.lmdb
+                .get(&rtxn, black_box(&pick(&mut rng)))
+                .unwrap()
+                .map(<[u8]>::len)
+        })
+    });
+    group.bench_function(format!("{name}/hashmap"), |b| {
+        b.iter(|| c.map.get(black_box(&pick(&mut rng))).map(|v| v[0]))
+    });
+}
+
+fn put_replace(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: u64) {
+    let mut rng = Rng(0x0fed_cba9_8765_4321);
+    group.bench_function("put_replace/pblockdb", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            c.db.put(black_box(&key(i)), &value(i)).unwrap()
+        })
+    });
+    group.bench_function("put_replace/pblockdb_batch", |b| {
+        let mut batch = c.db.lock_writes().unwrap();
+        b.iter(|| {
+            let i = rng.below(n);
+            batch.put(black_box(&key(i)), &value(i)).unwrap()
+        })
+    });
+    group.bench_function("put_replace/heed", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            let mut wtxn = c.env.write_txn().unwrap();
+            c.lmdb
+                .put(&mut wtxn, black_box(&key(i)), &value(i))
+                .unwrap();
+            wtxn.commit().unwrap();
+        })
+    });
+    group.bench_function("put_replace/heed_batch", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let mut wtxn = c.env.write_txn().unwrap();
+            for _ in 0..iters {
+                let i = rng.below(n);
+                c.lmdb
+                    .put(&mut wtxn, black_box(&key(i)), &value(i))
+                    .unwrap();
+            }
+            wtxn.commit().unwrap();
+            start.elapsed()
+        })
+    });
+    group.bench_function("put_replace/hashmap", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            c.map.insert(black_box(key(i)), value(i))
+        })
+    });
+}
+
+/// Times inserting (or, `insert == false`, deleting) `iters` keys beyond `n`; the opposite
+/// operation runs untimed so the table keeps its size.
+fn churn(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: u64, insert: bool) {
+    let name = if insert { "put_new" } else { "delete" };
+    let fresh = |i: u64| key(n * 4 + i);
+    group.bench_function(format!("{name}/pblockdb"), |b| {
+        b.iter_custom(|iters| {
+            let write = |i: u64, put: bool| {
+                if put {
+                    c.db.put(&fresh(i), &value(i)).unwrap();
+                } else {
+                    c.db.delete(&fresh(i)).unwrap();
+                }
+            };
+            if !insert {
+                (0..iters).for_each(|i| write(i, true));
+            }
+            let start = Instant::now();
+            (0..iters).for_each(|i| write(i, insert));
+            let took = start.elapsed();
+            if insert {
+                (0..iters).for_each(|i| write(i, false));
+            }
+            took
+        })
+    });
+    group.bench_function(format!("{name}/heed"), |b| {
+        b.iter_custom(|iters| {
+            let write = |i: u64, put: bool| {
+                let mut wtxn = c.env.write_txn().unwrap();
+                if put {
+                    c.lmdb.put(&mut wtxn, &fresh(i), &value(i)).unwrap();
+                } else {
+                    c.lmdb.delete(&mut wtxn, &fresh(i)).unwrap();
+                }
+                wtxn.commit().unwrap();
+            };
+            if !insert {
+                (0..iters).for_each(|i| write(i, true));
+            }
+            let start = Instant::now();
+            (0..iters).for_each(|i| write(i, insert));
+            let took = start.elapsed();
+            if insert {
+                (0..iters).for_each(|i| write(i, false));
+            }
+            took
+        })
+    });
+    group.bench_function(format!("{name}/hashmap"), |b| {
+        b.iter_custom(|iters| {
+            if !insert {
+                (0..iters).for_each(|i| {
+                    c.map.insert(fresh(i), value(i));
+                });
+            }
+            let start = Instant::now();
+            for i in 0..iters {
+                if insert {
+                    black_box(c.map.insert(fresh(i), value(i)));
+                } else {
+                    black_box(c.map.remove(&fresh(i)));
+                }
+            }
+            let took = start.elapsed();
+            if insert {
+                (0..iters).for_each(|i| {
+                    c.map.remove(&fresh(i));
+                });
+            }
+            took
+        })
+    });
+}
+
+fn iterate(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64) {
+    group.throughput(Throughput::Elements(n));
+    group.bench_function("iterate/pblockdb", |b| {
+        b.iter(|| {
+            let mut sum = 0u64;
+            c.db.for_each(|_, v| sum += u64::from(v[0])).unwrap();
+            sum
+        })
+    });
+    group.bench_function("iterate/heed", |b| {
+        b.iter(|| {
+            let rtxn = c.env.read_txn().unwrap();
+            let mut sum = 0u64;
+            for entry in c.lmdb.iter(&rtxn).unwrap() {
+                sum += u64::from(entry.unwrap().1[0]);
+            }
+            sum
+        })
+    });
+    group.bench_function("iterate/hashmap", |b| {
+        b.iter(|| c.map.values().map(|v| u64::from(v[0])).sum::<u64>())
+    });
+}
+
+fn main() {
+    let sizes: &[u64] = if smoke() {
+        &[2_000]
+    } else {
+        &[100_000, 1_000_000]
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut criterion = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    for &n in sizes {
+        let mut c = setup(dir.path(), n);
+        let mut group = criterion.benchmark_group(format!("pblockdb_{n}"));
+        group.throughput(Throughput::Elements(1));
+        gets(&mut group, &c, n, true);
+        gets(&mut group, &c, n, false);
+        put_replace(&mut group, &mut c, n);
+        churn(&mut group, &mut c, n, true);
+        churn(&mut group, &mut c, n, false);
+        iterate(&mut group, &c, n);
+        group.finish();
+        drop(c);
+    }
+    criterion.final_summary();
+}
