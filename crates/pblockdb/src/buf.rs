@@ -44,3 +44,14 @@ impl std::ops::DerefMut for Buf {
         }
     }
 }
+
+/// `len` zeroed bytes: the front of `stack` when it is long enough (no allocation), else
+/// `heap`. The caller declares both in its own frame, so nothing large is moved.
+pub(crate) fn scratch<'a>(stack: &'a mut [u8], heap: &'a mut Vec<u8>, len: usize) -> &'a mut [u8] {
+    if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        heap
+    }
+}

@@ -1,13 +1,13 @@
 //! The database handle: opening and validating a file, and the lock-free read path.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use pmap::{Lock, SharedMap};
 
-use crate::buf::Buf;
+use crate::buf::{Buf, scratch};
 use crate::format::{
     self, Geometry, OFF_CHANGES, OFF_COUNT, OFF_DESC, OFF_GENERATION, OFF_JOURNAL_STATE, OFF_USED,
     OFF_USER_AREA, OFF_USER_VERSION, SLOT_HEADER, STATE_EMPTY, STATE_LIVE, STATE_TOMB,
@@ -61,6 +61,18 @@ pub struct Db {
     pub(crate) sync_on_write: bool,
     pub(crate) mapped: RwLock<Mapped>,
     pub(crate) writer: Mutex<()>,
+    /// A second, fixed, read-only view of the header whose file handle carries the advisory
+    /// lock, so that waiting for the lock never holds `mapped` (readers would queue behind a
+    /// remap that waits on it).
+    pub(crate) locker: SharedMap,
+    /// [`thread_token`] of the thread holding the writer lock, 0 when none.
+    pub(crate) owner: AtomicUsize,
+}
+
+/// A number unique to the calling thread while it lives (the address of a thread-local).
+pub(crate) fn thread_token() -> usize {
+    thread_local!(static TOKEN: u8 = const { 0 });
+    TOKEN.with(|token| std::ptr::from_ref(token) as usize)
 }
 
 /// What a lookup found.
@@ -75,9 +87,9 @@ enum Probe<R> {
 
 /// The result of reading one slot consistently.
 pub(crate) enum SlotRead {
-    /// The slot's meta word, stable across the copy (the copy is in the buffer for live slots).
+    /// The slot's meta word, stable across the copy of the slot into the buffer.
     Stable(u64),
-    Retry,
+    /// The slot stayed mid-write past [`STUCK_AFTER`].
     Stuck,
 }
 
@@ -249,10 +261,26 @@ impl Db {
         Ok(())
     }
 
-    fn lookup<R>(&self, key: &[u8], mut found: impl FnMut(&[u8]) -> R) -> Result<Option<R>> {
-        let padded = self.pad_key(key)?;
-        let hash = format::hash_key(&padded);
-        let mut slot = Buf::zeroed(self.geo.slot_size);
+    fn lookup<R>(&self, key: &[u8], found: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        if key.len() > self.geo.key_size {
+            return Err(Error::KeySize {
+                given: key.len(),
+                expected: self.geo.key_size,
+            });
+        }
+        // Stack scratch space declared here, in this frame, so a lookup neither allocates nor
+        // moves a large buffer (for keys up to 128 and slots up to 256 bytes).
+        let (mut key_stack, mut key_heap) = ([0u8; 128], Vec::new());
+        let key: &[u8] = if key.len() == self.geo.key_size {
+            key
+        } else {
+            let padded = scratch(&mut key_stack, &mut key_heap, self.geo.key_size);
+            padded[..key.len()].copy_from_slice(key);
+            padded
+        };
+        let hash = format::hash_key(key);
+        let (mut slot_stack, mut slot_heap) = ([0u8; 256], Vec::new());
+        let slot = scratch(&mut slot_stack, &mut slot_heap, self.geo.slot_size);
         loop {
             let guard = self.read_mapped();
             let generation = guard.map.load_u64(OFF_GENERATION, Ordering::Acquire)?;
@@ -261,7 +289,7 @@ impl Db {
                 self.refresh()?;
                 continue;
             }
-            match self.probe(&guard, &padded, hash, &mut slot)? {
+            match self.probe(&guard, key, hash, slot)? {
                 Probe::Found(()) => {
                     let value = &slot[self.geo.value_at()..][..self.geo.value_size];
                     return Ok(Some(found(value)));
@@ -277,26 +305,27 @@ impl Db {
     }
 
     /// Follows the probe sequence of `key` in the current table; on `Found` the slot's bytes
-    /// are in `slot`.
+    /// are in `slot`. Every answer is checked against a rebuild that raced the reads.
     fn probe(&self, m: &Mapped, key: &[u8], hash: u64, slot: &mut [u8]) -> Result<Probe<()>> {
         let table = m.table;
         let tag = format::tag_of(hash);
         let mut idx = hash & table.mask();
         for _ in 0..table.capacity {
             let at = table.slot_at(&self.geo, idx);
-            let meta = match self.read_slot(m, at, Some(tag), slot)? {
+            let meta = match self.read_slot(m, at, slot)? {
                 SlotRead::Stable(meta) => meta,
-                SlotRead::Retry => return Ok(Probe::Retry),
-                SlotRead::Stuck => return Ok(Probe::Stuck(idx)),
+                SlotRead::Stuck => return self.settled(m, Probe::Stuck(idx)),
             };
             match format::state_of(meta) {
                 STATE_EMPTY => return self.settled(m, Probe::Missing),
                 STATE_TOMB => {}
                 STATE_LIVE => {
-                    // `read_slot` copies only the tag when it differs from ours.
                     if format::get_u32(slot, 8) == tag && &slot[SLOT_HEADER..][..key.len()] == key {
-                        self.check_crc(slot, idx)?;
-                        return Ok(Probe::Found(()));
+                        let intact = self.check_crc(slot, idx);
+                        return match (self.settled(m, Probe::Found(()))?, intact) {
+                            (Probe::Found(()), Err(e)) => Err(e),
+                            (answer, _) => Ok(answer),
+                        };
                     }
                 }
                 _ => {
@@ -322,16 +351,11 @@ impl Db {
         })
     }
 
-    /// Reads the slot at byte offset `at` as a seqlock reader. For live slots the whole slot is
-    /// copied into `buf`, unless `want_tag` is given and the slot's tag differs (then only the
-    /// meta word and tag are meaningful: the tag is written into `buf`).
-    pub(crate) fn read_slot(
-        &self,
-        m: &Mapped,
-        at: usize,
-        want_tag: Option<u32>,
-        buf: &mut [u8],
-    ) -> Result<SlotRead> {
+    /// Reads the slot at byte offset `at` into `buf` as a seqlock reader: the meta word
+    /// (acquire), the whole slot, an acquire fence, the meta word again. The whole slot is
+    /// copied before anything is decided, so both of its cache lines are fetched at once. The
+    /// caller checks the generation before trusting an answer (see [`Self::settled`]).
+    pub(crate) fn read_slot(&self, m: &Mapped, at: usize, buf: &mut [u8]) -> Result<SlotRead> {
         let mut spins = 0u32;
         let mut since: Option<Instant> = None;
         loop {
@@ -349,21 +373,9 @@ impl Db {
                 }
                 continue;
             }
-            if format::state_of(meta) == STATE_LIVE {
-                let tag = m.map.load_u32(at + 8, Ordering::Relaxed)?;
-                if want_tag.is_some_and(|want| want != tag) {
-                    buf[8..12].copy_from_slice(&tag.to_le_bytes());
-                } else {
-                    m.map.read_at(at, buf)?;
-                }
-            }
+            m.map.read_at(at, buf)?;
             fence(Ordering::Acquire);
-            let again = m.map.load_u64(at, Ordering::Relaxed)?;
-            let generation = m.map.load_u64(OFF_GENERATION, Ordering::Relaxed)?;
-            if generation != m.table.generation {
-                return Ok(SlotRead::Retry);
-            }
-            if again == meta {
+            if m.map.load_u64(at, Ordering::Relaxed)? == meta {
                 return Ok(SlotRead::Stable(meta));
             }
         }
@@ -392,9 +404,9 @@ impl Db {
     /// one left its journal), replay the journal, and report the slot if it is still torn.
     fn settle(&self, idx: u64) -> Result<()> {
         if self.read_only {
-            let guard = self.read_mapped();
-            guard.map.lock(Lock::Shared)?;
+            self.locker.lock(Lock::Shared)?;
             let result = (|| {
+                let guard = self.read_mapped();
                 if guard.map.load_u64(OFF_JOURNAL_STATE, Ordering::Acquire)? != 0 {
                     return Err(Error::NeedsRecovery {
                         path: self.path.clone(),
@@ -402,8 +414,12 @@ impl Db {
                 }
                 self.still_torn(&guard, idx)
             })();
-            guard.map.unlock()?;
+            self.locker.unlock()?;
             return result;
+        }
+        if self.owner.load(Ordering::Relaxed) == thread_token() {
+            // This thread is the writer, so no write is in progress: the slot is damaged.
+            return Err(self.corrupt(idx, "left mid-write with no journal to finish it"));
         }
         let writer = self.lock_writes()?;
         let guard = self.read_mapped();
@@ -445,22 +461,41 @@ impl Db {
             let mut out = Vec::with_capacity(count as usize * record);
             for idx in 0..table.capacity {
                 let at = table.slot_at(&self.geo, idx);
-                match self.read_slot(&guard, at, None, &mut slot)? {
+                // Empty and deleted slots are skipped on one load: a record that appears in one
+                // concurrently is a write the walk may or may not see, either is right.
+                let peek = guard.map.load_u64(at, Ordering::Acquire)?;
+                if matches!(format::state_of(peek), STATE_EMPTY | STATE_TOMB) && !is_writing(peek) {
+                    continue;
+                }
+                let problem = match self.read_slot(&guard, at, &mut slot)? {
                     SlotRead::Stable(meta) => match format::state_of(meta) {
-                        STATE_LIVE => {
-                            self.check_crc(&slot, idx)?;
-                            out.extend_from_slice(&slot[SLOT_HEADER..][..record]);
-                        }
-                        STATE_EMPTY | STATE_TOMB => {}
-                        _ => return Err(self.corrupt(idx, "unknown slot state")),
+                        STATE_LIVE => match self.check_crc(&slot, idx) {
+                            Ok(()) => {
+                                out.extend_from_slice(&slot[SLOT_HEADER..][..record]);
+                                continue;
+                            }
+                            Err(e) => e,
+                        },
+                        STATE_EMPTY | STATE_TOMB => continue,
+                        _ => self.corrupt(idx, "unknown slot state"),
                     },
-                    SlotRead::Retry => continue 'again,
                     SlotRead::Stuck => {
+                        if let Probe::Retry = self.settled(&guard, Probe::<()>::Missing)? {
+                            continue 'again;
+                        }
                         drop(guard);
                         self.settle(idx)?;
                         continue 'again;
                     }
-                }
+                };
+                // Garbage read from a region a rebuild is reusing is not corruption: retry.
+                return match self.settled(&guard, Probe::<()>::Missing)? {
+                    Probe::Retry => continue 'again,
+                    _ => Err(problem),
+                };
+            }
+            if let Probe::Retry = self.settled(&guard, Probe::<()>::Missing)? {
+                continue 'again;
             }
             return Ok(out);
         }

@@ -144,6 +144,14 @@ pub enum Error {
         /// The refused operation.
         op: &'static str,
     },
+    /// A write from the thread that already holds this database's writer lock (inside an
+    /// `update_each` callback, or beside a live [`crate::Writer`]): refused instead of
+    /// deadlocking.
+    #[error("{path}: write attempted by the thread already holding the writer lock")]
+    Reentrant {
+        /// The file.
+        path: PathBuf,
+    },
     /// A writer crashed mid-operation and a read-only handle cannot replay its journal; open the
     /// file writable once to recover it.
     #[error("{path} needs recovery from an interrupted write; open it writable once")]

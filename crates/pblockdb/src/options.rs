@@ -1,7 +1,7 @@
 //! Creating and opening: the builder, header initialisation and validation on open.
 
 use std::path::Path;
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use std::sync::{Mutex, RwLock};
 
 use pmap::{Lock, MapOptions, SharedMap};
@@ -90,7 +90,7 @@ impl DbOptions {
         let unlocked = map.unlock();
         let (geo, table) = result?;
         unlocked?;
-        Ok(finish(map, path, geo, table, false, self.sync_on_write))
+        finish(map, path, geo, table, false, self.sync_on_write)
     }
 }
 
@@ -132,7 +132,7 @@ pub(crate) fn open_existing(path: &Path, read_only: bool) -> Result<Db> {
     let unlocked = map.unlock();
     let (geo, table) = result?;
     unlocked?;
-    Ok(finish(map, path, geo, table, read_only, false))
+    finish(map, path, geo, table, read_only, false)
 }
 
 fn finish(
@@ -142,15 +142,21 @@ fn finish(
     table: crate::db::Table,
     read_only: bool,
     sync_on_write: bool,
-) -> Db {
-    Db {
+) -> Result<Db> {
+    let locker = MapOptions::new()
+        .read_only()
+        .len(format::MIN_FILE_LEN as usize)
+        .open(path)?;
+    Ok(Db {
         path: path.to_path_buf(),
         geo,
         read_only,
         sync_on_write,
         mapped: RwLock::new(Mapped { map, table }),
         writer: Mutex::new(()),
-    }
+        locker: locker.into_shared(),
+        owner: AtomicUsize::new(0),
+    })
 }
 
 /// Under the file lock: initialise a new file, or validate an existing one and recover it.

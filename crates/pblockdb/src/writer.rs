@@ -6,7 +6,7 @@ use std::sync::atomic::{Ordering, fence};
 use pmap::{Lock, SharedMap};
 
 use crate::buf::Buf;
-use crate::db::{Mapped, Table, is_writing};
+use crate::db::{Mapped, Table, is_writing, thread_token};
 use crate::format::{
     self, Geometry, JOURNAL_ARMED, JOURNAL_BODY_LEN, OFF_CHANGES, OFF_COUNT, OFF_DESC,
     OFF_GENERATION, OFF_JOURNAL_BODY, OFF_JOURNAL_CRC, OFF_JOURNAL_IMAGE, OFF_JOURNAL_STATE,
@@ -53,7 +53,8 @@ impl Drop for Writer<'_> {
     fn drop(&mut self) {
         // An unlock that fails leaves the lock to be released when the file closes; nothing
         // better can be done from a destructor.
-        let _ = self.db.read_mapped().map.unlock();
+        self.db.owner.store(0, Ordering::Relaxed);
+        let _ = self.db.locker.unlock();
     }
 }
 
@@ -69,11 +70,11 @@ impl Db {
     /// the returned [`Writer`] is dropped. Catches up with growth by other processes and
     /// replays a journal a crashed writer left.
     ///
-    /// Do not call a writing method of the same `Db` on the same thread while holding it: the
-    /// mutex is not re-entrant and that would deadlock.
+    /// A write through the same `Db` from the thread that holds it (other than through the
+    /// `Writer` itself) is [`Error::Reentrant`] rather than a deadlock.
     ///
     /// # Errors
-    /// [`Error::ReadOnly`], or the I/O error from locking.
+    /// [`Error::ReadOnly`], [`Error::Reentrant`], or the I/O error from locking.
     pub fn lock_writes(&self) -> Result<Writer<'_>> {
         if self.read_only {
             return Err(Error::ReadOnly {
@@ -81,8 +82,15 @@ impl Db {
                 op: "write",
             });
         }
+        let token = thread_token();
+        if self.owner.load(Ordering::Relaxed) == token {
+            return Err(Error::Reentrant {
+                path: self.path.clone(),
+            });
+        }
         let mutex = self.lock_writer();
-        self.read_mapped().map.lock(Lock::Exclusive)?;
+        self.locker.lock(Lock::Exclusive)?;
+        self.owner.store(token, Ordering::Relaxed);
         let writer = Writer {
             db: self,
             _mutex: mutex,
@@ -117,7 +125,7 @@ impl Db {
 
     /// Shows every record to `f` under the writer lock, with a copy of its value that `f` may
     /// change; `f` says whether to keep, update or delete the record. Returns how many records
-    /// were updated or deleted. `f` must not write to this `Db` (see [`Db::lock_writes`]).
+    /// were updated or deleted. A write to this `Db` from inside `f` is [`Error::Reentrant`].
     ///
     /// # Errors
     /// [`Error::ReadOnly`], [`Error::CorruptSlot`].

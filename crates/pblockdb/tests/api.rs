@@ -594,3 +594,34 @@ fn db_is_send_and_sync() {
     check::<Db>();
     check::<TypedDb<u64, u64>>();
 }
+
+#[test]
+fn writes_from_inside_the_writer_lock_are_refused_not_deadlocked() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(8, 8).open(&path).unwrap();
+    db.put(b"a", b"1").unwrap();
+    let mut inner = None;
+    db.update_each(|_, _| {
+        inner = Some(db.put(b"b", b"2"));
+        assert_eq!(
+            db.get(b"a").unwrap().unwrap(),
+            b"1\0\0\0\0\0\0\0",
+            "reads still work"
+        );
+        Action::Keep
+    })
+    .unwrap();
+    assert!(matches!(inner, Some(Err(Error::Reentrant { .. }))));
+    let batch = db.lock_writes().unwrap();
+    assert!(matches!(db.delete(b"a"), Err(Error::Reentrant { .. })));
+    drop(batch);
+    assert!(db.delete(b"a").unwrap());
+    // Another thread simply waits for the lock.
+    let batch = db.lock_writes().unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| db.put(b"c", b"3").unwrap());
+        std::thread::yield_now();
+        drop(batch);
+        assert!(!waiter.join().unwrap());
+    });
+}
