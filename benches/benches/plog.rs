@@ -1,3 +1,212 @@
-//! Benchmarks for `plog`: filled in with that layer.
-#![allow(missing_docs)]
-fn main() {}
+//! `plog` writes beside their peers, in one run, plus latency and follow harnesses.
+//!
+//! Criterion groups:
+//! - `plog_write_64B`: one 64-byte message per iteration, one thread, by
+//!   `plog` (`Log::write` into the default 16384 x 128-byte ring, wrapping all the time),
+//!   `file_write` (one `write(2)` of a 64-byte line per message on a `File`), and
+//!   `bufwriter_flush` (`BufWriter<File>`, flushed after each message: also one `write(2)`);
+//!   `system_time_now` is there for scale: the clock plog does *not* read per write.
+//! - `plog_write_64B_2threads`: two threads writing together; one iteration is one message in
+//!   each thread, so the throughput line is messages per second in total.
+//!
+//! Harnesses (printed, not criterion):
+//! - `latency`: each of `N` writes timed alone with `Instant::now()` pairs, for p50/p99/p99.9;
+//!   the timer pair's own cost is measured the same way and printed beside it.
+//! - `follow`: a follower in a child process (this binary re-executed) wakes on each of a
+//!   series of records written 200 us apart; the latency is the system clock at wake minus the
+//!   system clock the writer put in the payload.
+//!
+//! `-- --test` (criterion's smoke mode) shrinks the harnesses so the pass is quick.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use criterion::{Criterion, Throughput};
+use plog::{FollowOptions, Level, Log};
+
+const FOLLOWER_ENV: &str = "PLOG_BENCH_FOLLOWER";
+const FOLLOW_COUNT_ENV: &str = "PLOG_BENCH_FOLLOW_COUNT";
+
+fn smoke() -> bool {
+    std::env::args().any(|a| a == "--test")
+}
+
+fn message() -> [u8; 64] {
+    let mut m = [b'x'; 64];
+    m[..20].copy_from_slice(b"request 12345 served");
+    m
+}
+
+fn bench_one_thread(c: &mut Criterion, dir: &Path) {
+    let mut group = c.benchmark_group("plog_write_64B");
+    group.throughput(Throughput::Elements(1));
+    let msg = message();
+
+    let log = Log::open(dir.join("one.plog")).unwrap();
+    group.bench_function("plog", |b| {
+        b.iter(|| log.write(Level::Info, "bench", black_box(&msg)).unwrap())
+    });
+
+    let mut file = File::create(dir.join("write.log")).unwrap();
+    group.bench_function("file_write", |b| b.iter(|| file.write_all(black_box(&msg)).unwrap()));
+
+    let mut buffered = BufWriter::new(File::create(dir.join("buf.log")).unwrap());
+    group.bench_function("bufwriter_flush", |b| {
+        b.iter(|| {
+            buffered.write_all(black_box(&msg)).unwrap();
+            buffered.flush().unwrap();
+        })
+    });
+
+    group.bench_function("system_time_now", |b| b.iter(|| black_box(SystemTime::now())));
+    group.finish();
+}
+
+fn bench_two_threads(c: &mut Criterion, dir: &Path) {
+    let mut group = c.benchmark_group("plog_write_64B_2threads");
+    group.throughput(Throughput::Elements(2));
+    let log = Arc::new(Log::open(dir.join("two.plog")).unwrap());
+    group.bench_function("plog", |b| {
+        b.iter_custom(|iters| {
+            let barrier = Arc::new(Barrier::new(2));
+            let run = move |log: Arc<Log>, barrier: Arc<Barrier>| {
+                let msg = message();
+                barrier.wait();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    log.write(Level::Info, "bench", black_box(&msg)).unwrap();
+                }
+                start.elapsed()
+            };
+            let other = {
+                let (log, barrier) = (Arc::clone(&log), Arc::clone(&barrier));
+                std::thread::spawn(move || run(log, barrier))
+            };
+            let mine = run(Arc::clone(&log), barrier);
+            mine.max(other.join().unwrap())
+        })
+    });
+    group.finish();
+}
+
+fn percentiles(samples: &mut [u64]) -> [u64; 4] {
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    [at(0.5), at(0.99), at(0.999), samples[samples.len() - 1]]
+}
+
+fn latency(dir: &Path) {
+    let n = if smoke() { 10_000 } else { 2_000_000 };
+    let log = Log::open(dir.join("latency.plog")).unwrap();
+    let msg = message();
+    let mut samples = Vec::with_capacity(n);
+    let mut timer = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        black_box(log.write(Level::Info, "bench", black_box(&msg)).unwrap());
+        samples.push(start.elapsed().as_nanos() as u64);
+        let start = Instant::now();
+        timer.push(black_box(start).elapsed().as_nanos() as u64);
+    }
+    let [p50, p99, p999, max] = percentiles(&mut samples);
+    let [t50, t99, t999, _] = percentiles(&mut timer);
+    println!(
+        "latency/plog_write_64B: n={n} p50={p50}ns p99={p99}ns p99.9={p999}ns max={max}ns \
+         (timer pair alone: p50={t50}ns p99={t99}ns p99.9={t999}ns)"
+    );
+    let m = if smoke() { 1_000 } else { 200_000 };
+    let mut file = File::create(dir.join("latency.log")).unwrap();
+    let mut samples = Vec::with_capacity(m);
+    for _ in 0..m {
+        let start = Instant::now();
+        file.write_all(black_box(&msg)).unwrap();
+        samples.push(start.elapsed().as_nanos() as u64);
+    }
+    let [p50, p99, p999, max] = percentiles(&mut samples);
+    println!("latency/file_write_64B: n={m} p50={p50}ns p99={p99}ns p99.9={p999}ns max={max}ns");
+}
+
+fn system_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+/// The child role: follow the log, and for each timed record print nothing until the end, then
+/// one line of percentiles of (wake time - send time).
+fn follower(path: &str, count: usize) {
+    let log = Log::open(path).unwrap();
+    let mut follower = log.follow(FollowOptions::new()).unwrap();
+    log.write(Level::Info, "ready", "").unwrap();
+    let mut samples = Vec::with_capacity(count);
+    while samples.len() < count {
+        let Some(record) = follower.next_timeout(Duration::from_secs(30)) else { break };
+        let now = system_ns();
+        if record.tag == "timed" {
+            let sent = u64::from_le_bytes(record.payload[..8].try_into().unwrap());
+            samples.push(now.saturating_sub(sent));
+        }
+    }
+    if samples.is_empty() {
+        println!("FOLLOW none");
+        return;
+    }
+    let n = samples.len();
+    let [p50, p99, p999, max] = percentiles(&mut samples);
+    println!("FOLLOW n={n} p50={p50}ns p99={p99}ns p99.9={p999}ns max={max}ns");
+}
+
+fn follow_latency(dir: &Path) {
+    let count = if smoke() { 50 } else { 5_000 };
+    let path = dir.join("follow.plog");
+    let log = Log::open(&path).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(FOLLOWER_ENV, &path)
+        .env(FOLLOW_COUNT_ENV, count.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the follower to announce itself.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut reader = log.reader();
+    'ready: while Instant::now() < deadline {
+        for record in reader.by_ref() {
+            if record.tag == "ready" {
+                break 'ready;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for _ in 0..count {
+        // Pacing, not synchronisation: the follower is asleep by the next record.
+        std::thread::sleep(Duration::from_micros(200));
+        log.write(Level::Info, "timed", system_ns().to_le_bytes()).unwrap();
+    }
+    let out = BufReader::new(child.stdout.take().unwrap());
+    for line in out.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("FOLLOW ") {
+            println!("follow/cross_process: {rest}");
+        }
+    }
+    child.wait().unwrap();
+}
+
+fn main() {
+    if let Ok(path) = std::env::var(FOLLOWER_ENV) {
+        let count = std::env::var(FOLLOW_COUNT_ENV).unwrap().parse().unwrap();
+        follower(&path, count);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Criterion::default().configure_from_args();
+    bench_one_thread(&mut c, dir.path());
+    bench_two_threads(&mut c, dir.path());
+    c.final_summary();
+    latency(dir.path());
+    follow_latency(dir.path());
+}

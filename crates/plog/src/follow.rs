@@ -188,7 +188,7 @@ impl Follower {
                     let since = self.note_wait();
                     if since.elapsed() >= self.options.hole_grace {
                         self.waiting_at = None;
-                        self.reader.skip_to(next_valid);
+                        self.reader.skip_hole(next_valid);
                         continue;
                     }
                     debug_assert_eq!(self.waiting_at.map(|w| w.0), Some(at));

@@ -134,18 +134,56 @@ pub(crate) struct RecordHeader {
 const _: () = assert!(size_of::<RecordHeader>() == RECORD_HEADER_LEN);
 
 impl RecordHeader {
-    /// The record checksum: crc32c over the id, the header from `time_ns` on (the `crc` field
-    /// itself left out), the tag and the payload. The id binds the bytes to this lap of the
-    /// ring, so a complete record left from an earlier lap never passes as a new one.
+    /// The record checksum: crc32c over, in this order,
+    /// 1. the record's bytes from offset 16 (after `commit` and `time_ns`) to the end of its
+    ///    payload, with the `crc` field taken as zero, zero-padded to a multiple of 8 bytes;
+    /// 2. the id, 8 bytes LE;
+    /// 3. `time_ns`, 8 bytes LE.
+    ///
+    /// The id binds the bytes to this lap of the ring, so a complete record left from an
+    /// earlier lap never passes as a new one. The order puts the two values a writer learns
+    /// last (the reservation and the clock) at the end of the crc's serial chain, so the
+    /// processor overlaps their latency with it; the padding keeps the hardware crc on whole
+    /// words.
     pub(crate) fn checksum(&self, id: u64, tag: &[u8], payload: &[u8]) -> u32 {
-        let bytes = self.as_bytes();
-        let crc = crc32c::crc32c(&id.to_le_bytes());
-        let crc = crc32c::crc32c_append(crc, &bytes[8..28]);
-        let crc = crc32c::crc32c_append(crc, &bytes[32..40]);
+        let mut head = *self;
+        head.crc = 0;
+        let crc = crc32c::crc32c(&head.as_bytes()[16..]);
         let crc = crc32c::crc32c_append(crc, tag);
-        crc32c::crc32c_append(crc, payload)
+        let crc = crc32c::crc32c_append(crc, payload);
+        let pad = (8 - (tag.len() + payload.len()) % 8) % 8;
+        let crc = crc32c::crc32c_append(crc, &[0u8; 8][..pad]);
+        let crc = crc32c::crc32c_append(crc, &id.to_le_bytes());
+        crc32c::crc32c_append(crc, &self.time_ns.to_le_bytes())
+    }
+
+    /// The checksum of a checksum image: the bytes of step 1 of [`Self::checksum`] (with the crc
+    /// field, at 12..16, zero), then id and time, 16 bytes, at the end.
+    pub(crate) fn checksum_image(image: &[u8]) -> u32 {
+        debug_assert_eq!(image.len() % 8, 0);
+        crc32c::crc32c(image)
+    }
+
+    /// Builds the checksum image of a record copied out of the ring (`record` holds the
+    /// record's bytes from its start, zero-padded to a multiple of 8).
+    pub(crate) fn image_of_copy(id: u64, record: &[u8]) -> Vec<u8> {
+        let mut image = Vec::with_capacity(record.len());
+        image.extend_from_slice(&record[16..]);
+        image[12..16].fill(0);
+        image.extend_from_slice(&id.to_le_bytes());
+        image.extend_from_slice(&record[8..16]);
+        image
     }
 }
+
+/// Rounds a record's length up to its checksummed length (a multiple of 8).
+pub(crate) const fn padded(len: usize) -> usize {
+    (len + 7) & !7
+}
+
+/// A stack buffer aligned for the hardware crc's 8-byte words.
+#[repr(C, align(8))]
+pub(crate) struct AlignedImage<const N: usize>(pub [u8; N]);
 
 /// A ring's shape, validated: every product and sum of its fields fits in `u64` and `usize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,5 +299,15 @@ mod tests {
         h2.crc = 99;
         h2.commit = 12;
         assert_eq!(h.checksum(1, b"t", b"abc"), h2.checksum(1, b"t", b"abc"));
+        let record = [h2.as_bytes(), b"t", b"abc", &[0; 4]].concat();
+        let image = RecordHeader::image_of_copy(1, &record);
+        assert_eq!(
+            RecordHeader::checksum_image(&image),
+            h.checksum(1, b"t", b"abc")
+        );
+        assert_ne!(
+            h.checksum(1, b"t", b"abc"),
+            RecordHeader { time_ns: 6, ..h }.checksum(1, b"t", b"abc")
+        );
     }
 }

@@ -11,9 +11,9 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::clock::{WallClock, system_now_ns};
 use crate::format::{
-    COMPAT_VERSION, DEFAULT_BLOCK_SIZE, DEFAULT_BLOCKS, FORMAT_VERSION, Geometry, HEADER_SIZE,
-    KIND_PAD, KIND_RECORD, MAGIC, MAX_TAG_LEN, NEXT_OFF, POSITION_LIMIT, RECORD_HEADER_LEN,
-    RecordHeader, SLEEPER, StaticHeader, WAKE_OFF,
+    AlignedImage, COMPAT_VERSION, DEFAULT_BLOCK_SIZE, DEFAULT_BLOCKS, FORMAT_VERSION, Geometry,
+    HEADER_SIZE, KIND_PAD, KIND_RECORD, MAGIC, MAX_TAG_LEN, NEXT_OFF, POSITION_LIMIT,
+    RECORD_HEADER_LEN, RecordHeader, SLEEPER, StaticHeader, WAKE_OFF, padded,
 };
 use crate::{Error, Level, Result};
 
@@ -238,6 +238,9 @@ fn validate(map: &pmap::Map, path: &Path) -> Result<Geometry> {
     Ok(geometry)
 }
 
+/// Records up to this size are assembled on the stack and checksummed in one pass.
+const STACK_IMAGE: usize = 256;
+
 /// The shared state of one open log: the mapping and what was learned at open.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -354,12 +357,29 @@ impl Inner {
                 }
                 continue;
             }
-            header.crc = header.checksum(pos, tag, payload);
             let off = self.block_offset(pos);
-            self.map.write_at(off + 8, &header.as_bytes()[8..])?;
-            self.map.write_at(off + RECORD_HEADER_LEN, tag)?;
-            self.map
-                .write_at(off + RECORD_HEADER_LEN + tag.len(), payload)?;
+            if body <= STACK_IMAGE {
+                // The common case: one contiguous checksum image (format.rs), one checksum
+                // pass, one copy of whole words.
+                let mut aligned = AlignedImage([0u8; STACK_IMAGE + 16]);
+                let end = padded(body) - 16;
+                let image = &mut aligned.0[..end + 16];
+                image[..24].copy_from_slice(&header.as_bytes()[16..]);
+                image[24..24 + tag.len()].copy_from_slice(tag);
+                image[24 + tag.len()..body - 16].copy_from_slice(payload);
+                image[end..end + 8].copy_from_slice(&pos.to_le_bytes());
+                image[end + 8..].copy_from_slice(&header.time_ns.to_le_bytes());
+                let crc = RecordHeader::checksum_image(image);
+                image[12..16].copy_from_slice(&crc.to_le_bytes());
+                self.map.write_at(off + 8, &header.time_ns.to_le_bytes())?;
+                self.map.write_at(off + 16, &image[..end])?;
+            } else {
+                header.crc = header.checksum(pos, tag, payload);
+                self.map.write_at(off + 8, &header.as_bytes()[8..])?;
+                self.map.write_at(off + RECORD_HEADER_LEN, tag)?;
+                self.map
+                    .write_at(off + RECORD_HEADER_LEN + tag.len(), payload)?;
+            }
             self.map.atomic_u64(off)?.store(pos + 1, Ordering::Release);
             if wake & SLEEPER != 0 {
                 self.wake_followers()?;

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 
-use crate::format::{KIND_PAD, KIND_RECORD, RECORD_HEADER_LEN, RecordHeader};
+use zerocopy::IntoBytes;
+
+use crate::format::{KIND_PAD, KIND_RECORD, RECORD_HEADER_LEN, RecordHeader, padded};
 use crate::log::Inner;
 use crate::{Error, Filter, Format, Level, Log, Record, Result};
 
@@ -57,16 +59,17 @@ impl Inner {
         };
         let tag_len = usize::from(header.tag_len);
         // checked_span bounded tag and payload by the record's blocks, which lie in the ring.
-        let mut bytes = vec![0u8; tag_len + header.len as usize];
-        if self
-            .map
-            .read_at(off + RECORD_HEADER_LEN, &mut bytes)
-            .is_err()
-        {
+        let body = RECORD_HEADER_LEN + tag_len + header.len as usize;
+        let mut image = vec![0u8; padded(body)];
+        if self.map.read_at(off, &mut image[..body]).is_err() {
             return Slot::Invalid;
         }
-        let (tag, payload) = bytes.split_at(tag_len);
-        let crc_ok = header.checksum(pos, tag, payload) == header.crc;
+        // The checksum covers the copy; the header read above (which sized the copy, and whose
+        // fields are returned) must be the same bytes.
+        let same_header = image[8..RECORD_HEADER_LEN] == header.as_bytes()[8..];
+        let crc_ok = same_header
+            && RecordHeader::checksum_image(&RecordHeader::image_of_copy(pos, &image))
+                == header.crc;
         fence(Ordering::Acquire);
         let commit_again = self.map.load_u64(off, Ordering::Relaxed).unwrap_or(0);
         if self.lapped(pos) || commit_again != commit {
@@ -81,15 +84,16 @@ impl Inner {
         let Some(level) = Level::from_code(header.level) else {
             return Slot::Invalid;
         };
-        let tag = String::from_utf8_lossy(tag).into_owned();
-        bytes.drain(..tag_len);
+        image.truncate(body);
+        let payload = image.split_off(RECORD_HEADER_LEN + tag_len);
+        let tag = String::from_utf8_lossy(&image[RECORD_HEADER_LEN..]).into_owned();
         let record = Record {
             id: pos,
             time: header.time_ns,
             level,
             tag,
             pid: header.pid,
-            payload: bytes,
+            payload,
         };
         Slot::Record(record, blocks)
     }
@@ -168,6 +172,7 @@ pub struct Reader {
     pos: u64,
     counting: bool,
     lost: u64,
+    padding: u64,
     filter: Filter,
 }
 
@@ -181,11 +186,14 @@ impl Reader {
             Some(id) => (id.clamp(oldest, next), oldest.saturating_sub(id)),
             None => (oldest, 0),
         };
+        // Position 0 and the end are record boundaries: holes after them count as lost.
+        let counting = pos == 0 || pos == next;
         Reader {
             inner,
             pos,
-            counting: false,
+            counting,
             lost,
+            padding: 0,
             filter: Filter::all(),
         }
     }
@@ -206,10 +214,17 @@ impl Reader {
     /// reached them (for [`Log::reader_from`], also the ids asked for that were already
     /// overwritten). Ids are block positions, so this is exact in ids; in records it is an
     /// upper bound, exact when every record takes one block. Padding is not counted, nor are
-    /// blocks skipped to find the first record when the reader started inside the ring (it may
-    /// start inside a record whose head was overwritten).
+    /// invalid blocks skipped to find the first record when the reader started inside the ring
+    /// (it may start inside a record whose head was overwritten); laps always are.
     pub fn lost(&self) -> u64 {
         self.lost
+    }
+
+    /// Blocks of padding this reader stepped over (written where a record would have crossed
+    /// the ring's end). With [`Self::lost`] and the blocks of the records read, it accounts for
+    /// every id the reader advanced over.
+    pub fn padding(&self) -> u64 {
+        self.padding
     }
 
     /// Saves this reader's position under `name` in the log's header (see
@@ -221,11 +236,18 @@ impl Reader {
         crate::cursor::save(&self.inner, name, self.pos)
     }
 
-    /// Moves past a hole to the record at `to`, counting the skipped blocks as lost.
-    pub(crate) fn skip_to(&mut self, to: u64) {
+    /// Moves past a hole to the record at `to`, counting the skipped blocks as lost (unless
+    /// the reader has not yet found its first record: it may have started inside one).
+    pub(crate) fn skip_hole(&mut self, to: u64) {
         if self.counting {
             self.lost += to.saturating_sub(self.pos);
         }
+        self.pos = self.pos.max(to);
+    }
+
+    /// Moves past blocks that writers overwrote before this reader reached them: always lost.
+    fn skip_lapped(&mut self, to: u64) {
+        self.lost += to.saturating_sub(self.pos);
         self.pos = self.pos.max(to);
     }
 
@@ -238,7 +260,7 @@ impl Reader {
             }
             let oldest = next.saturating_sub(inner.blocks);
             if self.pos < oldest {
-                self.skip_to(oldest);
+                self.skip_lapped(oldest);
             }
             match inner.read_slot(self.pos) {
                 Slot::Record(record, blocks) => {
@@ -250,6 +272,7 @@ impl Reader {
                 }
                 Slot::Pad(blocks) => {
                     self.pos += blocks;
+                    self.padding += blocks;
                     self.counting = true;
                 }
                 Slot::Torn => {}
@@ -310,7 +333,7 @@ impl Iterator for Reader {
             match self.step() {
                 Step::Record(record) => return Some(record),
                 Step::End | Step::Pending => return None,
-                Step::Hole { next_valid, .. } => self.skip_to(next_valid),
+                Step::Hole { next_valid, .. } => self.skip_hole(next_valid),
             }
         }
     }

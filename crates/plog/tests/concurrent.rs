@@ -109,6 +109,9 @@ fn concurrent_threads_wrap_without_torn_records() {
             .unwrap(),
     );
     let done = Arc::new(AtomicBool::new(false));
+    let reader_done = Arc::clone(&done);
+    // Created before the writers start, at position 0: every id from there is read or lost.
+    let mut reader = log.reader_from(0);
     let writers: Vec<_> = (0..3u32)
         .map(|w| {
             let log = Arc::clone(&log);
@@ -122,15 +125,29 @@ fn concurrent_threads_wrap_without_torn_records() {
             })
         })
         .collect();
-    let reader_log = Arc::clone(&log);
-    let reader_done = Arc::clone(&done);
-    let reader = std::thread::spawn(move || {
-        let mut reader = reader_log.reader_from(0);
+    let reader_thread = std::thread::spawn(move || {
         let mut read = 0u64;
         loop {
             let finished = reader_done.load(Ordering::SeqCst);
-            for record in reader.by_ref() {
+            loop {
+                let (pos0, lost0) = (reader.position(), reader.lost());
+                let Some(record) = reader.next() else {
+                    assert_eq!(
+                        reader.position() - pos0,
+                        reader.lost() - lost0,
+                        "advanced without a record"
+                    );
+                    break;
+                };
                 check(&record);
+                // Every id between where the reader was and the record it returned was counted
+                // lost (one-block records: no padding).
+                assert_eq!(
+                    record.id - pos0,
+                    reader.lost() - lost0,
+                    "gap before {}",
+                    record.id
+                );
                 read += 1;
             }
             if finished {
@@ -143,7 +160,7 @@ fn concurrent_threads_wrap_without_torn_records() {
         t.join().unwrap();
     }
     done.store(true, Ordering::SeqCst);
-    let (read, lost, position) = reader.join().unwrap();
+    let (read, lost, position) = reader_thread.join().unwrap();
     assert_eq!(position, 60_000);
     assert_eq!(read + lost, 60_000, "every id was read or counted lost");
     assert!(read >= 64, "at least the last ring was read");

@@ -480,6 +480,14 @@ fn lapped_readers_count_lost_ids() {
     assert_eq!(1 + rest.len() as u64 + reader.lost(), 40);
     assert_eq!(log.stats().oldest_id, Some(24));
     assert_eq!(log.reader().lost(), 0);
+    // A reader lapped before it read anything still counts the lap.
+    let mut late = log.reader();
+    assert_eq!(late.position(), 24);
+    for i in 40..60u32 {
+        log.write(Level::Info, "", i.to_le_bytes()).unwrap();
+    }
+    assert_eq!(late.next().unwrap().id, 44);
+    assert_eq!(late.lost(), 20);
 }
 
 #[test]
