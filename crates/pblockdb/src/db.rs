@@ -23,18 +23,38 @@ const STUCK_AFTER: Duration = Duration::from_millis(20);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Table {
     pub generation: u64,
+    /// Start of the region: the hint array.
     pub offset: usize,
+    /// Start of the slots, after the hint array.
+    pub slots: usize,
     pub capacity: u64,
 }
 
 impl Table {
+    /// A table whose region (`offset`, `capacity`) was checked to lie in the map.
+    pub(crate) fn new(generation: u64, offset: usize, capacity: u64) -> Self {
+        // In bounds by the caller's check, so the hint bytes fit too.
+        let hints = format::hint_bytes(capacity).unwrap_or(0) as usize;
+        Table {
+            generation,
+            offset,
+            slots: offset + hints,
+            capacity,
+        }
+    }
+
     pub(crate) fn mask(&self) -> u64 {
         self.capacity - 1
     }
 
     /// Byte offset of slot `idx` (`idx < capacity`; the table was checked to lie in the map).
     pub(crate) fn slot_at(&self, geo: &Geometry, idx: u64) -> usize {
-        self.offset + idx as usize * geo.slot_size
+        self.slots + idx as usize * geo.slot_size
+    }
+
+    /// Byte offset of slot `idx`'s hint.
+    pub(crate) fn hint_at(&self, idx: u64) -> usize {
+        self.offset + idx as usize * 4
     }
 }
 
@@ -311,16 +331,23 @@ impl Db {
         let tag = format::tag_of(hash);
         let mut idx = hash & table.mask();
         for _ in 0..table.capacity {
-            let at = table.slot_at(&self.geo, idx);
-            let meta = match self.read_slot(m, at, slot)? {
-                SlotRead::Stable(meta) => meta,
-                SlotRead::Stuck => return self.settled(m, Probe::Stuck(idx)),
-            };
-            match format::state_of(meta) {
+            // The hint array is small and dense: a probe touches a slot only when its hint
+            // matches the key's tag, so a miss usually costs no slot read at all.
+            let hint = m.map.load_u32(table.hint_at(idx), Ordering::Acquire)?;
+            match u64::from(hint & 3) {
                 STATE_EMPTY => return self.settled(m, Probe::Missing),
                 STATE_TOMB => {}
-                STATE_LIVE => {
-                    if format::get_u32(slot, 8) == tag && &slot[SLOT_HEADER..][..key.len()] == key {
+                STATE_LIVE if format::hint_matches(hint, tag) => {
+                    let at = table.slot_at(&self.geo, idx);
+                    let meta = match self.read_slot(m, at, slot)? {
+                        SlotRead::Stable(meta) => meta,
+                        SlotRead::Stuck => return self.settled(m, Probe::Stuck(idx)),
+                    };
+                    // A slot deleted or rewritten since its hint was read is just skipped.
+                    if format::state_of(meta) == STATE_LIVE
+                        && format::get_u32(slot, 8) == tag
+                        && &slot[SLOT_HEADER..][..key.len()] == key
+                    {
                         let intact = self.check_crc(slot, idx);
                         return match (self.settled(m, Probe::Found(()))?, intact) {
                             (Probe::Found(()), Err(e)) => Err(e),
@@ -328,10 +355,11 @@ impl Db {
                         };
                     }
                 }
+                STATE_LIVE => {}
                 _ => {
                     return match self.settled(m, Probe::<()>::Missing)? {
                         Probe::Retry => Ok(Probe::Retry),
-                        _ => Err(self.corrupt(idx, "unknown slot state")),
+                        _ => Err(self.corrupt(idx, "unknown hint state")),
                     };
                 }
             }
@@ -463,8 +491,8 @@ impl Db {
                 let at = table.slot_at(&self.geo, idx);
                 // Empty and deleted slots are skipped on one load: a record that appears in one
                 // concurrently is a write the walk may or may not see, either is right.
-                let peek = guard.map.load_u64(at, Ordering::Acquire)?;
-                if matches!(format::state_of(peek), STATE_EMPTY | STATE_TOMB) && !is_writing(peek) {
+                let hint = guard.map.load_u32(table.hint_at(idx), Ordering::Acquire)?;
+                if matches!(u64::from(hint & 3), STATE_EMPTY | STATE_TOMB) {
                     continue;
                 }
                 let problem = match self.read_slot(&guard, at, &mut slot)? {
@@ -596,6 +624,14 @@ impl Db {
             let meta = format::get_u64(&slot, 0);
             if is_writing(meta) {
                 return Err(self.corrupt(idx, "left mid-write"));
+            }
+            let hint = m.map.load_u32(table.hint_at(idx), Ordering::Relaxed)?;
+            let expect = match format::state_of(meta) {
+                STATE_EMPTY => 0,
+                state => format::hint(state, format::get_u32(&slot, 8)),
+            };
+            if hint != expect {
+                return Err(self.corrupt(idx, "hint does not match the slot"));
             }
             match format::state_of(meta) {
                 STATE_EMPTY => stats.empty += 1,
@@ -730,10 +766,6 @@ pub(crate) fn read_table(map: &SharedMap, geo: &Geometry, path: &Path) -> Result
             }
         }
         let offset = usize::try_from(offset).map_err(|_| corrupt("table_offset", offset))?;
-        return Ok(Table {
-            generation,
-            offset,
-            capacity,
-        });
+        return Ok(Table::new(generation, offset, capacity));
     }
 }

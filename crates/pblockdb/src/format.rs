@@ -106,8 +106,9 @@ impl Geometry {
         })
     }
 
+    /// Bytes of a table region: the hint array, then the slots.
     pub(crate) fn table_bytes(&self, capacity: u64) -> Option<u64> {
-        capacity.checked_mul(self.slot_size as u64)
+        hint_bytes(capacity)?.checked_add(capacity.checked_mul(self.slot_size as u64)?)
     }
 
     /// Offset of the value within a slot.
@@ -187,6 +188,22 @@ pub(crate) fn hash_key(key: &[u8]) -> u64 {
 
 pub(crate) fn tag_of(hash: u64) -> u32 {
     (hash >> 32) as u32
+}
+
+/// Bytes of a table's hint array: one `u32` per slot, rounded up to a cache line so the slots
+/// after it stay 8-aligned.
+pub(crate) fn hint_bytes(capacity: u64) -> Option<u64> {
+    round_up(capacity.checked_mul(4)?, 64)
+}
+
+/// A slot's hint: its state in the low two bits, the upper 30 bits of its tag above them.
+pub(crate) fn hint(state: u64, tag: u32) -> u32 {
+    (tag & !3) | state as u32
+}
+
+/// Whether a hint could be the live slot of a key with this tag.
+pub(crate) fn hint_matches(hint: u32, tag: u32) -> bool {
+    hint == (tag & !3) | STATE_LIVE as u32
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //!
 //! The Lisp `pounds.db` kept records in fixed-size blocks and found them by scanning every
 //! block under one lock. Here the blocks themselves form an open-addressing hash table
-//! (linear probing, tombstones, rebuilt and doubled at 3/4 load), so a lookup is O(1) expected
-//! and touches one or two cache lines; and the locking is split:
+//! (linear probing, tombstones, rebuilt and doubled at 3/4 load) with a dense array of 4-byte
+//! hints in front of it, so a lookup is O(1) expected, probes in cache, and reads one record's
+//! memory (a miss usually none); and the locking is split:
 //!
 //! - **Readers take no lock.** Each slot carries a version word (a seqlock): a reader copies
 //!   the slot out and accepts it only if the version was even and unchanged, so it never sees a

@@ -326,32 +326,46 @@ impl Writer<'_> {
         let mut idx = hash & table.mask();
         let mut first_tomb = None;
         for _ in 0..table.capacity {
-            let at = table.slot_at(&db.geo, idx);
-            let meta = m.map.load_u64(at, Ordering::Relaxed)?;
-            if is_writing(meta) {
-                return Err(db.corrupt(idx, "left mid-write with no journal to finish it"));
-            }
-            match format::state_of(meta) {
-                STATE_EMPTY => return Ok(Find::Vacant(idx, meta)),
+            let hint = m.map.load_u32(table.hint_at(idx), Ordering::Relaxed)?;
+            match u64::from(hint & 3) {
+                STATE_EMPTY => return Ok(Find::Vacant(idx, self.slot_meta(m, idx)?)),
                 STATE_TOMB => {
-                    first_tomb.get_or_insert((idx, meta));
+                    first_tomb.get_or_insert(idx);
                 }
-                STATE_LIVE => {
-                    if m.map.load_u32(at + 8, Ordering::Relaxed)? == tag {
+                STATE_LIVE if format::hint_matches(hint, tag) => {
+                    let meta = self.slot_meta(m, idx)?;
+                    let at = table.slot_at(&db.geo, idx);
+                    if format::state_of(meta) == STATE_LIVE
+                        && m.map.load_u32(at + 8, Ordering::Relaxed)? == tag
+                    {
                         m.map.read_at(at + SLOT_HEADER, &mut stored)?;
                         if *stored == *key {
                             return Ok(Find::Existing(idx, meta));
                         }
                     }
                 }
-                _ => return Err(db.corrupt(idx, "unknown slot state")),
+                STATE_LIVE => {}
+                _ => return Err(db.corrupt(idx, "unknown hint state")),
             }
             idx = (idx + 1) & table.mask();
         }
         Ok(match first_tomb {
-            Some((idx, meta)) => Find::Vacant(idx, meta),
+            Some(idx) => Find::Vacant(idx, self.slot_meta(m, idx)?),
             None => Find::Full,
         })
+    }
+
+    /// A slot's meta word; one left mid-write (with the journal already replayed) is damage.
+    fn slot_meta(&self, m: &Mapped, idx: u64) -> Result<u64> {
+        let meta = m
+            .map
+            .load_u64(m.table.slot_at(&self.db.geo, idx), Ordering::Relaxed)?;
+        if is_writing(meta) {
+            return Err(self
+                .db
+                .corrupt(idx, "left mid-write with no journal to finish it"));
+        }
+        Ok(meta)
     }
 
     /// Journals, then applies, one slot write and the header counters that go with it.
@@ -375,7 +389,7 @@ impl Writer<'_> {
             map.flush_range(0, db.geo.header_size as usize)?;
         }
         let at = m.table.slot_at(&db.geo, idx);
-        write_slot(map, at, image)?;
+        write_slot(map, &m.table, &db.geo, idx, image)?;
         store_counters(map, counts)?;
         state.store(0, Ordering::Release);
         if db.sync_on_write {
@@ -417,7 +431,9 @@ impl Writer<'_> {
             return Err(full(too_big()));
         }
         let bytes = geo.table_bytes(capacity).ok_or_else(|| full(too_big()))?;
-        let old_end = (old.offset as u64).saturating_add(old.capacity * geo.slot_size as u64);
+        // The old region (hints and slots) lies in the map, so this cannot overflow.
+        let old_end =
+            (old.offset as u64).saturating_add(geo.table_bytes(old.capacity).unwrap_or(u64::MAX));
         let offset = match geo.header_size.checked_add(bytes) {
             Some(end) if end <= old.offset as u64 => geo.header_size,
             _ => format::round_up(old_end, format::PAGE).ok_or_else(|| full(too_big()))?,
@@ -441,11 +457,7 @@ impl Writer<'_> {
             at += n;
         }
 
-        let new = Table {
-            generation: old.generation.wrapping_add(1),
-            offset,
-            capacity,
-        };
+        let new = Table::new(old.generation.wrapping_add(1), offset, capacity);
         let mut slot = Buf::zeroed(geo.slot_size);
         for idx in 0..old.capacity {
             m.map.read_at(old.slot_at(geo, idx), &mut slot)?;
@@ -456,12 +468,12 @@ impl Writer<'_> {
             let hash = format::hash_key(&slot[SLOT_HEADER..][..geo.key_size]);
             let mut probe = hash & new.mask();
             // `live < capacity / 2`, so an empty slot exists and this ends.
-            while format::state_of(m.map.load_u64(new.slot_at(geo, probe), Ordering::Relaxed)?)
-                != STATE_EMPTY
-            {
+            while m.map.load_u32(new.hint_at(probe), Ordering::Relaxed)? != 0 {
                 probe = (probe + 1) & new.mask();
             }
             m.map.write_at(new.slot_at(geo, probe), &slot)?;
+            let hint = format::hint(STATE_LIVE, format::get_u32(&slot, 8));
+            m.map.write(new.hint_at(probe), &hint)?;
         }
 
         let desc = OFF_DESC[(new.generation & 1) as usize];
@@ -515,8 +527,15 @@ fn set_meta(image: &mut [u8], meta: u64) {
 }
 
 /// Seqlock write of a whole slot: an odd version first, then the bytes, then the image's
-/// (even) meta word with release ordering.
-fn write_slot(map: &SharedMap, at: usize, image: &[u8]) -> Result<()> {
+/// (even) meta word with release ordering; then the slot's hint.
+fn write_slot(
+    map: &SharedMap,
+    table: &Table,
+    geo: &Geometry,
+    idx: u64,
+    image: &[u8],
+) -> Result<()> {
+    let at = table.slot_at(geo, idx);
     let new_meta = format::get_u64(image, 0);
     let word = map.atomic_u64(at)?;
     let old = word.load(Ordering::Relaxed);
@@ -528,6 +547,9 @@ fn write_slot(map: &SharedMap, at: usize, image: &[u8]) -> Result<()> {
     fence(Ordering::Release);
     map.write_at(at + 8, &image[8..])?;
     word.store(new_meta, Ordering::Release);
+    let hint = format::hint(format::state_of(new_meta), format::get_u32(image, 8));
+    map.atomic_u32(table.hint_at(idx))?
+        .store(hint, Ordering::Release);
     Ok(())
 }
 
@@ -553,7 +575,7 @@ pub(crate) fn recover(map: &SharedMap, geo: &Geometry, table: &Table) -> Result<
                 && state_ok
                 && !is_writing(meta)
             {
-                write_slot(map, table.slot_at(geo, idx), &image)?;
+                write_slot(map, table, geo, idx, &image)?;
                 let word = |i: usize| format::get_u64(&body, 16 + 8 * i);
                 store_counters(map, [word(0), word(1), word(2)])?;
             }
