@@ -51,7 +51,7 @@ pub(crate) fn run(command: LogCommand) -> Result<()> {
             count,
             from_start,
         } => {
-            let log = Log::open_read_only(&file)?;
+            let log = open_for_follow(&file)?;
             let options = FollowOptions::new()
                 .from_start(from_start)
                 .filter(filter_of(filter));

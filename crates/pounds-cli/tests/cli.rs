@@ -264,3 +264,39 @@ fn usage_errors_exit_two() {
     );
     assert_eq!(pounds(&["db", "create", "f"]).status.code(), Some(2));
 }
+
+#[test]
+fn log_follow_sees_records_written_after_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("live.plog");
+    let file = path_str(&file);
+    assert!(pounds(&["log", "write", file, "before"]).status.success());
+    let follower = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(["log", "follow", file, "--count", "1", "--tag", "live"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The follower starts at the newest record: write until it has seen one and exited (the
+    // first writes may land before it attached).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut follower = follower;
+    while follower.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower never saw a record"
+        );
+        assert!(
+            pounds(&["log", "write", file, "--tag", "live", "tick"])
+                .status
+                .success()
+        );
+    }
+    let out = follower.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains(" live ") && text.trim_end().ends_with("tick"),
+        "{text}"
+    );
+}
