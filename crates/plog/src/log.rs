@@ -238,8 +238,14 @@ fn validate(map: &pmap::Map, path: &Path) -> Result<Geometry> {
     Ok(geometry)
 }
 
-/// Records up to this size are assembled on the stack and checksummed in one pass.
+/// Records up to this size are assembled in a per-thread buffer and checksummed in one pass.
 const STACK_IMAGE: usize = 256;
+
+thread_local! {
+    /// The per-thread record buffer: reused, so that a write does not zero 272 bytes first.
+    static IMAGE: std::cell::RefCell<AlignedImage<{ STACK_IMAGE + 16 }>> =
+        const { std::cell::RefCell::new(AlignedImage([0; STACK_IMAGE + 16])) };
+}
 
 /// The shared state of one open log: the mapping and what was learned at open.
 #[derive(Debug)]
@@ -358,27 +364,26 @@ impl Inner {
                 continue;
             }
             let off = self.block_offset(pos);
-            if body <= STACK_IMAGE {
-                // The common case: one contiguous checksum image (format.rs), one checksum
-                // pass, one copy of whole words.
-                let mut aligned = AlignedImage([0u8; STACK_IMAGE + 16]);
-                let end = padded(body) - 16;
-                let image = &mut aligned.0[..end + 16];
-                image[..24].copy_from_slice(&header.as_bytes()[16..]);
-                image[24..24 + tag.len()].copy_from_slice(tag);
-                image[24 + tag.len()..body - 16].copy_from_slice(payload);
-                image[end..end + 8].copy_from_slice(&pos.to_le_bytes());
-                image[end + 8..].copy_from_slice(&header.time_ns.to_le_bytes());
-                let crc = RecordHeader::checksum_image(image);
-                image[12..16].copy_from_slice(&crc.to_le_bytes());
-                self.map.write_at(off + 8, &header.time_ns.to_le_bytes())?;
-                self.map.write_at(off + 16, &image[..end])?;
-            } else {
-                header.crc = header.checksum(pos, tag, payload);
-                self.map.write_at(off + 8, &header.as_bytes()[8..])?;
-                self.map.write_at(off + RECORD_HEADER_LEN, tag)?;
-                self.map
-                    .write_at(off + RECORD_HEADER_LEN + tag.len(), payload)?;
+            // The per-thread buffer is unavailable only re-entrantly or while the thread
+            // exits; the piecewise path then writes the same bytes.
+            let small = (body <= STACK_IMAGE)
+                .then(|| {
+                    IMAGE.try_with(|cell| {
+                        let mut buf = cell.try_borrow_mut().ok()?;
+                        Some(self.write_small(off, pos, &mut header, tag, payload, &mut buf.0))
+                    })
+                })
+                .and_then(Result::ok)
+                .flatten();
+            match small {
+                Some(result) => result?,
+                None => {
+                    header.crc = header.checksum(pos, tag, payload);
+                    self.map.write_at(off + 8, &header.as_bytes()[8..])?;
+                    self.map.write_at(off + RECORD_HEADER_LEN, tag)?;
+                    self.map
+                        .write_at(off + RECORD_HEADER_LEN + tag.len(), payload)?;
+                }
             }
             self.map.atomic_u64(off)?.store(pos + 1, Ordering::Release);
             if wake & SLEEPER != 0 {
@@ -386,6 +391,38 @@ impl Inner {
             }
             return Ok(pos);
         }
+    }
+
+    /// Writes a record of at most [`STACK_IMAGE`] bytes (all but its commit word) from one
+    /// buffer: `[time][bytes 16.. of the record, padded to 8][id][time]`. The checksum runs
+    /// over `buf[8..]` (its definition's order, see format.rs) in one pass, and the record goes
+    /// to the ring in one copy of whole words (the padding lands in the record's last block).
+    #[inline]
+    fn write_small(
+        &self,
+        off: usize,
+        pos: u64,
+        header: &mut RecordHeader,
+        tag: &[u8],
+        payload: &[u8],
+        buf: &mut [u8; STACK_IMAGE + 16],
+    ) -> Result<()> {
+        let body = RECORD_HEADER_LEN + tag.len() + payload.len();
+        let end = padded(body) - 8; // the record's bytes 8..padded(body) are buf[..end]
+        let time = header.time_ns.to_le_bytes();
+        buf[..8].copy_from_slice(&time);
+        buf[8..32].copy_from_slice(&header.as_bytes()[16..]);
+        buf[32..32 + tag.len()].copy_from_slice(tag);
+        buf[32 + tag.len()..body - 8].copy_from_slice(payload);
+        // The buffer is reused: zero the padding (at most 7 bytes, inside the last word).
+        buf[body - 8..end].fill(0);
+        buf[end..end + 8].copy_from_slice(&pos.to_le_bytes());
+        buf[end + 8..end + 16].copy_from_slice(&time);
+        let crc = RecordHeader::checksum_image(&buf[8..end + 16]);
+        buf[20..24].copy_from_slice(&crc.to_le_bytes());
+        header.crc = crc;
+        self.map.write_at(off + 8, &buf[..end])?;
+        Ok(())
     }
 
     fn write_pad(&self, pos: u64, blocks: u64) -> Result<()> {
