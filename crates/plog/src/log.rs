@@ -365,25 +365,23 @@ impl Inner {
             }
             let off = self.block_offset(pos);
             // The per-thread buffer is unavailable only re-entrantly or while the thread
-            // exits; the piecewise path then writes the same bytes.
-            let small = (body <= STACK_IMAGE)
-                .then(|| {
-                    IMAGE.try_with(|cell| {
-                        let mut buf = cell.try_borrow_mut().ok()?;
-                        Some(self.write_small(off, pos, &mut header, tag, payload, &mut buf.0))
+            // exits, and a copy cannot fail at an offset checked at open: the piecewise path
+            // then writes the same bytes (and reports any error). A `bool` keeps the fast
+            // path's result in a register.
+            let written = body <= STACK_IMAGE
+                && IMAGE
+                    .try_with(|cell| {
+                        cell.try_borrow_mut().is_ok_and(|mut buf| {
+                            self.write_small(off, pos, &mut header, tag, payload, &mut buf.0)
+                        })
                     })
-                })
-                .and_then(Result::ok)
-                .flatten();
-            match small {
-                Some(result) => result?,
-                None => {
-                    header.crc = header.checksum(pos, tag, payload);
-                    self.map.write_at(off + 8, &header.as_bytes()[8..])?;
-                    self.map.write_at(off + RECORD_HEADER_LEN, tag)?;
-                    self.map
-                        .write_at(off + RECORD_HEADER_LEN + tag.len(), payload)?;
-                }
+                    .unwrap_or(false);
+            if !written {
+                header.crc = header.checksum(pos, tag, payload);
+                self.map.write_at(off + 8, &header.as_bytes()[8..])?;
+                self.map.write_at(off + RECORD_HEADER_LEN, tag)?;
+                self.map
+                    .write_at(off + RECORD_HEADER_LEN + tag.len(), payload)?;
             }
             self.map.atomic_u64(off)?.store(pos + 1, Ordering::Release);
             if wake & SLEEPER != 0 {
@@ -406,7 +404,7 @@ impl Inner {
         tag: &[u8],
         payload: &[u8],
         buf: &mut [u8; STACK_IMAGE + 16],
-    ) -> Result<()> {
+    ) -> bool {
         let body = RECORD_HEADER_LEN + tag.len() + payload.len();
         let end = padded(body) - 8; // the record's bytes 8..padded(body) are buf[..end]
         let time = header.time_ns.to_le_bytes();
@@ -421,8 +419,7 @@ impl Inner {
         let crc = RecordHeader::checksum_image(&buf[8..end + 16]);
         buf[20..24].copy_from_slice(&crc.to_le_bytes());
         header.crc = crc;
-        self.map.write_at(off + 8, &buf[..end])?;
-        Ok(())
+        self.map.write_at(off + 8, &buf[..end]).is_ok()
     }
 
     fn write_pad(&self, pos: u64, blocks: u64) -> Result<()> {
