@@ -54,7 +54,9 @@ fn bench_one_thread(c: &mut Criterion, dir: &Path) {
     });
 
     let mut file = File::create(dir.join("write.log")).unwrap();
-    group.bench_function("file_write", |b| b.iter(|| file.write_all(black_box(&msg)).unwrap()));
+    group.bench_function("file_write", |b| {
+        b.iter(|| file.write_all(black_box(&msg)).unwrap())
+    });
 
     let mut buffered = BufWriter::new(File::create(dir.join("buf.log")).unwrap());
     group.bench_function("bufwriter_flush", |b| {
@@ -64,7 +66,9 @@ fn bench_one_thread(c: &mut Criterion, dir: &Path) {
         })
     });
 
-    group.bench_function("system_time_now", |b| b.iter(|| black_box(SystemTime::now())));
+    group.bench_function("system_time_now", |b| {
+        b.iter(|| black_box(SystemTime::now()))
+    });
     group.finish();
 }
 
@@ -133,7 +137,10 @@ fn latency(dir: &Path) {
 }
 
 fn system_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 /// The child role: follow the log, and for each timed record print nothing until the end, then
@@ -144,7 +151,9 @@ fn follower(path: &str, count: usize) {
     log.write(Level::Info, "ready", "").unwrap();
     let mut samples = Vec::with_capacity(count);
     while samples.len() < count {
-        let Some(record) = follower.next_timeout(Duration::from_secs(30)) else { break };
+        let Some(record) = follower.next_timeout(Duration::from_secs(30)) else {
+            break;
+        };
         let now = system_ns();
         if record.tag == "timed" {
             let sent = u64::from_le_bytes(record.payload[..8].try_into().unwrap());
@@ -184,7 +193,8 @@ fn follow_latency(dir: &Path) {
     for _ in 0..count {
         // Pacing, not synchronisation: the follower is asleep by the next record.
         std::thread::sleep(Duration::from_micros(200));
-        log.write(Level::Info, "timed", system_ns().to_le_bytes()).unwrap();
+        log.write(Level::Info, "timed", system_ns().to_le_bytes())
+            .unwrap();
     }
     let out = BufReader::new(child.stdout.take().unwrap());
     for line in out.lines() {
