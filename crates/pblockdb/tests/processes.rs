@@ -417,3 +417,78 @@ fn kill(pid: i32) -> i32 {
         libc::kill(pid, libc::SIGKILL)
     }
 }
+
+/// Child role: with the file-size limit just above the database, fills it until the table must
+/// grow and cannot.
+#[cfg(unix)]
+#[test]
+fn full_child() {
+    let Some((role, path, _)) = role() else {
+        return;
+    };
+    if role != "full" {
+        return;
+    }
+    let db = Db::open_existing(&path).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    limit_file_size(len + 4096);
+    let mut stored = 0u64;
+    let err = loop {
+        match db.put(&key(stored), &value(stored, 1)) {
+            Ok(_) => stored += 1,
+            Err(e) => break e,
+        }
+        assert!(stored < 100_000, "the file-size limit did not bite");
+    };
+    assert!(matches!(err, pblockdb::Error::Full { .. }), "{err:?}");
+    assert!(err.to_string().contains("cannot grow"), "{err}");
+    assert_eq!(db.len() as u64, stored);
+    for i in 0..stored {
+        assert_eq!(check(i, &db.get(&key(i)).unwrap().unwrap()), 1);
+    }
+    db.verify().unwrap();
+    // A replace needs no growth and still works.
+    assert!(db.put(&key(0), &value(0, 2)).unwrap());
+    std::fs::write(format!("{}.full", path.display()), stored.to_string()).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn full_disk_is_a_typed_error_and_loses_nothing() {
+    if role().is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.db");
+    DbOptions::new(16, 64).capacity(8).open(&path).unwrap();
+    let mut child = spawn("full_child", "full", &path, "");
+    assert!(child.wait().unwrap().success(), "the full child failed");
+    let stored: u64 = std::fs::read_to_string(format!("{}.full", path.display()))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(stored >= 8);
+    let db = Db::open_existing(&path).unwrap();
+    assert_eq!(db.len() as u64, stored);
+    assert_eq!(check(0, &db.get(&key(0)).unwrap().unwrap()), 2);
+    db.verify().unwrap();
+    // Without the limit, it grows again.
+    db.put(&key(stored), &value(stored, 3)).unwrap();
+    assert_eq!(db.len() as u64, stored + 1);
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn limit_file_size(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: `signal` with SIG_IGN installs no handler code, and `setrlimit` only reads the
+    // struct we pass by reference. This runs in a child process made for this test, before any
+    // other thread of ours exists; ignoring SIGXFSZ turns an over-limit extension into EFBIG.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+}
