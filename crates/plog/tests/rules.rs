@@ -737,3 +737,33 @@ fn start_following_prints_in_the_background() {
     let quiet = log.start_following(Vec::new()).unwrap();
     assert_eq!(quiet.stop().unwrap().1, 0, "from the newest: nothing old");
 }
+
+#[test]
+fn handles_are_shareable() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Log>();
+    send_sync::<plog::StopHandle>();
+    send_sync::<plog::Error>();
+    send::<plog::Reader>();
+    send::<plog::Follower>();
+    send::<plog::FollowThread<Vec<u8>>>();
+}
+
+#[test]
+fn padding_is_accounted_for() {
+    let (_d, path) = tmp();
+    let log = small(&path, 8, 64);
+    let mut reader = log.reader_from(0);
+    // 100-byte payloads take 3 blocks: at 0..3 and 3..6; the third would straddle the end at
+    // 6, so padding fills 6..8 and 8..9 (what it had reserved) and it lands at 9..12.
+    log.write(Level::Info, "", [1u8; 100]).unwrap();
+    log.write(Level::Info, "", [2u8; 100]).unwrap();
+    assert_eq!(reader.by_ref().map(|r| r.id).collect::<Vec<_>>(), [0, 3]);
+    assert_eq!(log.write(Level::Info, "", [3u8; 100]).unwrap(), 9);
+    assert_eq!(reader.by_ref().map(|r| r.id).collect::<Vec<_>>(), [9]);
+    assert_eq!(
+        (reader.lost(), reader.padding(), reader.position()),
+        (0, 3, 12)
+    );
+}
