@@ -1,18 +1,19 @@
 //! A scratch buffer that lives on the stack for the common small slot, so that a lookup does
-//! not allocate.
+//! not allocate. Stack buffers are 8-aligned (built from `u64`s) so that checksums over slot
+//! bytes run on aligned words.
 
 const INLINE: usize = 256;
 
 #[allow(clippy::large_enum_variant)] // On the stack on purpose: a lookup must not allocate.
 pub(crate) enum Buf {
-    Inline([u8; INLINE], usize),
+    Inline([u64; INLINE / 8], usize),
     Heap(Vec<u8>),
 }
 
 impl Buf {
     pub(crate) fn zeroed(len: usize) -> Self {
         if len <= INLINE {
-            Buf::Inline([0; INLINE], len)
+            Buf::Inline([0; INLINE / 8], len)
         } else {
             Buf::Heap(vec![0; len])
         }
@@ -30,7 +31,7 @@ impl std::ops::Deref for Buf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Buf::Inline(bytes, len) => &bytes[..*len],
+            Buf::Inline(words, len) => &bytemuck::cast_slice(words)[..*len],
             Buf::Heap(bytes) => bytes,
         }
     }
@@ -39,7 +40,7 @@ impl std::ops::Deref for Buf {
 impl std::ops::DerefMut for Buf {
     fn deref_mut(&mut self) -> &mut [u8] {
         match self {
-            Buf::Inline(bytes, len) => &mut bytes[..*len],
+            Buf::Inline(words, len) => &mut bytemuck::cast_slice_mut(words)[..*len],
             Buf::Heap(bytes) => bytes,
         }
     }

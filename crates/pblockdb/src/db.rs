@@ -299,8 +299,12 @@ impl Db {
             padded
         };
         let hash = format::hash_key(key);
-        let (mut slot_stack, mut slot_heap) = ([0u8; 256], Vec::new());
-        let slot = scratch(&mut slot_stack, &mut slot_heap, self.geo.slot_size);
+        let (mut slot_stack, mut slot_heap) = ([0u64; 32], Vec::new());
+        let slot = scratch(
+            bytemuck::cast_slice_mut(&mut slot_stack),
+            &mut slot_heap,
+            self.geo.slot_size,
+        );
         loop {
             let guard = self.read_mapped();
             let generation = guard.map.load_u64(OFF_GENERATION, Ordering::Acquire)?;
