@@ -58,7 +58,11 @@ fn ci() -> Result<()> {
     cmd!(sh, "cargo fmt --all -- --check").run()?;
 
     step("cargo clippy (all targets, all features, warnings denied)");
-    cmd!(sh, "cargo clippy --workspace --all-targets --all-features -- -D warnings").run()?;
+    cmd!(
+        sh,
+        "cargo clippy --workspace --all-targets --all-features -- -D warnings"
+    )
+    .run()?;
 
     step("cargo test (all features, with doc tests)");
     cmd!(sh, "cargo test --workspace --all-features").run()?;
@@ -87,8 +91,11 @@ fn stress(rounds: Option<&str>) -> Result<()> {
     rounds
         .parse::<u32>()
         .map_err(|_| format!("ROUNDS must be a whole number, not {rounds:?}"))?;
-    cmd!(sh, "cargo test --release --workspace --all-features -- crash concurrent processes")
-        .env("POUNDS_STRESS_ROUNDS", rounds)
-        .run()?;
+    cmd!(
+        sh,
+        "cargo test --release --workspace --all-features -- crash concurrent processes"
+    )
+    .env("POUNDS_STRESS_ROUNDS", rounds)
+    .run()?;
     Ok(())
 }
