@@ -46,8 +46,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Features: `log` adds [`Logger`], a `log::Log` implementation; `tracing` adds [`PlogLayer`],
-//! a `tracing_subscriber::Layer`.
+//! Features: `log` adds `Logger`, a `log::Log` implementation (target as tag); `tracing` adds
+//! `PlogLayer`, a `tracing_subscriber::Layer` writing events with their fields.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
