@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::format::{SLEEPER, WAKE_OFF};
-use crate::log::Inner;
+use pmap::SharedMap;
+
+use crate::format::{HEADER_SIZE, SLEEPER, WAKE_OFF};
+use crate::log::{Inner, wake_word};
 use crate::reader::Step;
 use crate::{Error, Filter, Format, Log, Reader, Record, Result};
 
@@ -75,9 +77,10 @@ impl FollowOptions {
         self
     }
 
-    /// How often a follower on a read-only handle looks for new records (default 1 ms). A
-    /// read-only handle cannot announce itself to writers, so it polls; open the log read-write
-    /// to be woken within microseconds.
+    /// How often a follower that cannot announce itself to writers looks for new records
+    /// (default 1 ms). That is a follower on a read-only handle to a file this process may not
+    /// write; on a read-only handle to a writable file, the follower maps the header page
+    /// read-write (only ever to set the wake word) and is woken like any other.
     pub fn poll_interval(mut self, poll: Duration) -> FollowOptions {
         self.poll = poll;
         self
@@ -97,6 +100,33 @@ impl FollowOptions {
 pub struct StopHandle {
     flag: Arc<AtomicBool>,
     inner: Arc<Inner>,
+    side: Option<Arc<SharedMap>>,
+}
+
+/// Where a follower announces its sleep and sleeps: the log's own mapping when it is writable,
+/// else a small read-write mapping of the header page if the file's permissions allow it
+/// (only the wake word is ever written through it), else nowhere (the follower polls).
+fn wake_map<'a>(inner: &'a Inner, side: Option<&'a Arc<SharedMap>>) -> Option<&'a SharedMap> {
+    if inner.writable {
+        Some(&inner.map)
+    } else {
+        side.map(|m| &**m)
+    }
+}
+
+fn open_side_map(inner: &Inner) -> Option<Arc<SharedMap>> {
+    if inner.writable {
+        return None;
+    }
+    let map = pmap::MapOptions::new()
+        .must_exist()
+        .len(HEADER_SIZE as usize)
+        .open(inner.map.path())
+        .ok()?
+        .into_shared();
+    // The same file still: its static header matches the one validated at open.
+    let same = map.read::<[u8; 64]>(0).ok()? == inner.map.read::<[u8; 64]>(0).ok()?;
+    same.then(|| Arc::new(map))
 }
 
 impl StopHandle {
@@ -104,10 +134,9 @@ impl StopHandle {
     pub fn stop(&self) {
         self.flag.store(true, Ordering::SeqCst);
         // Waking every follower of the file is harmless: the others look and sleep again.
-        let _ = if self.inner.writable {
-            self.inner.wake_followers()
-        } else {
-            self.inner.map.wake_u32(WAKE_OFF).map_err(Error::from)
+        let _ = match wake_map(&self.inner, self.side.as_ref()) {
+            Some(map) => wake_word(map),
+            None => self.inner.map.wake_u32(WAKE_OFF).map_err(Error::from),
         };
     }
 
@@ -120,8 +149,10 @@ impl StopHandle {
 /// A blocking reader that returns records as they are published, by this or any other process.
 ///
 /// As an [`Iterator`], `next` blocks until a record arrives and returns `None` once stopped.
-/// Writers wake it through a futex on a word in the file's header (Linux), or it polls
-/// (elsewhere, and on read-only handles).
+/// Writers wake it through a futex on a word in the file's header (Linux; elsewhere pmap's wait
+/// polls), after it set the word's sleeper bit. A follower on a read-only handle sets the bit
+/// through a read-write mapping of the header page when the file may be written, and polls
+/// every [`FollowOptions::poll_interval`] when it may not.
 ///
 /// ```
 /// # fn main() -> Result<(), plog::Error> {
@@ -221,6 +252,7 @@ impl Follower {
     /// then sleep in short steps.
     fn sleep(&mut self, pending: bool, left: Option<Duration>) {
         let inner = &self.reader.inner;
+        let announce = wake_map(inner, self.stop.side.as_ref());
         if pending
             && self
                 .waiting_at
@@ -231,19 +263,15 @@ impl Follower {
         }
         // Announce the sleep (sleeper bit) before the last look, so that a writer reserving
         // after this look sees the bit and wakes us (docs/plog-format.md, "Follow").
-        let (expected, mut timeout) = if inner.writable {
-            match inner.map.atomic_u32(WAKE_OFF) {
-                Ok(word) => (
-                    word.fetch_or(SLEEPER, Ordering::SeqCst) | SLEEPER,
-                    self.options.max_sleep,
-                ),
-                Err(_) => (0, self.options.poll),
-            }
-        } else {
-            (
+        let (expected, mut timeout) = match announce.map(|map| map.atomic_u32(WAKE_OFF)) {
+            Some(Ok(word)) => (
+                word.fetch_or(SLEEPER, Ordering::SeqCst) | SLEEPER,
+                self.options.max_sleep,
+            ),
+            _ => (
                 inner.map.load_u32(WAKE_OFF, Ordering::SeqCst).unwrap_or(0),
                 self.options.poll,
-            )
+            ),
         };
         if self.stop.is_stopped() {
             return;
@@ -258,7 +286,9 @@ impl Follower {
         if let Some(left) = left {
             timeout = timeout.min(left);
         }
-        let _ = inner.map.wait_u32(WAKE_OFF, expected, Some(timeout));
+        let _ = announce
+            .unwrap_or(&inner.map)
+            .wait_u32(WAKE_OFF, expected, Some(timeout));
     }
 }
 
@@ -325,6 +355,7 @@ impl Log {
         let stop = StopHandle {
             flag: Arc::new(AtomicBool::new(false)),
             inner: Arc::clone(&self.inner),
+            side: open_side_map(&self.inner),
         };
         Ok(Follower {
             reader,

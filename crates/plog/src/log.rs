@@ -439,13 +439,19 @@ impl Inner {
     /// every process. A follower killed while asleep leaves the bit set; the next writer clears
     /// it, so the cost of a dead follower is one wake call.
     pub(crate) fn wake_followers(&self) -> Result<()> {
-        let word = self.map.atomic_u32(WAKE_OFF)?;
-        let _ = word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-            Some(w.wrapping_add(1) & !SLEEPER)
-        });
-        self.map.wake_u32(WAKE_OFF)?;
-        Ok(())
+        wake_word(&self.map)
     }
+}
+
+/// Bumps the wake word of `map` (a log's mapping, or a follower's side mapping of its header):
+/// the sequence advances, the sleeper bit clears, and every sleeper in every process wakes.
+pub(crate) fn wake_word(map: &SharedMap) -> Result<()> {
+    let word = map.atomic_u32(WAKE_OFF)?;
+    let _ = word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+        Some(w.wrapping_add(1) & !SLEEPER)
+    });
+    map.wake_u32(WAKE_OFF)?;
+    Ok(())
 }
 
 /// A circular log in a memory-mapped file, shared by threads (`Log` is `Send + Sync`; wrap it

@@ -670,21 +670,64 @@ fn follow_wakes_on_new_records_and_stops_cleanly() {
 }
 
 #[test]
-fn read_only_follower_polls() {
+fn read_only_followers_announce_themselves_and_are_woken() {
     let (_d, path) = tmp();
     let log = small(&path, 64, 128);
     let ro = Log::open_read_only(&path).unwrap();
+    let mut follower = ro
+        .follow(FollowOptions::new().max_sleep(Duration::from_secs(60)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let t = std::thread::spawn(move || follower.next().map(|r| r.payload));
+    // The sleeping follower sets the sleeper bit of the wake word in the file's header.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let header = fs::read(&path).unwrap();
+        if u32::from_le_bytes(header[128..132].try_into().unwrap()) & (1 << 31) != 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower never announced its sleep"
+        );
+        std::thread::yield_now();
+    }
+    log.write(Level::Info, "t", "woken").unwrap();
+    assert_eq!(t.join().unwrap(), Some(b"woken".to_vec()));
+    // Woken by the writer, not by its 60 s timeout.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let header = fs::read(&path).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(header[128..132].try_into().unwrap()) & (1 << 31),
+        0,
+        "the writer cleared the bit"
+    );
+}
+
+#[test]
+fn followers_of_unwritable_files_poll() {
+    let (_d, path) = tmp();
+    let log = small(&path, 64, 128);
+    let mut perms = fs::metadata(&path).unwrap().permissions();
+    perms.set_readonly(true);
+    fs::set_permissions(&path, perms).unwrap();
+    let ro = Log::open_read_only(&path).unwrap();
+    assert!(matches!(
+        Log::open(&path),
+        Err(Error::Map(pmap::Error::ReadOnlyFile { .. }))
+    ));
     let mut follower = ro.follow(FollowOptions::new()).unwrap();
     log.write(Level::Info, "t", "seen").unwrap();
     assert_eq!(
         follower
-            .next_timeout(Duration::from_secs(5))
+            .next_timeout(Duration::from_secs(10))
             .unwrap()
             .message(),
         "seen"
     );
     let stop = follower.stop_handle();
     stop.stop();
+    assert!(stop.is_stopped());
     assert!(follower.next().is_none());
 }
 
