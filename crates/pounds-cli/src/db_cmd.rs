@@ -31,7 +31,7 @@ pub(crate) fn run(command: DbCommand) -> Result<()> {
             Ok(())
         }
         DbCommand::Get { file, key } => {
-            let db = open(&file)?;
+            let db = open_for_reading(&file)?;
             let value = db.get(key.as_bytes())?.ok_or(CliError::MissingKey(key))?;
             let mut out = io::stdout().lock();
             writeln!(out, "{}", text(&value))?;
@@ -49,7 +49,7 @@ pub(crate) fn run(command: DbCommand) -> Result<()> {
             file,
             json: as_json,
         } => {
-            let db = open(&file)?;
+            let db = open_for_reading(&file)?;
             let mut out = BufWriter::new(io::stdout().lock());
             for (key, value) in db.iter()? {
                 let (key, value) = (text(&key), text(&value));
@@ -72,6 +72,16 @@ pub(crate) fn run(command: DbCommand) -> Result<()> {
 
 fn open(file: &Path) -> Result<Db> {
     Ok(Db::open_existing(file)?)
+}
+
+/// Reading needs no write access, so a read-only file (or a user without write permission)
+/// can still be read; only a file a crashed writer left unrecovered needs the read-write open,
+/// which replays its journal.
+fn open_for_reading(file: &Path) -> Result<Db> {
+    match Db::open_read_only(file) {
+        Err(pounds::db::Error::NeedsRecovery { .. }) => open(file),
+        other => Ok(other?),
+    }
 }
 
 /// The bytes without their zero padding, as text (invalid UTF-8 shown with replacement marks).
