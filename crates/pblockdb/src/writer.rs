@@ -445,6 +445,10 @@ impl Writer<'_> {
         // Order the earlier generation switch before every store into a reused region, so a
         // reader that sees one of them also sees the generation move on and retries.
         fence(Ordering::SeqCst);
+        // Bytes past this handle's view are not fresh zeros when another process died in a
+        // rebuild after extending the file: see the whole file (its length cannot change
+        // under the writer lock) so that they are zeroed too.
+        m.map.refresh()?;
         let old_len = m.map.len();
         if end > old_len {
             m.map.grow(end).map_err(|e| full(e.into()))?;

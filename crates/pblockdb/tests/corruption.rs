@@ -210,3 +210,55 @@ fn a_torn_slot_with_no_journal_is_reported_not_waited_on_forever() {
         })
     ));
 }
+
+/// Another process died building a new table (before its generation switch) after extending
+/// the file; a handle mapped before that extension then rebuilds into the same region. The
+/// half-built table's bytes must not leak into the new one (they held copies of keys deleted
+/// since, which would come back).
+#[test]
+fn crash_rebuild_left_by_another_process_past_this_handles_map_is_zeroed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rebuild.db");
+    let db = DbOptions::new(16, 64).capacity(8).open(&path).unwrap();
+    for i in 0..11 {
+        db.put(&key(i), &[i as u8; 64]).unwrap();
+    }
+    let capacity = db.capacity().unwrap();
+    drop(db);
+    let before = std::fs::read(&path).unwrap();
+
+    // The other process's rebuild, run to completion on a copy: its new region's bytes are
+    // what a writer killed just before the generation store leaves past the old end.
+    let copy = dir.path().join("copy.db");
+    std::fs::write(&copy, &before).unwrap();
+    let other = Db::open_existing(&copy).unwrap();
+    other.put(&key(11), &[11; 64]).unwrap();
+    other.put(&key(12), &[12; 64]).unwrap();
+    assert!(
+        other.capacity().unwrap() > capacity,
+        "the copy did not grow"
+    );
+    drop(other);
+    let grown = std::fs::read(&copy).unwrap();
+
+    // This handle maps the file at its old length; then the "crashed" extension appears.
+    let db = Db::open_existing(&path).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(grown.len() as u64).unwrap();
+    drop(file);
+    write_at(&path, before.len() as u64, &grown[before.len()..]);
+
+    assert!(db.delete(&key(0)).unwrap());
+    let mut next = 100;
+    while db.capacity().unwrap() == capacity {
+        db.put(&key(next), &[7; 64]).unwrap();
+        next += 1;
+    }
+    assert_eq!(db.get(&key(0)).unwrap(), None, "a deleted key came back");
+    assert_eq!(db.len() as u64, 10 + next - 100);
+    db.verify().unwrap();
+    drop(db);
+    let db = Db::open_existing(&path).unwrap();
+    assert_eq!(db.get(&key(0)).unwrap(), None);
+    db.verify().unwrap();
+}
