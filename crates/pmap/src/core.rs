@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use fs4::fs_std::FileExt;
 use memmap2::{MmapOptions, MmapRaw};
@@ -23,6 +24,13 @@ pub(crate) struct Core {
     offset: u64,
     fixed_len: Option<usize>,
     populate: bool,
+    /// The advisory lock this handle holds. `flock` (Unix) converts a held lock and ignores an
+    /// unlock of nothing, but Windows' `LockFileEx` stacks locks on one handle (a second
+    /// exclusive lock conflicts with the first, so a blocking relock waits forever) and
+    /// `UnlockFile` fails when nothing is locked. Tracking the lock gives the `flock` behaviour
+    /// everywhere. A mutex, not an atomic, so that two threads locking one `SharedMap` cannot
+    /// both take (and stack) the lock.
+    held: Mutex<Lock>,
 }
 
 impl std::fmt::Debug for Core {
@@ -57,6 +65,7 @@ impl Core {
             offset,
             fixed_len,
             populate: false,
+            held: Mutex::new(Lock::None),
         }
     }
 
@@ -74,6 +83,7 @@ impl Core {
             offset: 0,
             fixed_len: None,
             populate: false,
+            held: Mutex::new(Lock::None),
         })
     }
 
@@ -282,10 +292,24 @@ impl Core {
         Ok(())
     }
 
+    /// Takes `lock`. Holding it already is a no-op; holding the other kind converts, as `flock`
+    /// does: the held lock is released first (so a conversion that fails leaves none, which is
+    /// also what Linux's `flock` does).
     pub(crate) fn lock(&self, lock: Lock, wait: bool) -> Result<()> {
         let Some(file) = &self.file else {
             return Ok(());
         };
+        if lock == Lock::None {
+            return Ok(());
+        }
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if *held == lock {
+            return Ok(());
+        }
+        if *held != Lock::None {
+            FileExt::unlock(file).map_err(self.io("unlock"))?;
+            *held = Lock::None;
+        }
         let taken = match (lock, wait) {
             (Lock::None, _) => return Ok(()),
             (Lock::Shared, true) => FileExt::lock_shared(file).map(|()| true),
@@ -294,7 +318,10 @@ impl Core {
             (Lock::Exclusive, false) => FileExt::try_lock_exclusive(file),
         };
         match taken.map_err(self.io("lock"))? {
-            true => Ok(()),
+            true => {
+                *held = lock;
+                Ok(())
+            }
             false => Err(Error::LockContended {
                 path: self.path.clone(),
                 kind: lock,
@@ -302,10 +329,17 @@ impl Core {
         }
     }
 
+    /// Releases the lock this handle holds; holding none is a no-op (no system call, which on
+    /// Windows would fail).
     pub(crate) fn unlock(&self) -> Result<()> {
-        match &self.file {
-            Some(file) => FileExt::unlock(file).map_err(self.io("unlock")),
-            None => Ok(()),
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        match (&self.file, *held) {
+            (Some(file), Lock::Shared | Lock::Exclusive) => {
+                FileExt::unlock(file).map_err(self.io("unlock"))?;
+                *held = Lock::None;
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -335,10 +369,8 @@ impl Core {
 
     pub(crate) fn close(mut self) -> Result<()> {
         self.raw = None;
-        match self.file.take() {
-            Some(file) => FileExt::unlock(&file).map_err(self.io("unlock")),
-            None => Ok(()),
-        }
+        // Closing the file releases the lock too; unlocking first is what reports an error.
+        self.unlock()
     }
 
     /// Checks that `offset..offset + len` lies inside the view and returns its start address.

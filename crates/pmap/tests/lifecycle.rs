@@ -493,3 +493,62 @@ fn is_fixed_length_reports_the_view_kind() {
     assert!(fixed.is_fixed_length());
     assert!(!pmap::Map::anonymous(64).unwrap().is_fixed_length());
 }
+
+/// The `flock` rules on every platform (Windows' `LockFileEx` alone would stack locks on one
+/// handle and fail to unlock nothing): relocking is a no-op, the other kind converts, unlocking
+/// nothing is fine, and a failed conversion leaves no lock.
+#[test]
+fn one_handle_relocks_converts_and_unlocks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relock.bin");
+    let contends = |kind| {
+        matches!(
+            MapOptions::new().try_lock(kind).open(&path),
+            Err(Error::LockContended { .. })
+        )
+    };
+
+    // No lock held: unlocking and closing succeed.
+    let a = pmap::open(&path, 4096).unwrap();
+    a.unlock().unwrap();
+    a.unlock().unwrap();
+    a.close().unwrap();
+
+    let a = MapOptions::new().lock(Lock::Exclusive).open(&path).unwrap();
+    // A blocking relock of the lock one holds returns at once.
+    a.lock(Lock::Exclusive).unwrap();
+    a.try_lock(Lock::Exclusive).unwrap();
+    assert!(contends(Lock::Shared));
+    // Exclusive -> shared: others may share, not take it exclusively.
+    a.lock(Lock::Shared).unwrap();
+    assert!(!contends(Lock::Shared));
+    assert!(contends(Lock::Exclusive));
+    // One unlock releases it, however often it was taken.
+    a.lock(Lock::Shared).unwrap();
+    a.unlock().unwrap();
+    assert!(!contends(Lock::Exclusive));
+    a.unlock().unwrap();
+
+    // A conversion that fails leaves no lock behind.
+    a.lock(Lock::Shared).unwrap();
+    let b = MapOptions::new().lock(Lock::Shared).open(&path).unwrap();
+    assert!(matches!(
+        a.try_lock(Lock::Exclusive),
+        Err(Error::LockContended { .. })
+    ));
+    b.close().unwrap();
+    assert!(!contends(Lock::Exclusive));
+    a.close().unwrap();
+
+    // Several threads locking one shared handle hold one lock, released by one unlock.
+    let shared = pmap::open(&path, 4096).unwrap().into_shared();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| shared.lock(Lock::Shared).unwrap());
+        }
+    });
+    assert!(contends(Lock::Exclusive));
+    shared.unlock().unwrap();
+    assert!(!contends(Lock::Exclusive));
+    shared.close().unwrap();
+}
