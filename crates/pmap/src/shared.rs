@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 use std::time::Duration;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -12,7 +12,8 @@ use crate::{Lock, Map, Result, os};
 /// A mapping that many threads and processes read and write at once.
 ///
 /// It hands out no `&[u8]`: bytes move in and out only by copying ([`Self::read_at`],
-/// [`Self::write_at`]), done with relaxed atomic loads and stores of bytes and aligned words,
+/// [`Self::write_at`]), done with relaxed atomic loads and stores of bytes and aligned
+/// pointer-sized words,
 /// so a racing writer in another thread is never a data race in Rust's sense; and words are
 /// shared as `&AtomicU32`/`&AtomicU64` at checked, aligned offsets. Ordering between the copies
 /// and a publishing store is the caller's, with the atomics' orderings and
@@ -45,7 +46,8 @@ impl SharedMap {
     common_methods!();
 
     /// Copies `buf.len()` bytes from `offset` into `buf`. Bytes that another thread or process
-    /// is writing meanwhile may come out old or new, byte by byte (word by word where aligned):
+    /// is writing meanwhile may come out old or new, byte by byte (word by word where aligned,
+    /// a word being 8 bytes on 64-bit targets):
     /// validate with a checksum or version, as a seqlock does.
     ///
     /// # Errors
@@ -219,10 +221,13 @@ fn load_ordered<T>(writable: bool, order: Ordering, load: impl FnOnce(Ordering) 
     }
 }
 
-const WORD: usize = size_of::<u64>();
+/// The copies' word: pointer-sized, because std promises relaxed atomic loads on read-only
+/// memory only up to that size ("Atomic accesses to read-only memory": 8 bytes on 64-bit
+/// targets, 4 on 32-bit ones, where an 8-byte load may be a compare-exchange that faults).
+const WORD: usize = size_of::<usize>();
 
 /// Copies `dst.len()` bytes out of shared memory with relaxed atomic loads: single bytes up to
-/// an 8-byte boundary, then whole words, then the tail bytes.
+/// a word boundary, then whole words, then the tail bytes.
 ///
 /// # Safety
 /// `src..src + dst.len()` must lie in a live mapping.
@@ -238,8 +243,8 @@ unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
     let done = rest.len() - rest.len() % WORD;
     let mut words = rest.chunks_exact_mut(WORD);
     for (i, chunk) in words.by_ref().enumerate() {
-        // SAFETY: `src` is 8-aligned after the head, and word `i` ends within the range.
-        let word = unsafe { AtomicU64::from_ptr(src.add(i * WORD).cast::<u64>().cast_mut()) }
+        // SAFETY: `src` is word-aligned after the head, and word `i` ends within the range.
+        let word = unsafe { AtomicUsize::from_ptr(src.add(i * WORD).cast::<usize>().cast_mut()) }
             .load(Ordering::Relaxed);
         chunk.copy_from_slice(&word.to_ne_bytes());
     }
@@ -267,9 +272,9 @@ unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
     for (i, chunk) in words.by_ref().enumerate() {
         let mut word = [0u8; WORD];
         word.copy_from_slice(chunk);
-        // SAFETY: `dst` is 8-aligned after the head, and word `i` ends within the range.
-        unsafe { AtomicU64::from_ptr(dst.add(i * WORD).cast::<u64>()) }
-            .store(u64::from_ne_bytes(word), Ordering::Relaxed);
+        // SAFETY: `dst` is word-aligned after the head, and word `i` ends within the range.
+        unsafe { AtomicUsize::from_ptr(dst.add(i * WORD).cast::<usize>()) }
+            .store(usize::from_ne_bytes(word), Ordering::Relaxed);
     }
     let tail = words.remainder();
     let done = rest.len() - tail.len();
