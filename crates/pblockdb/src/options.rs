@@ -86,7 +86,7 @@ impl DbOptions {
         };
         let mut map = map.into_shared();
         map.lock(Lock::Exclusive)?;
-        let result = setup(&mut map, path, Some((geo, slots)), false);
+        let result = setup(&mut map, path, Some((geo, slots, !existing)), false);
         let unlocked = map.unlock();
         let (geo, table) = result?;
         unlocked?;
@@ -160,11 +160,12 @@ fn finish(
 }
 
 /// Under the file lock: initialise a new file, or validate an existing one and recover it.
-/// `create` carries the geometry asked for and the initial slots (`None`: adopt the file's).
+/// `create` carries the geometry asked for, the initial slots and whether this open created the
+/// file (`None`: adopt the file's geometry).
 fn setup(
     map: &mut SharedMap,
     path: &Path,
-    create: Option<(Geometry, u64)>,
+    create: Option<(Geometry, u64, bool)>,
     read_only: bool,
 ) -> Result<(Geometry, crate::db::Table)> {
     // The file was mapped before the lock was taken; a writer may have grown it meanwhile.
@@ -180,9 +181,9 @@ fn setup(
     let mut head = [0u8; OFF_JOURNAL_IMAGE];
     map.read_at(0, &mut head)?;
     if head[..8] != MAGIC {
-        if head.iter().all(|&b| b == 0) {
-            if let Some((geo, slots)) = create {
-                initialise(map, &geo, slots)?;
+        if unfinished(&head) {
+            if let Some((geo, slots, fresh)) = create {
+                initialise(map, &geo, slots, fresh)?;
                 let table = read_table(map, &geo, path)?;
                 return Ok((geo, table));
             }
@@ -198,7 +199,7 @@ fn setup(
         });
     }
     let geo = validate_geometry(&head, path, len)?;
-    if let Some((asked, _)) = create {
+    if let Some((asked, _, _)) = create {
         if asked != geo {
             return Err(Error::GeometryMismatch {
                 path: path.to_path_buf(),
@@ -284,8 +285,24 @@ fn validate_geometry(head: &[u8], path: &Path, len: u64) -> Result<Geometry> {
     Ok(geo)
 }
 
-/// Writes a fresh header (the magic last, so a creator that dies leaves an all-zero magic).
-fn initialise(map: &mut SharedMap, geo: &Geometry, slots: u64) -> Result<()> {
+/// Whether `head` (the first [`OFF_JOURNAL_IMAGE`] bytes) is a header [`initialise`] has not
+/// finished: the magic still zero, and nothing but zeros outside the fields it writes before
+/// the magic (geometry and its crc, descriptor 0). A file that was ever written to has a
+/// non-zero change counter, so a database that lost its magic is not mistaken for one.
+fn unfinished(head: &[u8]) -> bool {
+    const WRITTEN: [std::ops::Range<usize>; 2] =
+        [8..OFF_GEOMETRY_CRC + 4, OFF_DESC[0]..OFF_DESC[1]];
+    head[..8] == [0; 8]
+        && head
+            .iter()
+            .enumerate()
+            .all(|(at, &b)| b == 0 || WRITTEN.iter().any(|range| range.contains(&at)))
+}
+
+/// Writes a fresh header (the magic last, so a creator that dies leaves a zero magic that
+/// [`unfinished`] recognises). A file this open did not create (`fresh` false) may hold old
+/// bytes where the header and first table go, so those are zeroed first.
+fn initialise(map: &mut SharedMap, geo: &Geometry, slots: u64, fresh: bool) -> Result<()> {
     let needed = geo
         .table_bytes(slots)
         .and_then(|bytes| bytes.checked_add(geo.header_size))
@@ -295,6 +312,12 @@ fn initialise(map: &mut SharedMap, geo: &Geometry, slots: u64) -> Result<()> {
     let needed =
         usize::try_from(needed).map_err(|_| pmap::Error::TooLarge { requested: needed })?;
     map.grow(needed)?;
+    if !fresh {
+        let zeros = vec![0u8; 1 << 16];
+        for at in (8..needed).step_by(zeros.len()) {
+            map.write_at(at, &zeros[..zeros.len().min(needed - at)])?;
+        }
+    }
     let mut bytes = geo.header_bytes();
     bytes[..8].fill(0);
     map.write_at(8, &bytes[8..])?;

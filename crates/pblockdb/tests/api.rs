@@ -322,6 +322,42 @@ fn foreign_truncated_and_damaged_files_are_typed_errors() {
     db.verify().unwrap();
 }
 
+/// A creator killed inside initialisation, after the geometry and before the magic, leaves a
+/// header whose magic is zero but whose other fields are not: that is an unfinished file, not
+/// a foreign one, and opening it with options initialises it again. A database that was
+/// written to and then lost its magic is still refused, and left as it was.
+#[test]
+fn crash_during_creation_leaves_a_file_that_open_initialises_again() {
+    let (_dir, path) = temp();
+    drop(DbOptions::new(16, 64).capacity(100).open(&path).unwrap());
+    write_bytes(&path, 0, &[0; 8]);
+    // Garbage in the table region, as if the file had held something before.
+    write_bytes(&path, 4096, &[0xAB; 256]);
+    assert!(matches!(
+        Db::open_existing(&path),
+        Err(Error::Uninitialized { .. })
+    ));
+    assert!(matches!(
+        Db::open_read_only(&path),
+        Err(Error::Uninitialized { .. })
+    ));
+    let db = DbOptions::new(8, 8).open(&path).unwrap();
+    assert_eq!((db.key_size(), db.value_size(), db.len()), (8, 8, 0));
+    db.put(b"k", b"v").unwrap();
+    assert_eq!(db.verify().unwrap().live, 1);
+    drop(db);
+
+    let used = std::fs::read(&path).unwrap();
+    write_bytes(&path, 0, &[0; 8]);
+    let damaged = std::fs::read(&path).unwrap();
+    assert!(matches!(
+        DbOptions::new(8, 8).open(&path),
+        Err(Error::BadMagic { .. })
+    ));
+    assert_eq!(std::fs::read(&path).unwrap(), damaged, "data overwritten");
+    assert_ne!(used, damaged);
+}
+
 #[test]
 fn growth_keeps_every_record_and_other_handles_follow() {
     let (_dir, path) = temp();
