@@ -388,14 +388,16 @@ impl Writer<'_> {
         if db.sync_on_write {
             map.flush_range(0, db.geo.header_size as usize)?;
         }
-        let at = m.table.slot_at(&db.geo, idx);
         write_slot(map, &m.table, &db.geo, idx, image)?;
         store_counters(map, counts)?;
-        state.store(0, Ordering::Release);
         if db.sync_on_write {
-            map.flush_range(at, db.geo.slot_size)?;
-            map.flush_range(0, format::PAGE as usize)?;
+            // The slot and its hint reach the disk before the journal may be cleared there.
+            // Clearing it needs no flush: a journal still armed on disk after a power loss is
+            // this very operation, and replaying it is idempotent.
+            map.flush_range(m.table.slot_at(&db.geo, idx), db.geo.slot_size)?;
+            map.flush_range(m.table.hint_at(idx), 4)?;
         }
+        state.store(0, Ordering::Release);
         Ok(())
     }
 
