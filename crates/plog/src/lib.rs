@@ -79,6 +79,6 @@ pub use crate::log::{Log, LogOptions, Stats};
 #[cfg(feature = "log")]
 pub use crate::log_adapter::Logger;
 pub use crate::reader::{DumpSummary, Reader};
-pub use crate::record::{Format, Record};
+pub use crate::record::{Format, Record, rfc3339};
 #[cfg(feature = "tracing")]
 pub use crate::tracing_layer::PlogLayer;

@@ -490,7 +490,8 @@ pub struct Stats {
     pub file_size: u64,
     /// The format version of the file.
     pub version: u32,
-    /// When the file was created, in nanoseconds since the Unix epoch.
+    /// When the file was created, in nanoseconds since the Unix epoch ([`crate::rfc3339`]
+    /// formats it).
     pub created: u64,
     /// The id the next record will get (if it does not need padding): the reservation
     /// counter, i.e. the number of blocks ever reserved.

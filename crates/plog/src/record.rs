@@ -155,10 +155,20 @@ fn write_json_string(out: &mut impl Write, text: &str) -> io::Result<()> {
     out.write_all(b"\"")
 }
 
-/// Formats nanoseconds since the Unix epoch as RFC 3339 UTC with nine fractional digits.
-pub(crate) fn rfc3339(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let nanos = ns % 1_000_000_000;
+/// Formats `nanos`, nanoseconds since the Unix epoch, as an RFC 3339 UTC time with nine
+/// fractional digits: the form of [`Record::time_rfc3339`] and of the `time` field of JSON
+/// lines, for any other time a log holds (such as [`crate::Stats::created`]).
+///
+/// Every `u64` has a result (the largest is in the year 2554); no time zone database is
+/// consulted.
+///
+/// ```
+/// assert_eq!(plog::rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+/// assert_eq!(plog::rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z");
+/// ```
+pub fn rfc3339(nanos: u64) -> String {
+    let secs = nanos / 1_000_000_000;
+    let nanos = nanos % 1_000_000_000;
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);

@@ -810,3 +810,36 @@ fn padding_is_accounted_for() {
         (0, 3, 12)
     );
 }
+
+#[test]
+fn rfc3339_is_public_and_formats_the_creation_time() {
+    assert_eq!(plog::rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+    // The last instant of a leap year and the first of the next (2000 is a leap year, 1900
+    // and 2100 are not).
+    assert_eq!(
+        plog::rfc3339(978_307_199_999_999_999),
+        "2000-12-31T23:59:59.999999999Z"
+    );
+    assert_eq!(
+        plog::rfc3339(978_307_200_000_000_000),
+        "2001-01-01T00:00:00.000000000Z"
+    );
+    assert_eq!(
+        plog::rfc3339(1_709_164_800_000_000_001),
+        "2024-02-29T00:00:00.000000001Z"
+    );
+    assert_eq!(
+        plog::rfc3339(4_107_542_400_000_000_000),
+        "2100-03-01T00:00:00.000000000Z"
+    );
+    let (_d, path) = tmp();
+    let log = small(&path, 8, 64);
+    let created = plog::rfc3339(log.stats().created);
+    assert_eq!(created.len(), "2026-01-02T03:04:05.123456789Z".len());
+    let id = log.write(Level::Info, "t", "x").unwrap();
+    let record = log.reader_from(id).next().unwrap();
+    assert_eq!(record.time_rfc3339(), plog::rfc3339(record.time));
+    // The log was created just before the record was written.
+    assert!(record.time >= log.stats().created);
+    assert!(record.time - log.stats().created < 60_000_000_000);
+}
