@@ -22,7 +22,9 @@ const LONGEST_SLEEP: Duration = Duration::from_millis(1);
 /// # Safety
 /// `addr` must point to a 4-aligned word inside a live mapping for the whole call.
 pub(crate) unsafe fn wait_u32(addr: *const u32, expected: u32, timeout: Option<Duration>) {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout too long to add to an instant (`Duration::MAX`) is no deadline, as on Linux,
+    // where the futex clamps it; `Instant + Duration` would panic.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let mut sleep = FIRST_SLEEP;
     loop {
         // SAFETY: aligned and live per the caller's contract; only loaded, and relaxed, which
@@ -79,6 +81,22 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    #[test]
+    fn polling_wait_takes_a_timeout_too_long_for_an_instant() {
+        let word = AtomicU32::new(5);
+        // The word already differs, so this returns at once, rather than panicking on the
+        // deadline's overflow.
+        wait(&word, 6, Some(Duration::MAX));
+        let start = Instant::now();
+        let joined = std::thread::scope(|s| {
+            let waiter = s.spawn(|| wait(&word, 5, Some(Duration::MAX)));
+            word.store(7, Ordering::Release);
+            waiter.join()
+        });
+        assert!(joined.is_ok(), "the wait panicked");
+        assert!(start.elapsed() < Duration::from_secs(20));
     }
 
     #[test]
