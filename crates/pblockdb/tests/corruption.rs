@@ -262,3 +262,231 @@ fn crash_rebuild_left_by_another_process_past_this_handles_map_is_zeroed() {
     assert_eq!(db.get(&key(0)).unwrap(), None);
     db.verify().unwrap();
 }
+
+fn set_u32(bytes: &mut [u8], at: usize, value: u32) {
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+fn set_u64(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+}
+
+fn get_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+/// Geometry fields changed and their checksum recomputed, so only the range checks stand.
+fn geometry(bytes: &mut [u8], key: u32, value: u32, slot: u32, header: u32) {
+    for (at, v) in [(16, key), (20, value), (24, slot), (12, header)] {
+        set_u32(bytes, at, v);
+    }
+    let crc = crc32c::crc32c(&bytes[..40]);
+    set_u32(bytes, 40, crc);
+}
+
+/// Points `generation` at a descriptor holding `offset` and `capacity`, with a valid crc.
+fn descriptor(bytes: &mut [u8], generation: u64, offset: u64, capacity: u64) {
+    let at = [72, 96][(generation & 1) as usize];
+    let mut raw = [0u8; 24];
+    raw[..8].copy_from_slice(&offset.to_le_bytes());
+    raw[8..16].copy_from_slice(&capacity.to_le_bytes());
+    raw[16..].copy_from_slice(&generation.to_le_bytes());
+    set_u64(bytes, 64, generation);
+    set_u64(bytes, at, offset);
+    set_u64(bytes, at + 8, capacity);
+    set_u64(bytes, at + 16, u64::from(crc32c::crc32c(&raw)));
+}
+
+/// Arms the journal for slot `idx` of `generation` with `meta` as the image's meta word and a
+/// valid crc, the counters left as they are.
+fn journal(bytes: &mut [u8], idx: u64, generation: u64, meta: u64) {
+    set_u64(bytes, 200, idx);
+    set_u64(bytes, 208, generation);
+    for (i, at) in [128, 136, 144].into_iter().enumerate() {
+        let v = get_u64(bytes, at);
+        set_u64(bytes, 216 + 8 * i, v);
+    }
+    set_u64(bytes, 832, meta);
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[200..240]), &bytes[832..832 + 96]);
+    set_u64(bytes, 240, u64::from(crc));
+    set_u64(bytes, JOURNAL_STATE as usize, ARMED);
+}
+
+/// Headers that pass every checksum but are inconsistent: impossible or mismatched geometry,
+/// descriptors past the file or overflowing, counts beyond the capacity, journals naming
+/// slots or generations that do not exist. Each is a typed error or a recovered database,
+/// never a panic or a hang.
+#[test]
+fn crafted_headers_with_valid_checksums_are_refused_or_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crafted.db");
+    let n = 40;
+    let good = pristine(&path, n);
+    let live = n - n.div_ceil(7);
+    let (offset, capacity) = (get_u64(&good, 72), get_u64(&good, 80));
+    assert_eq!((get_u64(&good, 64), offset, capacity), (0, 4096, 64));
+    let len = good.len() as u64;
+    let header = |field: &'static str| move |r: &Result<Db, Error>| matches!(r, Err(Error::CorruptHeader { field: f, .. }) if *f == field);
+    let truncated = |r: &Result<Db, Error>| matches!(r, Err(Error::Truncated { .. }));
+    let intact = move |r: &Result<Db, Error>| match r {
+        Ok(db) => db.len() as u64 == live && db.verify().is_ok(),
+        Err(_) => false,
+    };
+    type Check = Box<dyn Fn(&Result<Db, Error>) -> bool>;
+    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, Check)> = vec![
+        (
+            "key size 0",
+            Box::new(|b| geometry(b, 0, 64, 16, 4096)),
+            Box::new(header("key_size")),
+        ),
+        (
+            "key size huge",
+            Box::new(|b| geometry(b, u32::MAX, 64, 96, 4096)),
+            Box::new(header("key_size")),
+        ),
+        (
+            "value size huge",
+            Box::new(|b| geometry(b, 16, u32::MAX, 96, 4096)),
+            Box::new(header("value_size")),
+        ),
+        (
+            "slot size off",
+            Box::new(|b| geometry(b, 16, 64, 88, 4096)),
+            Box::new(header("slot_size")),
+        ),
+        (
+            "header size off",
+            Box::new(|b| geometry(b, 16, 64, 96, 8192)),
+            Box::new(header("header_size")),
+        ),
+        // Plausible geometry that is not the one the table was written with.
+        (
+            "other geometry",
+            Box::new(|b| geometry(b, 8, 8, 32, 4096)),
+            Box::new(|_| true),
+        ),
+        (
+            "bigger slots",
+            Box::new(|b| geometry(b, 16, 200, 216, 4096)),
+            Box::new(|_| true),
+        ),
+        (
+            "capacity not a power of two",
+            Box::new(move |b| descriptor(b, 0, offset, 63)),
+            Box::new(header("capacity")),
+        ),
+        (
+            "capacity too small",
+            Box::new(move |b| descriptor(b, 0, offset, 8)),
+            Box::new(header("capacity")),
+        ),
+        (
+            "capacity too big",
+            Box::new(move |b| descriptor(b, 0, offset, 1 << 40)),
+            Box::new(header("capacity")),
+        ),
+        (
+            "capacity past the file",
+            Box::new(move |b| descriptor(b, 0, offset, 1 << 32)),
+            Box::new(truncated),
+        ),
+        (
+            "offset misaligned",
+            Box::new(move |b| descriptor(b, 0, offset + 8, capacity)),
+            Box::new(header("table_offset")),
+        ),
+        (
+            "offset in the header",
+            Box::new(move |b| descriptor(b, 0, 0, capacity)),
+            Box::new(header("table_offset")),
+        ),
+        (
+            "offset past the file",
+            Box::new(move |b| descriptor(b, 0, len.next_multiple_of(4096), capacity)),
+            Box::new(truncated),
+        ),
+        (
+            "offset overflowing",
+            Box::new(move |b| descriptor(b, 0, u64::MAX - 4095, capacity)),
+            Box::new(truncated),
+        ),
+        (
+            "generation past the file",
+            Box::new(move |b| descriptor(b, 7, 1 << 30, capacity)),
+            Box::new(truncated),
+        ),
+        (
+            "generation at the end of time",
+            Box::new(move |b| descriptor(b, u64::MAX, offset, capacity)),
+            Box::new(intact),
+        ),
+        (
+            "count beyond capacity",
+            Box::new(|b| set_u64(b, 128, 1 << 40)),
+            Box::new(intact),
+        ),
+        (
+            "used beyond capacity",
+            Box::new(|b| set_u64(b, 136, u64::MAX)),
+            Box::new(intact),
+        ),
+        (
+            "count above used",
+            Box::new(|b| set_u64(b, 128, 60)),
+            Box::new(intact),
+        ),
+        (
+            "journal slot out of range",
+            Box::new(move |b| journal(b, capacity, 0, 9 << 2 | 1)),
+            Box::new(intact),
+        ),
+        (
+            "journal slot far out of range",
+            Box::new(|b| journal(b, u64::MAX, 0, 9 << 2 | 1)),
+            Box::new(intact),
+        ),
+        (
+            "journal for another generation",
+            Box::new(|b| journal(b, 3, 1, 9 << 2 | 1)),
+            Box::new(intact),
+        ),
+        (
+            "journal image mid-write",
+            Box::new(|b| journal(b, 3, 0, 9 << 2 | 1 | 1 << 2)),
+            Box::new(intact),
+        ),
+        (
+            "journal image unknown state",
+            Box::new(|b| journal(b, 3, 0, 8 << 2 | 3)),
+            Box::new(intact),
+        ),
+        // Valid in every field: replayed, even though the image does not belong there.
+        (
+            "journal applied over another slot",
+            Box::new(|b| journal(b, 3, 0, 100 << 2 | 1)),
+            Box::new(|r| r.is_ok()),
+        ),
+        (
+            "journal image empty",
+            Box::new(|b| journal(b, 3, 0, 8 << 2)),
+            Box::new(intact),
+        ),
+    ];
+    for (name, damage, expected) in cases {
+        let mut bytes = good.clone();
+        damage(&mut bytes);
+        std::fs::write(&path, &bytes).unwrap();
+        if let Ok(db) = Db::open_read_only(&path) {
+            exercise(&db, n);
+        }
+        let result = Db::open_existing(&path);
+        assert!(
+            expected(&result),
+            "{name}: {:?}",
+            result.as_ref().map(Db::len)
+        );
+        if let Ok(db) = result {
+            exercise(&db, n);
+        }
+    }
+}
