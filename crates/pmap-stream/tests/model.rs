@@ -1,5 +1,6 @@
-//! A growable `MapStream` against `std::io::Cursor<Vec<u8>>` as the model: random sequences of
-//! writes, seeks, reads and `BufRead` calls give the same results, positions and bytes.
+//! `MapStream` against `std::io::Cursor<Vec<u8>>` as the model: random sequences of writes,
+//! seeks, reads and `BufRead` calls give the same results, positions and bytes, for a growable
+//! stream, a fixed one (writes whole or nothing) and a read-only one (every write refused).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{self, BufRead, Cursor, Read, Seek, SeekFrom, Write};
@@ -101,5 +102,106 @@ proptest! {
         prop_assert_eq!(stream.as_slice(), &model.get_ref()[..]);
         prop_assert_eq!(stream.finish().unwrap(), model.get_ref().len() as u64);
         prop_assert_eq!(std::fs::read(&path).unwrap(), model.into_inner());
+    }
+}
+
+/// The fixed stream's model: a `Cursor` over the initial bytes whose writes are whole or
+/// nothing (a write that does not fit is refused with `StorageFull`, and an empty one is always
+/// `Ok(0)`), where `Cursor<&mut [u8]>` would write what fits.
+struct FixedModel(Cursor<Vec<u8>>);
+
+impl FixedModel {
+    fn fits(&self, len: usize) -> bool {
+        len == 0 || self.0.position().saturating_add(len as u64) <= self.0.get_ref().len() as u64
+    }
+}
+
+impl Write for FixedModel {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if !self.fits(buf.len()) {
+            return Err(io::ErrorKind::StorageFull.into());
+        }
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for FixedModel {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+    fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.0.read_exact(buf)
+    }
+}
+
+impl BufRead for FixedModel {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.0.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.0.consume(amt);
+    }
+}
+
+impl Seek for FixedModel {
+    fn seek(&mut self, from: SeekFrom) -> io::Result<u64> {
+        self.0.seek(from)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fixed_stream_matches_a_whole_or_nothing_cursor(
+        initial in prop::collection::vec(any::<u8>(), 1..3000),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fixed.bin");
+        std::fs::write(&path, &initial).unwrap();
+        let mut stream = MapStream::open(&path, &StreamOptions::new().fixed(0)).unwrap();
+        let mut model = FixedModel(Cursor::new(initial.clone()));
+
+        for op in &ops {
+            let got = apply(&mut stream, op);
+            let want = apply(&mut model, op);
+            prop_assert_eq!(got, want, "after {:?}", op);
+            prop_assert_eq!(stream.stream_position().unwrap(), model.0.position());
+            prop_assert_eq!(stream.len(), initial.len() as u64);
+        }
+        prop_assert_eq!(stream.as_slice(), &model.0.get_ref()[..]);
+        prop_assert_eq!(stream.finish().unwrap(), initial.len() as u64);
+        prop_assert_eq!(std::fs::read(&path).unwrap(), model.0.into_inner());
+    }
+
+    #[test]
+    fn read_only_stream_reads_like_a_cursor_and_refuses_every_write(
+        initial in prop::collection::vec(any::<u8>(), 1..3000),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read_only.bin");
+        std::fs::write(&path, &initial).unwrap();
+        let mut stream = MapStream::open(&path, &StreamOptions::new().read_only()).unwrap();
+        let mut model = Cursor::new(initial.clone());
+
+        for op in &ops {
+            let got = apply(&mut stream, op);
+            let want = match op {
+                Op::Write(_) | Op::WriteAll(_) => Outcome::Failed(io::ErrorKind::PermissionDenied),
+                _ => apply(&mut model, op),
+            };
+            prop_assert_eq!(got, want, "after {:?}", op);
+            prop_assert_eq!(stream.stream_position().unwrap(), model.position());
+        }
+        prop_assert_eq!(stream.finish().unwrap(), initial.len() as u64);
+        prop_assert_eq!(std::fs::read(&path).unwrap(), initial);
     }
 }
