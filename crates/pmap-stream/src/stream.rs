@@ -146,9 +146,12 @@ impl MapStream {
 
     /// The stream's bytes, from 0 to its end.
     pub fn as_slice(&self) -> &[u8] {
+        // The mapping is at least `end` long, except after a growth whose remap failed twice
+        // (pmap then leaves no view): show nothing rather than panic.
         self.map
             .as_ref()
-            .map_or(&[], |map| &map.as_slice()[..self.end])
+            .and_then(|map| map.as_slice().get(..self.end))
+            .unwrap_or(&[])
     }
 
     /// The bytes from the position to the end (empty at or past the end).
