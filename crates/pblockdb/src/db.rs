@@ -436,18 +436,7 @@ impl Db {
     /// one left its journal), replay the journal, and report the slot if it is still torn.
     fn settle(&self, idx: u64) -> Result<()> {
         if self.read_only {
-            self.locker.lock(Lock::Shared)?;
-            let result = (|| {
-                let guard = self.read_mapped();
-                if guard.map.load_u64(OFF_JOURNAL_STATE, Ordering::Acquire)? != 0 {
-                    return Err(Error::NeedsRecovery {
-                        path: self.path.clone(),
-                    });
-                }
-                self.still_torn(&guard, idx)
-            })();
-            self.locker.unlock()?;
-            return result;
+            return self.read_locked(|| self.still_torn(&self.read_mapped(), idx));
         }
         if self.owner.load(Ordering::Relaxed) == thread_token() {
             // This thread is the writer, so no write is in progress: the slot is damaged.
@@ -598,20 +587,43 @@ impl Db {
     }
 
     /// Records, tombstones and checks: every live slot has a valid checksum and is reachable
-    /// from its home slot, no key is stored twice, and the header counts match. Takes the
-    /// writer lock (so that the table is still) unless read-only.
+    /// from its home slot, no key is stored twice, and the header counts match. Holds the
+    /// writer lock (a read-only handle: the file lock, shared) so that the table is still;
+    /// writers wait until it returns.
     ///
     /// # Errors
-    /// [`Error::CorruptSlot`] or [`Error::CorruptHeader`] describing the first problem found.
+    /// [`Error::CorruptSlot`] or [`Error::CorruptHeader`] describing the first problem found;
+    /// [`Error::NeedsRecovery`] on a read-only handle when a writer died mid-operation.
     pub fn verify(&self) -> Result<Stats> {
-        let writer = if self.read_only {
-            None
-        } else {
-            Some(self.lock_writes()?)
-        };
-        let stats = self.current(|m| self.verify_table(m));
-        drop(writer);
-        stats
+        if !self.read_only {
+            let writer = self.lock_writes()?;
+            let stats = self.current(|m| self.verify_table(m));
+            drop(writer);
+            return stats;
+        }
+        self.read_locked(|| self.current(|m| self.verify_table(m)))
+    }
+
+    /// For a read-only handle: runs `f` holding the file lock shared, so that no writer is
+    /// inside an operation; a journal still armed then means one died mid-operation.
+    fn read_locked<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        self.locker.lock(Lock::Shared)?;
+        let result = (|| {
+            let journal = self
+                .read_mapped()
+                .map
+                .load_u64(OFF_JOURNAL_STATE, Ordering::Acquire)?;
+            if journal != 0 {
+                return Err(Error::NeedsRecovery {
+                    path: self.path.clone(),
+                });
+            }
+            f()
+        })();
+        let unlocked = self.locker.unlock();
+        let value = result?;
+        unlocked?;
+        Ok(value)
     }
 
     fn verify_table(&self, m: &Mapped) -> Result<Stats> {

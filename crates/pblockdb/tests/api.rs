@@ -538,6 +538,38 @@ fn threads_share_one_handle() {
     db.verify().unwrap();
 }
 
+/// `verify` on a read-only handle while another handle writes: it waits for the writer
+/// between operations instead of reading slots mid-write and calling them corrupt.
+#[test]
+fn concurrent_verify_on_a_read_only_handle_sees_a_still_table() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(16, 64).capacity(64).open(&path).unwrap();
+    for i in 0..40 {
+        db.put(&key(i), &value(i, 0)).unwrap();
+    }
+    let ro = Db::open_read_only(&path).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut round = 1;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for i in 0..40 {
+                    db.put(&key(i), &value(i, round)).unwrap();
+                }
+                round += 1;
+            }
+        });
+        for _ in 0..300 {
+            let stats = ro.verify();
+            if stats.is_err() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            assert_eq!(stats.unwrap().live, 40);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 #[test]
 fn typed_records() {
     #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
