@@ -607,6 +607,9 @@ impl Db {
     /// For a read-only handle: runs `f` holding the file lock shared, so that no writer is
     /// inside an operation; a journal still armed then means one died mid-operation.
     fn read_locked<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        // A file lock belongs to the open file, not the thread: without the mutex, the first of
+        // two threads here to unlock would release the lock under the other.
+        let _threads = self.lock_writer();
         self.locker.lock(Lock::Shared)?;
         let result = (|| {
             let journal = self
