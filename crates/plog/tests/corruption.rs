@@ -173,3 +173,251 @@ fn garbage_files_are_refused() {
         assert_eq!(fs::read(&path).unwrap(), bytes, "left untouched");
     }
 }
+
+/// Bitwise crc32c (Castagnoli, reflected), so that forged records do not trust the code under
+/// test.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The fields of a forged record header (docs/plog-format.md, "Records").
+#[derive(Clone, Copy)]
+struct Forged {
+    commit: u64,
+    len: u32,
+    blocks: u32,
+    level: u8,
+    kind: u8,
+    tag_len: u8,
+    /// The id the crc binds.
+    crc_id: u64,
+}
+
+const RING: usize = 4096;
+const BS: usize = 64;
+const NB: u64 = 16;
+
+/// Writes a record with `fields`, `tag` and `payload` at the block of `id`, with a correct crc
+/// for `fields.crc_id`: only the reader's field checks stand between it and the caller.
+fn forge(bytes: &mut Vec<u8>, id: u64, f: Forged, tag: &[u8], payload: &[u8]) {
+    let off = RING + (id % NB) as usize * BS;
+    let mut rec = Vec::new();
+    rec.extend_from_slice(&f.commit.to_le_bytes());
+    rec.extend_from_slice(&1_700_000_000_000_000_000u64.to_le_bytes());
+    rec.extend_from_slice(&f.len.to_le_bytes());
+    rec.extend_from_slice(&4242u32.to_le_bytes());
+    rec.extend_from_slice(&f.blocks.to_le_bytes());
+    rec.extend_from_slice(&0u32.to_le_bytes());
+    rec.extend_from_slice(&[f.level, f.kind, f.tag_len, 0, 0, 0, 0, 0]);
+    rec.extend_from_slice(tag);
+    rec.extend_from_slice(payload);
+    let mut image = rec[16..].to_vec();
+    image.resize(image.len().div_ceil(8) * 8, 0);
+    image.extend_from_slice(&f.crc_id.to_le_bytes());
+    image.extend_from_slice(&rec[8..16]);
+    rec[28..32].copy_from_slice(&crc32c(&image).to_le_bytes());
+    if bytes.len() < off + rec.len() {
+        bytes.resize(off + rec.len(), 0);
+    }
+    bytes[off..off + rec.len()].copy_from_slice(&rec);
+}
+
+fn record(id: u64, payload_len: u32) -> Forged {
+    Forged {
+        commit: id + 1,
+        len: payload_len,
+        blocks: (40 + 1 + payload_len).div_ceil(BS as u32),
+        level: 2,
+        kind: 0,
+        tag_len: 1,
+        crc_id: id,
+    }
+}
+
+#[test]
+fn forged_records_with_valid_checksums_but_inconsistent_fields_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forged.plog");
+    let log = LogOptions::new()
+        .blocks(NB)
+        .block_size(BS as u32)
+        .open(&path)
+        .unwrap();
+    for i in 0..NB {
+        log.write(Level::Info, "g", [i as u8; 4]).unwrap(); // one block each: ids 0..16
+    }
+    drop(log);
+    let good = fs::read(&path).unwrap();
+
+    // The forger is right: a consistent forged record reads back as written.
+    let mut bytes = good.clone();
+    forge(&mut bytes, 3, record(3, 20), b"f", &[7; 20]);
+    fs::write(&path, &bytes).unwrap();
+    let back = Log::open_read_only(&path)
+        .unwrap()
+        .reader_from(3)
+        .next()
+        .unwrap();
+    assert_eq!((back.id, back.pid, back.tag.as_str()), (3, 4242, "f"));
+    assert_eq!(back.payload, [7; 20]);
+
+    let r = record(5, 4);
+    let cases: Vec<(&str, u64, Forged, Vec<u8>)> = vec![
+        ("no blocks", 5, Forged { blocks: 0, ..r }, vec![1; 4]),
+        (
+            "more than half the ring",
+            5,
+            Forged {
+                blocks: 9,
+                len: 9 * 64 - 41,
+                ..r
+            },
+            vec![1; 9 * 64 - 41],
+        ),
+        // The last block, claiming two: its second block would be past the ring's end, where
+        // this file has bytes (a copy of the record's tail), so only the span check stops it.
+        (
+            "past the ring's end",
+            15,
+            Forged {
+                commit: 16,
+                crc_id: 15,
+                blocks: 2,
+                len: 60,
+                ..r
+            },
+            vec![2; 60],
+        ),
+        (
+            "length past the file",
+            5,
+            Forged { len: u32::MAX, ..r },
+            vec![1; 4],
+        ),
+        (
+            "length not matching blocks",
+            5,
+            Forged { len: 100, ..r },
+            vec![1; 4],
+        ),
+        // Would hide the genuine records 6 and 7 behind it.
+        (
+            "more blocks than its length needs",
+            5,
+            Forged { blocks: 3, ..r },
+            vec![1; 4],
+        ),
+        (
+            "tag longer than its block",
+            5,
+            Forged { tag_len: 200, ..r },
+            vec![1; 4],
+        ),
+        ("unknown level", 5, Forged { level: 9, ..r }, vec![1; 4]),
+        ("unknown kind", 5, Forged { kind: 2, ..r }, vec![1; 4]),
+        (
+            "padding with a payload",
+            5,
+            Forged {
+                kind: 1,
+                level: 0,
+                tag_len: 0,
+                ..r
+            },
+            vec![1; 4],
+        ),
+        (
+            "commit of another id",
+            5,
+            Forged {
+                commit: 5 + 1 + NB,
+                crc_id: 5 + NB,
+                ..r
+            },
+            vec![1; 4],
+        ),
+        (
+            "crc of another lap",
+            5,
+            Forged {
+                crc_id: 5 + NB,
+                ..r
+            },
+            vec![1; 4],
+        ),
+        (
+            "commit of the next block",
+            5,
+            Forged {
+                commit: 7,
+                crc_id: 6,
+                ..r
+            },
+            vec![1; 4],
+        ),
+    ];
+    for (what, id, fields, payload) in cases {
+        let mut bytes = good.clone();
+        forge(&mut bytes, id, fields, b"f", &payload);
+        // The genuine records whose blocks the forged bytes cover are gone.
+        let covered = (id..NB).take((41 + payload.len()).div_ceil(BS));
+        let expected: Vec<u64> = (0..NB)
+            .filter(|i| !covered.clone().any(|c| c == *i))
+            .collect();
+        // A file longer than its ring: the bytes after it are ignored.
+        bytes.resize(bytes.len().max(RING + NB as usize * BS + 4096), 0xA5);
+        for writable in [false, true] {
+            fs::write(&path, &bytes).unwrap();
+            let log = if writable {
+                Log::open(&path).unwrap()
+            } else {
+                Log::open_read_only(&path).unwrap()
+            };
+            let mut reader = log.reader_from(0);
+            let ids: Vec<u64> = reader.by_ref().map(|r| r.id).collect();
+            assert_eq!(ids, expected, "{what}: the forged block is skipped");
+            // Counted lost when a valid record follows; at the end, it may still be in flight.
+            let at_end = expected.last() != Some(&(NB - 1));
+            let lost = if at_end {
+                0
+            } else {
+                NB - expected.len() as u64
+            };
+            assert_eq!(reader.lost(), lost, "{what}: and counted lost");
+            assert_eq!(reader.position(), if at_end { id } else { NB }, "{what}");
+            let mut out = Vec::new();
+            let summary = log
+                .dump(&mut out, &Filter::all(), None, Format::Json)
+                .unwrap();
+            assert_eq!(summary.written, expected.len() as u64, "{what}");
+            assert!(
+                !String::from_utf8_lossy(&out).contains("\"pid\":4242"),
+                "{what}"
+            );
+            let options = FollowOptions::new().from_id(0).hole_grace(Duration::ZERO);
+            let mut follower = log.follow(options).unwrap();
+            let mut followed = 0;
+            while let Some(r) = follower.next_timeout(Duration::ZERO) {
+                assert_ne!(r.pid, 4242, "{what}");
+                followed += 1;
+            }
+            assert_eq!(
+                followed,
+                expected.len(),
+                "{what}: the follower skips it too"
+            );
+            assert_eq!(log.stats().oldest_id, expected.first().copied(), "{what}");
+        }
+    }
+}
