@@ -150,13 +150,21 @@ impl Core {
     /// Maps the view over the file as it is now: the fixed length, or to the end of the file.
     pub(crate) fn map_view(&mut self, populate: bool) -> Result<()> {
         self.populate = populate;
-        let Some(file) = &self.file else {
+        if self.file.is_none() {
             return Ok(());
-        };
+        }
         let file_len = self.file_len()?;
         let view_len = match self.fixed_len {
             Some(len) => len as u64,
             None => file_len.saturating_sub(self.offset),
+        };
+        self.map_len(view_len, file_len)
+    }
+
+    /// Maps `view_len` bytes from the view's offset, checked against the file's length.
+    fn map_len(&mut self, view_len: u64, file_len: u64) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
         };
         let end = self.offset.checked_add(view_len);
         if end.is_none_or(|end| end > file_len) {
@@ -174,7 +182,7 @@ impl Core {
         }
         let mut options = MmapOptions::new();
         options.offset(self.offset).len(to_usize(view_len)?);
-        if populate {
+        if self.populate {
             options.populate();
         }
         let raw = if self.writable {
@@ -209,9 +217,13 @@ impl Core {
             None => self.map_view(self.populate),
         };
         if result.is_err() && old_len > 0 && self.raw.is_none() {
-            // Best effort: keep a usable view of what was there. The original error is the
-            // one worth reporting.
-            let _ = self.map_view(self.populate);
+            // Best effort: keep a usable view of what was there, at its old length: the file's
+            // end may be the very size that just failed to map (a length the file system took
+            // but no address space holds). A file that shrank below the old view gets no view.
+            // The original error is the one worth reporting.
+            if let Ok(file_len) = self.file_len() {
+                let _ = self.map_len(old_len as u64, file_len);
+            }
         }
         result
     }

@@ -552,3 +552,32 @@ fn one_handle_relocks_converts_and_unlocks_nothing() {
     assert!(!contends(Lock::Exclusive));
     shared.close().unwrap();
 }
+
+/// A size the file system accepts but `mmap` cannot map (tmpfs takes a 4 EiB sparse file; no
+/// address space holds it): the resize succeeds, both maps at the new length fail, and the old
+/// view must still come back at its old length, not be lost. Grow and refresh alike.
+#[cfg(target_os = "linux")]
+#[test]
+fn growth_the_file_takes_but_mmap_refuses_keeps_the_old_view() {
+    let Ok(dir) = tempfile::tempdir_in("/dev/shm") else {
+        return; // No tmpfs here: the other failed-growth test covers the refused resize.
+    };
+    let path = dir.path().join("huge.bin");
+    let mut map = pmap::open(&path, 4096).unwrap();
+    map.as_mut_slice().unwrap().copy_from_slice(&pattern(4096));
+    let huge = 1usize << 62;
+    let err = map.grow(huge).unwrap_err();
+    assert!(matches!(err, Error::Io { op: "map", .. }), "{err:?}");
+    assert_eq!(map.len(), 4096, "the old view is mapped again");
+    assert_eq!(map.as_slice(), &pattern(4096)[..]);
+    map.write(0, &9u8).unwrap();
+    // The file kept its new length (pmap never shrinks it outside finish), so a refresh tries
+    // the huge map again; it fails the same way and keeps the view too.
+    if file_len(&path) == huge as u64 {
+        assert!(map.refresh().is_err());
+        assert_eq!(map.len(), 4096);
+        assert_eq!(map.read::<u8>(0).unwrap(), 9);
+    }
+    assert_eq!(map.finish(4096).unwrap(), 4096);
+    assert_eq!(file_len(&path), 4096);
+}
