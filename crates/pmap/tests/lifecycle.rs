@@ -135,12 +135,19 @@ fn refresh_reports_a_file_shrunk_below_the_offset() {
         .unwrap();
     // Shrinking a mapped file is what pounds never does; here the view is dropped at once,
     // before anything reads the lost pages.
-    fs::OpenOptions::new()
+    let shrunk = fs::OpenOptions::new()
         .write(true)
         .open(&path)
         .unwrap()
-        .set_len(100)
-        .unwrap();
+        .set_len(100);
+    if cfg!(windows) {
+        // Windows refuses to cut a file under a mapped view (docs/pmap.md): nothing changed.
+        assert!(shrunk.is_err());
+        assert!(!map.refresh().unwrap());
+        assert_eq!(map.as_slice(), &pattern(8192)[5000..]);
+        return;
+    }
+    shrunk.unwrap();
     let err = map.refresh().unwrap_err();
     assert!(
         matches!(
