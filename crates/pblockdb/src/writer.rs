@@ -403,17 +403,25 @@ impl Writer<'_> {
 
     /// Builds a new table (doubling while more than half would be full) in a fresh region and
     /// switches to it with one store of the generation. See `docs/pblockdb-format.md`.
+    ///
+    /// Only the remap (growing the file) excludes this handle's readers; the build itself runs
+    /// beside them, as they keep reading the old table until the switch.
     fn rebuild(&self) -> Result<()> {
         let db = self.db;
         let geo = &db.geo;
-        let mut guard = db.write_mapped();
-        let m = &mut *guard;
-        let old = m.table;
-        let mut live = 0u64;
-        for idx in 0..old.capacity {
-            let meta = m.map.load_u64(old.slot_at(geo, idx), Ordering::Relaxed)?;
-            live += u64::from(format::state_of(meta) == STATE_LIVE && !is_writing(meta));
-        }
+        // The writer lock is held: nothing else changes the table or the file's length.
+        let (old, live) = {
+            let guard = db.read_mapped();
+            let old = guard.table;
+            let mut live = 0u64;
+            for idx in 0..old.capacity {
+                let meta = guard
+                    .map
+                    .load_u64(old.slot_at(geo, idx), Ordering::Relaxed)?;
+                live += u64::from(format::state_of(meta) == STATE_LIVE && !is_writing(meta));
+            }
+            (old, live)
+        };
         let mut capacity = old.capacity;
         while live.saturating_add(1).saturating_mul(2) > capacity {
             capacity = capacity.saturating_mul(2);
@@ -444,29 +452,35 @@ impl Writer<'_> {
         let end = usize::try_from(end).map_err(|_| full(too_big()))?;
         let offset = offset as usize; // < end, which fits.
 
+        let old_len = {
+            let mut guard = db.write_mapped();
+            // Bytes past this handle's view are not fresh zeros when another process died in
+            // a rebuild after extending the file: see the whole file so that they are zeroed.
+            guard.map.refresh()?;
+            let old_len = guard.map.len();
+            if end > old_len {
+                guard.map.grow(end).map_err(|e| full(e.into()))?;
+            }
+            old_len
+        };
+
+        let guard = db.read_mapped();
+        let map = &guard.map;
         // Order the earlier generation switch before every store into a reused region, so a
         // reader that sees one of them also sees the generation move on and retries.
         fence(Ordering::SeqCst);
-        // Bytes past this handle's view are not fresh zeros when another process died in a
-        // rebuild after extending the file: see the whole file (its length cannot change
-        // under the writer lock) so that they are zeroed too.
-        m.map.refresh()?;
-        let old_len = m.map.len();
-        if end > old_len {
-            m.map.grow(end).map_err(|e| full(e.into()))?;
-        }
         let zeros = vec![0u8; 1 << 16];
         let mut at = offset;
         while at < end.min(old_len) {
             let n = zeros.len().min(end.min(old_len) - at);
-            m.map.write_at(at, &zeros[..n])?;
+            map.write_at(at, &zeros[..n])?;
             at += n;
         }
 
         let new = Table::new(old.generation.wrapping_add(1), offset, capacity);
         let mut slot = Buf::zeroed(geo.slot_size);
         for idx in 0..old.capacity {
-            m.map.read_at(old.slot_at(geo, idx), &mut slot)?;
+            map.read_at(old.slot_at(geo, idx), &mut slot)?;
             let meta = format::get_u64(&slot, 0);
             if format::state_of(meta) != STATE_LIVE || is_writing(meta) {
                 continue;
@@ -474,35 +488,35 @@ impl Writer<'_> {
             let hash = format::hash_key(&slot[SLOT_HEADER..][..geo.key_size]);
             let mut probe = hash & new.mask();
             // `live < capacity / 2`, so an empty slot exists and this ends.
-            while m.map.load_u32(new.hint_at(probe), Ordering::Relaxed)? != 0 {
+            while map.load_u32(new.hint_at(probe), Ordering::Relaxed)? != 0 {
                 probe = (probe + 1) & new.mask();
             }
-            m.map.write_at(new.slot_at(geo, probe), &slot)?;
+            map.write_at(new.slot_at(geo, probe), &slot)?;
             let hint = format::hint(STATE_LIVE, format::get_u32(&slot, 8));
-            m.map.write(new.hint_at(probe), &hint)?;
+            map.write(new.hint_at(probe), &hint)?;
         }
 
         let desc = OFF_DESC[(new.generation & 1) as usize];
-        m.map.write(desc, &(offset as u64))?;
-        m.map.write(desc + 8, &capacity)?;
-        m.map.write(
+        map.write(desc, &(offset as u64))?;
+        map.write(desc + 8, &capacity)?;
+        map.write(
             desc + 16,
             &format::descriptor_crc(offset as u64, capacity, new.generation),
         )?;
         if db.sync_on_write {
-            m.map.flush()?;
+            map.flush()?;
         }
-        m.map
-            .atomic_u64(OFF_GENERATION)?
+        map.atomic_u64(OFF_GENERATION)?
             .store(new.generation, Ordering::Release);
         fence(Ordering::SeqCst);
-        m.map.atomic_u64(OFF_COUNT)?.store(live, Ordering::Release);
-        m.map.atomic_u64(OFF_USED)?.store(live, Ordering::Release);
-        m.table = new;
+        map.atomic_u64(OFF_COUNT)?.store(live, Ordering::Release);
+        map.atomic_u64(OFF_USED)?.store(live, Ordering::Release);
         if db.sync_on_write {
-            m.map.flush_range(0, format::PAGE as usize)?;
+            map.flush_range(0, format::PAGE as usize)?;
         }
-        Ok(())
+        drop(guard);
+        // Readers that saw the switch already moved this handle on; if none did, do it now.
+        db.refresh()
     }
 }
 
