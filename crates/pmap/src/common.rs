@@ -105,7 +105,10 @@ macro_rules! common_methods {
             self.core.lock(lock, true)
         }
 
-        /// Takes an advisory lock without waiting.
+        /// Takes an advisory lock without waiting for other handles (a handle holds one lock:
+        /// the kind it holds is a no-op, the other kind converts; see `docs/pmap.md`). Lock
+        /// calls on one handle are serialised, so this does wait while another thread's
+        /// blocking [`Self::lock`] on the same handle is in progress.
         ///
         /// # Errors
         /// [`Error::LockContended`] when another handle holds a conflicting lock.
