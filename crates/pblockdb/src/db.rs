@@ -543,12 +543,21 @@ impl Db {
     /// As [`Db::iter`].
     pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
         let bytes = self.snapshot()?;
-        let record = self.geo.key_size + self.geo.value_size;
-        for run in bytes.chunks_exact(record.max(1)) {
-            let (key, value) = run.split_at(self.geo.key_size);
+        for (key, value) in self.records(&bytes) {
             f(key, value);
         }
         Ok(())
+    }
+
+    /// The `(key, value)` pairs of a [`Self::snapshot`].
+    pub(crate) fn records<'a>(
+        &self,
+        bytes: &'a [u8],
+    ) -> impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + use<'a> {
+        let key_size = self.geo.key_size;
+        bytes
+            .chunks_exact(key_size + self.geo.value_size)
+            .map(move |run| run.split_at(key_size))
     }
 
     /// The first record (in table order) for which `predicate(key, value)` holds.
@@ -560,11 +569,10 @@ impl Db {
         mut predicate: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let bytes = self.snapshot()?;
-        let record = self.geo.key_size + self.geo.value_size;
-        Ok(bytes.chunks_exact(record.max(1)).find_map(|run| {
-            let (key, value) = run.split_at(self.geo.key_size);
-            predicate(key, value).then(|| (key.to_vec(), value.to_vec()))
-        }))
+        Ok(self
+            .records(&bytes)
+            .find(|(key, value)| predicate(key, value))
+            .map(|(key, value)| (key.to_vec(), value.to_vec())))
     }
 
     /// The user area: [`USER_AREA_SIZE`] bytes in the header, free for the application.

@@ -122,14 +122,19 @@ impl<K: Pod, V: Pod> TypedDb<K, V> {
     /// # Errors
     /// As [`Db::iter`].
     pub fn entries(&self) -> Result<Vec<(K, V)>> {
-        let mut out = Vec::with_capacity(self.db.len());
-        self.db.for_each(|key, value| {
-            out.push((
-                bytemuck::pod_read_unaligned(key),
-                bytemuck::pod_read_unaligned(value),
-            ));
-        })?;
-        Ok(out)
+        // Sized by the records read, not by the header's count (which another process could
+        // have damaged since this handle opened).
+        let bytes = self.db.snapshot()?;
+        Ok(self
+            .db
+            .records(&bytes)
+            .map(|(key, value)| {
+                (
+                    bytemuck::pod_read_unaligned(key),
+                    bytemuck::pod_read_unaligned(value),
+                )
+            })
+            .collect())
     }
 
     /// The first record for which `predicate` holds.

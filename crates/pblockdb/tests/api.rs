@@ -570,6 +570,21 @@ fn concurrent_verify_on_a_read_only_handle_sees_a_still_table() {
     });
 }
 
+/// The header count is only a hint to readers: damaged after the handle opened, it must not
+/// size an allocation.
+#[test]
+fn a_count_damaged_after_open_does_not_break_iteration() {
+    let (_dir, path) = temp();
+    let db = TypedDb::<u64, u64>::open(&path, 10).unwrap();
+    db.put(&1, &10).unwrap();
+    db.put(&2, &20).unwrap();
+    write_bytes(&path, 128, &u64::MAX.to_le_bytes());
+    let mut entries = db.entries().unwrap();
+    entries.sort_unstable();
+    assert_eq!(entries, vec![(1, 10), (2, 20)]);
+    assert_eq!(db.db().iter().unwrap().count(), 2);
+}
+
 #[test]
 fn typed_records() {
     #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]

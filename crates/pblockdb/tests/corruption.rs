@@ -333,7 +333,8 @@ fn crafted_headers_with_valid_checksums_are_refused_or_recovered() {
         Err(_) => false,
     };
     type Check = Box<dyn Fn(&Result<Db, Error>) -> bool>;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, Check)> = vec![
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Damage, Check)> = vec![
         (
             "key size 0",
             Box::new(|b| geometry(b, 0, 64, 16, 4096)),
