@@ -349,6 +349,11 @@ impl Inner {
             // them: the reader's acquire fence then shows it the counter past this lap.
             fence(Ordering::Release);
             if pos >= POSITION_LIMIT - (1 << 33) {
+                // Give the blocks back, so that refused writes cannot push the counter past
+                // the limit that `open` checks (a file the library itself made unopenable).
+                // Safe while others race: only writers refused here subtract, each what it
+                // added, so the counter never drops below the end of a granted reservation.
+                counter.fetch_sub(blocks, Ordering::Relaxed);
                 return Err(Error::CounterExhausted { path: self.path() });
             }
             let slot = pos % self.blocks;

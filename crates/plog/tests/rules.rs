@@ -843,3 +843,22 @@ fn rfc3339_is_public_and_formats_the_creation_time() {
     assert!(record.time >= log.stats().created);
     assert!(record.time - log.stats().created < 60_000_000_000);
 }
+
+#[test]
+fn an_exhausted_counter_refuses_writes_and_leaves_the_file_openable() {
+    let (_d, path) = tmp();
+    small(&path, 8, 64).write(Level::Info, "t", "last").unwrap();
+    // The counter is a live word, outside the header crc: set it just below its limit.
+    let near = plog::POSITION_LIMIT - 1;
+    patch_header(&path, 64, &near.to_le_bytes(), false);
+    let log = Log::open(&path).unwrap();
+    for _ in 0..3 {
+        let err = log.write(Level::Info, "t", "refused").unwrap_err();
+        assert!(matches!(err, Error::CounterExhausted { .. }), "{err}");
+    }
+    assert_eq!(log.stats().next_id, near, "refused writes reserve nothing");
+    drop(log);
+    let log = Log::open(&path).expect("the refused writes left a valid file");
+    assert_eq!(log.stats().next_id, near);
+    assert!(Log::open_read_only(&path).is_ok());
+}
