@@ -88,7 +88,8 @@ impl FollowOptions {
 
     /// How long a follower waits for a reserved but unpublished record, when later records are
     /// already published, before it skips it as lost (default 50 ms). Such a hole is a writer
-    /// that died mid-record, or one preempted for that long.
+    /// that died mid-record, or one preempted for that long. A hole at the oldest position of
+    /// the ring is skipped at once: it is the tail of a record whose head was overwritten.
     pub fn hole_grace(mut self, grace: Duration) -> FollowOptions {
         self.hole_grace = grace;
         self
@@ -215,9 +216,13 @@ impl Follower {
                     self.note_wait();
                     true
                 }
-                Step::Hole { at, next_valid } => {
+                Step::Hole {
+                    at,
+                    next_valid,
+                    at_oldest,
+                } => {
                     let since = self.note_wait();
-                    if since.elapsed() >= self.options.hole_grace {
+                    if at_oldest || since.elapsed() >= self.options.hole_grace {
                         self.waiting_at = None;
                         self.reader.skip_hole(next_valid);
                         continue;

@@ -140,6 +140,9 @@ pub(crate) enum Step {
         at: u64,
         /// The next position holding a valid record or padding.
         next_valid: u64,
+        /// `at` is the oldest position in the ring: likely inside a record whose head was
+        /// overwritten, and never a record in flight (its writer would be a lap late).
+        at_oldest: bool,
     },
 }
 
@@ -281,6 +284,7 @@ impl Reader {
                         return Step::Hole {
                             at: self.pos,
                             next_valid,
+                            at_oldest: self.pos == oldest,
                         };
                     }
                     Some(None) => return Step::Pending,

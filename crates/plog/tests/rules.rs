@@ -862,3 +862,36 @@ fn an_exhausted_counter_refuses_writes_and_leaves_the_file_openable() {
     assert_eq!(log.stats().next_id, near);
     assert!(Log::open_read_only(&path).is_ok());
 }
+
+#[test]
+fn a_follower_from_the_start_of_a_wrapped_ring_does_not_wait_out_its_first_hole() {
+    let (_d, path) = tmp();
+    let log = small(&path, 8, 64);
+    // 3-block records at 0 and 3; the third pads 6..9 and lands at 9..12. The oldest
+    // position, 12 - 8 = 4, is inside the overwritten record 3: its blocks 4 and 5 hold old
+    // payload bytes, not a record in flight.
+    for i in 0..3u8 {
+        log.write(Level::Info, "", [i; 100]).unwrap();
+    }
+    assert_eq!(log.stats().next_id, 12);
+    let options = FollowOptions::new()
+        .from_start(true)
+        .hole_grace(Duration::from_secs(60));
+    let mut follower = log.follow(options).unwrap();
+    let first = follower.next_timeout(Duration::from_secs(2));
+    assert_eq!(first.map(|r| (r.id, r.payload[0])), Some((9, 2)));
+    assert_eq!(follower.lost(), 0, "as the plain reader counts it");
+    assert_eq!(log.reader().lost(), 0);
+    // A hole at an id asked for, inside the ring, is waited for: it may be in flight.
+    let mut from_id = log
+        .follow(
+            FollowOptions::new()
+                .from_id(5)
+                .hole_grace(Duration::from_secs(60)),
+        )
+        .unwrap();
+    assert!(
+        from_id.next_timeout(Duration::from_millis(20)).is_none(),
+        "an id asked for may be in flight"
+    );
+}
