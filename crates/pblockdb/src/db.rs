@@ -256,12 +256,19 @@ impl Db {
     }
 
     /// Runs `f` on the mapping once this handle has caught up with the file's generation.
-    pub(crate) fn current<R>(&self, f: impl Fn(&Mapped) -> Result<R>) -> Result<R> {
+    pub(crate) fn current<R>(&self, f: impl FnOnce(&Mapped) -> Result<R>) -> Result<R> {
+        f(&*self.caught_up()?)
+    }
+
+    /// The mapping, once this handle has caught up with the file's generation (remapping
+    /// after a rebuild by another handle or process).
+    #[inline]
+    fn caught_up(&self) -> Result<RwLockReadGuard<'_, Mapped>> {
         loop {
             let guard = self.read_mapped();
             let generation = guard.map.load_u64(OFF_GENERATION, Ordering::Acquire)?;
             if generation == guard.table.generation {
-                return f(&guard);
+                return Ok(guard);
             }
             drop(guard);
             self.refresh()?;
@@ -306,13 +313,7 @@ impl Db {
             self.geo.slot_size,
         );
         loop {
-            let guard = self.read_mapped();
-            let generation = guard.map.load_u64(OFF_GENERATION, Ordering::Acquire)?;
-            if generation != guard.table.generation {
-                drop(guard);
-                self.refresh()?;
-                continue;
-            }
+            let guard = self.caught_up()?;
             match self.probe(&guard, key, hash, slot)? {
                 Probe::Found(()) => {
                     let value = &slot[self.geo.value_at()..][..self.geo.value_size];
@@ -467,13 +468,7 @@ impl Db {
         let record = self.geo.key_size + self.geo.value_size;
         let mut slot = Buf::zeroed(self.geo.slot_size);
         'again: loop {
-            let guard = self.read_mapped();
-            let generation = guard.map.load_u64(OFF_GENERATION, Ordering::Acquire)?;
-            if generation != guard.table.generation {
-                drop(guard);
-                self.refresh()?;
-                continue;
-            }
+            let guard = self.caught_up()?;
             let table = guard.table;
             let count = guard
                 .map
