@@ -2,6 +2,9 @@
 //! out-of-bounds read.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+use common::crc32c;
+
 use std::fs;
 use std::time::Duration;
 
@@ -172,23 +175,6 @@ fn garbage_files_are_refused() {
         assert!(Log::open(&path).is_err(), "{len} random bytes");
         assert_eq!(fs::read(&path).unwrap(), bytes, "left untouched");
     }
-}
-
-/// Bitwise crc32c (Castagnoli, reflected), so that forged records do not trust the code under
-/// test.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// The fields of a forged record header (docs/plog-format.md, "Records").

@@ -1,6 +1,9 @@
 //! One test per rule and error of `docs/plog-format.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+use common::crc32c;
+
 use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -208,26 +211,10 @@ fn patch_header(path: &PathBuf, offset: usize, value: &[u8], fix_crc: bool) {
     let mut bytes = fs::read(path).unwrap();
     bytes[offset..offset + value.len()].copy_from_slice(value);
     if fix_crc {
-        let crc = crc32c_of(&bytes[..60]);
+        let crc = crc32c(&bytes[..60]);
         bytes[60..64].copy_from_slice(&crc.to_le_bytes());
     }
     fs::write(path, &bytes).unwrap();
-}
-
-fn crc32c_of(data: &[u8]) -> u32 {
-    // Bitwise crc32c (Castagnoli, reflected), so the test does not trust the code under test.
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[test]
