@@ -368,3 +368,60 @@ fn crash_killed_writers_leave_a_clean_log() {
         assert_eq!(check(&back), (9, round));
     }
 }
+
+// ---- wake-ups ------------------------------------------------------------------------------
+
+/// Ping-pong between a writer and a follower: each record is written only once the follower
+/// returned the previous one, so nearly every record meets a follower about to sleep or asleep.
+/// Followers sleep up to a minute (`max_sleep`) and each record is awaited 20 s: a lost wake-up
+/// fails the test instead of being hidden by a short timeout. Both kinds of follower: on the
+/// writable handle, and on a read-only one (announcing through its side mapping).
+#[test]
+fn concurrent_follow_ping_pong_never_loses_a_wake_up() {
+    for read_only in [false, true] {
+        let (_d, path) = tmp();
+        let log = Arc::new(
+            LogOptions::new()
+                .blocks(256)
+                .block_size(64)
+                .open(&path)
+                .unwrap(),
+        );
+        let follow_log = if read_only {
+            Arc::new(Log::open_read_only(&path).unwrap())
+        } else {
+            Arc::clone(&log)
+        };
+        let mut follower = follow_log
+            .follow(FollowOptions::new().max_sleep(Duration::from_secs(60)))
+            .unwrap();
+        let consumed = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let n = rounds() * 40;
+        let writer = {
+            let (log, consumed) = (Arc::clone(&log), Arc::clone(&consumed));
+            std::thread::spawn(move || {
+                for seq in 0..n {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while consumed.load(Ordering::SeqCst) < seq {
+                        assert!(Instant::now() < deadline, "the follower stalled at {seq}");
+                        std::hint::spin_loop();
+                    }
+                    log.write(Level::Info, "w0", payload(0, seq, 0)).unwrap();
+                }
+            })
+        };
+        for seq in 0..n {
+            let started = Instant::now();
+            let record = follower
+                .next_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|| {
+                    panic!("record {seq} never woke the follower (read-only {read_only})")
+                });
+            assert!(started.elapsed() < Duration::from_secs(20));
+            assert_eq!(check(&record), (0, seq));
+            consumed.store(seq + 1, Ordering::SeqCst);
+        }
+        writer.join().unwrap();
+        assert_eq!(follower.lost(), 0);
+    }
+}
