@@ -882,3 +882,32 @@ fn a_follower_from_the_start_of_a_wrapped_ring_does_not_wait_out_its_first_hole(
         "an id asked for may be in flight"
     );
 }
+
+#[test]
+fn stopping_a_sleeping_follower_wakes_it_on_any_handle() {
+    let (_d, path) = tmp();
+    let log = small(&path, 16, 64);
+    let ro = Log::open_read_only(&path).unwrap();
+    for handle in [&log, &ro] {
+        let mut follower = handle
+            .follow(FollowOptions::new().max_sleep(Duration::from_secs(60)))
+            .unwrap();
+        let stop = follower.stop_handle();
+        let started = std::time::Instant::now();
+        let t = std::thread::spawn(move || follower.next());
+        // Wait until the follower has announced its sleep (the wake word's sleeper bit).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while u32::from_le_bytes(fs::read(&path).unwrap()[128..132].try_into().unwrap()) & (1 << 31)
+            == 0
+        {
+            assert!(std::time::Instant::now() < deadline, "never slept");
+            std::thread::yield_now();
+        }
+        stop.stop();
+        assert!(t.join().unwrap().is_none());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "woken by the stop, not by its 60 s sleep bound"
+        );
+    }
+}
