@@ -106,9 +106,10 @@ pub enum Error {
         /// The refused operation.
         op: &'static str,
     },
-    /// The 64-bit reservation counter reached its limit (2^62 blocks); the log cannot take
-    /// more records. At ten billion blocks a second that takes fourteen years.
-    #[error("{path}: the record counter is exhausted")]
+    /// The 64-bit reservation counter reached its limit (2^62 - 2^33 blocks); the log cannot
+    /// take more records, and the refused write reserved nothing. At ten billion blocks a
+    /// second that takes fourteen years.
+    #[error("{path}: the record counter is exhausted (ids stop below 2^62 - 2^33)")]
     CounterExhausted {
         /// The file concerned.
         path: PathBuf,
