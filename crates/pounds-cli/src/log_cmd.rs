@@ -124,7 +124,7 @@ fn write_stats(out: &mut impl Write, stats: &Stats) -> io::Result<()> {
         stats.blocks, stats.block_size
     )?;
     writeln!(out, "file size:    {} bytes", stats.file_size)?;
-    writeln!(out, "created:      {}", rfc3339(stats.created))?;
+    writeln!(out, "created:      {}", pounds::log::rfc3339(stats.created))?;
     writeln!(out, "next id:      {}", stats.next_id)?;
     writeln!(out, "oldest id:    {oldest}")?;
     writeln!(out, "max message:  {} bytes", stats.max_message)
@@ -142,21 +142,9 @@ fn stats_json(stats: &Stats) -> String {
         stats.blocks,
         stats.block_size,
         stats.file_size,
-        json::string(&rfc3339(stats.created)),
+        json::string(&pounds::log::rfc3339(stats.created)),
         stats.next_id,
         oldest,
         stats.max_message,
     )
-}
-
-fn rfc3339(nanos: u64) -> String {
-    let record = pounds::log::Record {
-        id: 0,
-        time: nanos,
-        level: Level::Info,
-        tag: String::new(),
-        pid: 0,
-        payload: Vec::new(),
-    };
-    record.time_rfc3339()
 }
