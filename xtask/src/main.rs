@@ -65,7 +65,7 @@ fn ci() -> Result<()> {
     .run()?;
 
     step("cargo test (all features, with doc tests)");
-    cmd!(sh, "cargo test --workspace --all-features").run()?;
+    let (passed, failed) = run_counting_tests(cmd!(sh, "cargo test --workspace --all-features"))?;
 
     step("cargo doc (warnings denied)");
     cmd!(sh, "cargo doc --workspace --no-deps --all-features")
@@ -73,15 +73,55 @@ fn ci() -> Result<()> {
         .run()?;
 
     step("benchmark smoke run (criterion --test)");
-    cmd!(sh, "cargo bench -p pounds-benches -- --test").run()?;
+    cmd!(sh, "cargo bench -p pounds-benches --benches -- --test").run()?;
 
     eprintln!("\nxtask ci: all steps passed in {:.0?}", started.elapsed());
+    // The plain closing line CI reads: the test count of the whole run.
+    println!("tests: {passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Runs a `cargo test` command, echoing its output as it comes, and adds up the `test result:`
+/// lines of every test binary. Fails if the command fails.
+fn run_counting_tests(cmd: xshell::Cmd<'_>) -> Result<(u64, u64)> {
+    use std::io::BufRead;
+    let mut command = std::process::Command::from(cmd);
+    let mut child = command.stdout(std::process::Stdio::piped()).spawn()?;
+    let stdout = child.stdout.take().ok_or("no pipe from cargo test")?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(counts) = line.strip_prefix("test result: ") {
+            passed += count_before(counts, " passed");
+            failed += count_before(counts, " failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(
+            format!("cargo test failed ({status}): {passed} passed, {failed} failed").into(),
+        );
+    }
+    Ok((passed, failed))
+}
+
+/// In `ok. 12 passed; 0 failed; ...`, the number before `word`.
+fn count_before(text: &str, word: &str) -> u64 {
+    text.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(word.trim_start())
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn bench(args: &[String]) -> Result<()> {
     let sh = shell()?;
-    cmd!(sh, "cargo bench -p pounds-benches -- {args...}").run()?;
+    cmd!(sh, "cargo bench -p pounds-benches --benches -- {args...}").run()?;
     Ok(())
 }
 
@@ -98,4 +138,22 @@ fn stress(rounds: Option<&str>) -> Result<()> {
     .env("POUNDS_STRESS_ROUNDS", rounds)
     .run()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn counts_are_read_from_test_result_lines() {
+        let line =
+            "ok. 12 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s";
+        assert_eq!(count_before(line, " passed"), 12);
+        assert_eq!(count_before(line, " failed"), 3);
+        assert_eq!(
+            count_before("FAILED. 1 passed; 2 failed; 0 ignored", " failed"),
+            2
+        );
+        assert_eq!(count_before("nonsense", " passed"), 0);
+    }
 }
