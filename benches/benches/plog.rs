@@ -5,7 +5,9 @@
 //!   `plog` (`Log::write` into the default 16384 x 128-byte ring, wrapping all the time),
 //!   `file_write` (one `write(2)` of a 64-byte line per message on a `File`), and
 //!   `bufwriter_flush` (`BufWriter<File>`, flushed after each message: also one `write(2)`);
-//!   `system_time_now` is there for scale: the clock plog does *not* read per write.
+//!   `system_time_now` is there for scale: the clock plog does *not* read per write;
+//!   `with_follower` is `plog` while a live follower (`Log::follow`) in another thread reads
+//!   the same log as fast as it can: the cost a fast reader puts on the writer.
 //! - `plog_write_64B_2threads`: two threads writing together; one iteration is one message in
 //!   each thread, so the throughput line is messages per second in total.
 //!
@@ -53,6 +55,11 @@ fn bench_one_thread(c: &mut Criterion, dir: &Path) {
         b.iter(|| log.write(Level::Info, "bench", black_box(&msg)).unwrap())
     });
 
+    let log = Arc::new(Log::open(dir.join("followed.plog")).unwrap());
+    group.bench_function("with_follower", |b| {
+        b.iter_custom(|iters| with_follower(&log, iters, &msg))
+    });
+
     let mut file = File::create(dir.join("write.log")).unwrap();
     group.bench_function("file_write", |b| {
         b.iter(|| file.write_all(black_box(&msg)).unwrap())
@@ -70,6 +77,36 @@ fn bench_one_thread(c: &mut Criterion, dir: &Path) {
         b.iter(|| black_box(SystemTime::now()))
     });
     group.finish();
+}
+
+/// Times `iters` writes by this thread while a follower thread reads the log live; the
+/// follower is started (and running) before the clock starts and stopped after it stops.
+fn with_follower(log: &Arc<Log>, iters: u64, msg: &[u8]) -> Duration {
+    let mut follower = log.follow(FollowOptions::new()).unwrap();
+    let stop = follower.stop_handle();
+    let started = Arc::new(Barrier::new(2));
+    let thread = {
+        let started = Arc::clone(&started);
+        std::thread::spawn(move || {
+            started.wait();
+            let mut read = 0u64;
+            while let Some(record) = follower.next() {
+                black_box(&record);
+                read += 1;
+            }
+            (read, follower.lost())
+        })
+    };
+    started.wait();
+    let start = Instant::now();
+    for _ in 0..iters {
+        log.write(Level::Info, "bench", black_box(msg)).unwrap();
+    }
+    let elapsed = start.elapsed();
+    stop.stop();
+    let (read, lost) = thread.join().unwrap();
+    black_box((read, lost));
+    elapsed
 }
 
 fn bench_two_threads(c: &mut Criterion, dir: &Path) {
