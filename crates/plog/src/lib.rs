@@ -64,6 +64,7 @@ mod log_adapter;
 mod log_adapter_shared;
 mod reader;
 mod record;
+mod recover;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
 

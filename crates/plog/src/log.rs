@@ -98,10 +98,10 @@ impl LogOptions {
         .map_err(|(field, value, rule)| Error::InvalidGeometry { field, value, rule })?;
         let explicit = self.blocks.is_some() || self.block_size.is_some();
         let writable = !self.read_only;
-        let map = if writable {
+        let (map, fresh) = if writable {
             open_writable(path, asked, !self.no_create)?
         } else {
-            open_read_only(path)?
+            (open_read_only(path)?, false)
         };
         let geometry = validate(&map, path)?;
         if explicit
@@ -116,8 +116,14 @@ impl LogOptions {
                 found_block_size: geometry.block_size,
             });
         }
-        map.unlock()?;
-        let inner = Arc::new(Inner::new(map.into_shared(), geometry, writable));
+        let inner = Inner::new(map.into_shared(), geometry, writable);
+        if writable && !fresh {
+            // Still under the exclusive lock, so no other read-write open recovers at once;
+            // writers that opened earlier recovered first and write past the counter.
+            inner.recover_counter()?;
+        }
+        inner.map.unlock()?;
+        let inner = Arc::new(inner);
         let flusher = match self.flush_every {
             Some(interval) if writable => Some(Flusher::start(Arc::clone(&inner), interval)),
             _ => None,
@@ -131,8 +137,9 @@ impl LogOptions {
 
 /// Maps the file read-write under an exclusive advisory lock (held only while the header is
 /// checked or written, so that two processes creating the same log at once do not both
-/// initialise it), creating and initialising it when it is absent, empty or all-zero.
-fn open_writable(path: &Path, geometry: Geometry, create: bool) -> Result<pmap::Map> {
+/// initialise it), creating and initialising it when it is absent, empty or all-zero. Says
+/// whether it initialised the file (then there is nothing to recover).
+fn open_writable(path: &Path, geometry: Geometry, create: bool) -> Result<(pmap::Map, bool)> {
     let options = MapOptions::new().create(create).lock(Lock::Exclusive);
     let mut map = match options.clone().open(path) {
         Ok(map) => map,
@@ -141,7 +148,8 @@ fn open_writable(path: &Path, geometry: Geometry, create: bool) -> Result<pmap::
         Err(e) => return Err(e.into()),
     };
     let head_len = map.len().min(HEADER_SIZE as usize);
-    if map.as_slice()[..head_len].iter().all(|&b| b == 0) {
+    let fresh = map.as_slice()[..head_len].iter().all(|&b| b == 0);
+    if fresh {
         if (map.len() as u64) < geometry.file_len() {
             let len = usize::try_from(geometry.file_len()).map_err(|_| pmap::Error::TooLarge {
                 requested: geometry.file_len(),
@@ -151,7 +159,7 @@ fn open_writable(path: &Path, geometry: Geometry, create: bool) -> Result<pmap::
         let header = StaticHeader::new(geometry, system_now_ns());
         map.write(0, &header)?;
     }
-    Ok(map)
+    Ok((map, fresh))
 }
 
 fn open_read_only(path: &Path) -> Result<pmap::Map> {

@@ -372,6 +372,15 @@ fn forged_records_with_valid_checksums_but_inconsistent_fields_are_skipped() {
             };
             let mut reader = log.reader_from(0);
             let ids: Vec<u64> = reader.by_ref().map(|r| r.id).collect();
+            if writable && what == "commit of another id" {
+                // A complete record of the next lap, as if the header page with the counter
+                // had not reached the disk: a read-write open recovers the counter to its end
+                // (docs/plog-format.md, "Recovering the counter"), and the ring reads on.
+                assert_eq!(log.stats().next_id, id + NB + 1, "{what}");
+                let lap: Vec<u64> = (id + 1..NB).chain([id + NB]).collect();
+                assert_eq!(ids, lap, "{what}: read as the newest record");
+                continue;
+            }
             assert_eq!(ids, expected, "{what}: the forged block is skipped");
             // Counted lost when a valid record follows; at the end, it may still be in flight.
             let at_end = expected.last() != Some(&(NB - 1));

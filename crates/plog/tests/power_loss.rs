@@ -1,0 +1,219 @@
+//! A power loss that leaves the header page (with the reservation counter) on disk older than
+//! ring pages written after it: a read-write open recovers the counter, so new records get
+//! fresh ids; garbage never inflates it; a read-only open changes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+use common::crc32c;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use plog::{Level, Log, LogOptions};
+
+const BLOCKS: u64 = 64;
+const BLOCK_SIZE: u32 = 64;
+const NEXT_OFF: usize = 64;
+const RING_OFF: usize = 4096;
+
+fn counter_on_disk(path: &Path) -> u64 {
+    let bytes = fs::read(path).unwrap();
+    u64::from_le_bytes(bytes[NEXT_OFF..NEXT_OFF + 8].try_into().unwrap())
+}
+
+/// Copies `original` to `copy` with the header's counter rolled back to `counter`, as if the
+/// header page had not reached the disk since the counter was there.
+fn copy_with_counter(original: &Path, copy: &Path, counter: u64) {
+    let mut bytes = fs::read(original).unwrap();
+    bytes[NEXT_OFF..NEXT_OFF + 8].copy_from_slice(&counter.to_le_bytes());
+    fs::write(copy, bytes).unwrap();
+}
+
+/// Writes records of 1 to 3 blocks until the ring has lapped more than once, and returns every
+/// record still readable (id -> payload) and the counter.
+fn fill(path: &Path) -> (BTreeMap<u64, Vec<u8>>, u64) {
+    let log = LogOptions::new()
+        .blocks(BLOCKS)
+        .block_size(BLOCK_SIZE)
+        .open(path)
+        .unwrap();
+    for i in 0..70u32 {
+        // 40 header bytes + 1-char tag: 0..23 payload bytes fit one block, 24..87 two.
+        let len = [5usize, 30, 100][i as usize % 3];
+        let payload: Vec<u8> = (0..len).map(|j| (i as usize * 7 + j) as u8).collect();
+        log.write(Level::Info, "t", &payload).unwrap();
+    }
+    let records: BTreeMap<u64, Vec<u8>> = log.reader().map(|r| (r.id, r.payload)).collect();
+    let next = log.stats().next_id;
+    assert!(next > 2 * BLOCKS, "the ring lapped more than once");
+    assert!(records.len() > 20);
+    (records, next)
+}
+
+fn tmp() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("original.plog");
+    let copy = dir.path().join("copy.plog");
+    (dir, original, copy)
+}
+
+/// Every record boundary in the last lap, and some a lap or more behind, as the counter the
+/// header kept: reopening read-write recovers it, new ids are fresh, reading is exact.
+#[test]
+fn rolled_back_counter_is_recovered_at_open() {
+    let (_dir, original, copy) = tmp();
+    let (records, next) = fill(&original);
+    let newest = *records.keys().last().unwrap();
+    let mut rollbacks: Vec<u64> = records.keys().copied().collect();
+    rollbacks.extend([0, 1, next - BLOCKS - 1, next - 2 * BLOCKS + 3]);
+    for counter in rollbacks {
+        copy_with_counter(&original, &copy, counter);
+        let log = Log::open(&copy).unwrap();
+        assert_eq!(log.stats().next_id, next, "rolled back to {counter}");
+        assert_eq!(
+            counter_on_disk(&copy),
+            next,
+            "the file holds the recovered counter"
+        );
+        let read: Vec<(u64, Vec<u8>)> = log.reader().map(|r| (r.id, r.payload)).collect();
+        let expected: Vec<(u64, Vec<u8>)> =
+            records.iter().map(|(&id, p)| (id, p.clone())).collect();
+        assert_eq!(read, expected, "rolled back to {counter}");
+
+        let fresh = log
+            .write(Level::Warn, "new", "after the power loss")
+            .unwrap();
+        assert!(
+            fresh >= next && fresh > newest,
+            "fresh id {fresh} after {newest}"
+        );
+        let mut last = None;
+        let mut saw_fresh = false;
+        for record in log.reader() {
+            assert!(
+                last < Some(record.id),
+                "ids strictly increase: {last:?} then {}",
+                record.id
+            );
+            last = Some(record.id);
+            if record.id == fresh {
+                assert_eq!(record.payload, b"after the power loss");
+                saw_fresh = true;
+            } else {
+                assert_eq!(
+                    Some(&record.payload),
+                    records.get(&record.id),
+                    "id {}",
+                    record.id
+                );
+            }
+        }
+        assert!(saw_fresh);
+    }
+}
+
+/// A counter that is not behind (or ahead, as when reserved blocks never reached the disk) is
+/// left as it is: recovery never lowers it.
+#[test]
+fn counter_ahead_is_kept() {
+    let (_dir, original, copy) = tmp();
+    let (_, next) = fill(&original);
+    for counter in [next, next + 5, next + 3 * BLOCKS] {
+        copy_with_counter(&original, &copy, counter);
+        let log = Log::open(&copy).unwrap();
+        assert_eq!(log.stats().next_id, counter);
+        assert_eq!(log.write(Level::Info, "t", "x").unwrap(), counter);
+    }
+}
+
+/// A read-only open of a file whose counter is behind changes no byte of it.
+#[test]
+fn read_only_open_does_not_recover() {
+    let (_dir, original, copy) = tmp();
+    let (records, _) = fill(&original);
+    let counter = *records.keys().nth(records.len() / 2).unwrap();
+    copy_with_counter(&original, &copy, counter);
+    let before = fs::read(&copy).unwrap();
+    {
+        let log = Log::open_read_only(&copy).unwrap();
+        assert_eq!(log.stats().next_id, counter);
+        assert!(log.reader().all(|r| r.id < counter));
+    }
+    assert!(
+        fs::read(&copy).unwrap() == before,
+        "a read-only open modified the file"
+    );
+}
+
+/// Writes into `bytes` a block at `id`'s slot holding a record that passes every check the
+/// reader makes (commit word, geometry, checksum) for position `id`.
+fn forge_valid_record(bytes: &mut [u8], id: u64, payload: &[u8]) {
+    let tag = b"forged";
+    let body = 40 + tag.len() + payload.len();
+    assert!(body <= BLOCK_SIZE as usize);
+    let time: u64 = 1_700_000_000_000_000_000;
+    let mut record = vec![0u8; body];
+    record[0..8].copy_from_slice(&(id + 1).to_le_bytes());
+    record[8..16].copy_from_slice(&time.to_le_bytes());
+    record[16..20].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    record[20..24].copy_from_slice(&4242u32.to_le_bytes());
+    record[24..28].copy_from_slice(&1u32.to_le_bytes());
+    record[32] = 2; // info
+    record[33] = 0; // a record
+    record[34] = tag.len() as u8;
+    record[40..40 + tag.len()].copy_from_slice(tag);
+    record[40 + tag.len()..].copy_from_slice(payload);
+    let mut image = record[16..].to_vec();
+    image.resize(body.div_ceil(8) * 8 - 16, 0);
+    image.extend_from_slice(&id.to_le_bytes());
+    image.extend_from_slice(&time.to_le_bytes());
+    record[28..32].copy_from_slice(&crc32c(&image).to_le_bytes());
+    let off = RING_OFF + (id % BLOCKS) as usize * BLOCK_SIZE as usize;
+    bytes[off..off + BLOCK_SIZE as usize].fill(0);
+    bytes[off..off + body].copy_from_slice(&record);
+}
+
+/// Garbage in the ring never raises the counter: a huge commit word with a bad checksum, a
+/// commit word past the position limit, one in the wrong slot, and even a record that passes
+/// every check but claims an id no writer can be granted (past the counter's limit).
+#[test]
+fn garbage_does_not_inflate_the_counter() {
+    let (_dir, original, copy) = tmp();
+    let (_, next) = fill(&original);
+    let slot_id = |slot: u64, base: u64| base - base % BLOCKS + slot;
+    let limit = plog::POSITION_LIMIT - (1 << 33);
+    let mut bytes = fs::read(&original).unwrap();
+    let mut put_commit = |slot: u64, commit: u64| {
+        let off = RING_OFF + slot as usize * BLOCK_SIZE as usize;
+        bytes[off..off + 8].copy_from_slice(&commit.to_le_bytes());
+    };
+    put_commit(1, slot_id(1, 1 << 50) + 1); // right slot, bad checksum
+    put_commit(2, u64::MAX); // id 2^64 - 2
+    put_commit(3, plog::POSITION_LIMIT + 4); // past the limit
+    put_commit(4, slot_id(5, next + 10) + 1); // an id of another slot
+    forge_valid_record(&mut bytes, slot_id(6, limit) + BLOCKS, b"from the future");
+    forge_valid_record(
+        &mut bytes,
+        slot_id(7, plog::POSITION_LIMIT) + 7 * BLOCKS,
+        b"later",
+    );
+    fs::write(&copy, &bytes).unwrap();
+
+    let log = Log::open(&copy).unwrap();
+    assert_eq!(log.stats().next_id, next);
+    assert_eq!(counter_on_disk(&copy), next);
+    let id = log.write(Level::Info, "t", "ok").unwrap();
+    assert!(id >= next && id < next + BLOCKS);
+    drop(log);
+    // The file reopens: the counter stayed below the limit that open checks.
+    assert!(Log::open(&copy).is_ok());
+
+    // The same forged record at an id a writer could have been granted, past the counter,
+    // is indistinguishable from a real one (docs/plog-format.md, "Limits") and raises it.
+    let forged = slot_id(9, next) + BLOCKS;
+    forge_valid_record(&mut bytes, forged, b"plausible");
+    fs::write(&copy, &bytes).unwrap();
+    let log = Log::open(&copy).unwrap();
+    assert_eq!(log.stats().next_id, forged + 1);
+}
