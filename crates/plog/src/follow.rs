@@ -266,6 +266,9 @@ impl Follower {
             std::thread::yield_now();
             return;
         }
+        if !pending && self.watch_counter(left) {
+            return;
+        }
         // Announce the sleep (sleeper bit) before the last look, so that a writer reserving
         // after this look sees the bit and wakes us (docs/plog-format.md, "Follow").
         let (expected, mut timeout) = match announce.map(|map| map.atomic_u32(WAKE_OFF)) {
@@ -296,6 +299,44 @@ impl Follower {
             .wait_u32(WAKE_OFF, expected, Some(timeout));
     }
 }
+
+impl Follower {
+    /// At the end of the log: watches the counter for [`WATCH_FOR`] (or until `left` runs
+    /// out), looking every [`WATCH_STEP`], before the caller announces a sleep. True when a
+    /// record was reserved meanwhile (or the follower was stopped): look again.
+    ///
+    /// A follower that announced itself at every record it caught up with would set the
+    /// sleeper bit under a steady stream of writes and make every writer pay a futex wake
+    /// (and take the wake word's cache line back); one that looked at the counter without a
+    /// pause would take the counter's line from the writer at every reservation. Looking
+    /// once a microsecond costs the writers one line transfer per microsecond, and a record
+    /// published meanwhile waits at most that long.
+    fn watch_counter(&self, left: Option<Duration>) -> bool {
+        let inner = &self.reader.inner;
+        let pos = self.reader.position();
+        let start = Instant::now();
+        let until = left.map_or(WATCH_FOR, |left| left.min(WATCH_FOR));
+        let mut looked = start;
+        loop {
+            let now = Instant::now();
+            if now.duration_since(looked) >= WATCH_STEP {
+                if inner.next(Ordering::Relaxed) > pos || self.stop.is_stopped() {
+                    return true;
+                }
+                looked = now;
+            }
+            if now.duration_since(start) >= until {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// How long a follower at the end of the log watches the counter before it sleeps.
+const WATCH_FOR: Duration = Duration::from_micros(20);
+/// How often it looks at the counter meanwhile.
+const WATCH_STEP: Duration = Duration::from_micros(1);
 
 impl Iterator for Follower {
     type Item = Record;
@@ -356,6 +397,7 @@ impl Log {
             (None, true) => self.reader(),
             (None, false) => self.reader_from(u64::MAX),
         }
+        .batched()
         .with_filter(options.filter.clone());
         let stop = StopHandle {
             flag: Arc::new(AtomicBool::new(false)),

@@ -1,5 +1,6 @@
 //! Reading records back: validation of one slot, and the reader that walks the ring.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
@@ -10,7 +11,24 @@ use crate::format::{KIND_PAD, KIND_RECORD, RECORD_HEADER_LEN, RecordHeader, padd
 use crate::log::Inner;
 use crate::{Error, Filter, Format, Level, Log, Record, Result};
 
+/// The most records one [`Inner::read_batch`] copies before it validates them.
+pub(crate) const BATCH_RECORDS: usize = 32;
+/// The most bytes one batch copies (past the record that crosses it).
+pub(crate) const BATCH_BYTES: usize = 16 << 10;
+
+/// A record (or padding) copied out of the ring, its header and crc checked, not yet known to
+/// be untorn.
+struct Copied {
+    pos: u64,
+    commit: u64,
+    header: RecordHeader,
+    blocks: u64,
+    image: Vec<u8>,
+    crc_ok: bool,
+}
+
 /// What the block at one position holds.
+#[derive(Debug)]
 pub(crate) enum Slot {
     /// A complete, valid record of this many blocks.
     Record(Record, u64),
@@ -44,35 +62,62 @@ impl Inner {
     /// before it is used, so any byte pattern gives `Invalid`, never a panic or a read out of
     /// bounds.
     pub(crate) fn read_slot(&self, pos: u64) -> Slot {
-        let off = self.block_offset(pos);
-        let Ok(commit) = self.map.load_u64(off, Ordering::Acquire) else {
-            return Slot::Invalid;
-        };
-        if commit != pos.wrapping_add(1) {
+        let Some(copy) = self.copy_slot(pos) else {
             return self.invalid_or_torn(pos);
+        };
+        fence(Ordering::Acquire);
+        if self.lapped(pos) {
+            return Slot::Torn;
         }
-        let Ok(header) = self.map.read::<RecordHeader>(off) else {
-            return Slot::Invalid;
-        };
-        let Some(blocks) = self.checked_span(pos, &header) else {
-            return self.invalid_or_torn(pos);
-        };
+        self.finish(copy)
+    }
+
+    /// Copies the record or padding that should start at `pos` and checks its header and crc,
+    /// without the lap check: `None` when the copy shows no record there (yet). The copy is
+    /// trusted only after an acquire fence and a load of the counter that shows the slot was
+    /// not lapped ([`Self::lapped`]), then [`Self::finish`].
+    fn copy_slot(&self, pos: u64) -> Option<Copied> {
+        let off = self.block_offset(pos);
+        let commit = self.map.load_u64(off, Ordering::Acquire).ok()?;
+        if commit != pos.wrapping_add(1) {
+            return None;
+        }
+        let header = self.map.read::<RecordHeader>(off).ok()?;
+        let blocks = self.checked_span(pos, &header)?;
         let tag_len = usize::from(header.tag_len);
         // checked_span bounded tag and payload by the record's blocks, which lie in the ring.
         let body = RECORD_HEADER_LEN + tag_len + header.len as usize;
         let mut image = vec![0u8; padded(body)];
-        if self.map.read_at(off, &mut image[..body]).is_err() {
-            return Slot::Invalid;
-        }
+        self.map.read_at(off, &mut image[..body]).ok()?;
         // The checksum covers the copy; the header read above (which sized the copy, and whose
         // fields are returned) must be the same bytes.
         let same_header = image[8..RECORD_HEADER_LEN] == header.as_bytes()[8..];
         let crc_ok = same_header
             && RecordHeader::checksum_image(&RecordHeader::image_of_copy(pos, &image))
                 == header.crc;
-        fence(Ordering::Acquire);
-        let commit_again = self.map.load_u64(off, Ordering::Relaxed).unwrap_or(0);
-        if self.lapped(pos) || commit_again != commit {
+        Some(Copied {
+            pos,
+            commit,
+            header,
+            blocks,
+            image,
+            crc_ok,
+        })
+    }
+
+    /// Turns a copy that passed the lap check (after the fence) into a record or padding:
+    /// `Torn` if its commit word changed since, `Invalid` if its crc failed.
+    fn finish(&self, copy: Copied) -> Slot {
+        let Copied {
+            pos,
+            commit,
+            header,
+            blocks,
+            mut image,
+            crc_ok,
+        } = copy;
+        let off = self.block_offset(pos);
+        if self.map.load_u64(off, Ordering::Relaxed).unwrap_or(0) != commit {
             return Slot::Torn;
         }
         if !crc_ok {
@@ -84,7 +129,8 @@ impl Inner {
         let Some(level) = Level::from_code(header.level) else {
             return Slot::Invalid;
         };
-        image.truncate(body);
+        let tag_len = usize::from(header.tag_len);
+        image.truncate(RECORD_HEADER_LEN + tag_len + header.len as usize);
         let payload = image.split_off(RECORD_HEADER_LEN + tag_len);
         let tag = String::from_utf8_lossy(&image[RECORD_HEADER_LEN..]).into_owned();
         let record = Record {
@@ -98,6 +144,62 @@ impl Inner {
         Slot::Record(record, blocks)
     }
 
+    /// Copies up to `limit` consecutive records (and padding) from `pos` on, stopping
+    /// before `end`, before a block that starts none, and once [`BATCH_BYTES`] are copied; then
+    /// validates them all with one acquire fence and one load of the counter. The records a
+    /// writer may have overwritten (`counter > pos + blocks`) are a prefix: they are dropped,
+    /// and the returned position is the first kept one (`end` if none was kept). Validation
+    /// stops at the first kept copy that fails [`Self::finish`]; the caller reads that slot
+    /// again alone. One counter load per batch rather than per record keeps a fast reader from
+    /// taking the counter's cache line from the writers at every record.
+    pub(crate) fn read_batch(
+        &self,
+        pos: u64,
+        end: u64,
+        limit: usize,
+        out: &mut VecDeque<(u64, Slot)>,
+    ) -> u64 {
+        let copies = self.copy_batch(pos, end, limit);
+        self.validate_batch(pos, copies, out)
+    }
+
+    /// The copying half of [`Self::read_batch`].
+    fn copy_batch(&self, pos: u64, end: u64, limit: usize) -> Vec<Copied> {
+        let mut copies = Vec::new();
+        let (mut at, mut bytes) = (pos, 0);
+        while at < end && copies.len() < limit.max(1) && bytes < BATCH_BYTES {
+            let Some(copy) = self.copy_slot(at) else {
+                break;
+            };
+            at += copy.blocks;
+            bytes += copy.image.len();
+            copies.push(copy);
+        }
+        copies
+    }
+
+    /// The validating half of [`Self::read_batch`]: `copies` were made from `pos` on.
+    fn validate_batch(
+        &self,
+        pos: u64,
+        mut copies: Vec<Copied>,
+        out: &mut VecDeque<(u64, Slot)>,
+    ) -> u64 {
+        fence(Ordering::Acquire);
+        let counter = self.next(Ordering::Relaxed);
+        // Positions increase along the batch, so the lapped copies are a prefix.
+        let kept = copies.partition_point(|c| counter > c.pos.saturating_add(self.blocks));
+        let copied_to = copies.last().map_or(pos, |c| c.pos + c.blocks);
+        let first_kept = copies.get(kept).map_or(copied_to, |c| c.pos);
+        for copy in copies.drain(..).skip(kept) {
+            let at = copy.pos;
+            match self.finish(copy) {
+                slot @ (Slot::Record(..) | Slot::Pad(_)) => out.push_back((at, slot)),
+                Slot::Invalid | Slot::Torn => break,
+            }
+        }
+        first_kept
+    }
     /// The number of blocks the record claims, if its header is consistent: a known kind, a
     /// span of 1 to half the ring that does not cross the ring's end, and a body that needs
     /// exactly that many blocks.
@@ -177,6 +279,14 @@ pub struct Reader {
     lost: u64,
     padding: u64,
     filter: Filter,
+    /// Records (and padding) from `pos` on, copied and validated, not yet returned.
+    batch: VecDeque<(u64, Slot)>,
+    /// How many records one validation covers: 1 for a plain reader, so that a record
+    /// returned by `next` was intact at that call (records validated ahead and returned by a
+    /// later call might have been overwritten between the calls, which a caller interleaving
+    /// writes and reads would notice); [`BATCH_RECORDS`] for followers and dumps, which
+    /// consume what they validate at once.
+    batch_limit: usize,
 }
 
 impl Reader {
@@ -198,7 +308,16 @@ impl Reader {
             lost,
             padding: 0,
             filter: Filter::all(),
+            batch: VecDeque::new(),
+            batch_limit: 1,
         }
+    }
+
+    /// Validates up to [`BATCH_RECORDS`] records with one load of the counter (see
+    /// [`Inner::read_batch`]): for readers that return what they read at once.
+    pub(crate) fn batched(mut self) -> Reader {
+        self.batch_limit = BATCH_RECORDS;
+        self
     }
 
     /// Returns only records that pass `filter`.
@@ -257,6 +376,25 @@ impl Reader {
     pub(crate) fn step(&mut self) -> Step {
         let inner = Arc::clone(&self.inner);
         loop {
+            if let Some((at, slot)) = self.batch.pop_front() {
+                debug_assert_eq!(at, self.pos);
+                match slot {
+                    Slot::Record(record, blocks) => {
+                        self.pos += blocks;
+                        self.counting = true;
+                        if self.filter.is_all() || self.filter.matches(&record) {
+                            return Step::Record(record);
+                        }
+                    }
+                    Slot::Pad(blocks) => {
+                        self.pos += blocks;
+                        self.padding += blocks;
+                        self.counting = true;
+                    }
+                    Slot::Invalid | Slot::Torn => {} // read_batch keeps neither
+                }
+                continue;
+            }
             let next = inner.next(Ordering::Acquire);
             if self.pos >= next {
                 return Step::End;
@@ -265,6 +403,13 @@ impl Reader {
             if self.pos < oldest {
                 self.skip_lapped(oldest);
             }
+            let kept_from = inner.read_batch(self.pos, next, self.batch_limit, &mut self.batch);
+            if kept_from > self.pos || !self.batch.is_empty() {
+                // Lapped copies were dropped: those blocks are lost.
+                self.skip_lapped(kept_from);
+                continue;
+            }
+            // No record could be copied at the reader's position: look closer, alone.
             match inner.read_slot(self.pos) {
                 Slot::Record(record, blocks) => {
                     self.pos += blocks;
@@ -313,6 +458,13 @@ impl Reader {
     /// # Errors
     /// [`Error::Io`] from `out`.
     pub fn dump(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
+        let limit = std::mem::replace(&mut self.batch_limit, BATCH_RECORDS);
+        let written = self.dump_batched(out, format);
+        self.batch_limit = limit;
+        written
+    }
+
+    fn dump_batched(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
         let mut written = 0;
         for record in self.by_ref() {
             format.write(&record, out).map_err(|source| Error::Io {
@@ -382,5 +534,106 @@ impl Log {
             written,
             lost: reader.lost(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LogOptions;
+
+    fn ids(out: &VecDeque<(u64, Slot)>) -> Vec<u64> {
+        out.iter()
+            .map(|(at, slot)| match slot {
+                Slot::Record(record, 1) => {
+                    assert_eq!(record.id, *at);
+                    assert_eq!(record.payload, at.to_le_bytes());
+                    *at
+                }
+                other => panic!("unexpected slot at {at}: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_lapped_midway_keeps_only_its_unlapped_suffix() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogOptions::new()
+            .blocks(16)
+            .block_size(64)
+            .open(dir.path().join("batch.plog"))
+            .unwrap();
+        for id in 0..16u64 {
+            assert_eq!(log.write(Level::Info, "", id.to_le_bytes()).unwrap(), id);
+        }
+        let inner = &log.inner;
+        let copies = inner.copy_batch(0, 16, BATCH_RECORDS);
+        assert_eq!(copies.len(), 16);
+        // Writers overwrite slots 0..3 after the copy and before the validation.
+        for id in 16..19u64 {
+            assert_eq!(log.write(Level::Info, "", id.to_le_bytes()).unwrap(), id);
+        }
+        let mut out = VecDeque::new();
+        assert_eq!(inner.validate_batch(0, copies, &mut out), 3);
+        assert_eq!(ids(&out), (3..16).collect::<Vec<_>>());
+
+        // Lapped entirely: nothing kept, and the position moves past every copy.
+        let copies = inner.copy_batch(3, 8, BATCH_RECORDS);
+        for id in 19..30u64 {
+            log.write(Level::Info, "", id.to_le_bytes()).unwrap();
+        }
+        let mut out = VecDeque::new();
+        assert_eq!(inner.validate_batch(3, copies, &mut out), 8);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_batch_stops_at_a_slot_without_a_record_and_at_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogOptions::new()
+            .blocks(128)
+            .block_size(64)
+            .open(dir.path().join("limit.plog"))
+            .unwrap();
+        for id in 0..40u64 {
+            log.write(Level::Info, "", id.to_le_bytes()).unwrap();
+        }
+        let mut out = VecDeque::new();
+        assert_eq!(log.inner.read_batch(0, 40, BATCH_RECORDS, &mut out), 0);
+        assert_eq!(ids(&out), (0..BATCH_RECORDS as u64).collect::<Vec<_>>());
+        // Position 40 is past the counter: reserved by no one, it holds no record.
+        let mut out = VecDeque::new();
+        assert_eq!(log.inner.read_batch(38, 41, BATCH_RECORDS, &mut out), 38);
+        assert_eq!(ids(&out), [38, 39]);
+        let mut out = VecDeque::new();
+        assert_eq!(log.inner.read_batch(5, 40, 1, &mut out), 5);
+        assert_eq!(ids(&out), [5]);
+    }
+
+    #[test]
+    fn a_reader_lapped_between_batches_counts_every_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogOptions::new()
+            .blocks(64)
+            .block_size(64)
+            .open(dir.path().join("reader.plog"))
+            .unwrap();
+        for id in 0..64u64 {
+            log.write(Level::Info, "", id.to_le_bytes()).unwrap();
+        }
+        let mut reader = log.reader().batched();
+        let first = reader.next().unwrap();
+        assert_eq!(first.id, 0);
+        // The first batch holds ids 0..32; writers now lap all of it and more.
+        for id in 64..110u64 {
+            log.write(Level::Info, "", id.to_le_bytes()).unwrap();
+        }
+        let rest: Vec<u64> = reader.by_ref().map(|r| r.id).collect();
+        // Records already validated in the batch are returned (they were whole when
+        // copied), then the reader jumps to the oldest surviving record.
+        let (batched, fresh): (Vec<u64>, Vec<u64>) = rest.iter().partition(|&&id| id < 32);
+        assert_eq!(batched, (1..32).collect::<Vec<_>>());
+        assert_eq!(fresh, (46..110).collect::<Vec<_>>());
+        assert_eq!(1 + rest.len() as u64 + reader.lost(), 110);
     }
 }
