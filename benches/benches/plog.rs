@@ -90,7 +90,7 @@ fn with_follower(log: &Arc<Log>, iters: u64, msg: &[u8]) -> Duration {
         std::thread::spawn(move || {
             started.wait();
             let mut read = 0u64;
-            while let Some(record) = follower.next() {
+            for record in follower.by_ref() {
                 black_box(&record);
                 read += 1;
             }
