@@ -378,20 +378,9 @@ impl Reader {
         loop {
             if let Some((at, slot)) = self.batch.pop_front() {
                 debug_assert_eq!(at, self.pos);
-                match slot {
-                    Slot::Record(record, blocks) => {
-                        self.pos += blocks;
-                        self.counting = true;
-                        if self.filter.is_all() || self.filter.matches(&record) {
-                            return Step::Record(record);
-                        }
-                    }
-                    Slot::Pad(blocks) => {
-                        self.pos += blocks;
-                        self.padding += blocks;
-                        self.counting = true;
-                    }
-                    Slot::Invalid | Slot::Torn => {} // read_batch keeps neither
+                // read_batch keeps only records and padding.
+                if let Some(record) = self.advance_past(slot) {
+                    return Step::Record(record);
                 }
                 continue;
             }
@@ -411,17 +400,10 @@ impl Reader {
             }
             // No record could be copied at the reader's position: look closer, alone.
             match inner.read_slot(self.pos) {
-                Slot::Record(record, blocks) => {
-                    self.pos += blocks;
-                    self.counting = true;
-                    if self.filter.is_all() || self.filter.matches(&record) {
+                slot @ (Slot::Record(..) | Slot::Pad(_)) => {
+                    if let Some(record) = self.advance_past(slot) {
                         return Step::Record(record);
                     }
-                }
-                Slot::Pad(blocks) => {
-                    self.pos += blocks;
-                    self.padding += blocks;
-                    self.counting = true;
                 }
                 Slot::Torn => {}
                 Slot::Invalid => match self.find_valid_after(self.pos, next) {
@@ -436,6 +418,25 @@ impl Reader {
                     None => {} // Lapped while looking: start over.
                 },
             }
+        }
+    }
+
+    /// Moves past a record or padding read at the reader's position; returns the record if the
+    /// filter accepts it. Invalid and torn slots leave the position alone.
+    fn advance_past(&mut self, slot: Slot) -> Option<Record> {
+        match slot {
+            Slot::Record(record, blocks) => {
+                self.pos += blocks;
+                self.counting = true;
+                (self.filter.is_all() || self.filter.matches(&record)).then_some(record)
+            }
+            Slot::Pad(blocks) => {
+                self.pos += blocks;
+                self.padding += blocks;
+                self.counting = true;
+                None
+            }
+            Slot::Invalid | Slot::Torn => None,
         }
     }
 
