@@ -194,28 +194,18 @@ fn churn(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: u64, i
     let fresh = |i: u64| key(n * 4 + i);
     group.bench_function(format!("{name}/pblockdb"), |b| {
         b.iter_custom(|iters| {
-            let write = |i: u64, put: bool| {
+            time_churn(iters, insert, |i, put| {
                 if put {
                     c.db.put(&fresh(i), &value(i)).unwrap();
                 } else {
                     c.db.delete(&fresh(i)).unwrap();
                 }
-            };
-            if !insert {
-                (0..iters).for_each(|i| write(i, true));
-            }
-            let start = Instant::now();
-            (0..iters).for_each(|i| write(i, insert));
-            let took = start.elapsed();
-            if insert {
-                (0..iters).for_each(|i| write(i, false));
-            }
-            took
+            })
         })
     });
     group.bench_function(format!("{name}/heed"), |b| {
         b.iter_custom(|iters| {
-            let write = |i: u64, put: bool| {
+            time_churn(iters, insert, |i, put| {
                 let mut wtxn = c.env.write_txn().unwrap();
                 if put {
                     c.lmdb.put(&mut wtxn, &fresh(i), &value(i)).unwrap();
@@ -223,43 +213,36 @@ fn churn(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: u64, i
                     c.lmdb.delete(&mut wtxn, &fresh(i)).unwrap();
                 }
                 wtxn.commit().unwrap();
-            };
-            if !insert {
-                (0..iters).for_each(|i| write(i, true));
-            }
-            let start = Instant::now();
-            (0..iters).for_each(|i| write(i, insert));
-            let took = start.elapsed();
-            if insert {
-                (0..iters).for_each(|i| write(i, false));
-            }
-            took
+            })
         })
     });
     group.bench_function(format!("{name}/hashmap"), |b| {
         b.iter_custom(|iters| {
-            if !insert {
-                (0..iters).for_each(|i| {
-                    c.map.insert(fresh(i), value(i));
-                });
-            }
-            let start = Instant::now();
-            for i in 0..iters {
-                if insert {
+            time_churn(iters, insert, |i, put| {
+                if put {
                     black_box(c.map.insert(fresh(i), value(i)));
                 } else {
                     black_box(c.map.remove(&fresh(i)));
                 }
-            }
-            let took = start.elapsed();
-            if insert {
-                (0..iters).for_each(|i| {
-                    c.map.remove(&fresh(i));
-                });
-            }
-            took
+            })
         })
     });
+}
+
+/// The churn measurement every contender shares: with `insert`, times `iters` puts of fresh
+/// keys and deletes them untimed; without, puts them untimed and times their deletes.
+/// `write(i, true)` puts key `i`, `write(i, false)` deletes it.
+fn time_churn(iters: u64, insert: bool, mut write: impl FnMut(u64, bool)) -> Duration {
+    if !insert {
+        (0..iters).for_each(|i| write(i, true));
+    }
+    let start = Instant::now();
+    (0..iters).for_each(|i| write(i, insert));
+    let took = start.elapsed();
+    if insert {
+        (0..iters).for_each(|i| write(i, false));
+    }
+    took
 }
 
 fn iterate(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64) {
