@@ -6,18 +6,8 @@ use std::path::Path;
 
 use pblockdb::{Db, DbOptions, Error};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod common;
+use common::Rng;
 
 fn key(i: u64) -> [u8; 16] {
     let mut k = [0u8; 16];

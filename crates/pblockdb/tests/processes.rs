@@ -14,19 +14,8 @@ const ROLE: &str = "PBLOCKDB_TEST_ROLE";
 const DB_PATH: &str = "PBLOCKDB_TEST_PATH";
 const ARG: &str = "PBLOCKDB_TEST_ARG";
 
-/// A small deterministic generator, so children need no extra crates.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod common;
+use common::Rng;
 
 fn key(id: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
