@@ -45,6 +45,7 @@ mod core;
 mod error;
 mod map;
 mod options;
+mod process;
 mod shared;
 
 #[cfg_attr(target_os = "linux", path = "os/linux.rs")]
@@ -60,6 +61,7 @@ mod os_fallback;
 pub use crate::error::{Error, Result};
 pub use crate::map::Map;
 pub use crate::options::{Lock, MapOptions};
+pub use crate::process::{ProcessState, process_state};
 pub use crate::shared::SharedMap;
 
 /// Opens `path` read-write, creating it if absent and extending it to at least `size` bytes;

@@ -1,0 +1,47 @@
+//! Whether another process still lives: what a lock-free protocol in shared memory needs to
+//! tell a dead owner of a shared word from one that is only slow.
+
+/// What [`process_state`] learned of a process id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// A process with this id exists (it may be another process that reused the id of one that
+    /// died: ids are recycled).
+    Alive,
+    /// No process with this id exists in this process's pid namespace.
+    Dead,
+    /// The operating system could not say (an unsupported platform, or an error other than
+    /// "no such process"). Callers must treat it as alive.
+    Unknown,
+}
+
+/// Whether a process with id `pid` exists, as seen from this process.
+///
+/// On Unix this is `kill(pid, 0)`: `ESRCH` is [`ProcessState::Dead`], success or `EPERM` (it
+/// exists, owned by another user) [`ProcessState::Alive`]. Ids are those of this process's pid
+/// namespace: a process in another namespace (another container sharing the file) may show as
+/// dead, or as some unrelated process, so protocols that act on [`ProcessState::Dead`] must be
+/// used by processes of one namespace. On Windows and other platforms it answers
+/// [`ProcessState::Unknown`]. Id 0 is never a process here and answers `Unknown`.
+pub fn process_state(pid: u32) -> ProcessState {
+    if pid == 0 {
+        return ProcessState::Unknown;
+    }
+    crate::os::process_state(pid)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_dead() {
+        assert_eq!(process_state(std::process::id()), ProcessState::Alive);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        // Reaped: the id is free (until the kernel hands it out again, which it does only
+        // after cycling through the rest of the pid space).
+        assert_eq!(process_state(pid), ProcessState::Dead);
+        assert_eq!(process_state(0), ProcessState::Unknown);
+    }
+}
