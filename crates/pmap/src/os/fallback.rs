@@ -52,6 +52,32 @@ pub(crate) unsafe fn wait_u32(addr: *const u32, expected: u32, timeout: Option<D
 /// None needed; `unsafe` only to match the Linux signature.
 pub(crate) unsafe fn wake_u32(_addr: *const u32) {}
 
+/// `kill(pid, 0)` on other Unixes: probes for the process without sending a signal.
+#[cfg(unix)]
+pub(crate) fn process_state(pid: u32) -> crate::ProcessState {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return crate::ProcessState::Unknown;
+    };
+    // SAFETY: signal 0 sends nothing; the call only checks that `pid` exists and may be
+    // signalled. It touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, 0) };
+    if rc == 0 {
+        return crate::ProcessState::Alive;
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::ESRCH) => crate::ProcessState::Dead,
+        Some(libc::EPERM) => crate::ProcessState::Alive,
+        _ => crate::ProcessState::Unknown,
+    }
+}
+
+/// No probe without a platform API: the caller treats the process as alive.
+#[cfg(not(unix))]
+pub(crate) fn process_state(_pid: u32) -> crate::ProcessState {
+    crate::ProcessState::Unknown
+}
+
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -118,29 +144,4 @@ mod tests {
         assert_eq!(seen, 1);
         assert!(waited < Duration::from_secs(20), "{waited:?}");
     }
-}
-
-/// `kill(pid, 0)` on other Unixes: probes for the process without sending a signal.
-#[cfg(unix)]
-pub(crate) fn process_state(pid: u32) -> crate::ProcessState {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return crate::ProcessState::Unknown;
-    };
-    // SAFETY: signal 0 sends nothing; the call only checks that `pid` exists and may be
-    // signalled. It touches no memory of ours.
-    let rc = unsafe { libc::kill(pid, 0) };
-    if rc == 0 {
-        return crate::ProcessState::Alive;
-    }
-    match std::io::Error::last_os_error().raw_os_error() {
-        Some(libc::ESRCH) => crate::ProcessState::Dead,
-        Some(libc::EPERM) => crate::ProcessState::Alive,
-        _ => crate::ProcessState::Unknown,
-    }
-}
-
-/// No probe without a platform API: the caller treats the process as alive.
-#[cfg(not(unix))]
-pub(crate) fn process_state(_pid: u32) -> crate::ProcessState {
-    crate::ProcessState::Unknown
 }
