@@ -61,7 +61,7 @@ mod os_fallback;
 pub use crate::error::{Error, Result};
 pub use crate::map::Map;
 pub use crate::options::{Lock, MapOptions};
-pub use crate::process::{ProcessState, process_state};
+pub use crate::process::{ProcessState, current_pid, process_state};
 pub use crate::shared::SharedMap;
 
 /// Opens `path` read-write, creating it if absent and extending it to at least `size` bytes;

@@ -29,6 +29,13 @@ pub fn process_state(pid: u32) -> ProcessState {
     crate::os::process_state(pid)
 }
 
+/// This process's id, at the cost of an atomic load: cached at the first call and refreshed in
+/// the child of every `fork` (by a `pthread_atfork` handler on Unix), so that a forked child that
+/// goes on using an inherited mapping stamps its own id, not its parent's.
+pub fn current_pid() -> u32 {
+    crate::os::current_pid()
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
@@ -43,5 +50,11 @@ mod tests {
         // after cycling through the rest of the pid space).
         assert_eq!(process_state(pid), ProcessState::Dead);
         assert_eq!(process_state(0), ProcessState::Unknown);
+    }
+
+    #[test]
+    fn current_pid_is_this_process() {
+        assert_eq!(current_pid(), std::process::id());
+        assert_eq!(current_pid(), std::process::id());
     }
 }

@@ -71,6 +71,47 @@ pub(crate) fn process_state(pid: u32) -> crate::ProcessState {
     }
 }
 
+#[cfg(unix)]
+/// The cached process id; 0 until the first call.
+static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+#[cfg(unix)]
+static ATFORK: std::sync::Once = std::sync::Once::new();
+
+#[cfg(unix)]
+extern "C" fn refresh_pid_in_child() {
+    // Runs in the child right after fork, single-threaded: getpid is async-signal-safe.
+    // SAFETY: getpid has no preconditions and touches no memory.
+    let pid = unsafe { libc::getpid() };
+    PID.store(pid as u32, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(unix)]
+/// This process's id, cached; a `pthread_atfork` child handler refreshes it after a fork.
+pub(crate) fn current_pid() -> u32 {
+    use std::sync::atomic::Ordering;
+    let pid = PID.load(Ordering::Relaxed);
+    if pid != 0 {
+        return pid;
+    }
+    ATFORK.call_once(|| {
+        // SAFETY: the handler is a plain `extern "C" fn` with no captured state that lives for
+        // the whole program; registering it has no other precondition. If registration fails
+        // (ENOMEM), the cache is never refreshed after a fork: the id below is still right for
+        // this process.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(refresh_pid_in_child));
+        }
+        PID.store(std::process::id(), Ordering::Relaxed);
+    });
+    PID.load(Ordering::Relaxed)
+}
+
+/// No fork here: the id never changes.
+#[cfg(not(unix))]
+pub(crate) fn current_pid() -> u32 {
+    std::process::id()
+}
+
 /// No probe without a platform API: the caller treats the process as alive.
 #[cfg(not(unix))]
 pub(crate) fn process_state(_pid: u32) -> crate::ProcessState {
