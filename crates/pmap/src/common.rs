@@ -40,21 +40,24 @@ macro_rules! common_methods {
         }
 
         /// Grows the view (and the file) to `new_len` bytes; never shrinks. The old view is
-        /// unmapped before the file is extended, which is what Windows requires. New bytes read
-        /// as zero.
+        /// unmapped before the file is extended, which is what Windows requires. The disk
+        /// blocks of the new bytes are reserved before they are mapped, so writing them never
+        /// meets a full disk (see `docs/pmap.md`). New bytes read as zero.
         ///
         /// # Errors
-        /// [`Error::ReadOnlyMapping`], [`Error::FixedLength`] for a view opened with a fixed
-        /// length, or an I/O error (a full disk, say); on error the old view stays usable.
+        /// [`Error::NoSpace`] when the disk (or a quota) has no room for the new bytes (the
+        /// file keeps its length), [`Error::ReadOnlyMapping`], [`Error::FixedLength`] for a view
+        /// opened with a fixed length, or an I/O error; on error the old view stays usable.
         pub fn grow(&mut self, new_len: usize) -> Result<()> {
             self.core.grow(new_len)
         }
 
         /// Makes the view at least `min_len` bytes, at least doubling it when it grows, so that
-        /// a sequence of appends costs amortised O(1).
+        /// a sequence of appends costs amortised O(1). When the doubled size does not fit on
+        /// the disk it grows to `min_len` exactly.
         ///
         /// # Errors
-        /// As [`Self::grow`].
+        /// As [`Self::grow`]; [`Error::NoSpace`] when not even `min_len` fits.
         pub fn reserve(&mut self, min_len: usize) -> Result<()> {
             self.core.reserve(min_len)
         }

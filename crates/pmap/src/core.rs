@@ -126,13 +126,26 @@ impl Core {
         }
     }
 
-    /// Resizes the file. Only ever called while no view is mapped (see the module doc).
-    pub(crate) fn set_file_len(&self, len: u64) -> Result<()> {
+    /// Cuts the file to `len` bytes (only `trim` shortens a file). Only ever called while no
+    /// view is mapped (see the module doc).
+    fn set_file_len(&self, len: u64) -> Result<()> {
         debug_assert!(self.raw.is_none(), "resizing a file under a live view");
         if let Some(file) = &self.file {
             file.set_len(len).map_err(self.io("resize"))?;
         }
         Ok(())
+    }
+
+    /// Extends the file to `len` bytes if it is shorter, with the disk blocks of the new range
+    /// reserved before anything maps them ([`crate::reserve`]): a full disk is
+    /// [`Error::NoSpace`] here, with the file at its old length, never a `SIGBUS` later. Only
+    /// ever called while no view is mapped (see the module doc).
+    pub(crate) fn extend_file(&self, len: u64) -> Result<()> {
+        debug_assert!(self.raw.is_none(), "resizing a file under a live view");
+        match &self.file {
+            Some(file) => crate::reserve::extend(file, &self.path, len),
+            None => Ok(()),
+        }
     }
 
     #[inline]
@@ -194,8 +207,9 @@ impl Core {
         Ok(())
     }
 
-    /// Drops the view, resizes the file to `offset + new_len` if that is larger, and maps again.
-    /// If mapping fails the old length is restored when possible.
+    /// Drops the view, extends the file to `offset + new_len` if that is larger (reserving the
+    /// new blocks), and maps again. If extending or mapping fails the old length is mapped
+    /// again when possible.
     fn remap_file(&mut self, new_len: Option<usize>) -> Result<()> {
         let old_len = self.len();
         self.raw = None;
@@ -206,13 +220,7 @@ impl Core {
                 .ok_or(Error::TooLarge {
                     requested: len as u64,
                 })
-                .and_then(|end| {
-                    if end > self.file_len()? {
-                        self.set_file_len(end)
-                    } else {
-                        Ok(())
-                    }
-                })
+                .and_then(|end| self.extend_file(end))
                 .and_then(|()| self.map_view(self.populate)),
             None => self.map_view(self.populate),
         };
@@ -256,12 +264,19 @@ impl Core {
         self.remap_file(Some(new_len))
     }
 
+    /// Grows to at least `min_len`, doubling; when the doubled size does not fit on the disk,
+    /// to `min_len` exactly, which is what the caller needs (an append writer near a full disk
+    /// keeps appending until the bytes themselves do not fit).
     pub(crate) fn reserve(&mut self, min_len: usize) -> Result<()> {
         let len = self.len();
         if min_len <= len {
             return Ok(());
         }
-        self.grow(min_len.max(len.saturating_mul(2)))
+        let doubled = min_len.max(len.saturating_mul(2));
+        match self.grow(doubled) {
+            Err(Error::NoSpace { .. }) if doubled > min_len => self.grow(min_len),
+            other => other,
+        }
     }
 
     pub(crate) fn refresh(&mut self) -> Result<bool> {

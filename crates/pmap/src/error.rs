@@ -101,6 +101,28 @@ pub enum Error {
         /// The fixed length.
         len: usize,
     },
+    /// The file system could not reserve the blocks a creation or growth needs (`ENOSPC`, a
+    /// full disk, or `EDQUOT`, a quota). Nothing was mapped over the missing space: the file
+    /// keeps its old length and a growing view its old bytes.
+    #[error(
+        "{path}: not enough disk space to extend the file by {requested} bytes to {len} bytes \
+         ({}): {source}",
+        available_note(*.available)
+    )]
+    NoSpace {
+        /// The file concerned.
+        path: PathBuf,
+        /// The bytes the file had to grow by.
+        requested: u64,
+        /// The length the file was to reach.
+        len: u64,
+        /// The bytes the file system reports available to this user once the request was
+        /// refused, when it can tell.
+        available: Option<u64>,
+        /// The underlying error (`ENOSPC` or `EDQUOT`).
+        #[source]
+        source: io::Error,
+    },
     /// A non-blocking lock could not be taken because another handle holds a conflicting one.
     #[error("{path} is locked elsewhere ({kind:?} lock not available)")]
     LockContended {
@@ -113,6 +135,13 @@ pub enum Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn available_note(available: Option<u64>) -> String {
+    match available {
+        Some(bytes) => format!("{bytes} bytes available"),
+        None => "free space unknown".to_owned(),
+    }
+}
 
 impl Error {
     /// Classifies an I/O error from opening a file into the specific variants users match on.

@@ -46,6 +46,7 @@ mod error;
 mod map;
 mod options;
 mod process;
+mod reserve;
 mod shared;
 
 #[cfg_attr(target_os = "linux", path = "os/linux.rs")]

@@ -43,12 +43,14 @@ impl Map {
     }
 
     /// Opens `path` read-write, creating it if absent and extending it to at least `size`
-    /// bytes; existing contents are kept and a larger file is never shrunk. The view covers the
-    /// whole file. See [`MapOptions`] for everything else.
+    /// bytes; existing contents are kept and a larger file is never shrunk. The disk blocks
+    /// of the bytes it adds are reserved before they are mapped. The view covers the whole
+    /// file. See [`MapOptions`] for everything else.
     ///
     /// # Errors
     /// [`Error::IsDirectory`], [`Error::ReadOnlyFile`], [`Error::PermissionDenied`],
-    /// [`Error::ZeroLength`] (a new file with `size` 0), or an I/O error.
+    /// [`Error::ZeroLength`] (a new file with `size` 0), [`Error::NoSpace`] when the disk has
+    /// no room for the bytes to add (the file keeps its old length), or an I/O error.
     pub fn open(path: impl AsRef<Path>, size: u64) -> Result<Map> {
         MapOptions::new().size(size).open(path)
     }

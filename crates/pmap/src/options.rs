@@ -141,7 +141,10 @@ impl MapOptions {
         self
     }
 
-    /// Opens (and if need be creates and extends) the file, and maps the view.
+    /// Opens (and if need be creates and extends) the file, and maps the view. Extending
+    /// reserves the new bytes' disk blocks first: a full disk is [`Error::NoSpace`] here, with
+    /// the file at its old length (a file this open created stays, empty), never a `SIGBUS`
+    /// when a page is first written.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Map> {
         self.open_core(path.as_ref()).map(Map::from_core)
     }
@@ -208,7 +211,9 @@ impl MapOptions {
                 // offset would change it and still leave nothing to map.
                 return Err(Error::ZeroLength { path: owned() });
             }
-            core.set_file_len(wanted_end)?;
+            // The new range's blocks are reserved now: a full disk is an error here (the
+            // file keeps its old length), not a SIGBUS when a page is first written.
+            core.extend_file(wanted_end)?;
         }
         let mut core = core;
         core.map_view(self.populate)?;

@@ -463,11 +463,15 @@ fn failed_growth_leaves_the_old_view_usable() {
     let path = dir.path().join("toobig.bin");
     let mut map = pmap::open(&path, 4096).unwrap();
     map.as_mut_slice().unwrap().copy_from_slice(&pattern(4096));
-    // No file system takes a file this large: the resize fails after the view was dropped.
+    // No file system has room for a file this large, and none takes a length past i64::MAX:
+    // the reservation of the new blocks fails after the view was dropped.
     for len in [1usize << 62, usize::MAX] {
         let err = map.grow(len).unwrap_err();
         assert!(
-            matches!(err, Error::Io { .. } | Error::TooLarge { .. }),
+            matches!(
+                err,
+                Error::Io { .. } | Error::TooLarge { .. } | Error::NoSpace { .. }
+            ),
             "{err:?}"
         );
         assert_eq!(map.len(), 4096, "the old view is mapped again");
@@ -561,8 +565,11 @@ fn one_handle_relocks_converts_and_unlocks_nothing() {
 }
 
 /// A size the file system accepts but `mmap` cannot map (tmpfs takes a 4 EiB sparse file; no
-/// address space holds it): the resize succeeds, both maps at the new length fail, and the old
-/// view must still come back at its old length, not be lost. Grow and refresh alike.
+/// address space holds it): both maps at the new length fail, and the old view must still come
+/// back at its old length, not be lost. pmap itself reserves the blocks it grows into, so a
+/// growth that large is refused before the map (`NoSpace`, the file left alone); the sparse
+/// file is made by another handle, as another program would, and then grow and refresh alike
+/// try to map it.
 #[cfg(target_os = "linux")]
 #[test]
 fn growth_the_file_takes_but_mmap_refuses_keeps_the_old_view() {
@@ -574,17 +581,31 @@ fn growth_the_file_takes_but_mmap_refuses_keeps_the_old_view() {
     map.as_mut_slice().unwrap().copy_from_slice(&pattern(4096));
     let huge = 1usize << 62;
     let err = map.grow(huge).unwrap_err();
+    assert!(matches!(err, Error::NoSpace { .. }), "{err:?}");
+    assert_eq!(
+        file_len(&path),
+        4096,
+        "a refused reservation leaves the file alone"
+    );
+    assert_eq!(map.len(), 4096, "the old view is mapped again");
+    assert_eq!(map.as_slice(), &pattern(4096)[..]);
+
+    // Another handle makes the file huge and sparse, as another program could.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(huge as u64)
+        .unwrap();
+    let err = map.grow(huge).unwrap_err();
     assert!(matches!(err, Error::Io { op: "map", .. }), "{err:?}");
     assert_eq!(map.len(), 4096, "the old view is mapped again");
     assert_eq!(map.as_slice(), &pattern(4096)[..]);
     map.write(0, &9u8).unwrap();
-    // The file kept its new length (pmap never shrinks it outside finish), so a refresh tries
-    // the huge map again; it fails the same way and keeps the view too.
-    if file_len(&path) == huge as u64 {
-        assert!(map.refresh().is_err());
-        assert_eq!(map.len(), 4096);
-        assert_eq!(map.read::<u8>(0).unwrap(), 9);
-    }
+    // A refresh tries the huge map again; it fails the same way and keeps the view too.
+    assert!(map.refresh().is_err());
+    assert_eq!(map.len(), 4096);
+    assert_eq!(map.read::<u8>(0).unwrap(), 9);
     assert_eq!(map.finish(4096).unwrap(), 4096);
     assert_eq!(file_len(&path), 4096);
 }

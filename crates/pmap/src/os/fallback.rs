@@ -1,7 +1,10 @@
 //! Every platform but Linux: wait by polling with short, growing sleeps (macOS and Windows have
-//! no documented cross-process futex), and the creation mode on other Unixes.
+//! no documented cross-process futex), the creation mode on other Unixes, and what the
+//! reservation of a file's new blocks needs (which errors mean "cannot allocate here", which
+//! mean "no space", and positioned writes for the zero-filling fallback).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
+use std::io;
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
@@ -13,6 +16,111 @@ pub(crate) fn set_create_mode(options: &mut OpenOptions, mode: u32) {
 
 #[cfg(not(unix))]
 pub(crate) fn set_create_mode(_options: &mut OpenOptions, _mode: u32) {}
+
+/// Whether the allocation failed because the file system cannot allocate, so that writing
+/// zeros is the way to reserve the blocks: `ENOTSUP`/`EOPNOTSUPP`, `EINVAL` or `ENOSYS` on Unix.
+#[cfg(unix)]
+pub(crate) fn allocation_unsupported(error: &io::Error) -> bool {
+    error.raw_os_error().is_some_and(|code| {
+        code == libc::EOPNOTSUPP
+            || code == libc::ENOTSUP
+            || code == libc::EINVAL
+            || code == libc::ENOSYS
+    })
+}
+
+/// Whether the allocation failed because the file system cannot allocate, so that writing
+/// zeros is the way to reserve the blocks: `ERROR_INVALID_FUNCTION` (1), `ERROR_NOT_SUPPORTED`
+/// (50), `ERROR_INVALID_PARAMETER` (87) or `ERROR_CALL_NOT_IMPLEMENTED` (120) on Windows.
+#[cfg(not(unix))]
+pub(crate) fn allocation_unsupported(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::Unsupported
+        || matches!(error.raw_os_error(), Some(1 | 50 | 87 | 120))
+}
+
+/// Whether the error says the disk is full or a quota is exhausted (`ENOSPC`/`EDQUOT` on
+/// Unix; `ERROR_DISK_FULL`, `ERROR_HANDLE_DISK_FULL` and `ERROR_DISK_QUOTA_EXCEEDED` (1295) on
+/// Windows).
+pub(crate) fn is_no_space(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    let quota = error.raw_os_error() == Some(libc::EDQUOT);
+    #[cfg(not(unix))]
+    let quota = error.raw_os_error() == Some(1295);
+    error.kind() == io::ErrorKind::StorageFull || quota
+}
+
+/// The file system's free and available bytes (`fstatvfs` on the open file, so a relative path
+/// and a later `chdir` do not matter), or `None` when the call fails or the file system reports
+/// no size.
+#[cfg(unix)]
+pub(crate) fn space(file: &File, _path: &std::path::Path) -> Option<crate::reserve::Space> {
+    use std::os::fd::AsRawFd;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `file` is open for the whole call, so its descriptor is valid; `fstatvfs` only
+    // writes a `statvfs` into the buffer we own, which is read only after it reported success.
+    let stats = unsafe {
+        if libc::fstatvfs(file.as_raw_fd(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    if stats.f_blocks == 0 {
+        return None;
+    }
+    let unit = if stats.f_frsize == 0 {
+        stats.f_bsize
+    } else {
+        stats.f_frsize
+    };
+    // The field types differ between Unixes (u32 on some, u64 on others).
+    #[allow(clippy::unnecessary_cast)]
+    let bytes = |blocks: libc::fsblkcnt_t| (blocks as u64).saturating_mul(unit as u64);
+    Some(crate::reserve::Space {
+        free: bytes(stats.f_bfree),
+        available: bytes(stats.f_bavail),
+    })
+}
+
+/// The file system's free and available bytes (`GetDiskFreeSpaceExW` through `fs4`, for the
+/// path), or `None` when the call fails or reports no size.
+#[cfg(not(unix))]
+pub(crate) fn space(_file: &File, path: &std::path::Path) -> Option<crate::reserve::Space> {
+    let stats = fs4::statvfs(path).ok()?;
+    (stats.total_space() > 0).then(|| crate::reserve::Space {
+        free: stats.free_space(),
+        available: stats.available_space(),
+    })
+}
+
+/// One positioned write; where the platform has one, the file's cursor is not used.
+#[cfg(unix)]
+pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::write_at(file, buf, offset)
+}
+
+/// One positioned write (`WriteFile` at an offset; it moves the cursor, which pmap never uses).
+#[cfg(windows)]
+pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_write(file, buf, offset)
+}
+
+/// No positioned write on this platform.
+#[cfg(not(any(unix, windows)))]
+pub(crate) fn write_at(_file: &File, _buf: &[u8], _offset: u64) -> io::Result<usize> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// An error [`allocation_unsupported`] recognises, for tests.
+#[cfg(all(test, unix))]
+pub(crate) fn unsupported_allocation_error() -> io::Error {
+    io::Error::from_raw_os_error(libc::EOPNOTSUPP)
+}
+
+/// An error [`allocation_unsupported`] recognises, for tests.
+#[cfg(all(test, not(unix)))]
+pub(crate) fn unsupported_allocation_error() -> io::Error {
+    io::Error::from_raw_os_error(50)
+}
 
 const FIRST_SLEEP: Duration = Duration::from_micros(20);
 const LONGEST_SLEEP: Duration = Duration::from_millis(1);
@@ -117,7 +225,6 @@ pub(crate) fn current_pid() -> u32 {
 pub(crate) fn process_state(_pid: u32) -> crate::ProcessState {
     crate::ProcessState::Unknown
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,73 @@
-//! Linux: a shared futex for wait/wake across processes, and the creation mode.
+//! Linux: a shared futex for wait/wake across processes, the creation mode, and what the
+//! reservation of a file's new blocks needs (which errors mean "cannot allocate here", which
+//! mean "no space", and positioned writes for the zero-filling fallback).
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
 use std::time::Duration;
 
 pub(crate) fn set_create_mode(options: &mut OpenOptions, mode: u32) {
     options.mode(mode);
+}
+
+/// Whether `fallocate` failed because the file system cannot allocate (some FUSE and NFS
+/// mounts: `EOPNOTSUPP`, `EINVAL` for a mode it does not know, `ENOSYS` under old kernels or
+/// seccomp filters), so that writing zeros is the way to reserve the blocks.
+pub(crate) fn allocation_unsupported(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS)
+    )
+}
+
+/// Whether the error says the disk is full (`ENOSPC`) or a quota is exhausted (`EDQUOT`).
+pub(crate) fn is_no_space(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(libc::EDQUOT)
+}
+
+/// The file system's free and available bytes (`fstatvfs` on the open file, so a relative path
+/// and a later `chdir` do not matter), or `None` when the call fails or the file system reports
+/// no size (a tmpfs without a limit reports zero blocks).
+pub(crate) fn space(file: &File, _path: &Path) -> Option<crate::reserve::Space> {
+    let mut stats = MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `file` is open for the whole call, so its descriptor is valid; `fstatvfs` only
+    // writes a `statvfs` into the buffer we own, which is read only after it reported success.
+    let stats = unsafe {
+        if libc::fstatvfs(file.as_raw_fd(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    if stats.f_blocks == 0 {
+        return None;
+    }
+    let unit = if stats.f_frsize == 0 {
+        stats.f_bsize
+    } else {
+        stats.f_frsize
+    };
+    // The field types are u32 on some 32-bit targets, u64 elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    let bytes = |blocks: libc::fsblkcnt_t| (blocks as u64).saturating_mul(unit as u64);
+    Some(crate::reserve::Space {
+        free: bytes(stats.f_bfree),
+        available: bytes(stats.f_bavail),
+    })
+}
+
+/// One positioned write (`pwrite`); the file's cursor is not used.
+pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+    file.write_at(buf, offset)
+}
+
+/// An error [`allocation_unsupported`] recognises, for tests.
+#[cfg(test)]
+pub(crate) fn unsupported_allocation_error() -> io::Error {
+    io::Error::from_raw_os_error(libc::EOPNOTSUPP)
 }
 
 /// `FUTEX_WAIT` without `FUTEX_PRIVATE_FLAG`: the kernel keys the wait on the file page, so a
