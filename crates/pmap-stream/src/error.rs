@@ -7,7 +7,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The mapping layer refused: opening, growing, flushing or trimming the file.
+    /// The mapping layer refused: opening, growing, flushing or trimming the file. A full disk
+    /// is [`pmap::Error::NoSpace`] (a growable stream reserves the blocks it grows into, so it
+    /// gets this from `write` rather than dying of `SIGBUS`), which the I/O traits carry as
+    /// [`io::ErrorKind::StorageFull`].
     #[error(transparent)]
     Map(#[from] pmap::Error),
     /// A write through a stream whose mapping is read-only.
@@ -79,7 +82,8 @@ impl Error {
             Error::Map(pmap::Error::PermissionDenied { .. } | pmap::Error::ReadOnlyFile { .. })
             | Error::ReadOnly { .. } => io::ErrorKind::PermissionDenied,
             Error::Map(pmap::Error::IsDirectory { .. }) => io::ErrorKind::IsADirectory,
-            Error::NoRoom { .. } | Error::Map(pmap::Error::FixedLength { .. }) => {
+            Error::NoRoom { .. }
+            | Error::Map(pmap::Error::FixedLength { .. } | pmap::Error::NoSpace { .. }) => {
                 io::ErrorKind::StorageFull
             }
             Error::SeekOutOfRange { .. } | Error::TooLarge { .. } | Error::ZeroCapacity { .. } => {
