@@ -1,0 +1,158 @@
+//! A database filled until its file cannot grow: the put that needed the growth is a typed
+//! error (`Error::Full` caused by `pmap::Error::NoSpace`), never a `SIGBUS`, and the database
+//! still opens with every earlier record. On a real 4 MiB tmpfs (the test needs root, as CI
+//! runs); the filling runs in a child process (this test binary again), so that dying of a
+//! signal shows as a failed test rather than a crashed test binary.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pblockdb::{Db, DbOptions, Error};
+
+const ROLE: &str = "PBLOCKDB_FULL_DISK_ROLE";
+const DIR: &str = "PBLOCKDB_FULL_DISK_DIR";
+const STORED: &str = "FULL_DISK_STORED=";
+const KEY: usize = 16;
+const VALUE: usize = 2000;
+
+/// A tmpfs of a fixed size mounted on a fresh temporary directory, unmounted on drop. A mount
+/// that fails fails the test: it never passes by skipping.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Tmpfs { dir },
+            Ok(out) => panic!(
+                "cannot mount a {size} tmpfs on {} (the full-disk tests need root): {}",
+                dir.path().display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => panic!("cannot run mount (the full-disk tests need it): {e}"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount")
+            .arg(self.dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+/// Runs `test` of this binary again as a child with `role`, and returns its stdout after
+/// checking that it exited, successfully, rather than died of a signal.
+fn run_child(test: &str, role: &str, dir: &Path) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env(DIR, dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(signal) = out.status.signal() {
+        panic!("the {role} child died of signal {signal} (7 is SIGBUS):\n{stderr}");
+    }
+    assert!(out.status.success(), "the {role} child failed:\n{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn child_role() -> Option<(String, PathBuf)> {
+    Some((std::env::var(ROLE).ok()?, std::env::var_os(DIR)?.into()))
+}
+
+fn key(i: u64) -> Vec<u8> {
+    format!("key{i:013}").into_bytes()
+}
+
+fn value(i: u64) -> Vec<u8> {
+    (0..VALUE as u64).map(|b| (i * 7 + b * 13) as u8).collect()
+}
+
+#[test]
+fn full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record() {
+    const TEST: &str = "full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record";
+    if let Some((_, dir)) = child_role() {
+        // The child: put records until the table must grow and the disk has no room for it.
+        let db = DbOptions::new(KEY, VALUE)
+            .capacity(16)
+            .open(dir.join("full.db"))
+            .unwrap();
+        let mut stored = 0u64;
+        let error = loop {
+            match db.put(&key(stored), &value(stored)) {
+                Ok(replaced) => assert!(!replaced),
+                Err(e) => break e,
+            }
+            stored += 1;
+            assert!(stored < 100_000, "stored far more than the disk holds");
+        };
+        match &error {
+            Error::Full { source, .. } => assert!(
+                matches!(**source, Error::Map(pmap::Error::NoSpace { .. })),
+                "{source:?}"
+            ),
+            other => panic!("expected Full caused by NoSpace, got {other:?}"),
+        }
+        let message = error.to_string();
+        assert!(
+            message.contains("cannot grow") && message.contains("disk space"),
+            "{message}"
+        );
+        // Nothing of the failed put is stored; the database still answers and still takes
+        // writes that need no growth.
+        assert_eq!(db.len() as u64, stored);
+        assert_eq!(db.get(&key(stored)).unwrap(), None);
+        assert!(
+            db.put(&key(0), &value(1)).unwrap(),
+            "replacing needs no room"
+        );
+        assert!(db.put(&key(0), &value(0)).unwrap());
+        db.flush().unwrap();
+        println!("{STORED}{stored}");
+        return;
+    }
+
+    let disk = Tmpfs::mount("4m");
+    let stdout = run_child(TEST, "filler", disk.path());
+    // The harness prints the test's name on the line the child's report joins.
+    let stored: u64 = stdout
+        .split_once(STORED)
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the child reported nothing: {stdout}"))
+        .parse()
+        .unwrap();
+    assert!(
+        stored >= 16,
+        "only {stored} records before the disk was full"
+    );
+    // The database opens again, checks out, and holds every record stored.
+    let db = Db::open_existing(disk.path().join("full.db")).unwrap();
+    db.verify().unwrap();
+    assert_eq!(db.len() as u64, stored);
+    for i in 0..stored {
+        assert_eq!(db.get(&key(i)).unwrap(), Some(value(i)), "record {i}");
+    }
+}
