@@ -1,0 +1,187 @@
+//! A log larger than the disk is an error when it is created (its blocks are reserved then),
+//! never a `SIGBUS` when a writer first reaches a page; a log that fits writes lap after lap.
+//! On a real 4 MiB tmpfs (the tests need root, as CI runs); the risky part runs in a child
+//! process (this test binary again), so that dying of a signal shows as a failed test rather
+//! than a crashed test binary.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use plog::{Level, Log, LogOptions};
+
+const ROLE: &str = "PLOG_FULL_DISK_ROLE";
+const DIR: &str = "PLOG_FULL_DISK_DIR";
+
+/// A tmpfs of a fixed size mounted on a fresh temporary directory, unmounted on drop. A mount
+/// that fails fails the test: it never passes by skipping.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Tmpfs { dir },
+            Ok(out) => panic!(
+                "cannot mount a {size} tmpfs on {} (the full-disk tests need root): {}",
+                dir.path().display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => panic!("cannot run mount (the full-disk tests need it): {e}"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount")
+            .arg(self.dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+/// Runs `test` of this binary again as a child with `role`, checking that it exited,
+/// successfully, rather than died of a signal.
+fn run_child(test: &str, role: &str, dir: &Path) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env(DIR, dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(signal) = out.status.signal() {
+        panic!("the {role} child died of signal {signal} (7 is SIGBUS):\n{stderr}");
+    }
+    assert!(out.status.success(), "the {role} child failed:\n{stderr}");
+}
+
+fn child_role() -> Option<(String, PathBuf)> {
+    Some((std::env::var(ROLE).ok()?, std::env::var_os(DIR)?.into()))
+}
+
+fn message(id: u64) -> String {
+    format!("record {id}")
+}
+
+/// Writes records until every block of the log was written at least `laps` times, then checks
+/// that what survives reads back intact and ends at the last record written.
+fn write_laps(log: &Log, laps: u64) {
+    let stats = log.stats();
+    let count = stats.blocks * laps;
+    for _ in 0..count {
+        let id = log.stats().next_id;
+        assert_eq!(log.write(Level::Info, "lap", message(id)).unwrap(), id);
+    }
+    let mut survivors = 0u64;
+    let mut last = None;
+    for record in log.reader() {
+        assert_eq!(record.message(), message(record.id), "record {}", record.id);
+        survivors += 1;
+        last = Some(record.id);
+    }
+    assert!(survivors > 0);
+    assert_eq!(last, Some(log.stats().next_id - 1));
+}
+
+/// Writes a file until the disk is full; returns the bytes it got.
+fn fill(path: &Path) -> u64 {
+    let mut file = fs::File::create(path).unwrap();
+    let chunk = vec![0x5Au8; 4096];
+    let mut written = 0;
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => return written,
+            Ok(n) => written += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => return written,
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+}
+
+#[test]
+fn full_disk_log_larger_than_the_disk_is_an_error_at_creation() {
+    const TEST: &str = "full_disk_log_larger_than_the_disk_is_an_error_at_creation";
+    if let Some((_, dir)) = child_role() {
+        let path = dir.join("big.log");
+        // 65536 blocks of 128 bytes: 8 MiB on a 4 MiB disk.
+        match LogOptions::new().blocks(65536).block_size(128).open(&path) {
+            Err(plog::Error::Map(pmap::Error::NoSpace {
+                path: p, requested, ..
+            })) => {
+                assert_eq!(p, path);
+                assert!(requested > 8 << 20, "{requested}");
+            }
+            Ok(log) => {
+                // Before blocks were reserved: the open "succeeded" and a lap dies of SIGBUS.
+                write_laps(&log, 1);
+                panic!("a log larger than the disk was created");
+            }
+            Err(other) => panic!("expected Map(NoSpace), got {other:?}"),
+        }
+        // The refused creation left an empty file (or none) and took no space; a log that
+        // fits takes the path over and writes a full lap.
+        assert_eq!(fs::metadata(&path).map_or(0, |m| m.len()), 0);
+        let log = LogOptions::new()
+            .blocks(16384)
+            .block_size(128)
+            .open(&path)
+            .unwrap();
+        write_laps(&log, 1);
+        return;
+    }
+    let disk = Tmpfs::mount("4m");
+    run_child(TEST, "too-big", disk.path());
+    // The log is there, with the geometry that fitted.
+    let stats = Log::open(disk.path().join("big.log")).unwrap().stats();
+    assert_eq!((stats.blocks, stats.block_size), (16384, 128));
+}
+
+#[test]
+fn full_disk_log_that_fits_keeps_its_blocks_and_writes_laps() {
+    const TEST: &str = "full_disk_log_that_fits_keeps_its_blocks_and_writes_laps";
+    if let Some((_, dir)) = child_role() {
+        // 3 MiB of blocks on a 4 MiB disk, then another file takes whatever is left: with the
+        // log's blocks reserved that is under 1 MiB, and the laps below find every block.
+        let log = LogOptions::new()
+            .blocks(24576)
+            .block_size(128)
+            .open(dir.join("fits.log"))
+            .unwrap();
+        let taken = fill(&dir.join("filler"));
+        assert!(
+            taken < 1 << 20,
+            "another file took {taken} bytes of the log's space"
+        );
+        write_laps(&log, 2);
+        log.flush().unwrap();
+        return;
+    }
+    let disk = Tmpfs::mount("4m");
+    run_child(TEST, "laps", disk.path());
+    let log = Log::open(disk.path().join("fits.log")).unwrap();
+    for record in log.reader() {
+        assert_eq!(record.message(), message(record.id));
+    }
+}
