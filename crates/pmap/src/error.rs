@@ -105,8 +105,8 @@ pub enum Error {
     /// full disk, or `EDQUOT`, a quota). Nothing was mapped over the missing space: the file
     /// keeps its old length and a growing view its old bytes.
     #[error(
-        "{path}: not enough disk space to extend the file by {requested} bytes to {len} bytes \
-         ({}): {source}",
+        "{path}: not enough disk space to grow the file to {len} bytes: {requested} more bytes \
+         needed, {}: {source}",
         available_note(*.available)
     )]
     NoSpace {

@@ -77,7 +77,7 @@ fn extend_with(
         if requested > before.free {
             let source = io::Error::new(
                 io::ErrorKind::StorageFull,
-                format!("the file system has {} bytes free", before.free),
+                "more than the file system has free",
             );
             return Err(no_space(source, Some(before)));
         }
