@@ -464,3 +464,39 @@ fn damaged_files_never_panic_or_hang_the_command() {
         }
     }
 }
+
+/// `pounds log create` of a log larger than the disk (65536 blocks of the default 128 bytes,
+/// 8 MiB, on a 4 MiB tmpfs; the test needs root, as CI runs, and fails if it cannot mount) is
+/// one `error:` line and exit 1, where it used to exit 0 and leave the writers to die of
+/// SIGBUS. A log that fits is then created on the same path.
+#[cfg(target_os = "linux")]
+#[test]
+fn full_disk_log_create_larger_than_the_disk_exits_one() {
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(dir.path())
+        .status();
+    assert!(
+        mounted.is_ok_and(|s| s.success()),
+        "cannot mount a 4 MiB tmpfs on {} (this test needs root)",
+        dir.path().display()
+    );
+    let _unmount = Unmount(dir.path());
+    let file = dir.path().join("big.log");
+    let out = pounds(&["log", "create", path_str(&file), "--blocks", "65536"]);
+    assert_clean_error(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains(path_str(&file)) && err.contains("disk space"),
+        "{err}"
+    );
+    let out = pounds(&["log", "create", path_str(&file), "--blocks", "16384"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+}
