@@ -4,8 +4,8 @@
 //!   denied, the whole test suite with doc tests, the docs with warnings denied, and one smoke
 //!   pass of every benchmark (criterion's `--test` mode).
 //! - `bench [ARGS...]`: the full criterion benchmarks (arguments go to criterion).
-//! - `stress [ROUNDS]`: the crash and concurrency tests in release mode with many more rounds
-//!   than CI runs (default 500), via `POUNDS_STRESS_ROUNDS`.
+//! - `stress [ROUNDS]`: the crash, concurrency, stall and full-disk tests in release mode with
+//!   many more rounds than CI runs (default 500), via `POUNDS_STRESS_ROUNDS`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -133,7 +133,7 @@ fn stress(rounds: Option<&str>) -> Result<()> {
         .map_err(|_| format!("ROUNDS must be a whole number, not {rounds:?}"))?;
     cmd!(
         sh,
-        "cargo test --release --workspace --all-features -- crash concurrent processes"
+        "cargo test --release --workspace --all-features -- crash concurrent processes stall full_disk"
     )
     .env("POUNDS_STRESS_ROUNDS", rounds)
     .run()?;

@@ -34,6 +34,31 @@ pub enum Error {
         /// The newest version this build understands.
         supported: u32,
     },
+    /// The file is a format 1 log (before claim words). This build neither reads nor writes
+    /// it: a format 1 writer and a format 2 writer on one file would damage each other's
+    /// records. Dump it with the build that wrote it, or move it aside and let a new log be
+    /// created.
+    #[error(
+        "{path} is a plog format {found} log; this build reads and writes format {supported} only (dump it with the plog that wrote it, or move it aside)"
+    )]
+    OldFormat {
+        /// The file concerned.
+        path: PathBuf,
+        /// The version that wrote the file.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// The header page is lost (all zero, as a power loss can leave a young file) while the ring
+    /// holds data that no geometry explains: the file is left alone rather than initialised
+    /// over it.
+    #[error(
+        "{path}: the header is all zero but the ring holds data, and no geometry makes a valid record of it; the file was left untouched"
+    )]
+    HeaderLost {
+        /// The file concerned.
+        path: PathBuf,
+    },
     /// A header field holds a value no valid plog file can hold.
     #[error("{path}: corrupt header field `{field}` = {value}")]
     CorruptHeader {
@@ -113,6 +138,19 @@ pub enum Error {
     CounterExhausted {
         /// The file concerned.
         path: PathBuf,
+    },
+    /// Every place this write reserved met a block still held by an older writer that is
+    /// stalled (or whose process id is alive); the write gave up rather than wait, and wrote
+    /// nothing. Only a ring with several blocks held by stalled writers, or a record of nearly
+    /// half the ring, meets this.
+    #[error(
+        "{path}: no free place for the record after {attempts} reservations (blocks held by stalled writers)"
+    )]
+    NoFreeBlocks {
+        /// The file concerned.
+        path: PathBuf,
+        /// How many reservations the write tried.
+        attempts: u64,
     },
     /// A cursor name is empty, too long, or holds a NUL byte.
     #[error("invalid cursor name {name:?}: {reason}")]

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use pmap::SharedMap;
 
 use crate::format::{HEADER_SIZE, SLEEPER, WAKE_OFF};
-use crate::log::{Inner, wake_word};
+use crate::log::Inner;
 use crate::reader::Step;
+use crate::write::wake_word;
 use crate::{Error, Filter, Format, Log, Reader, Record, Result};
 
 /// Where a follower starts, which records it returns, and how it waits.

@@ -13,13 +13,19 @@ compile_error!(
 /// command (stopped by 0x1a) is caught as damage rather than read as a log.
 pub const MAGIC: [u8; 16] = *b"\x89PLOG\r\n\x1a\n\0\0\0\0\0\0\0";
 
-/// The format version this build writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes: 2, where every block starts with a claim word
+/// (docs/plog-format.md, "Claims").
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The oldest version of plog able to read the files this build writes. A reader accepts a file
 /// whose `compat_version` is at most its own [`FORMAT_VERSION`]: newer versions that only add
-/// to the format keep `compat_version` at 1 and stay readable by this build.
-pub const COMPAT_VERSION: u32 = 1;
+/// to the format keep `compat_version` at 2 and stay readable by this build. Format 1 readers
+/// cannot read format 2 (a record's later blocks begin with claim words), hence 2.
+pub const COMPAT_VERSION: u32 = 2;
+
+/// The format version of the files written before claim words, which this build refuses
+/// ([`crate::Error::OldFormat`]).
+pub const FORMAT_VERSION_1: u32 = 1;
 
 /// Bytes before the ring: one 4 KiB page.
 pub const HEADER_SIZE: u32 = 4096;
@@ -52,6 +58,15 @@ pub const MAX_RING_BYTES: u64 = 1 << 40;
 /// Positions (record ids) stay below this, so that `id + 1` (the commit word) never wraps.
 pub const POSITION_LIMIT: u64 = 1 << 62;
 
+/// No writer is granted a position at or past this: a write that would be is refused with
+/// [`crate::Error::CounterExhausted`] and gives its reservation back, so refused writes can never
+/// push the counter to [`POSITION_LIMIT`], which opening rejects. A claim word naming a position
+/// at or past it is garbage.
+pub const WRITE_LIMIT: u64 = POSITION_LIMIT - (1 << 33);
+
+/// Bytes at the start of every block taken by its claim word.
+pub const CLAIM_LEN: usize = 8;
+
 /// Default geometry: 16384 blocks of 128 bytes (2 MiB).
 pub const DEFAULT_BLOCKS: u64 = 16384;
 /// Default block size.
@@ -67,9 +82,8 @@ pub(crate) const USER_AREA_OFF: usize = 2048;
 /// Bit 31 of the wake word: a follower is (about to be) asleep on it.
 pub(crate) const SLEEPER: u32 = 1 << 31;
 
-/// Record kinds.
+/// Record kinds: 0 is a record. (Format 1's kind 1, padding, is a claim word in format 2.)
 pub(crate) const KIND_RECORD: u8 = 0;
-pub(crate) const KIND_PAD: u8 = 1;
 
 /// The fixed first 64 bytes of the header, written once at creation.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -82,7 +96,9 @@ pub(crate) struct StaticHeader {
     pub block_size: u32,
     pub block_count: u64,
     pub created_ns: u64,
-    pub flags: u32,
+    /// Writer lanes: 1 (one reservation counter). Reserved for rings split into per-CPU lanes;
+    /// a file with more is refused by this build.
+    pub lanes: u32,
     pub reserved: [u32; 2],
     /// crc32c of bytes 0..60.
     pub crc: u32,
@@ -100,7 +116,7 @@ impl StaticHeader {
             block_size: geometry.block_size,
             block_count: geometry.blocks,
             created_ns,
-            flags: 0,
+            lanes: 1,
             reserved: [0; 2],
             crc: 0,
         };
@@ -113,11 +129,13 @@ impl StaticHeader {
     }
 }
 
-/// The fixed part of a record, at the start of its first block.
+/// The fixed part of a record, at the start of its first block. Its first word is the block's
+/// claim word ([`crate::claim::Claim`]); the rest, the tag and the payload are the record's
+/// *content*, laid out over its blocks after each block's claim word.
 #[derive(Debug, Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub(crate) struct RecordHeader {
-    /// `id + 1` once the record is complete; written last.
+    /// The claim word: `id + 1` once the record is complete; written last.
     pub commit: u64,
     pub time_ns: u64,
     pub len: u32,
@@ -164,15 +182,15 @@ impl RecordHeader {
         crc32c::crc32c(image)
     }
 
-    /// Builds the checksum image of a record copied out of the ring (`record` holds the
-    /// record's bytes from its start, zero-padded to a multiple of 8).
-    pub(crate) fn image_of_copy(id: u64, record: &[u8]) -> Vec<u8> {
-        let mut image = Vec::with_capacity(record.len());
-        image.extend_from_slice(&record[16..]);
-        image[12..16].fill(0);
-        image.extend_from_slice(&id.to_le_bytes());
-        image.extend_from_slice(&record[8..16]);
-        image
+    /// The checksum of a record's content copied out of the ring (`content`: the record's
+    /// bytes after its claim word, zero-padded to a multiple of 8, at least 32 bytes), without
+    /// building the image: the same crc as [`Self::checksum`].
+    pub(crate) fn checksum_of_content(id: u64, content: &[u8]) -> u32 {
+        let crc = crc32c::crc32c(&content[8..20]);
+        let crc = crc32c::crc32c_append(crc, &[0; 4]);
+        let crc = crc32c::crc32c_append(crc, &content[24..]);
+        let crc = crc32c::crc32c_append(crc, &id.to_le_bytes());
+        crc32c::crc32c_append(crc, &content[..8])
     }
 }
 
@@ -243,9 +261,21 @@ impl Geometry {
         self.blocks / 2
     }
 
-    /// The most bytes (header, tag and payload) one record may take.
-    pub(crate) fn max_record_bytes(self) -> usize {
-        let bytes = self.max_record_blocks() * u64::from(self.block_size);
+    /// Content bytes (all of a record but its claim words) one block carries.
+    pub(crate) fn content_per_block(self) -> usize {
+        self.block_size as usize - CLAIM_LEN
+    }
+
+    /// The blocks a record of `content` bytes (header after the claim word, tag, payload)
+    /// takes.
+    pub(crate) fn blocks_for(self, content: u64) -> u64 {
+        content.div_ceil(self.content_per_block() as u64).max(1)
+    }
+
+    /// The most content bytes (header after its claim word, tag and payload) one record may
+    /// take, capped so that a payload length always fits the header's `u32`.
+    pub(crate) fn max_content(self) -> usize {
+        let bytes = self.max_record_blocks() * self.content_per_block() as u64;
         usize::try_from(bytes.min(u64::from(u32::MAX))).unwrap_or(usize::MAX)
     }
 }
@@ -266,7 +296,10 @@ mod tests {
         assert_eq!(Geometry::checked(1 << 32, 1 << 20).unwrap_err().0, "blocks");
         let g = Geometry::checked(10, 64).unwrap();
         assert_eq!(g.max_record_blocks(), 5);
-        assert_eq!(g.max_record_bytes(), 320);
+        assert_eq!(g.max_content(), 5 * 56);
+        assert_eq!(g.blocks_for(56), 1);
+        assert_eq!(g.blocks_for(57), 2);
+        assert_eq!(g.blocks_for(0), 1);
         assert_eq!(g.file_len(), 4096 + 640);
     }
 
@@ -300,9 +333,8 @@ mod tests {
         h2.commit = 12;
         assert_eq!(h.checksum(1, b"t", b"abc"), h2.checksum(1, b"t", b"abc"));
         let record = [h2.as_bytes(), b"t", b"abc", &[0; 4]].concat();
-        let image = RecordHeader::image_of_copy(1, &record);
         assert_eq!(
-            RecordHeader::checksum_image(&image),
+            RecordHeader::checksum_of_content(1, &record[8..]),
             h.checksum(1, b"t", b"abc")
         );
         assert_ne!(

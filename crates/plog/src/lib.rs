@@ -51,9 +51,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod claim;
 mod clock;
 mod cursor;
 mod error;
+mod flusher;
 mod follow;
 mod format;
 mod level;
@@ -62,23 +64,30 @@ mod log;
 mod log_adapter;
 #[cfg(any(feature = "log", feature = "tracing"))]
 mod log_adapter_shared;
+mod open;
+mod options;
 mod reader;
 mod record;
 mod recover;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
+mod write;
 
 pub use crate::error::{Error, Result};
 pub use crate::follow::{FollowOptions, FollowThread, Follower, StopHandle};
 pub use crate::format::{
-    COMPAT_VERSION, CURSOR_SLOTS, DEFAULT_BLOCK_SIZE, DEFAULT_BLOCKS, FORMAT_VERSION, HEADER_SIZE,
-    MAGIC, MAX_BLOCK_SIZE, MAX_BLOCKS, MAX_CURSOR_NAME, MAX_RING_BYTES, MAX_TAG_LEN,
-    MIN_BLOCK_SIZE, MIN_BLOCKS, POSITION_LIMIT, RECORD_HEADER_LEN, USER_AREA_SIZE,
+    CLAIM_LEN, COMPAT_VERSION, CURSOR_SLOTS, DEFAULT_BLOCK_SIZE, DEFAULT_BLOCKS, FORMAT_VERSION,
+    FORMAT_VERSION_1, HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE, MAX_BLOCKS, MAX_CURSOR_NAME,
+    MAX_RING_BYTES, MAX_TAG_LEN, MIN_BLOCK_SIZE, MIN_BLOCKS, POSITION_LIMIT, RECORD_HEADER_LEN,
+    USER_AREA_SIZE, WRITE_LIMIT,
 };
 pub use crate::level::{Filter, Level, ParseLevelError};
-pub use crate::log::{Log, LogOptions, Stats};
+pub use crate::log::{Log, Stats};
 #[cfg(feature = "log")]
 pub use crate::log_adapter::Logger;
+pub use crate::options::LogOptions;
 pub use crate::reader::{DumpSummary, Reader};
 pub use crate::record::{Format, Record, rfc3339};
 #[cfg(feature = "tracing")]

@@ -7,7 +7,8 @@ use std::sync::atomic::{Ordering, fence};
 
 use zerocopy::IntoBytes;
 
-use crate::format::{KIND_PAD, KIND_RECORD, RECORD_HEADER_LEN, RecordHeader, padded};
+use crate::claim::Claim;
+use crate::format::{CLAIM_LEN, KIND_RECORD, RECORD_HEADER_LEN, RecordHeader, padded};
 use crate::log::Inner;
 use crate::{Error, Filter, Format, Level, Log, Record, Result};
 
@@ -16,14 +17,23 @@ pub(crate) const BATCH_RECORDS: usize = 32;
 /// The most bytes one batch copies (past the record that crosses it).
 pub(crate) const BATCH_BYTES: usize = 16 << 10;
 
+/// Records whose content is longer than this are checked against their crc straight from the
+/// ring, through a small buffer, before a buffer of their size is allocated for the copy: a
+/// damaged header can claim a span of gigabytes, and only a record whose bytes check earns it.
+const CHECK_BEFORE_COPY: usize = 64 << 10;
+
 /// A record (or padding) copied out of the ring, its header and crc checked, not yet known to
 /// be untorn.
 struct Copied {
     pos: u64,
+    /// The claim word of its first block when the copy began.
     commit: u64,
     header: RecordHeader,
     blocks: u64,
-    image: Vec<u8>,
+    /// Padding (a claim word alone), or a record whose content is in `content`.
+    pad: bool,
+    /// The record's content (its bytes after the first claim word), zero-padded to 8.
+    content: Vec<u8>,
     crc_ok: bool,
 }
 
@@ -32,7 +42,8 @@ struct Copied {
 pub(crate) enum Slot {
     /// A complete, valid record of this many blocks.
     Record(Record, u64),
-    /// Padding of this many blocks, written where a record would have straddled the ring's end.
+    /// Padding of this many blocks, written where a record would have straddled the ring's end
+    /// or where a writer gave its reservation back.
     Pad(u64),
     /// No valid record starts here: never written, written in an earlier lap, in flight, left
     /// half-written by a crash, damaged, or inside another record.
@@ -40,6 +51,9 @@ pub(crate) enum Slot {
     /// Writers have lapped this position while it was read: the copy may be torn.
     Torn,
 }
+
+/// Content bytes of a record header (after its claim word).
+const HEADER_CONTENT: usize = RECORD_HEADER_LEN - CLAIM_LEN;
 
 impl Inner {
     /// Whether writers have reserved past `pos + blocks`, so the slot of `pos` may hold bytes
@@ -72,67 +86,141 @@ impl Inner {
         self.finish(copy)
     }
 
-    /// Copies the record or padding that should start at `pos` and checks its header and crc,
-    /// without the lap check: `None` when the copy shows no record there (yet). The copy is
-    /// trusted only after an acquire fence and a load of the counter that shows the slot was
-    /// not lapped ([`Self::lapped`]), then [`Self::finish`].
+    /// Copies the record or padding that should start at `pos` and checks its header, its
+    /// later blocks' claim words and its crc, without the lap check: `None` when the copy shows
+    /// no record there (yet). The copy is trusted only after an acquire fence and a load of the
+    /// counter that shows the slot was not lapped ([`Self::lapped`]), then [`Self::finish`].
+    ///
+    /// Work is bounded by the record's blocks, and each is examined only after the claim words
+    /// of the blocks before it named this record: a crafted ring of start claims costs one
+    /// load per candidate, not a copy of the span each claims.
     fn copy_slot(&self, pos: u64) -> Option<Copied> {
         let off = self.block_offset(pos);
         let commit = self.map.load_u64(off, Ordering::Acquire).ok()?;
-        if commit != pos.wrapping_add(1) {
-            return None;
+        match Claim::decode(commit) {
+            Claim::Start(at) if at == pos => {}
+            Claim::Pad(at) if at == pos => {
+                return Some(Copied {
+                    pos,
+                    commit,
+                    header: RecordHeader::default(),
+                    blocks: 1,
+                    pad: true,
+                    content: Vec::new(),
+                    crc_ok: true,
+                });
+            }
+            _ => return None,
         }
         let header = self.map.read::<RecordHeader>(off).ok()?;
         let blocks = self.checked_span(pos, &header)?;
+        for i in 1..blocks {
+            let word = self
+                .map
+                .load_u64(self.block_offset(pos + i), Ordering::Acquire)
+                .ok()?;
+            if Claim::decode(word) != Claim::Cont(pos + i) {
+                return None;
+            }
+        }
         let tag_len = usize::from(header.tag_len);
         // checked_span bounded tag and payload by the record's blocks, which lie in the ring.
-        let body = RECORD_HEADER_LEN + tag_len + header.len as usize;
-        let mut image = vec![0u8; padded(body)];
-        self.map.read_at(off, &mut image[..body]).ok()?;
+        let content_len = HEADER_CONTENT + tag_len + header.len as usize;
+        if content_len > CHECK_BEFORE_COPY && !self.crc_in_place(pos, content_len, header.crc) {
+            return Some(Copied {
+                pos,
+                commit,
+                header,
+                blocks,
+                pad: false,
+                content: Vec::new(),
+                crc_ok: false,
+            });
+        }
+        let mut content = vec![0u8; padded(content_len)];
+        self.gather(pos, 0, &mut content[..content_len]).ok()?;
         // The checksum covers the copy; the header read above (which sized the copy, and whose
         // fields are returned) must be the same bytes.
-        let same_header = image[8..RECORD_HEADER_LEN] == header.as_bytes()[8..];
-        let crc_ok = same_header
-            && RecordHeader::checksum_image(&RecordHeader::image_of_copy(pos, &image))
-                == header.crc;
+        let same_header = content[..HEADER_CONTENT] == header.as_bytes()[CLAIM_LEN..];
+        let crc_ok = same_header && RecordHeader::checksum_of_content(pos, &content) == header.crc;
         Some(Copied {
             pos,
             commit,
             header,
             blocks,
-            image,
+            pad: false,
+            content,
             crc_ok,
         })
     }
 
+    /// Copies content bytes `at..at + out.len()` of the record at `pos` into `out`.
+    fn gather(&self, pos: u64, mut at: usize, mut out: &mut [u8]) -> Result<()> {
+        while !out.is_empty() {
+            let room = self.content_per_block - at % self.content_per_block;
+            let (now, rest) = out.split_at_mut(room.min(out.len()));
+            self.map.read_at(self.content_offset(pos, at), now)?;
+            at += now.len();
+            out = rest;
+        }
+        Ok(())
+    }
+
+    /// Whether the record at `pos`, of `content_len` content bytes, matches `crc`, computed
+    /// through a 4 KiB buffer (no allocation sized by the record's fields).
+    fn crc_in_place(&self, pos: u64, content_len: usize, crc: u32) -> bool {
+        let mut buf = [0u8; 4096];
+        let mut first = [0u8; HEADER_CONTENT];
+        if self.gather(pos, 0, &mut first).is_err() {
+            return false;
+        }
+        let mut sum = crc32c::crc32c(&first[8..20]);
+        sum = crc32c::crc32c_append(sum, &[0; 4]);
+        sum = crc32c::crc32c_append(sum, &first[24..]);
+        let mut at = HEADER_CONTENT;
+        while at < content_len {
+            let n = buf.len().min(content_len - at);
+            if self.gather(pos, at, &mut buf[..n]).is_err() {
+                return false;
+            }
+            sum = crc32c::crc32c_append(sum, &buf[..n]);
+            at += n;
+        }
+        let pad = padded(content_len) - content_len;
+        sum = crc32c::crc32c_append(sum, &[0u8; 8][..pad]);
+        sum = crc32c::crc32c_append(sum, &pos.to_le_bytes());
+        crc32c::crc32c_append(sum, &first[..8]) == crc
+    }
+
     /// Turns a copy that passed the lap check (after the fence) into a record or padding:
-    /// `Torn` if its commit word changed since, `Invalid` if its crc failed.
+    /// `Torn` if its claim word changed since, `Invalid` if its crc failed.
     fn finish(&self, copy: Copied) -> Slot {
         let Copied {
             pos,
             commit,
             header,
             blocks,
-            mut image,
+            pad,
+            mut content,
             crc_ok,
         } = copy;
         let off = self.block_offset(pos);
         if self.map.load_u64(off, Ordering::Relaxed).unwrap_or(0) != commit {
             return Slot::Torn;
         }
+        if pad {
+            return Slot::Pad(1);
+        }
         if !crc_ok {
             return Slot::Invalid;
-        }
-        if header.kind == KIND_PAD {
-            return Slot::Pad(blocks);
         }
         let Some(level) = Level::from_code(header.level) else {
             return Slot::Invalid;
         };
         let tag_len = usize::from(header.tag_len);
-        image.truncate(RECORD_HEADER_LEN + tag_len + header.len as usize);
-        let payload = image.split_off(RECORD_HEADER_LEN + tag_len);
-        let tag = String::from_utf8_lossy(&image[RECORD_HEADER_LEN..]).into_owned();
+        content.truncate(HEADER_CONTENT + tag_len + header.len as usize);
+        let payload = content.split_off(HEADER_CONTENT + tag_len);
+        let tag = String::from_utf8_lossy(&content[HEADER_CONTENT..]).into_owned();
         let record = Record {
             id: pos,
             time: header.time_ns,
@@ -172,7 +260,7 @@ impl Inner {
                 break;
             };
             at += copy.blocks;
-            bytes += copy.image.len();
+            bytes += copy.content.len();
             copies.push(copy);
         }
         copies
@@ -200,9 +288,9 @@ impl Inner {
         }
         first_kept
     }
-    /// The number of blocks the record claims, if its header is consistent: a known kind, a
-    /// span of 1 to half the ring that does not cross the ring's end, and a body that needs
-    /// exactly that many blocks.
+    /// The number of blocks the record claims, if its header is consistent: a known kind and
+    /// level, a span of 1 to half the ring that does not cross the ring's end, and content that
+    /// needs exactly that many blocks.
     fn checked_span(&self, pos: u64, header: &RecordHeader) -> Option<u64> {
         let blocks = u64::from(header.blocks);
         let slot = pos % self.blocks;
@@ -210,19 +298,11 @@ impl Inner {
         {
             return None;
         }
-        match header.kind {
-            KIND_PAD => {
-                (header.len == 0 && header.tag_len == 0 && header.level == 0).then_some(blocks)
-            }
-            KIND_RECORD => {
-                let body =
-                    RECORD_HEADER_LEN as u64 + u64::from(header.tag_len) + u64::from(header.len);
-                let size = u64::from(self.geometry.block_size);
-                (Level::from_code(header.level).is_some() && body.div_ceil(size) == blocks)
-                    .then_some(blocks)
-            }
-            _ => None,
+        if header.kind != KIND_RECORD || Level::from_code(header.level).is_none() {
+            return None;
         }
+        let content = HEADER_CONTENT as u64 + u64::from(header.tag_len) + u64::from(header.len);
+        (self.geometry.blocks_for(content) == blocks).then_some(blocks)
     }
 }
 

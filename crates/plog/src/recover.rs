@@ -4,13 +4,10 @@
 use std::sync::atomic::Ordering;
 
 use crate::Result;
-use crate::format::{NEXT_OFF, POSITION_LIMIT};
+use crate::claim::{self, Claim};
+use crate::format::{NEXT_OFF, WRITE_LIMIT};
 use crate::log::Inner;
 use crate::reader::Slot;
-
-/// No writer is ever granted a position at or past this (it fails with `CounterExhausted`), so
-/// a commit word claiming one is garbage and never raises the counter.
-pub(crate) const WRITE_LIMIT: u64 = POSITION_LIMIT - (1 << 33);
 
 /// Rings of at most this many bytes are scanned whole at every read-write open: exact whatever
 /// order the pages reached the disk in, and about 10 ms at this size with the file in the page
@@ -31,6 +28,10 @@ pub(crate) struct Recovery {
     pub newest_end: Option<u64>,
     /// Whether the whole ring was scanned (rather than only the probe after the counter).
     pub scanned_ring: bool,
+    /// Claim words released on the full scan: busy claims of dead processes, and claims
+    /// naming a position at or past the counter (no writer was granted it: garbage, or the
+    /// remains of a reservation whose record a power loss did not keep).
+    pub released: u64,
 }
 
 impl Inner {
@@ -67,11 +68,48 @@ impl Inner {
             // A follower parked at the old counter learns of the recovered records at once.
             self.wake_followers()?;
         }
+        let released = if scanned_ring {
+            self.release_stale_claims()?
+        } else {
+            0
+        };
         Ok(Recovery {
             before,
             newest_end,
             scanned_ring,
+            released,
         })
+    }
+
+    /// Releases (to [`Claim::Empty`]) the claim words no live writer can own: busy words of
+    /// dead processes, and published words naming a position at or past the counter (read
+    /// after the word: a writer publishes only positions it reserved, so such a word was never
+    /// written by a writer of this life of the file). Without this, a block whose word names a
+    /// future position would turn every writer away from it until the counter passed it.
+    fn release_stale_claims(&self) -> Result<u64> {
+        let mut released = 0;
+        for slot in 0..self.blocks {
+            let word = self.claim_word(slot)?;
+            let current = word.load(Ordering::Acquire);
+            let stale = match Claim::decode(current) {
+                Claim::Empty => false,
+                Claim::Busy { .. } => {
+                    released += u64::from(claim::release_dead(word));
+                    false
+                }
+                Claim::Start(at) | Claim::Cont(at) | Claim::Pad(at) => {
+                    at >= self.next(Ordering::SeqCst)
+                }
+            };
+            if stale
+                && word
+                    .compare_exchange(current, 0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     /// Looks at the `count` blocks from position `from` on (each ring slot at most once) and
@@ -86,10 +124,10 @@ impl Inner {
     fn newest_end_from(&self, from: u64, count: u64) -> Option<u64> {
         let mut newest: Option<u64> = None;
         for pos in from..from.saturating_add(count.min(self.blocks)) {
-            let Ok(commit) = self.map.load_u64(self.block_offset(pos), Ordering::Acquire) else {
+            let Ok(word) = self.map.load_u64(self.block_offset(pos), Ordering::Acquire) else {
                 continue;
             };
-            let Some(id) = commit.checked_sub(1) else {
+            let Claim::Start(id) = Claim::decode(word) else {
                 continue;
             };
             let floor = newest.unwrap_or(from);
@@ -97,9 +135,9 @@ impl Inner {
                 continue;
             }
             let blocks = match self.read_slot(id) {
-                Slot::Record(_, blocks) | Slot::Pad(blocks) => blocks,
+                Slot::Record(_, blocks) => blocks,
                 // Torn: writers have since reserved a lap past it, so it cannot be ahead.
-                Slot::Invalid | Slot::Torn => continue,
+                Slot::Pad(_) | Slot::Invalid | Slot::Torn => continue,
             };
             newest = Some(id + blocks);
         }
@@ -139,7 +177,8 @@ mod tests {
             Recovery {
                 before: 100,
                 newest_end: Some(300),
-                scanned_ring: true
+                scanned_ring: true,
+                released: 0,
             }
         );
         assert_eq!(log.inner.next(Ordering::SeqCst), 300);

@@ -33,7 +33,7 @@ fn default_geometry_and_adoption() {
     assert_eq!((s.blocks, s.block_size, s.header_size), (16384, 128, 4096));
     assert_eq!(s.file_size, 4096 + 16384 * 128);
     assert_eq!(fs::metadata(&path).unwrap().len(), 4096 + 16384 * 128);
-    assert_eq!((s.next_id, s.oldest_id, s.version), (0, None, 1));
+    assert_eq!((s.next_id, s.oldest_id, s.version), (0, None, 2));
     assert!(s.created > 1_600_000_000_000_000_000);
     drop(log);
     let (_d2, path2) = tmp();
@@ -225,20 +225,57 @@ fn versions() {
     patch_header(&path, 16, &7u32.to_le_bytes(), true);
     assert_eq!(Log::open_read_only(&path).unwrap().stats().version, 7);
     // One that is not, is refused with both numbers.
-    patch_header(&path, 20, &2u32.to_le_bytes(), true);
+    patch_header(&path, 20, &3u32.to_le_bytes(), true);
     let err = Log::open(&path).unwrap_err();
     assert!(
         matches!(
             err,
             Error::UnsupportedVersion {
                 found: 7,
-                compat: 2,
-                supported: 1,
+                compat: 3,
+                supported: 2,
                 ..
             }
         ),
         "{err}"
     );
+    // A format 1 file (before claim words) is refused by name, read-write and read-only, and
+    // left as it was.
+    patch_header(&path, 16, &1u32.to_le_bytes(), true);
+    patch_header(&path, 20, &1u32.to_le_bytes(), true);
+    patch_header(&path, 48, &0u32.to_le_bytes(), true);
+    let before = fs::read(&path).unwrap();
+    for err in [
+        Log::open(&path).unwrap_err(),
+        Log::open_read_only(&path).unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                Error::OldFormat {
+                    found: 1,
+                    supported: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("format 1"), "{err}");
+    }
+    assert_eq!(fs::read(&path).unwrap(), before);
+    patch_header(&path, 16, &2u32.to_le_bytes(), true);
+    patch_header(&path, 20, &2u32.to_le_bytes(), true);
+    // Lanes other than one are not of this version.
+    patch_header(&path, 48, &4u32.to_le_bytes(), true);
+    assert!(matches!(
+        Log::open(&path),
+        Err(Error::CorruptHeader {
+            field: "lanes",
+            value: 4,
+            ..
+        })
+    ));
+    patch_header(&path, 48, &1u32.to_le_bytes(), true);
     patch_header(&path, 20, &0u32.to_le_bytes(), true);
     assert!(matches!(
         Log::open(&path),
@@ -248,13 +285,13 @@ fn versions() {
             ..
         })
     ));
-    patch_header(&path, 16, &0u32.to_le_bytes(), true);
-    patch_header(&path, 20, &1u32.to_le_bytes(), true);
+    patch_header(&path, 16, &1u32.to_le_bytes(), true);
+    patch_header(&path, 20, &2u32.to_le_bytes(), true);
     assert!(matches!(
         Log::open(&path),
         Err(Error::CorruptHeader {
             field: "version",
-            value: 0,
+            value: 1,
             ..
         })
     ));
@@ -335,18 +372,20 @@ fn truncated_file() {
 #[test]
 fn size_limits() {
     let (_d, path) = tmp();
-    let log = small(&path, 8, 64); // a record may take 4 blocks = 256 bytes
-    assert_eq!(log.max_message(0), 256 - 40);
-    assert_eq!(log.max_message(6), 256 - 46);
+    // A record may take 4 blocks, 4 x 56 content bytes after their claim words, 32 of
+    // them its header.
+    let log = small(&path, 8, 64);
+    assert_eq!(log.max_message(0), 224 - 32);
+    assert_eq!(log.max_message(6), 224 - 38);
     let err = log
-        .write(Level::Info, "tagtag", vec![1u8; 211])
+        .write(Level::Info, "tagtag", vec![1u8; 187])
         .unwrap_err();
     assert!(
         matches!(
             err,
             Error::MessageTooLarge {
-                size: 211,
-                max: 210
+                size: 187,
+                max: 186
             }
         ),
         "{err}"
@@ -359,9 +398,9 @@ fn size_limits() {
         Err(Error::TagTooLong { len: 256, max: 255 })
     ));
     assert_eq!(log.stats().next_id, 0, "nothing reserved by refused writes");
-    let id = log.write(Level::Info, "tagtag", vec![7u8; 210]).unwrap();
+    let id = log.write(Level::Info, "tagtag", vec![7u8; 186]).unwrap();
     let r = log.reader_from(id).next().unwrap();
-    assert_eq!((r.payload.len(), r.tag.as_str()), (210, "tagtag"));
+    assert_eq!((r.payload.len(), r.tag.as_str()), (186, "tagtag"));
     let big = small(&tmp().1.with_file_name("big.plog"), 16, 64);
     let tag = "t".repeat(255);
     assert!(big.write(Level::Info, &tag, "max tag").is_ok());
@@ -413,19 +452,20 @@ fn a_record_never_straddles_the_end() {
     let log = small(&path, 8, 64);
     let mut ids = vec![];
     for i in 0..5u8 {
-        ids.push(log.write(Level::Info, "", vec![i; 80]).unwrap()); // 120 bytes: 2 blocks each
+        // 32 + 80 content bytes: 2 blocks of 56 each
+        ids.push(log.write(Level::Info, "", vec![i; 80]).unwrap());
     }
-    let x = log.write(Level::Info, "", vec![9u8; 150]).unwrap(); // 3 blocks: 10 % 8 = 2, fits
+    let x = log.write(Level::Info, "", vec![9u8; 130]).unwrap(); // 3 blocks: 10 % 8 = 2, fits
     assert_eq!(ids, [0, 2, 4, 6, 8]);
     assert_eq!(x, 10);
-    let y = log.write(Level::Info, "", vec![8u8; 150]).unwrap(); // 13 % 8 = 5: 5+3 = 8 fits
+    let y = log.write(Level::Info, "", vec![8u8; 130]).unwrap(); // 13 % 8 = 5: 5+3 = 8 fits
     assert_eq!(y, 13);
-    let z = log.write(Level::Info, "", vec![7u8; 150]).unwrap(); // 16 % 8 = 0
+    let z = log.write(Level::Info, "", vec![7u8; 130]).unwrap(); // 16 % 8 = 0
     assert_eq!(z, 16);
-    let w = log.write(Level::Info, "", vec![6u8; 200]).unwrap(); // 4 blocks at 19 % 8 = 3 -> 7 fits
+    let w = log.write(Level::Info, "", vec![6u8; 180]).unwrap(); // 4 blocks at 19 % 8 = 3 -> 7 fits
     assert_eq!(w, 19);
-    // 23 % 8 = 7: 4 blocks would straddle; pad 1 at 23 and 3 at 24, land at 27.
-    let v = log.write(Level::Info, "", vec![5u8; 200]).unwrap();
+    // 23 % 8 = 7: 4 blocks would straddle; the reservation 23..27 becomes padding, land at 27.
+    let v = log.write(Level::Info, "", vec![5u8; 180]).unwrap();
     assert_eq!(v, 27);
     let got: Vec<_> = log
         .reader()
@@ -433,7 +473,7 @@ fn a_record_never_straddles_the_end() {
         .collect();
     assert_eq!(
         got,
-        [(27, 5, 200)],
+        [(27, 5, 180)],
         "the ring holds 8 blocks: only the newest record survives"
     );
     let mut r = log.reader_from(19);

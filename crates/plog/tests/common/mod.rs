@@ -2,6 +2,7 @@
 
 /// Bitwise crc32c (Castagnoli, reflected), so that tests forging headers and records do not
 /// trust the code under test.
+#[allow(dead_code)]
 pub(crate) fn crc32c(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
@@ -15,4 +16,70 @@ pub(crate) fn crc32c(data: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+/// A payload that checks itself: writer, sequence number, then bytes derived from both.
+#[allow(dead_code)]
+pub(crate) fn payload(writer: u32, seq: u32, extra: usize) -> Vec<u8> {
+    let mut p = Vec::with_capacity(8 + extra);
+    p.extend_from_slice(&writer.to_le_bytes());
+    p.extend_from_slice(&seq.to_le_bytes());
+    p.extend((0..extra).map(|i| (writer as usize * 7 + seq as usize * 13 + i) as u8));
+    p
+}
+
+/// (writer, seq) of a record whose payload is intact and whose tag is `w<writer>`; panics on a
+/// torn or foreign one.
+#[allow(dead_code)]
+pub(crate) fn check(record: &plog::Record) -> (u32, u32) {
+    let p = &record.payload;
+    assert!(p.len() >= 8, "short payload in record {}", record.id);
+    let writer = u32::from_le_bytes(p[..4].try_into().unwrap());
+    let seq = u32::from_le_bytes(p[4..8].try_into().unwrap());
+    assert_eq!(
+        p,
+        &payload(writer, seq, p.len() - 8),
+        "torn record {}",
+        record.id
+    );
+    assert_eq!(
+        record.tag,
+        format!("w{writer}"),
+        "tag of record {}",
+        record.id
+    );
+    (writer, seq)
+}
+
+/// Rounds of a randomised test: `ci` by default, `POUNDS_STRESS_ROUNDS / per` (at least one)
+/// under `cargo xtask stress`.
+#[allow(dead_code)]
+pub(crate) fn stress_rounds(ci: u32, per: u32) -> u32 {
+    std::env::var("POUNDS_STRESS_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse::<u32>().ok())
+        .map_or(ci, |r| (r / per.max(1)).max(1))
+}
+
+/// A small xorshift generator: reproducible randomness without a dependency.
+#[allow(dead_code)]
+pub(crate) struct Rng(u64);
+
+#[allow(dead_code)]
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
 }

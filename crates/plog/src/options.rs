@@ -1,0 +1,131 @@
+//! [`LogOptions`]: how to open a log, and the open sequence that ties the pieces together.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::flusher::Flusher;
+use crate::format::{DEFAULT_BLOCK_SIZE, DEFAULT_BLOCKS, Geometry};
+use crate::log::{Inner, Log};
+use crate::open::{Found, open_read_only, open_writable, validate};
+use crate::{Error, Result};
+
+/// How to open a log: geometry for a new file, read-only or read-write, create or not, and an
+/// optional background flush.
+///
+/// ```
+/// # fn main() -> Result<(), plog::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("app.plog");
+/// let log = plog::LogOptions::new().blocks(1024).block_size(256).open(&path)?;
+/// assert_eq!(log.stats().blocks, 1024);
+/// // Asking another geometry of an existing file is an error; not asking adopts it.
+/// assert!(matches!(
+///     plog::LogOptions::new().blocks(2048).open(&path),
+///     Err(plog::Error::GeometryMismatch { .. })
+/// ));
+/// assert_eq!(plog::Log::open(&path)?.stats().block_size, 256);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    blocks: Option<u64>,
+    block_size: Option<u32>,
+    read_only: bool,
+    no_create: bool,
+    flush_every: Option<Duration>,
+}
+
+impl LogOptions {
+    /// Read-write, create when absent, default geometry for a new file, no background flush.
+    pub fn new() -> LogOptions {
+        LogOptions::default()
+    }
+
+    /// Number of blocks in the ring (2 to 2^32; default 16384). Given explicitly, an existing
+    /// file must have this many, or opening fails with [`Error::GeometryMismatch`].
+    pub fn blocks(mut self, blocks: u64) -> LogOptions {
+        self.blocks = Some(blocks);
+        self
+    }
+
+    /// Bytes per block: a power of two from 64 to 1 MiB (default 128). Checked against an
+    /// existing file as [`Self::blocks`] is.
+    pub fn block_size(mut self, block_size: u32) -> LogOptions {
+        self.block_size = Some(block_size);
+        self
+    }
+
+    /// Open read-only: the file must exist and be a valid log; writing is refused. Works while
+    /// other processes write the file.
+    pub fn read_only(mut self, read_only: bool) -> LogOptions {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Create the file when absent (the default for read-write opens).
+    pub fn create(mut self, create: bool) -> LogOptions {
+        self.no_create = !create;
+        self
+    }
+
+    /// Flush the mapping to disk every `interval` from a background thread, stopped when the
+    /// [`Log`] is dropped. Ignored for read-only logs. A process forked from the one that
+    /// opened the log has no flush thread (threads do not survive `fork`).
+    pub fn flush_every(mut self, interval: Duration) -> LogOptions {
+        self.flush_every = Some(interval);
+        self
+    }
+
+    /// Opens (or creates) the log at `path`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidGeometry`] for a geometry outside the rules, [`Error::GeometryMismatch`],
+    /// [`Error::BadMagic`], [`Error::UnsupportedVersion`], [`Error::OldFormat`],
+    /// [`Error::CorruptHeader`], [`Error::HeaderLost`], [`Error::Truncated`], or the mapping's
+    /// [`Error::Map`] (not found, a directory, no space left for a new file's blocks, ...).
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Log> {
+        let path = path.as_ref();
+        let asked = Geometry::checked(
+            self.blocks.unwrap_or(DEFAULT_BLOCKS),
+            self.block_size.unwrap_or(DEFAULT_BLOCK_SIZE),
+        )
+        .map_err(|(field, value, rule)| Error::InvalidGeometry { field, value, rule })?;
+        let explicit = self.blocks.is_some() || self.block_size.is_some();
+        let writable = !self.read_only;
+        let (map, found) = if writable {
+            open_writable(path, asked, !self.no_create)?
+        } else {
+            (open_read_only(path)?, Found::Existing)
+        };
+        let geometry = validate(&map, path)?;
+        if explicit
+            && (self.blocks.is_some_and(|b| b != geometry.blocks)
+                || self.block_size.is_some_and(|b| b != geometry.block_size))
+        {
+            return Err(Error::GeometryMismatch {
+                path: path.to_path_buf(),
+                asked_blocks: asked.blocks,
+                asked_block_size: asked.block_size,
+                found_blocks: geometry.blocks,
+                found_block_size: geometry.block_size,
+            });
+        }
+        let inner = Inner::new(map, geometry, writable);
+        if writable && found != Found::Initialised {
+            // Still under the exclusive lock, so no other read-write open recovers at once;
+            // writers that opened earlier recovered first and write past the counter.
+            inner.recover_counter()?;
+        }
+        inner.map.unlock()?;
+        let inner = Arc::new(inner);
+        let flusher = match self.flush_every {
+            Some(interval) if writable => Some(Flusher::start(Arc::clone(&inner), interval)),
+            _ => None,
+        };
+        Ok(Log {
+            inner,
+            _flusher: flusher,
+        })
+    }
+}

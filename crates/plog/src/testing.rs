@@ -1,0 +1,37 @@
+//! A stall hook for tests: park one write at a chosen point of the protocol, so that a test can
+//! stall a writer exactly where a preemption, a stop or a page fault could, without signals.
+//! Not part of the API; the cost when unarmed is one load of a static per point.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Where in a write the hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallPoint {
+    /// After the reservation (the counter's atomic add), before any block is claimed.
+    Reserved,
+    /// After every block of the record is claimed, before its bytes are written and published.
+    Claimed,
+}
+
+static HOOK: OnceLock<(StallPoint, fn(u64))> = OnceLock::new();
+static ARMED: AtomicBool = AtomicBool::new(false);
+
+/// Runs `hook(position)` once, in the next write of this process that reaches `point`; the
+/// write goes on when the hook returns. Only the first call in a process arms a hook.
+pub fn stall_once(point: StallPoint, hook: fn(u64)) {
+    if HOOK.set((point, hook)).is_ok() {
+        ARMED.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The write path's call at `point`.
+#[inline]
+pub(crate) fn at(point: StallPoint, pos: u64) {
+    if let Some((armed_point, hook)) = HOOK.get()
+        && *armed_point == point
+        && ARMED.swap(false, Ordering::SeqCst)
+    {
+        hook(pos);
+    }
+}

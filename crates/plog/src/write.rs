@@ -1,0 +1,246 @@
+//! The write path: reserve, claim, copy, publish (docs/plog-format.md, "Writing").
+
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+
+use pmap::SharedMap;
+use zerocopy::IntoBytes;
+
+use crate::claim::{self, Claim, Taken};
+use crate::format::{
+    AlignedImage, CLAIM_LEN, KIND_RECORD, MAX_TAG_LEN, NEXT_OFF, RECORD_HEADER_LEN, RecordHeader,
+    SLEEPER, WAKE_OFF, WRITE_LIMIT, padded,
+};
+use crate::log::Inner;
+use crate::testing::StallPoint;
+use crate::{Error, Level, Result};
+
+/// Records whose content is up to this size (and fits one block) are assembled in a
+/// per-thread buffer and checksummed in one pass.
+const STACK_IMAGE: usize = 256;
+
+/// A writer whose reservations keep meeting blocks held by stalled or dead writers gives up
+/// after this many, so that it never waits for them (or once its reservations have covered four
+/// laps of the ring, whichever comes later).
+const MIN_ATTEMPTS: u64 = 64;
+
+/// Bytes of a record header after its claim word: the start of a record's content.
+const HEADER_CONTENT: usize = RECORD_HEADER_LEN - CLAIM_LEN;
+
+thread_local! {
+    /// The per-thread record buffer: reused, so that a write does not zero 272 bytes first.
+    static IMAGE: std::cell::RefCell<AlignedImage<{ STACK_IMAGE + 16 }>> =
+        const { std::cell::RefCell::new(AlignedImage([0; STACK_IMAGE + 16])) };
+}
+
+impl Inner {
+    pub(crate) fn write(&self, level: Level, tag: &[u8], payload: &[u8]) -> Result<u64> {
+        self.require_writable("write")?;
+        if tag.len() > MAX_TAG_LEN {
+            return Err(Error::TagTooLong {
+                len: tag.len(),
+                max: MAX_TAG_LEN,
+            });
+        }
+        let max_content = self.geometry.max_content();
+        let content = HEADER_CONTENT + tag.len() + payload.len();
+        if payload.len() > max_content || content > max_content {
+            return Err(Error::MessageTooLarge {
+                size: payload.len(),
+                max: self.max_message(tag.len()),
+            });
+        }
+        let blocks = if content <= self.content_per_block {
+            1
+        } else {
+            self.geometry.blocks_for(content as u64)
+        };
+        let pid = pmap::current_pid();
+        let mut header = RecordHeader {
+            commit: 0,
+            time_ns: self.clock.now_ns(),
+            len: payload.len() as u32,
+            pid,
+            blocks: blocks as u32,
+            crc: 0,
+            level: level.code(),
+            kind: KIND_RECORD,
+            tag_len: tag.len() as u8,
+            reserved0: 0,
+            reserved1: 0,
+        };
+        let counter = self.map.atomic_u64(NEXT_OFF)?;
+        let give_up_after = MIN_ATTEMPTS.max(4 * self.blocks / blocks);
+        let mut attempts = 0;
+        loop {
+            // SeqCst on the reservation and on the load of the wake word after it: with the
+            // follower's SeqCst registration, either this writer sees the sleeper bit or the
+            // follower sees this reservation (docs/plog-format.md, "Follow").
+            let pos = counter.fetch_add(blocks, Ordering::SeqCst);
+            let wake = self.map.load_u32(WAKE_OFF, Ordering::SeqCst)?;
+            // Every store below comes after the reservation for any reader that sees one of
+            // them: the reader's acquire fence then shows it the counter past this lap.
+            fence(Ordering::Release);
+            if pos >= WRITE_LIMIT {
+                // Give the blocks back, so that refused writes cannot push the counter past
+                // the limit that `open` checks (a file the library itself made unopenable).
+                // Safe while others race: only writers refused here subtract, each what it
+                // added, so the counter never drops below the end of a granted reservation.
+                counter.fetch_sub(blocks, Ordering::Relaxed);
+                return Err(Error::CounterExhausted { path: self.path() });
+            }
+            attempts += 1;
+            crate::testing::at(StallPoint::Reserved, pos);
+            let slot = pos % self.blocks;
+            let placed = if slot + blocks > self.blocks {
+                // The record would straddle the ring's end: mark this reservation as padding
+                // and reserve again, so that every record is contiguous.
+                for i in 0..blocks {
+                    claim::pad_unclaimed(self.claim_word(pos + i)?, pos + i, self.blocks);
+                }
+                false
+            } else {
+                self.claim_blocks(counter, pos, blocks, pid)?
+            };
+            if !placed {
+                if wake & SLEEPER != 0 {
+                    self.wake_followers()?;
+                }
+                if attempts >= give_up_after {
+                    return Err(Error::NoFreeBlocks {
+                        path: self.path(),
+                        attempts,
+                    });
+                }
+                continue;
+            }
+            crate::testing::at(StallPoint::Claimed, pos);
+            let off = self.block_offset(pos);
+            // The per-thread buffer is unavailable only re-entrantly or while the thread
+            // exits, and a copy cannot fail at an offset checked at open: the piecewise path
+            // then writes the same bytes (and reports any error). A `bool` keeps the fast
+            // path's result in a register.
+            let written = blocks == 1
+                && content <= STACK_IMAGE
+                && IMAGE
+                    .try_with(|cell| {
+                        cell.try_borrow_mut().is_ok_and(|mut buf| {
+                            self.write_small(off, pos, &mut header, tag, payload, &mut buf.0)
+                        })
+                    })
+                    .unwrap_or(false);
+            if !written {
+                header.crc = header.checksum(pos, tag, payload);
+                self.scatter(pos, 0, &header.as_bytes()[CLAIM_LEN..])?;
+                self.scatter(pos, HEADER_CONTENT, tag)?;
+                self.scatter(pos, HEADER_CONTENT + tag.len(), payload)?;
+            }
+            // Later blocks first, the first block's start claim last: a reader that sees the
+            // start (acquire) sees the whole record.
+            for i in 1..blocks {
+                claim::publish(self.claim_word(pos + i)?, Claim::Cont(pos + i));
+            }
+            claim::publish(self.map.atomic_u64(off)?, Claim::Start(pos));
+            if wake & SLEEPER != 0 {
+                self.wake_followers()?;
+            }
+            return Ok(pos);
+        }
+    }
+
+    /// The claim word of the block at position `pos`.
+    #[inline]
+    pub(crate) fn claim_word(&self, pos: u64) -> Result<&AtomicU64> {
+        Ok(self.map.atomic_u64(self.block_offset(pos))?)
+    }
+
+    /// Takes the claims of the `blocks` blocks reserved at `pos`, in order. If one is held by
+    /// an older writer or was used by a newer one, gives back those already taken, marks the
+    /// rest as padding (where no writer holds or has used them) and returns false: the caller
+    /// reserves again. No writer waits for another.
+    fn claim_blocks(&self, counter: &AtomicU64, pos: u64, blocks: u64, pid: u32) -> Result<bool> {
+        for i in 0..blocks {
+            match claim::take(
+                self.claim_word(pos + i)?,
+                pos + i,
+                pid,
+                counter,
+                self.blocks,
+            ) {
+                Taken::Mine => {}
+                Taken::Late | Taken::Held => {
+                    for j in 0..i {
+                        claim::give_back(self.claim_word(pos + j)?, pos + j);
+                    }
+                    for j in i + 1..blocks {
+                        claim::pad_unclaimed(self.claim_word(pos + j)?, pos + j, self.blocks);
+                    }
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Copies `bytes` to the record at `pos`, from content byte `at` on, around the claim
+    /// words of the blocks it spans.
+    fn scatter(&self, pos: u64, mut at: usize, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            let room = self.content_per_block - at % self.content_per_block;
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            self.map.write_at(self.content_offset(pos, at), now)?;
+            at += now.len();
+            bytes = rest;
+        }
+        Ok(())
+    }
+
+    /// Writes a one-block record of at most [`STACK_IMAGE`] content bytes (all but its claim
+    /// word) from one buffer: `[time][content 8.., padded to 8][id][time]`. The checksum runs
+    /// over `buf[8..]` (its definition's order, see format.rs) in one pass, and the record goes
+    /// to the ring in one copy of whole words (the padding stays inside the block, whose
+    /// content room is a multiple of 8).
+    #[inline]
+    fn write_small(
+        &self,
+        off: usize,
+        pos: u64,
+        header: &mut RecordHeader,
+        tag: &[u8],
+        payload: &[u8],
+        buf: &mut [u8; STACK_IMAGE + 16],
+    ) -> bool {
+        let content = HEADER_CONTENT + tag.len() + payload.len();
+        let end = padded(content);
+        let time = header.time_ns.to_le_bytes();
+        buf[..8].copy_from_slice(&time);
+        buf[8..32].copy_from_slice(&header.as_bytes()[16..]);
+        buf[32..32 + tag.len()].copy_from_slice(tag);
+        buf[32 + tag.len()..content].copy_from_slice(payload);
+        // The buffer is reused: zero the padding (at most 7 bytes, inside the last word).
+        buf[content..end].fill(0);
+        buf[end..end + 8].copy_from_slice(&pos.to_le_bytes());
+        buf[end + 8..end + 16].copy_from_slice(&time);
+        let crc = RecordHeader::checksum_image(&buf[8..end + 16]);
+        buf[20..24].copy_from_slice(&crc.to_le_bytes());
+        header.crc = crc;
+        self.map.write_at(off + CLAIM_LEN, &buf[..end]).is_ok()
+    }
+
+    /// Bumps the wake word's sequence, clears the sleeper bit, and wakes every follower in
+    /// every process. A follower killed while asleep leaves the bit set; the next writer clears
+    /// it, so the cost of a dead follower is one wake call.
+    pub(crate) fn wake_followers(&self) -> Result<()> {
+        wake_word(&self.map)
+    }
+}
+
+/// Bumps the wake word of `map` (a log's mapping, or a follower's side mapping of its header):
+/// the sequence advances, the sleeper bit clears, and every sleeper in every process wakes.
+pub(crate) fn wake_word(map: &SharedMap) -> Result<()> {
+    let word = map.atomic_u32(WAKE_OFF)?;
+    let _ = word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+        Some(w.wrapping_add(1) & !SLEEPER)
+    });
+    map.wake_u32(WAKE_OFF)?;
+    Ok(())
+}
