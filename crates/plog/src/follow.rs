@@ -189,6 +189,12 @@ impl Follower {
         self.reader.lost()
     }
 
+    /// Blocks of padding stepped over so far (see [`Reader::padding`]): with [`Self::lost`]
+    /// and the blocks of the records returned, every id the follower advanced over.
+    pub fn padding(&self) -> u64 {
+        self.reader.padding()
+    }
+
     /// The position (id) this follower looks at next.
     pub fn position(&self) -> u64 {
         self.reader.position()
@@ -212,6 +218,12 @@ impl Follower {
                 Step::End => {
                     self.waiting_at = None;
                     false
+                }
+                Step::Again => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return None;
+                    }
+                    continue;
                 }
                 Step::Pending => {
                     self.note_wait();

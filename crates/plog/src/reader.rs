@@ -95,6 +95,7 @@ impl Inner {
     /// of the blocks before it named this record: a crafted ring of start claims costs one
     /// load per candidate, not a copy of the span each claims.
     fn copy_slot(&self, pos: u64) -> Option<Copied> {
+        crate::testing::examined(1);
         let off = self.block_offset(pos);
         let commit = self.map.load_u64(off, Ordering::Acquire).ok()?;
         match Claim::decode(commit) {
@@ -115,6 +116,7 @@ impl Inner {
         let header = self.map.read::<RecordHeader>(off).ok()?;
         let blocks = self.checked_span(pos, &header)?;
         for i in 1..blocks {
+            crate::testing::examined(1);
             let word = self
                 .map
                 .load_u64(self.block_offset(pos + i), Ordering::Acquire)
@@ -159,6 +161,7 @@ impl Inner {
         while !out.is_empty() {
             let room = self.content_per_block - at % self.content_per_block;
             let (now, rest) = out.split_at_mut(room.min(out.len()));
+            crate::testing::examined(1);
             self.map.read_at(self.content_offset(pos, at), now)?;
             at += now.len();
             out = rest;
@@ -315,6 +318,9 @@ pub(crate) enum Step {
     /// Blocks were reserved but no valid record starts at the reader's position, and none after
     /// it yet: a record in flight (or a dead writer's hole at the end).
     Pending,
+    /// The step did its bounded share of work (skipping lapped blocks) without a record to
+    /// return: call again. Lets a follower check its deadline between steps.
+    Again,
     /// No valid record at `at`, but one at `next_valid`: a hole (dead writer, damage), or a
     /// record still in flight behind later ones.
     Hole {
@@ -334,6 +340,14 @@ pub(crate) enum Step {
 /// `next` again later returns records written since. When writers lap it (overwrite records
 /// before it reached them) it jumps to the oldest surviving record and counts what it missed
 /// in [`Reader::lost`].
+///
+/// A `Reader` never waits. A record still being written when a later one is already published
+/// is a hole to it: it skips the hole and counts its blocks lost, even if the record is
+/// published a moment later. A record still being written at the newest position ends the
+/// iteration there, and a later call looks again. Use a [`crate::Follower`] to wait for such
+/// records (it gives a hole [`crate::FollowOptions::hole_grace`]). Each `next` does bounded
+/// work: a call that keeps being lapped (writers overwriting records faster than it copies
+/// them) returns `None` after a few rounds, and the next call goes on from there.
 ///
 /// ```
 /// # fn main() -> Result<(), plog::Error> {
@@ -367,7 +381,19 @@ pub struct Reader {
     /// writes and reads would notice); [`BATCH_RECORDS`] for followers and dumps, which
     /// consume what they validate at once.
     batch_limit: usize,
+    /// `(pos, to)`: when the reader last looked ahead from `pos`, no block in `pos + 1..to`
+    /// started a valid record. The next look from the same `pos` starts at `to`, so that a
+    /// reader waiting at a hole (or at a counter far ahead of every record) does not examine
+    /// the same blocks at every call.
+    scanned: Option<(u64, u64)>,
 }
+
+/// Rounds lost to laps in one [`Reader::step`] (each a bounded batch) before it returns
+/// [`Step::Again`].
+const STEP_ROUNDS: usize = 4;
+/// [`Step::Again`]s one `Reader::next` takes before it returns `None` (writers lapping the
+/// reader faster than it reads): the bound on the work of one call.
+const NEXT_ROUNDS: usize = 16;
 
 impl Reader {
     pub(crate) fn new(inner: Arc<Inner>, from: Option<u64>) -> Reader {
@@ -390,6 +416,7 @@ impl Reader {
             filter: Filter::all(),
             batch: VecDeque::new(),
             batch_limit: 1,
+            scanned: None,
         }
     }
 
@@ -453,8 +480,14 @@ impl Reader {
         self.pos = self.pos.max(to);
     }
 
+    /// One step: the next record, or why there is none. Rounds that move the reader forward
+    /// over records and padding are not limited (a filter or a run of padding costs what it
+    /// skips, at most the ring); rounds lost to writers lapping the reader (copies dropped as
+    /// lapped, a torn slot) are, to [`STEP_ROUNDS`], after which the step returns
+    /// [`Step::Again`].
     pub(crate) fn step(&mut self) -> Step {
         let inner = Arc::clone(&self.inner);
+        let mut lapped_rounds = 0;
         loop {
             if let Some((at, slot)) = self.batch.pop_front() {
                 debug_assert_eq!(at, self.pos);
@@ -464,6 +497,9 @@ impl Reader {
                 }
                 continue;
             }
+            if lapped_rounds >= STEP_ROUNDS {
+                return Step::Again;
+            }
             let next = inner.next(Ordering::Acquire);
             if self.pos >= next {
                 return Step::End;
@@ -471,9 +507,13 @@ impl Reader {
             let oldest = next.saturating_sub(inner.blocks);
             if self.pos < oldest {
                 self.skip_lapped(oldest);
+                self.scanned = None;
             }
             let kept_from = inner.read_batch(self.pos, next, self.batch_limit, &mut self.batch);
             if kept_from > self.pos || !self.batch.is_empty() {
+                if self.batch.is_empty() {
+                    lapped_rounds += 1;
+                }
                 // Lapped copies were dropped: those blocks are lost.
                 self.skip_lapped(kept_from);
                 continue;
@@ -485,8 +525,8 @@ impl Reader {
                         return Step::Record(record);
                     }
                 }
-                Slot::Torn => {}
-                Slot::Invalid => match self.find_valid_after(self.pos, next) {
+                Slot::Torn => lapped_rounds += 1,
+                Slot::Invalid => match self.find_valid_after(next) {
                     Some(Some(next_valid)) => {
                         return Step::Hole {
                             at: self.pos,
@@ -495,7 +535,8 @@ impl Reader {
                         };
                     }
                     Some(None) => return Step::Pending,
-                    None => {} // Lapped while looking: start over.
+                    // Lapped while looking: start over.
+                    None => lapped_rounds += 1,
                 },
             }
         }
@@ -520,11 +561,38 @@ impl Reader {
         }
     }
 
-    /// The first position after `pos` and before `next` where a valid record or padding
-    /// starts; `Some(None)` if there is none, `None` if the reader was lapped meanwhile.
-    fn find_valid_after(&self, pos: u64, next: u64) -> Option<Option<u64>> {
-        let mut at = pos + 1;
-        while at < next {
+    /// The first position after the reader's and before `next` where a valid record or
+    /// padding starts; `Some(None)` if there is none, `None` if the reader was lapped meanwhile.
+    ///
+    /// Each block is examined at most once per look (a candidate start costs its claim words
+    /// before any copy, see [`Inner::copy_slot`]), and a look that found nothing is remembered
+    /// ([`Reader::scanned`]): the next look from the same position examines only the blocks
+    /// reserved since, then, if it finds one, the blocks before it once more (a record there
+    /// may have been published meanwhile).
+    fn find_valid_after(&mut self, next: u64) -> Option<Option<u64>> {
+        let pos = self.pos;
+        let resume = match self.scanned {
+            Some((at, to)) if at == pos => to.max(pos + 1),
+            _ => pos + 1,
+        };
+        let Some(found) = self.first_valid(resume, next)? else {
+            self.scanned = Some((pos, next.max(resume)));
+            return Some(None);
+        };
+        self.scanned = None;
+        if resume > pos + 1
+            && let Some(earlier) = self.first_valid(pos + 1, resume)?
+        {
+            return Some(Some(earlier));
+        }
+        Some(Some(found))
+    }
+
+    /// The first position in `from..to` where a valid record or padding starts; `None` if the
+    /// reader was lapped meanwhile.
+    fn first_valid(&self, from: u64, to: u64) -> Option<Option<u64>> {
+        let mut at = from;
+        while at < to {
             match self.inner.read_slot(at) {
                 Slot::Record(..) | Slot::Pad(_) => return Some(Some(at)),
                 Slot::Torn => return None,
@@ -565,14 +633,19 @@ impl Reader {
 impl Iterator for Reader {
     type Item = Record;
 
+    /// The next record, or `None` at the newest one. Bounded work: a call that keeps being
+    /// lapped (writers overwriting records faster than this reader copies them) returns `None`
+    /// after a few rounds; calling again goes on from there.
     fn next(&mut self) -> Option<Record> {
-        loop {
+        for _ in 0..NEXT_ROUNDS {
             match self.step() {
                 Step::Record(record) => return Some(record),
                 Step::End | Step::Pending => return None,
+                Step::Again => {}
                 Step::Hole { next_valid, .. } => self.skip_hole(next_valid),
             }
         }
+        None
     }
 }
 

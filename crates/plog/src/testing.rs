@@ -35,3 +35,19 @@ pub(crate) fn at(point: StallPoint, pos: u64) {
         hook(pos);
     }
 }
+
+thread_local! {
+    static EXAMINED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts blocks a reader on this thread examined (claim words loaded to find or check a
+/// record), so that tests can hold readers to their bounds on work without timing them.
+#[inline]
+pub(crate) fn examined(blocks: u64) {
+    EXAMINED.with(|c| c.set(c.get() + blocks));
+}
+
+/// Blocks examined by readers on this thread since the last call; resets the count.
+pub fn take_examined() -> u64 {
+    EXAMINED.with(|c| c.replace(0))
+}
