@@ -126,7 +126,12 @@ fn open_side_map(inner: &Inner) -> Option<Arc<SharedMap>> {
         .open(inner.map.path())
         .ok()?
         .into_shared();
-    // The same file still: its static header matches the one validated at open.
+    // The same file still, not another one put at its path since (a renamed copy has the same
+    // header bytes, so the identity decides where the platform gives one), and its static header
+    // matches the one validated at open.
+    if map.same_file_as(&inner.map) == Some(false) {
+        return None;
+    }
     let same = map.read::<[u8; 64]>(0).ok()? == inner.map.read::<[u8; 64]>(0).ok()?;
     same.then(|| Arc::new(map))
 }

@@ -731,6 +731,44 @@ fn read_only_followers_announce_themselves_and_are_woken() {
     );
 }
 
+/// A read-only handle whose file was renamed away and replaced by a copy at its path: a
+/// follower must not announce itself in the copy (whose header is the same bytes), which no
+/// writer of the original would ever wake.
+#[test]
+#[cfg(unix)]
+fn a_read_only_follower_never_marks_a_copy_at_its_path() {
+    let (dir, path) = tmp();
+    let log = small(&path, 64, 128);
+    let ro = Log::open_read_only(&path).unwrap();
+    let moved = dir.path().join("moved.plog");
+    fs::rename(&path, &moved).unwrap();
+    fs::copy(&moved, &path).unwrap();
+    let wake_word = |p: &PathBuf| {
+        let bytes = fs::read(p).unwrap();
+        u32::from_le_bytes(bytes[128..132].try_into().unwrap())
+    };
+    let copy_before = wake_word(&path);
+    let mut follower = ro
+        .follow(FollowOptions::new().max_sleep(Duration::from_millis(5)))
+        .unwrap();
+    // Several sleeps: each would announce itself if it had a side mapping of the copy.
+    assert!(follower.next_timeout(Duration::from_millis(50)).is_none());
+    assert_eq!(
+        wake_word(&path),
+        copy_before,
+        "the copy's wake word is untouched"
+    );
+    // It still follows the original, by polling.
+    log.write(Level::Info, "t", "seen").unwrap();
+    assert_eq!(
+        follower
+            .next_timeout(Duration::from_secs(10))
+            .unwrap()
+            .message(),
+        "seen"
+    );
+}
+
 #[test]
 fn followers_of_unwritable_files_poll() {
     let (_d, path) = tmp();

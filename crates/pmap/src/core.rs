@@ -119,6 +119,24 @@ impl Core {
         self.raw.as_ref().map_or(0, MmapRaw::len)
     }
 
+    /// Whether `self` and `other` map the same file (not merely files at the same path):
+    /// `Some` where the platform gives a file identity (device and inode on Unix), `None`
+    /// elsewhere or for anonymous mappings.
+    pub(crate) fn same_file(&self, other: &Core) -> Option<bool> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let (a, b) = (self.file.as_ref()?, other.file.as_ref()?);
+            let (a, b) = (a.metadata().ok()?, b.metadata().ok()?);
+            Some(a.dev() == b.dev() && a.ino() == b.ino())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = other;
+            None
+        }
+    }
+
     pub(crate) fn file_len(&self) -> Result<u64> {
         match &self.file {
             Some(file) => Ok(file.metadata().map_err(self.io("stat"))?.len()),

@@ -48,6 +48,9 @@ mod options;
 mod process;
 mod reserve;
 mod shared;
+#[cfg(unix)]
+#[doc(hidden)]
+pub mod testing;
 
 #[cfg_attr(target_os = "linux", path = "os/linux.rs")]
 #[cfg_attr(not(target_os = "linux"), path = "os/fallback.rs")]

@@ -188,6 +188,13 @@ impl SharedMap {
         Ok(())
     }
 
+    /// Whether this and `other` map the same file, whatever paths they were opened by (a file
+    /// renamed away and another put at its path is not the same): `Some` on Unix (device and
+    /// inode), `None` where the platform gives no identity and for anonymous mappings.
+    pub fn same_file_as(&self, other: &SharedMap) -> Option<bool> {
+        self.core.same_file(&other.core)
+    }
+
     /// Turns this handle back into a [`Map`] with slice access.
     pub fn into_map(self) -> Map {
         Map::from_core(self.core)
