@@ -135,13 +135,31 @@ pub(crate) fn take(
     counter: &AtomicU64,
     ring_blocks: u64,
 ) -> Taken {
+    take_from(
+        word,
+        expected_before(pos, ring_blocks),
+        pos,
+        pid,
+        counter,
+        ring_blocks,
+    )
+}
+
+/// [`take`], starting from `seen`, a value of the word loaded earlier (the write path loads it
+/// right after its reservation so that the block's cache line is on its way while the record's
+/// checksum is computed). `seen` is judged like any value the word holds before the
+/// compare-and-swap is tried.
+pub(crate) fn take_from(
+    word: &AtomicU64,
+    seen: u64,
+    pos: u64,
+    pid: u32,
+    counter: &AtomicU64,
+    ring_blocks: u64,
+) -> Taken {
     let mine = Claim::busy(pos, pid).encode();
-    let mut current = expected_before(pos, ring_blocks);
+    let mut current = seen;
     loop {
-        match word.compare_exchange(current, mine, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return Taken::Mine,
-            Err(actual) => current = actual,
-        }
         match Claim::decode(current) {
             Claim::Empty => {}
             Claim::Start(at) | Claim::Cont(at) | Claim::Pad(at) => {
@@ -158,9 +176,13 @@ pub(crate) fn take(
                 if holder == pid || pmap::process_state(holder) != ProcessState::Dead {
                     return Taken::Held;
                 }
-                // The holder's process is gone: the block is taken over by the next
-                // compare-and-swap (which fails if the word changed meanwhile).
+                // The holder's process is gone: the block is taken over by the
+                // compare-and-swap below (which fails if the word changed meanwhile).
             }
+        }
+        match word.compare_exchange(current, mine, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Taken::Mine,
+            Err(actual) => current = actual,
         }
     }
 }

@@ -97,54 +97,96 @@ impl Inner {
                 for i in 0..blocks {
                     claim::pad_unclaimed(self.claim_word(pos + i)?, pos + i, self.blocks);
                 }
-                false
+                Placement::Refused
+            } else if blocks == 1 && content <= STACK_IMAGE {
+                self.place_small(counter, pos, pid, &mut header, tag, payload)?
             } else {
-                self.claim_blocks(counter, pos, blocks, pid)?
+                Placement::NoBuffer
             };
-            if !placed {
-                if wake & SLEEPER != 0 {
-                    self.wake_followers()?;
+            let placed = match placed {
+                Placement::NoBuffer => {
+                    self.place_scattered(counter, pos, blocks, pid, &mut header, tag, payload)?
                 }
-                if attempts >= give_up_after {
+                other => other,
+            };
+            if wake & SLEEPER != 0 {
+                self.wake_followers()?;
+            }
+            match placed {
+                Placement::Published => return Ok(pos),
+                _ if attempts >= give_up_after => {
                     return Err(Error::NoFreeBlocks {
                         path: self.path(),
                         attempts,
                     });
                 }
-                continue;
+                _ => {}
+            }
+        }
+    }
+
+    /// Places a one-block record of at most [`STACK_IMAGE`] content bytes at `pos`: loads the
+    /// block's claim word first (its cache line travels while the record and its checksum are
+    /// assembled in the per-thread buffer), takes the claim, copies the buffer in one pass of
+    /// whole words, publishes. The buffer is unavailable only re-entrantly or while the thread
+    /// exits: then [`Placement::NoBuffer`], and nothing was done.
+    #[inline]
+    fn place_small(
+        &self,
+        counter: &AtomicU64,
+        pos: u64,
+        pid: u32,
+        header: &mut RecordHeader,
+        tag: &[u8],
+        payload: &[u8],
+    ) -> Result<Placement> {
+        let word = self.claim_word(pos)?;
+        let seen = word.load(Ordering::Acquire);
+        let placed = IMAGE.try_with(|cell| {
+            let Ok(mut buf) = cell.try_borrow_mut() else {
+                return Ok(Placement::NoBuffer);
+            };
+            let end = build_small(pos, header, tag, payload, &mut buf.0);
+            if claim::take_from(word, seen, pos, pid, counter, self.blocks) != Taken::Mine {
+                return Ok(Placement::Refused);
             }
             crate::testing::at(StallPoint::Claimed, pos);
-            let off = self.block_offset(pos);
-            // The per-thread buffer is unavailable only re-entrantly or while the thread
-            // exits, and a copy cannot fail at an offset checked at open: the piecewise path
-            // then writes the same bytes (and reports any error). A `bool` keeps the fast
-            // path's result in a register.
-            let written = blocks == 1
-                && content <= STACK_IMAGE
-                && IMAGE
-                    .try_with(|cell| {
-                        cell.try_borrow_mut().is_ok_and(|mut buf| {
-                            self.write_small(off, pos, &mut header, tag, payload, &mut buf.0)
-                        })
-                    })
-                    .unwrap_or(false);
-            if !written {
-                header.crc = header.checksum(pos, tag, payload);
-                self.scatter(pos, 0, &header.as_bytes()[CLAIM_LEN..])?;
-                self.scatter(pos, HEADER_CONTENT, tag)?;
-                self.scatter(pos, HEADER_CONTENT + tag.len(), payload)?;
-            }
-            // Later blocks first, the first block's start claim last: a reader that sees the
-            // start (acquire) sees the whole record.
-            for i in 1..blocks {
-                claim::publish(self.claim_word(pos + i)?, Claim::Cont(pos + i));
-            }
-            claim::publish(self.map.atomic_u64(off)?, Claim::Start(pos));
-            if wake & SLEEPER != 0 {
-                self.wake_followers()?;
-            }
-            return Ok(pos);
+            self.map
+                .write_at(self.block_offset(pos) + CLAIM_LEN, &buf.0[..end])?;
+            claim::publish(word, Claim::Start(pos));
+            Ok(Placement::Published)
+        });
+        placed.unwrap_or(Ok(Placement::NoBuffer))
+    }
+
+    /// Places any record at `pos`: takes the claims of its blocks, scatters its content around
+    /// their claim words, publishes the later blocks, then the first.
+    #[allow(clippy::too_many_arguments)]
+    fn place_scattered(
+        &self,
+        counter: &AtomicU64,
+        pos: u64,
+        blocks: u64,
+        pid: u32,
+        header: &mut RecordHeader,
+        tag: &[u8],
+        payload: &[u8],
+    ) -> Result<Placement> {
+        if !self.claim_blocks(counter, pos, blocks, pid)? {
+            return Ok(Placement::Refused);
         }
+        crate::testing::at(StallPoint::Claimed, pos);
+        header.crc = header.checksum(pos, tag, payload);
+        self.scatter(pos, 0, &header.as_bytes()[CLAIM_LEN..])?;
+        self.scatter(pos, HEADER_CONTENT, tag)?;
+        self.scatter(pos, HEADER_CONTENT + tag.len(), payload)?;
+        // Later blocks first, the first block's start claim last: a reader that sees the
+        // start (acquire) sees the whole record.
+        for i in 1..blocks {
+            claim::publish(self.claim_word(pos + i)?, Claim::Cont(pos + i));
+        }
+        claim::publish(self.claim_word(pos)?, Claim::Start(pos));
+        Ok(Placement::Published)
     }
 
     /// The claim word of the block at position `pos`.
@@ -194,44 +236,57 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes a one-block record of at most [`STACK_IMAGE`] content bytes (all but its claim
-    /// word) from one buffer: `[time][content 8.., padded to 8][id][time]`. The checksum runs
-    /// over `buf[8..]` (its definition's order, see format.rs) in one pass, and the record goes
-    /// to the ring in one copy of whole words (the padding stays inside the block, whose
-    /// content room is a multiple of 8).
-    #[inline]
-    fn write_small(
-        &self,
-        off: usize,
-        pos: u64,
-        header: &mut RecordHeader,
-        tag: &[u8],
-        payload: &[u8],
-        buf: &mut [u8; STACK_IMAGE + 16],
-    ) -> bool {
-        let content = HEADER_CONTENT + tag.len() + payload.len();
-        let end = padded(content);
-        let time = header.time_ns.to_le_bytes();
-        buf[..8].copy_from_slice(&time);
-        buf[8..32].copy_from_slice(&header.as_bytes()[16..]);
-        buf[32..32 + tag.len()].copy_from_slice(tag);
-        buf[32 + tag.len()..content].copy_from_slice(payload);
-        // The buffer is reused: zero the padding (at most 7 bytes, inside the last word).
-        buf[content..end].fill(0);
-        buf[end..end + 8].copy_from_slice(&pos.to_le_bytes());
-        buf[end + 8..end + 16].copy_from_slice(&time);
-        let crc = RecordHeader::checksum_image(&buf[8..end + 16]);
-        buf[20..24].copy_from_slice(&crc.to_le_bytes());
-        header.crc = crc;
-        self.map.write_at(off + CLAIM_LEN, &buf[..end]).is_ok()
-    }
-
     /// Bumps the wake word's sequence, clears the sleeper bit, and wakes every follower in
     /// every process. A follower killed while asleep leaves the bit set; the next writer clears
     /// it, so the cost of a dead follower is one wake call.
     pub(crate) fn wake_followers(&self) -> Result<()> {
         wake_word(&self.map)
     }
+}
+
+/// Assembles a one-block record of at most [`STACK_IMAGE`] content bytes (all but its claim
+/// word) in `buf`: `[time][content 8.., padded to 8][id][time]`, computes the checksum over
+/// `buf[8..]` (its definition's order, see format.rs) in one pass and stores it in place.
+/// Returns the length of the part to copy to the block (`buf[..end]`: the content padded to 8,
+/// which stays inside the block, whose content room is a multiple of 8).
+#[inline]
+fn build_small(
+    pos: u64,
+    header: &mut RecordHeader,
+    tag: &[u8],
+    payload: &[u8],
+    buf: &mut [u8; STACK_IMAGE + 16],
+) -> usize {
+    let content = HEADER_CONTENT + tag.len() + payload.len();
+    let end = padded(content);
+    let time = header.time_ns.to_le_bytes();
+    buf[..8].copy_from_slice(&time);
+    buf[8..32].copy_from_slice(&header.as_bytes()[16..]);
+    // The crc field is taken as zero: a retried write's header already holds the crc of its
+    // earlier position.
+    buf[20..24].fill(0);
+    buf[32..32 + tag.len()].copy_from_slice(tag);
+    buf[32 + tag.len()..content].copy_from_slice(payload);
+    // The buffer is reused: zero the padding (at most 7 bytes, inside the last word).
+    buf[content..end].fill(0);
+    buf[end..end + 8].copy_from_slice(&pos.to_le_bytes());
+    buf[end + 8..end + 16].copy_from_slice(&time);
+    let crc = RecordHeader::checksum_image(&buf[8..end + 16]);
+    buf[20..24].copy_from_slice(&crc.to_le_bytes());
+    header.crc = crc;
+    end
+}
+
+/// What one placement attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// The record is published at the reserved position.
+    Published,
+    /// A block was late or held (or the reservation straddled the ring's end): nothing of the
+    /// record was written; the caller reserves again.
+    Refused,
+    /// The per-thread buffer was unavailable: nothing was done; take the general path.
+    NoBuffer,
 }
 
 /// Bumps the wake word of `map` (a log's mapping, or a follower's side mapping of its header):
