@@ -4,9 +4,17 @@
 //! # Design
 //! The file is a 4 KiB header and a ring of fixed-size blocks (`docs/plog-format.md`). A writer
 //! reserves the blocks its record needs with one atomic add on a 64-bit counter in the mapped
-//! header, copies the record in, and publishes it by storing its commit word last, with release
-//! ordering. There is no lock, no system call and no allocation on that path, so writing costs
-//! about as much as copying the bytes; a reader, slow or dead, costs a writer nothing.
+//! header, takes each block's claim word with one compare-and-swap, copies the record in, and
+//! publishes it by storing its start claim last, with release ordering. There is no lock, no
+//! system call and no allocation on that path, so writing costs about as much as copying the
+//! bytes; a reader, slow or dead, costs a writer nothing.
+//!
+//! - The claim word is why a writer stalled at any instruction for any time (preempted,
+//!   stopped, faulting) never destroys a record another writer published: a block is written
+//!   only by the writer holding its claim, a claim is taken only from a word naming an older
+//!   position, and a writer that finds a newer word, or a block another live writer holds,
+//!   writes nothing there and reserves again. A writer killed while it holds a block is taken
+//!   over by the next writer to reach it (its process is gone).
 //!
 //! - A record's id is its starting position in the block counter: unique and increasing for
 //!   the life of the file. A record longer than a block takes contiguous blocks; one that would

@@ -182,7 +182,7 @@ fn garbage_does_not_inflate_the_counter() {
     let (_dir, original, copy) = tmp();
     let (_, next) = fill(&original);
     let slot_id = |slot: u64, base: u64| base - base % BLOCKS + slot;
-    let limit = plog::POSITION_LIMIT - (1 << 33);
+    let limit = plog::WRITE_LIMIT;
     let mut bytes = fs::read(&original).unwrap();
     let mut put_commit = |slot: u64, commit: u64| {
         let off = RING_OFF + slot as usize * BLOCK_SIZE as usize;

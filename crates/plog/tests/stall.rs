@@ -255,3 +255,50 @@ fn stall_parked_writer_never_destroys_newer_records() {
         );
     }
 }
+
+/// A writer killed while it holds a block (parked after its claim, then SIGKILLed): the next
+/// writer to reach the block sees its holder's process dead and takes it over, so the dead
+/// writer costs its own record and nothing after: the final lap is whole, the dead block's slot
+/// included.
+#[test]
+fn stall_killed_holder_costs_only_its_own_record() {
+    let (_dir, path) = tmp();
+    let log = create(&path);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "stall_child_parked_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_PATH, &path)
+        .env("PLOG_STALL_POINT", "claimed")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let parked: u64 = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some((_, pos)) = line.split_once("parked ") {
+            break pos.trim().parse().unwrap();
+        }
+    };
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success());
+    let mut seq = 0;
+    while log.stats().next_id < parked + 3 * BLOCKS {
+        log.write(Level::Info, "w0", payload(0, seq, 0)).unwrap();
+        seq += 1;
+    }
+    let next = log.stats().next_id;
+    let mut reader = log.reader_from(next - BLOCKS);
+    let ids: Vec<u64> = reader.by_ref().map(|r| r.id).collect();
+    assert_eq!(
+        ids,
+        (next - BLOCKS..next).collect::<Vec<_>>(),
+        "the final lap holds a record at every block"
+    );
+    assert!(ids.iter().any(|id| id % BLOCKS == parked % BLOCKS));
+    assert_eq!((reader.lost(), reader.padding()), (0, 0));
+}
