@@ -119,8 +119,15 @@ fn check_final_lap(log: &Log, acknowledged: &HashMap<u64, (u32, u32)>) -> usize 
 #[test]
 fn stall_stopped_writers_never_destroy_published_records() {
     let rounds = stress_rounds(5, 10);
+    // Under `cargo xtask stress` (release), each writer writes ten times more, so that a round
+    // lasts long enough for many stops to land mid-write.
+    let per_writer = if std::env::var_os("POUNDS_STRESS_ROUNDS").is_some() {
+        200_000
+    } else {
+        20_000
+    };
     let mut rng = Rng::new(0x5eed_57a1);
-    let mut checked = 0;
+    let (mut checked, mut stops) = (0, 0);
     for round in 0..rounds {
         let (dir, path) = tmp();
         drop(create(&path));
@@ -128,7 +135,7 @@ fn stall_stopped_writers_never_destroy_published_records() {
             .map(|w| dir.path().join(format!("w{w}.ids")))
             .collect();
         let mut children: Vec<Child> = (0..3u32)
-            .map(|w| spawn_writer(&path, w, 20_000, &outs[w as usize]))
+            .map(|w| spawn_writer(&path, w, per_writer, &outs[w as usize]))
             .collect();
         loop {
             // Only children not yet reaped: an exited one stays a zombie, which can still be
@@ -141,6 +148,7 @@ fn stall_stopped_writers_never_destroy_published_records() {
             }
             let victim = &children[running[rng.below(running.len() as u64) as usize]];
             signal(victim, "-STOP");
+            stops += 1;
             // How long the writer stays stopped: the stall being tested, not a wait for anything.
             std::thread::sleep(Duration::from_micros(rng.below(2000)));
             signal(victim, "-CONT");
@@ -158,6 +166,7 @@ fn stall_stopped_writers_never_destroy_published_records() {
         checked += check_final_lap(&log, &acknowledged);
     }
     assert!(checked > 0);
+    eprintln!("stall: {rounds} rounds, {stops} stops, {checked} final-lap records checked");
 }
 
 /// The child role for the deterministic test: arms the stall hook at `CHILD_POINT`, writes one
