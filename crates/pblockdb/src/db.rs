@@ -589,10 +589,11 @@ impl Db {
         }
     }
 
-    /// Records, tombstones and checks: every live slot has a valid checksum and is reachable
-    /// from its home slot, no key is stored twice, and the header counts match. Holds the
-    /// writer lock (a read-only handle: the file lock, shared) so that the table is still;
-    /// writers wait until it returns.
+    /// Records, tombstones and checks: every hint matches its slot, every empty slot is all
+    /// zeros, every live slot has a valid checksum and is reachable from its home slot, no key
+    /// is stored twice, and the header counts match. Holds the writer lock (a read-only
+    /// handle: the file lock, shared) so that the table is still; writers wait until it
+    /// returns.
     ///
     /// # Errors
     /// [`Error::CorruptSlot`] or [`Error::CorruptHeader`] describing the first problem found;
@@ -656,6 +657,11 @@ impl Db {
                 return Err(self.corrupt(idx, "hint does not match the slot"));
             }
             match format::state_of(meta) {
+                // Slots become empty only in a zeroed table: anything else there is a record
+                // or tombstone whose state was damaged.
+                STATE_EMPTY if slot.iter().any(|&b| b != 0) => {
+                    return Err(self.corrupt(idx, "empty slot is not zeroed"));
+                }
                 STATE_EMPTY => stats.empty += 1,
                 STATE_TOMB => stats.tombstones += 1,
                 STATE_LIVE => {

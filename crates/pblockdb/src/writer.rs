@@ -318,6 +318,12 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Walks `key`'s probe path. A live hint with another key's tag is skipped unread, as
+    /// readers do; every other slot is judged by its meta word, the truth, not by its hint: a
+    /// slot is taken only when its meta says empty or deleted, so a damaged hint can never let
+    /// a write overwrite a live record. A hint found disagreeing with its slot is rewritten
+    /// from it, so readers (who trust hints) find the slots this write passes and the one it
+    /// fills. A slot in an unknown state is passed over, never taken.
     fn find(&self, m: &Mapped, key: &[u8], hash: u64) -> Result<Find> {
         let db = self.db;
         let table = m.table;
@@ -328,23 +334,32 @@ impl Writer<'_> {
         for _ in 0..table.capacity {
             let hint = m.map.load_u32(table.hint_at(idx), Ordering::Relaxed)?;
             match u64::from(hint & 3) {
-                STATE_EMPTY => return Ok(Find::Vacant(idx, self.slot_meta(m, idx)?)),
-                STATE_TOMB => {
-                    first_tomb.get_or_insert(idx);
-                }
-                STATE_LIVE if format::hint_matches(hint, tag) => {
+                STATE_LIVE if !format::hint_matches(hint, tag) => {}
+                STATE_EMPTY | STATE_TOMB | STATE_LIVE => {
                     let meta = self.slot_meta(m, idx)?;
                     let at = table.slot_at(&db.geo, idx);
-                    if format::state_of(meta) == STATE_LIVE
-                        && m.map.load_u32(at + 8, Ordering::Relaxed)? == tag
-                    {
-                        m.map.read_at(at + SLOT_HEADER, &mut stored)?;
-                        if *stored == *key {
-                            return Ok(Find::Existing(idx, meta));
+                    let slot_tag = m.map.load_u32(at + 8, Ordering::Relaxed)?;
+                    let state = format::state_of(meta);
+                    match state {
+                        STATE_EMPTY => return Ok(Find::Vacant(idx, meta)),
+                        STATE_TOMB => {
+                            first_tomb.get_or_insert(idx);
+                        }
+                        STATE_LIVE if slot_tag == tag => {
+                            m.map.read_at(at + SLOT_HEADER, &mut stored)?;
+                            if *stored == *key {
+                                self.repair_hint(m, idx, format::hint(state, slot_tag), hint)?;
+                                return Ok(Find::Existing(idx, meta));
+                            }
+                        }
+                        STATE_LIVE => {}
+                        _ => {
+                            idx = (idx + 1) & table.mask();
+                            continue;
                         }
                     }
+                    self.repair_hint(m, idx, format::hint(state, slot_tag), hint)?;
                 }
-                STATE_LIVE => {}
                 _ => return Err(db.corrupt(idx, "unknown hint state")),
             }
             idx = (idx + 1) & table.mask();
@@ -353,6 +368,19 @@ impl Writer<'_> {
             Some(idx) => Find::Vacant(idx, self.slot_meta(m, idx)?),
             None => Find::Full,
         })
+    }
+
+    /// Stores `expected` as slot `idx`'s hint if it holds `found` instead (the slot is stable:
+    /// the writer lock is held and its version is even).
+    fn repair_hint(&self, m: &Mapped, idx: u64, expected: u32, found: u32) -> Result<()> {
+        if expected != found {
+            let at = m.table.hint_at(idx);
+            m.map.atomic_u32(at)?.store(expected, Ordering::Release);
+            if self.db.sync_on_write {
+                m.map.flush_range(at, 4)?;
+            }
+        }
+        Ok(())
     }
 
     /// A slot's meta word; one left mid-write (with the journal already replayed) is damage.
@@ -410,15 +438,33 @@ impl Writer<'_> {
         let db = self.db;
         let geo = &db.geo;
         // The writer lock is held: nothing else changes the table or the file's length.
+        // Every slot is classified before anything is written. A slot whose state bits say
+        // live is carried over whatever its version's parity (a journal, if any, was replayed
+        // when the lock was taken, so an odd version is damage, not a write in progress) and
+        // whatever its checksum (a bad one stays reported). Tombstones, and empty slots left
+        // mid-write, are dropped. A slot this cannot classify stops the rebuild, the table
+        // untouched: state 3, or an empty slot holding bytes (slots become empty only in a
+        // zeroed table), either of which may be a record with a damaged state.
         let (old, live) = {
             let guard = db.read_mapped();
             let old = guard.table;
             let mut live = 0u64;
+            let mut rest = Buf::zeroed(geo.slot_size - 8);
             for idx in 0..old.capacity {
-                let meta = guard
-                    .map
-                    .load_u64(old.slot_at(geo, idx), Ordering::Relaxed)?;
-                live += u64::from(format::state_of(meta) == STATE_LIVE && !is_writing(meta));
+                let at = old.slot_at(geo, idx);
+                let meta = guard.map.load_u64(at, Ordering::Relaxed)?;
+                match format::state_of(meta) {
+                    STATE_LIVE => live += 1,
+                    STATE_TOMB => {}
+                    STATE_EMPTY if is_writing(meta) => {}
+                    STATE_EMPTY => {
+                        guard.map.read_at(at + 8, &mut rest)?;
+                        if rest.iter().any(|&b| b != 0) {
+                            return Err(db.corrupt(idx, "empty slot holds a record"));
+                        }
+                    }
+                    _ => return Err(db.corrupt(idx, "unknown slot state")),
+                }
             }
             (old, live)
         };
@@ -482,8 +528,12 @@ impl Writer<'_> {
         for idx in 0..old.capacity {
             map.read_at(old.slot_at(geo, idx), &mut slot)?;
             let meta = format::get_u64(&slot, 0);
-            if format::state_of(meta) != STATE_LIVE || is_writing(meta) {
+            if format::state_of(meta) != STATE_LIVE {
                 continue;
+            }
+            if is_writing(meta) {
+                let even = format::version_of(meta).wrapping_add(1);
+                set_meta(&mut slot, format::meta(even, STATE_LIVE));
             }
             let hash = format::hash_key(&slot[SLOT_HEADER..][..geo.key_size]);
             let mut probe = hash & new.mask();
