@@ -10,10 +10,18 @@
 //!   the same log as fast as it can: the cost a fast reader puts on the writer.
 //! - `plog_write_64B_2threads`: two threads writing together; one iteration is one message in
 //!   each thread, so the throughput line is messages per second in total.
+//! - `plog_read_64B`: reading a full default ring of 64-byte records (16384 per iteration):
+//!   `reader` (`Log::reader()` as an iterator of owned records), `reader_next_ref` (the same
+//!   reader, borrowing each record), `follower_batched` (a follower from the start, borrowing,
+//!   which validates 32 records per counter load), and `dump_json` (`Log::dump`
+//!   of the ring as JSON lines to `/dev/null`); the throughput line is records per second.
 //!
 //! Harnesses (printed, not criterion):
 //! - `latency`: each of `N` writes timed alone with `Instant::now()` pairs, for p50/p99/p99.9;
 //!   the timer pair's own cost is measured the same way and printed beside it.
+//! - `keep_up`: one writer thread writing 64-byte records flat out on the default ring for a
+//!   while, and a follower thread started at the end reading them: written, read, lost, and
+//!   each side's rate.
 //! - `follow`: a follower in a child process (this binary re-executed) wakes on each of a
 //!   series of records written 200 us apart; the latency is the system clock at wake minus the
 //!   system clock the writer put in the payload.
@@ -136,6 +144,105 @@ fn bench_two_threads(c: &mut Criterion, dir: &Path) {
     group.finish();
 }
 
+/// A default log holding one full ring of 64-byte records.
+fn full_ring(path: &Path) -> Log {
+    let log = Log::open(path).unwrap();
+    let msg = message();
+    for _ in 0..16384 {
+        log.write(Level::Info, "bench", msg).unwrap();
+    }
+    log
+}
+
+fn bench_read(c: &mut Criterion, dir: &Path) {
+    let mut group = c.benchmark_group("plog_read_64B");
+    group.throughput(Throughput::Elements(16384));
+    let log = full_ring(&dir.join("read.plog"));
+    group.bench_function("reader", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for record in log.reader() {
+                black_box(&record);
+                n += 1;
+            }
+            assert_eq!(n, 16384);
+        })
+    });
+    group.bench_function("reader_next_ref", |b| {
+        b.iter(|| {
+            let (mut reader, mut n) = (log.reader(), 0);
+            while let Some(record) = reader.next_ref() {
+                black_box(record.payload);
+                n += 1;
+            }
+            assert_eq!(n, 16384);
+        })
+    });
+    group.bench_function("follower_batched", |b| {
+        b.iter(|| {
+            let mut follower = log.follow(FollowOptions::new().from_start(true)).unwrap();
+            for _ in 0..16384 {
+                black_box(follower.next_ref().unwrap().payload);
+            }
+        })
+    });
+    let mut null = File::create("/dev/null").unwrap();
+    group.bench_function("dump_json", |b| {
+        b.iter(|| {
+            let summary = log
+                .dump(&mut null, &plog::Filter::all(), None, plog::Format::Json)
+                .unwrap();
+            assert_eq!(summary.written, 16384);
+        })
+    });
+    group.finish();
+}
+
+/// One writer flat out, one follower from the end: what the follower reads and loses.
+fn keep_up(dir: &Path) {
+    let log = Arc::new(Log::open(dir.join("keep_up.plog")).unwrap());
+    let run_for = if smoke() {
+        Duration::from_millis(20)
+    } else {
+        Duration::from_secs(1)
+    };
+    let mut follower = log.follow(FollowOptions::new()).unwrap();
+    let stop = follower.stop_handle();
+    let writer = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let msg = message();
+            let start = Instant::now();
+            let mut written = 0u64;
+            while start.elapsed() < run_for {
+                for _ in 0..1000 {
+                    log.write(Level::Info, "bench", black_box(&msg)).unwrap();
+                }
+                written += 1000;
+            }
+            (written, start.elapsed())
+        })
+    };
+    let reader = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut read = 0u64;
+        while follower.next_ref().is_some() {
+            read += 1;
+        }
+        (read, follower.lost(), start.elapsed())
+    });
+    let (written, wrote_for) = writer.join().unwrap();
+    stop.stop();
+    let (read, lost, read_for) = reader.join().unwrap();
+    let mps = |n: u64, t: Duration| n as f64 / t.as_secs_f64() / 1e6;
+    println!(
+        "keep_up/one_writer: written={written} ({:.1} M/s) read={read} ({:.1} M/s over the follower's run) lost={lost} read+lost={}",
+        mps(written, wrote_for),
+        mps(read, read_for),
+        read + lost
+    );
+}
+
 fn percentiles(samples: &mut [u64]) -> [u64; 4] {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
@@ -253,7 +360,9 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench_one_thread(&mut c, dir.path());
     bench_two_threads(&mut c, dir.path());
+    bench_read(&mut c, dir.path());
     c.final_summary();
+    keep_up(dir.path());
     latency(dir.path());
     follow_latency(dir.path());
 }

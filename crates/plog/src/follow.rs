@@ -10,9 +10,9 @@ use pmap::SharedMap;
 
 use crate::format::{HEADER_SIZE, SLEEPER, WAKE_OFF};
 use crate::log::Inner;
-use crate::reader::Step;
+use crate::reader::{Found, Step};
 use crate::write::wake_word;
-use crate::{Error, Filter, Format, Log, Reader, Record, Result};
+use crate::{Error, Filter, Format, Log, Reader, Record, RecordRef, Result};
 
 /// Where a follower starts, which records it returns, and how it waits.
 #[derive(Debug, Clone)]
@@ -207,10 +207,25 @@ impl Follower {
 
     /// The next record, waiting at most `timeout`; `None` on timeout or when stopped.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Record> {
-        self.next_until(Instant::now().checked_add(timeout))
+        self.next_ref_timeout(timeout)
+            .map(|record| record.to_owned())
     }
 
-    fn next_until(&mut self, deadline: Option<Instant>) -> Option<Record> {
+    /// The next record, borrowed from the follower's buffer (valid until the follower is used
+    /// again), waiting at most `timeout`; `None` on timeout or when stopped. Allocates nothing
+    /// per record.
+    pub fn next_ref_timeout(&mut self, timeout: Duration) -> Option<RecordRef<'_>> {
+        let found = self.next_until(Instant::now().checked_add(timeout))?;
+        Some(self.reader.view(&found))
+    }
+
+    /// The next record, borrowed, waiting for as long as it takes; `None` once stopped.
+    pub fn next_ref(&mut self) -> Option<RecordRef<'_>> {
+        let found = self.next_until(None)?;
+        Some(self.reader.view(&found))
+    }
+
+    fn next_until(&mut self, deadline: Option<Instant>) -> Option<Found> {
         loop {
             if self.stop.is_stopped() {
                 return None;
@@ -361,7 +376,7 @@ impl Iterator for Follower {
 
     /// Blocks until the next record passing the filter; `None` once stopped.
     fn next(&mut self) -> Option<Record> {
-        self.next_until(None)
+        self.next_ref().map(|record| record.to_owned())
     }
 }
 
@@ -455,8 +470,10 @@ impl Log {
             .name("plog-follow".into())
             .spawn(move || {
                 let mut printed = 0;
-                for record in follower.by_ref() {
-                    let written = format.write(&record, &mut out).and_then(|()| out.flush());
+                while let Some(record) = follower.next_ref() {
+                    let written = format
+                        .write_ref(&record, &mut out)
+                        .and_then(|()| out.flush());
                     written.map_err(|source| Error::Io {
                         op: "print followed record",
                         source,

@@ -185,6 +185,7 @@ impl RecordHeader {
     /// The checksum of a record's content copied out of the ring (`content`: the record's
     /// bytes after its claim word, zero-padded to a multiple of 8, at least 32 bytes), without
     /// building the image: the same crc as [`Self::checksum`].
+    #[cfg(test)]
     pub(crate) fn checksum_of_content(id: u64, content: &[u8]) -> u32 {
         let crc = crc32c::crc32c(&content[8..20]);
         let crc = crc32c::crc32c_append(crc, &[0; 4]);

@@ -150,6 +150,12 @@ impl Filter {
         self.levels & (1 << level.code()) != 0 && self.tag.as_deref().is_none_or(|t| t == tag)
     }
 
+    /// Whether a record of `level` and tag bytes `tag` passes (tags are compared as bytes).
+    pub fn accepts_bytes(&self, level: Level, tag: &[u8]) -> bool {
+        self.levels & (1 << level.code()) != 0
+            && self.tag.as_deref().is_none_or(|t| t.as_bytes() == tag)
+    }
+
     /// Whether `record` passes.
     pub fn matches(&self, record: &crate::Record) -> bool {
         self.accepts(record.level, &record.tag)

@@ -97,6 +97,6 @@ pub use crate::log::{Log, Stats};
 pub use crate::log_adapter::Logger;
 pub use crate::options::LogOptions;
 pub use crate::reader::{DumpSummary, Reader};
-pub use crate::record::{Format, Record, rfc3339};
+pub use crate::record::{Format, Record, RecordRef, rfc3339};
 #[cfg(feature = "tracing")]
 pub use crate::tracing_layer::PlogLayer;

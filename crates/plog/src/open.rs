@@ -173,6 +173,7 @@ fn recover_lost_header(mut map: SharedMap, path: &Path) -> Result<(SharedMap, Op
 fn oldest_valid_record_time(map: SharedMap, geometry: Geometry) -> (SharedMap, Option<u64>) {
     let probe = Inner::new(map, geometry, false);
     let mut oldest: Option<u64> = None;
+    let mut arena = Vec::new();
     for slot in 0..geometry.blocks {
         let Ok(word) = probe
             .map
@@ -186,8 +187,8 @@ fn oldest_valid_record_time(map: SharedMap, geometry: Geometry) -> (SharedMap, O
         if id >= WRITE_LIMIT || id % geometry.blocks != slot {
             continue;
         }
-        if let Slot::Record(record, _) = probe.read_slot(id) {
-            oldest = Some(oldest.map_or(record.time, |t| t.min(record.time)));
+        if let Slot::Record(found, _) = probe.probe_slot(id, &mut arena) {
+            oldest = Some(oldest.map_or(found.time, |t| t.min(found.time)));
         }
     }
     (probe.into_map(), oldest)

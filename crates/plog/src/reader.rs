@@ -10,7 +10,7 @@ use zerocopy::IntoBytes;
 use crate::claim::Claim;
 use crate::format::{CLAIM_LEN, KIND_RECORD, RECORD_HEADER_LEN, RecordHeader, padded};
 use crate::log::Inner;
-use crate::{Error, Filter, Format, Level, Log, Record, Result};
+use crate::{Error, Filter, Format, Level, Log, Record, RecordRef, Result};
 
 /// The most records one [`Inner::read_batch`] copies before it validates them.
 pub(crate) const BATCH_RECORDS: usize = 32;
@@ -30,18 +30,47 @@ struct Copied {
     commit: u64,
     header: RecordHeader,
     blocks: u64,
-    /// Padding (a claim word alone), or a record whose content is in `content`.
+    /// Padding (a claim word alone), or a record whose content was copied to the arena.
     pad: bool,
-    /// The record's content (its bytes after the first claim word), zero-padded to 8.
-    content: Vec<u8>,
+    /// Where the record's content (its bytes after the first claim word, zero-padded to 8)
+    /// starts in the arena it was copied to.
+    start: usize,
     crc_ok: bool,
+}
+
+/// A valid record found in the ring, its bytes in the arena of the reader that copied it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub(crate) id: u64,
+    pub(crate) time: u64,
+    pub(crate) level: Level,
+    pub(crate) pid: u32,
+    /// Arena offset and length of the tag.
+    pub(crate) tag: (usize, usize),
+    /// Arena offset and length of the payload.
+    pub(crate) payload: (usize, usize),
+}
+
+impl Found {
+    /// The record, borrowed from `arena` (the one it was copied to).
+    pub(crate) fn view<'a>(&self, arena: &'a [u8]) -> RecordRef<'a> {
+        let slice = |(at, len): (usize, usize)| arena.get(at..at + len).unwrap_or(&[]);
+        RecordRef {
+            id: self.id,
+            time: self.time,
+            level: self.level,
+            pid: self.pid,
+            tag: slice(self.tag),
+            payload: slice(self.payload),
+        }
+    }
 }
 
 /// What the block at one position holds.
 #[derive(Debug)]
 pub(crate) enum Slot {
-    /// A complete, valid record of this many blocks.
-    Record(Record, u64),
+    /// A complete, valid record of this many blocks (its bytes in the reader's arena).
+    Record(Found, u64),
     /// Padding of this many blocks, written where a record would have straddled the ring's end
     /// or where a writer gave its reservation back.
     Pad(u64),
@@ -75,15 +104,24 @@ impl Inner {
     /// Reads and validates the record that should start at `pos`. Every field is checked
     /// before it is used, so any byte pattern gives `Invalid`, never a panic or a read out of
     /// bounds.
-    pub(crate) fn read_slot(&self, pos: u64) -> Slot {
-        let Some(copy) = self.copy_slot(pos) else {
+    pub(crate) fn read_slot(&self, pos: u64, arena: &mut Vec<u8>) -> Slot {
+        let Some(copy) = self.copy_slot(pos, arena) else {
             return self.invalid_or_torn(pos);
         };
         fence(Ordering::Acquire);
         if self.lapped(pos) {
             return Slot::Torn;
         }
-        self.finish(copy)
+        self.finish(copy, arena)
+    }
+
+    /// Whether a valid record or padding starts at `pos` (what [`Self::read_slot`] returns,
+    /// without keeping the copy).
+    pub(crate) fn probe_slot(&self, pos: u64, arena: &mut Vec<u8>) -> Slot {
+        let mark = arena.len();
+        let slot = self.read_slot(pos, arena);
+        arena.truncate(mark);
+        slot
     }
 
     /// Copies the record or padding that should start at `pos` and checks its header, its
@@ -94,7 +132,7 @@ impl Inner {
     /// Work is bounded by the record's blocks, and each is examined only after the claim words
     /// of the blocks before it named this record: a crafted ring of start claims costs one
     /// load per candidate, not a copy of the span each claims.
-    fn copy_slot(&self, pos: u64) -> Option<Copied> {
+    fn copy_slot(&self, pos: u64, arena: &mut Vec<u8>) -> Option<Copied> {
         crate::testing::examined(1);
         let off = self.block_offset(pos);
         let commit = self.map.load_u64(off, Ordering::Acquire).ok()?;
@@ -107,7 +145,7 @@ impl Inner {
                     header: RecordHeader::default(),
                     blocks: 1,
                     pad: true,
-                    content: Vec::new(),
+                    start: arena.len(),
                     crc_ok: true,
                 });
             }
@@ -135,23 +173,36 @@ impl Inner {
                 header,
                 blocks,
                 pad: false,
-                content: Vec::new(),
+                start: arena.len(),
                 crc_ok: false,
             });
         }
-        let mut content = vec![0u8; padded(content_len)];
-        self.gather(pos, 0, &mut content[..content_len]).ok()?;
+        // The copy is laid out as the writer's checksum image: the content padded to 8, then
+        // the id and the time, so that the crc runs over it in one pass (its definition's
+        // order, see format.rs). The crc field is taken as zero in the image; the header read
+        // above holds it.
+        let start = arena.len();
+        let end = padded(content_len);
+        arena.resize(start + end + 16, 0);
+        let image = &mut arena[start..];
+        if self.gather(pos, 0, &mut image[..content_len]).is_err() {
+            arena.truncate(start);
+            return None;
+        }
         // The checksum covers the copy; the header read above (which sized the copy, and whose
         // fields are returned) must be the same bytes.
-        let same_header = content[..HEADER_CONTENT] == header.as_bytes()[CLAIM_LEN..];
-        let crc_ok = same_header && RecordHeader::checksum_of_content(pos, &content) == header.crc;
+        let same_header = image[..HEADER_CONTENT] == header.as_bytes()[CLAIM_LEN..];
+        image[20..24].fill(0);
+        image[end..end + 8].copy_from_slice(&pos.to_le_bytes());
+        image.copy_within(..8, end + 8);
+        let crc_ok = same_header && RecordHeader::checksum_image(&image[8..]) == header.crc;
         Some(Copied {
             pos,
             commit,
             header,
             blocks,
             pad: false,
-            content,
+            start,
             crc_ok,
         })
     }
@@ -197,14 +248,14 @@ impl Inner {
 
     /// Turns a copy that passed the lap check (after the fence) into a record or padding:
     /// `Torn` if its claim word changed since, `Invalid` if its crc failed.
-    fn finish(&self, copy: Copied) -> Slot {
+    fn finish(&self, copy: Copied, arena: &[u8]) -> Slot {
         let Copied {
             pos,
             commit,
             header,
             blocks,
             pad,
-            mut content,
+            start,
             crc_ok,
         } = copy;
         let off = self.block_offset(pos);
@@ -221,18 +272,19 @@ impl Inner {
             return Slot::Invalid;
         };
         let tag_len = usize::from(header.tag_len);
-        content.truncate(HEADER_CONTENT + tag_len + header.len as usize);
-        let payload = content.split_off(HEADER_CONTENT + tag_len);
-        let tag = String::from_utf8_lossy(&content[HEADER_CONTENT..]).into_owned();
-        let record = Record {
+        let tag_at = start + HEADER_CONTENT;
+        if arena.len() < tag_at + tag_len + header.len as usize {
+            return Slot::Invalid;
+        }
+        let found = Found {
             id: pos,
             time: header.time_ns,
             level,
-            tag,
             pid: header.pid,
-            payload,
+            tag: (tag_at, tag_len),
+            payload: (tag_at + tag_len, header.len as usize),
         };
-        Slot::Record(record, blocks)
+        Slot::Record(found, blocks)
     }
 
     /// Copies up to `limit` consecutive records (and padding) from `pos` on, stopping
@@ -249,21 +301,21 @@ impl Inner {
         end: u64,
         limit: usize,
         out: &mut VecDeque<(u64, Slot)>,
+        arena: &mut Vec<u8>,
     ) -> u64 {
-        let copies = self.copy_batch(pos, end, limit);
-        self.validate_batch(pos, copies, out)
+        let copies = self.copy_batch(pos, end, limit, arena);
+        self.validate_batch(pos, copies, out, arena)
     }
 
     /// The copying half of [`Self::read_batch`].
-    fn copy_batch(&self, pos: u64, end: u64, limit: usize) -> Vec<Copied> {
+    fn copy_batch(&self, pos: u64, end: u64, limit: usize, arena: &mut Vec<u8>) -> Vec<Copied> {
         let mut copies = Vec::new();
-        let (mut at, mut bytes) = (pos, 0);
-        while at < end && copies.len() < limit.max(1) && bytes < BATCH_BYTES {
-            let Some(copy) = self.copy_slot(at) else {
+        let (mut at, first) = (pos, arena.len());
+        while at < end && copies.len() < limit.max(1) && arena.len() - first < BATCH_BYTES {
+            let Some(copy) = self.copy_slot(at, arena) else {
                 break;
             };
             at += copy.blocks;
-            bytes += copy.content.len();
             copies.push(copy);
         }
         copies
@@ -275,6 +327,7 @@ impl Inner {
         pos: u64,
         mut copies: Vec<Copied>,
         out: &mut VecDeque<(u64, Slot)>,
+        arena: &[u8],
     ) -> u64 {
         fence(Ordering::Acquire);
         let counter = self.next(Ordering::Relaxed);
@@ -284,7 +337,7 @@ impl Inner {
         let first_kept = copies.get(kept).map_or(copied_to, |c| c.pos);
         for copy in copies.drain(..).skip(kept) {
             let at = copy.pos;
-            match self.finish(copy) {
+            match self.finish(copy, arena) {
                 slot @ (Slot::Record(..) | Slot::Pad(_)) => out.push_back((at, slot)),
                 Slot::Invalid | Slot::Torn => break,
             }
@@ -311,8 +364,8 @@ impl Inner {
 
 /// What one step of a reader found.
 pub(crate) enum Step {
-    /// The next record passing the filter.
-    Record(Record),
+    /// The next record passing the filter, its bytes in the reader's arena.
+    Record(Found),
     /// The reader is at the newest position: nothing more has been reserved.
     End,
     /// Blocks were reserved but no valid record starts at the reader's position, and none after
@@ -328,8 +381,9 @@ pub(crate) enum Step {
         at: u64,
         /// The next position holding a valid record or padding.
         next_valid: u64,
-        /// `at` is the oldest position in the ring: likely inside a record whose head was
-        /// overwritten, and never a record in flight (its writer would be a lap late).
+        /// `at` is the oldest position in the ring, or where a lapped reader resumed: likely inside
+        /// a record whose head was overwritten or skipped, and never a record in flight (its
+        /// writer would be a lap late): skipped at once, without a grace.
         at_oldest: bool,
     },
 }
@@ -386,6 +440,12 @@ pub struct Reader {
     /// reader waiting at a hole (or at a counter far ahead of every record) does not examine
     /// the same blocks at every call.
     scanned: Option<(u64, u64)>,
+    /// The bytes of the records in `batch` (and of the one returned last): reused, so that
+    /// reading allocates nothing per record.
+    arena: Vec<u8>,
+    /// Where this reader last resumed after being lapped: a hole there is the middle of a
+    /// record it skipped into, not a record in flight.
+    landed: Option<u64>,
 }
 
 /// Rounds lost to laps in one [`Reader::step`] (each a bounded batch) before it returns
@@ -417,6 +477,8 @@ impl Reader {
             batch: VecDeque::new(),
             batch_limit: 1,
             scanned: None,
+            arena: Vec::new(),
+            landed: None,
         }
     }
 
@@ -506,10 +568,25 @@ impl Reader {
             }
             let oldest = next.saturating_sub(inner.blocks);
             if self.pos < oldest {
-                self.skip_lapped(oldest);
+                // Lapped: resume a quarter of the ring ahead of the oldest position, not at it.
+                // The oldest block is the one the writers overwrite next, so a reader resuming
+                // there is lapped again at once; a quarter ring of headroom lets a reader that
+                // reads at least as fast as the writers write catch up, and the blocks it skips
+                // are counted lost like the rest of the lap.
+                let resume = (oldest + inner.blocks / 4).min(next);
+                self.skip_lapped(resume);
+                self.landed = Some(resume);
                 self.scanned = None;
             }
-            let kept_from = inner.read_batch(self.pos, next, self.batch_limit, &mut self.batch);
+            // The batch is empty: the arena's bytes belong to no record any more.
+            self.arena.clear();
+            let kept_from = inner.read_batch(
+                self.pos,
+                next,
+                self.batch_limit,
+                &mut self.batch,
+                &mut self.arena,
+            );
             if kept_from > self.pos || !self.batch.is_empty() {
                 if self.batch.is_empty() {
                     lapped_rounds += 1;
@@ -519,7 +596,7 @@ impl Reader {
                 continue;
             }
             // No record could be copied at the reader's position: look closer, alone.
-            match inner.read_slot(self.pos) {
+            match inner.read_slot(self.pos, &mut self.arena) {
                 slot @ (Slot::Record(..) | Slot::Pad(_)) => {
                     if let Some(record) = self.advance_past(slot) {
                         return Step::Record(record);
@@ -531,7 +608,7 @@ impl Reader {
                         return Step::Hole {
                             at: self.pos,
                             next_valid,
-                            at_oldest: self.pos == oldest,
+                            at_oldest: self.pos == oldest || self.landed == Some(self.pos),
                         };
                     }
                     Some(None) => return Step::Pending,
@@ -544,12 +621,16 @@ impl Reader {
 
     /// Moves past a record or padding read at the reader's position; returns the record if the
     /// filter accepts it. Invalid and torn slots leave the position alone.
-    fn advance_past(&mut self, slot: Slot) -> Option<Record> {
+    fn advance_past(&mut self, slot: Slot) -> Option<Found> {
         match slot {
-            Slot::Record(record, blocks) => {
+            Slot::Record(found, blocks) => {
                 self.pos += blocks;
                 self.counting = true;
-                (self.filter.is_all() || self.filter.matches(&record)).then_some(record)
+                let passes = self.filter.is_all() || {
+                    let record = found.view(&self.arena);
+                    self.filter.accepts_bytes(record.level, record.tag)
+                };
+                passes.then_some(found)
             }
             Slot::Pad(blocks) => {
                 self.pos += blocks;
@@ -590,10 +671,10 @@ impl Reader {
 
     /// The first position in `from..to` where a valid record or padding starts; `None` if the
     /// reader was lapped meanwhile.
-    fn first_valid(&self, from: u64, to: u64) -> Option<Option<u64>> {
+    fn first_valid(&mut self, from: u64, to: u64) -> Option<Option<u64>> {
         let mut at = from;
         while at < to {
-            match self.inner.read_slot(at) {
+            match self.inner.probe_slot(at, &mut self.arena) {
                 Slot::Record(..) | Slot::Pad(_) => return Some(Some(at)),
                 Slot::Torn => return None,
                 Slot::Invalid => at += 1,
@@ -615,11 +696,14 @@ impl Reader {
 
     fn dump_batched(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
         let mut written = 0;
-        for record in self.by_ref() {
-            format.write(&record, out).map_err(|source| Error::Io {
-                op: "write dump",
-                source,
-            })?;
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+        while let Some(record) = self.next_ref() {
+            format
+                .write_ref(&record, &mut out)
+                .map_err(|source| Error::Io {
+                    op: "write dump",
+                    source,
+                })?;
             written += 1;
         }
         out.flush().map_err(|source| Error::Io {
@@ -627,6 +711,37 @@ impl Reader {
             source,
         })?;
         Ok(written)
+    }
+
+    /// The next record, borrowed from this reader's buffer (valid until the reader is used
+    /// again), or `None` at the newest one: [`Iterator::next`] without the copy into an owned
+    /// [`Record`]. Reading allocates nothing per record this way.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), plog::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let log = plog::Log::open(dir.path().join("app.plog"))?;
+    /// log.write(plog::Level::Info, "net", "up")?;
+    /// let mut reader = log.reader();
+    /// let record = reader.next_ref().unwrap();
+    /// assert_eq!((record.tag, record.payload), (&b"net"[..], &b"up"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub fn next_ref(&mut self) -> Option<RecordRef<'_>> {
+        for _ in 0..NEXT_ROUNDS {
+            match self.step() {
+                Step::Record(found) => return Some(found.view(&self.arena)),
+                Step::End | Step::Pending => return None,
+                Step::Again => {}
+                Step::Hole { next_valid, .. } => self.skip_hole(next_valid),
+            }
+        }
+        None
+    }
+
+    /// The record `found` by this reader's last step, borrowed from its buffer.
+    pub(crate) fn view(&self, found: &Found) -> RecordRef<'_> {
+        found.view(&self.arena)
     }
 }
 
@@ -637,15 +752,7 @@ impl Iterator for Reader {
     /// lapped (writers overwriting records faster than this reader copies them) returns `None`
     /// after a few rounds; calling again goes on from there.
     fn next(&mut self) -> Option<Record> {
-        for _ in 0..NEXT_ROUNDS {
-            match self.step() {
-                Step::Record(record) => return Some(record),
-                Step::End | Step::Pending => return None,
-                Step::Again => {}
-                Step::Hole { next_valid, .. } => self.skip_hole(next_valid),
-            }
-        }
-        None
+        self.next_ref().map(|record| record.to_owned())
     }
 }
 
@@ -696,10 +803,11 @@ mod tests {
     use super::*;
     use crate::LogOptions;
 
-    fn ids(out: &VecDeque<(u64, Slot)>) -> Vec<u64> {
+    fn ids(out: &VecDeque<(u64, Slot)>, arena: &[u8]) -> Vec<u64> {
         out.iter()
             .map(|(at, slot)| match slot {
-                Slot::Record(record, 1) => {
+                Slot::Record(found, 1) => {
+                    let record = found.view(arena);
                     assert_eq!(record.id, *at);
                     assert_eq!(record.payload, at.to_le_bytes());
                     *at
@@ -721,23 +829,25 @@ mod tests {
             assert_eq!(log.write(Level::Info, "", id.to_le_bytes()).unwrap(), id);
         }
         let inner = &log.inner;
-        let copies = inner.copy_batch(0, 16, BATCH_RECORDS);
+        let mut arena = Vec::new();
+        let copies = inner.copy_batch(0, 16, BATCH_RECORDS, &mut arena);
         assert_eq!(copies.len(), 16);
         // Writers overwrite slots 0..3 after the copy and before the validation.
         for id in 16..19u64 {
             assert_eq!(log.write(Level::Info, "", id.to_le_bytes()).unwrap(), id);
         }
         let mut out = VecDeque::new();
-        assert_eq!(inner.validate_batch(0, copies, &mut out), 3);
-        assert_eq!(ids(&out), (3..16).collect::<Vec<_>>());
+        assert_eq!(inner.validate_batch(0, copies, &mut out, &arena), 3);
+        assert_eq!(ids(&out, &arena), (3..16).collect::<Vec<_>>());
 
         // Lapped entirely: nothing kept, and the position moves past every copy.
-        let copies = inner.copy_batch(3, 8, BATCH_RECORDS);
+        let mut arena = Vec::new();
+        let copies = inner.copy_batch(3, 8, BATCH_RECORDS, &mut arena);
         for id in 19..30u64 {
             log.write(Level::Info, "", id.to_le_bytes()).unwrap();
         }
         let mut out = VecDeque::new();
-        assert_eq!(inner.validate_batch(3, copies, &mut out), 8);
+        assert_eq!(inner.validate_batch(3, copies, &mut out, &arena), 8);
         assert!(out.is_empty());
     }
 
@@ -752,16 +862,27 @@ mod tests {
         for id in 0..40u64 {
             log.write(Level::Info, "", id.to_le_bytes()).unwrap();
         }
-        let mut out = VecDeque::new();
-        assert_eq!(log.inner.read_batch(0, 40, BATCH_RECORDS, &mut out), 0);
-        assert_eq!(ids(&out), (0..BATCH_RECORDS as u64).collect::<Vec<_>>());
+        let (mut out, mut arena) = (VecDeque::new(), Vec::new());
+        assert_eq!(
+            log.inner
+                .read_batch(0, 40, BATCH_RECORDS, &mut out, &mut arena),
+            0
+        );
+        assert_eq!(
+            ids(&out, &arena),
+            (0..BATCH_RECORDS as u64).collect::<Vec<_>>()
+        );
         // Position 40 is past the counter: reserved by no one, it holds no record.
-        let mut out = VecDeque::new();
-        assert_eq!(log.inner.read_batch(38, 41, BATCH_RECORDS, &mut out), 38);
-        assert_eq!(ids(&out), [38, 39]);
-        let mut out = VecDeque::new();
-        assert_eq!(log.inner.read_batch(5, 40, 1, &mut out), 5);
-        assert_eq!(ids(&out), [5]);
+        let (mut out, mut arena) = (VecDeque::new(), Vec::new());
+        assert_eq!(
+            log.inner
+                .read_batch(38, 41, BATCH_RECORDS, &mut out, &mut arena),
+            38
+        );
+        assert_eq!(ids(&out, &arena), [38, 39]);
+        let (mut out, mut arena) = (VecDeque::new(), Vec::new());
+        assert_eq!(log.inner.read_batch(5, 40, 1, &mut out, &mut arena), 5);
+        assert_eq!(ids(&out, &arena), [5]);
     }
 
     #[test]
@@ -787,7 +908,9 @@ mod tests {
         // copied), then the reader jumps to the oldest surviving record.
         let (batched, fresh): (Vec<u64>, Vec<u64>) = rest.iter().partition(|&&id| id < 32);
         assert_eq!(batched, (1..32).collect::<Vec<_>>());
-        assert_eq!(fresh, (46..110).collect::<Vec<_>>());
+        // Lapped: the oldest surviving record is 46; the reader resumes a quarter ring (16)
+        // ahead of it, and counts 32..62 lost.
+        assert_eq!(fresh, (62..110).collect::<Vec<_>>());
         assert_eq!(1 + rest.len() as u64 + reader.lost(), 110);
     }
 }

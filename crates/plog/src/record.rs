@@ -35,44 +35,32 @@ impl Record {
         rfc3339(self.time)
     }
 
-    /// Writes one text line: `time LEVEL tag pid=P id=I message`, newline-terminated. Control
-    /// characters in the tag and message are escaped (`\n`, `\r`, `\t`, `\u{..}`) so that a
-    /// record is always exactly one line; an empty tag shows as `-`.
+    /// This record, borrowed.
+    pub fn as_record_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            id: self.id,
+            time: self.time,
+            level: self.level,
+            pid: self.pid,
+            tag: self.tag.as_bytes(),
+            payload: &self.payload,
+        }
+    }
+
+    /// Writes one text line (see [`RecordRef::write_text`]).
     ///
     /// # Errors
     /// The destination's I/O error.
     pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
-        let tag = if self.tag.is_empty() { "-" } else { &self.tag };
-        write!(
-            out,
-            "{} {} ",
-            rfc3339(self.time),
-            self.level.as_padded_upper()
-        )?;
-        write_escaped_text(out, tag)?;
-        write!(out, " pid={} id={} ", self.pid, self.id)?;
-        write_escaped_text(out, &self.message())?;
-        out.write_all(b"\n")
+        self.as_record_ref().write_text(out)
     }
 
-    /// Writes one JSON object on one line, newline-terminated:
-    /// `{"id":..,"time":"<RFC 3339>","time_ns":..,"level":"info","tag":"..","pid":..,"message":".."}`.
+    /// Writes one JSON line (see [`RecordRef::write_json`]).
     ///
     /// # Errors
     /// The destination's I/O error.
     pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
-        write!(
-            out,
-            "{{\"id\":{},\"time\":\"{}\",\"time_ns\":{},\"level\":\"{}\",\"tag\":",
-            self.id,
-            rfc3339(self.time),
-            self.time,
-            self.level.as_str()
-        )?;
-        write_json_string(out, &self.tag)?;
-        write!(out, ",\"pid\":{},\"message\":", self.pid)?;
-        write_json_string(out, &self.message())?;
-        out.write_all(b"}\n")
+        self.as_record_ref().write_json(out)
     }
 
     /// The text line, as a `String` (with its newline).
@@ -88,6 +76,96 @@ impl Record {
         let mut out = Vec::new();
         let _ = self.write_json(&mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// A record borrowed from a reader's buffer ([`crate::Reader::next_ref`],
+/// [`crate::Follower::next_ref_timeout`]): the same fields as [`Record`] without a copy.
+/// `tag` and `payload` are the bytes as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// The record's id (see [`Record::id`]).
+    pub id: u64,
+    /// When it was written, in nanoseconds since the Unix epoch (UTC).
+    pub time: u64,
+    /// Its level.
+    pub level: Level,
+    /// The writer's process id.
+    pub pid: u32,
+    /// The tag's bytes (UTF-8 as written by [`crate::Log::write`]).
+    pub tag: &'a [u8],
+    /// The payload bytes.
+    pub payload: &'a [u8],
+}
+
+impl RecordRef<'_> {
+    /// An owned copy.
+    pub fn to_owned(&self) -> Record {
+        Record {
+            id: self.id,
+            time: self.time,
+            level: self.level,
+            tag: String::from_utf8_lossy(self.tag).into_owned(),
+            pid: self.pid,
+            payload: self.payload.to_vec(),
+        }
+    }
+
+    /// The payload as text (invalid UTF-8 replaced by U+FFFD; borrowed when valid).
+    pub fn message(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.payload)
+    }
+
+    /// The tag as text (invalid UTF-8 replaced by U+FFFD; borrowed when valid).
+    pub fn tag_str(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.tag)
+    }
+
+    /// Writes one text line: `time LEVEL tag pid=P id=I message`, newline-terminated. Control
+    /// characters in the tag and message are escaped (`\n`, `\r`, `\t`, `\u{..}`) so that a
+    /// record is always exactly one line; an empty tag shows as `-`. Allocates nothing unless
+    /// the tag or payload is not valid UTF-8.
+    ///
+    /// # Errors
+    /// The destination's I/O error.
+    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+        write_rfc3339(out, self.time)?;
+        out.write_all(b" ")?;
+        out.write_all(self.level.as_padded_upper().as_bytes())?;
+        out.write_all(b" ")?;
+        let tag = self.tag_str();
+        write_escaped_text(out, if tag.is_empty() { "-" } else { &tag })?;
+        out.write_all(b" pid=")?;
+        write_decimal(out, u64::from(self.pid))?;
+        out.write_all(b" id=")?;
+        write_decimal(out, self.id)?;
+        out.write_all(b" ")?;
+        write_escaped_text(out, &self.message())?;
+        out.write_all(b"\n")
+    }
+
+    /// Writes one JSON object on one line, newline-terminated:
+    /// `{"id":..,"time":"<RFC 3339>","time_ns":..,"level":"info","tag":"..","pid":..,"message":".."}`.
+    /// Allocates nothing unless the tag or payload is not valid UTF-8.
+    ///
+    /// # Errors
+    /// The destination's I/O error.
+    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(b"{\"id\":")?;
+        write_decimal(out, self.id)?;
+        out.write_all(b",\"time\":\"")?;
+        write_rfc3339(out, self.time)?;
+        out.write_all(b"\",\"time_ns\":")?;
+        write_decimal(out, self.time)?;
+        out.write_all(b",\"level\":\"")?;
+        out.write_all(self.level.as_str().as_bytes())?;
+        out.write_all(b"\",\"tag\":")?;
+        write_json_string(out, &self.tag_str())?;
+        out.write_all(b",\"pid\":")?;
+        write_decimal(out, u64::from(self.pid))?;
+        out.write_all(b",\"message\":")?;
+        write_json_string(out, &self.message())?;
+        out.write_all(b"}\n")
     }
 }
 
@@ -107,11 +185,34 @@ impl Format {
     /// # Errors
     /// The destination's I/O error.
     pub fn write(self, record: &Record, out: &mut impl Write) -> io::Result<()> {
+        self.write_ref(&record.as_record_ref(), out)
+    }
+
+    /// Writes a borrowed record in this format.
+    ///
+    /// # Errors
+    /// The destination's I/O error.
+    pub fn write_ref(self, record: &RecordRef<'_>, out: &mut impl Write) -> io::Result<()> {
         match self {
             Format::Text => record.write_text(out),
             Format::Json => record.write_json(out),
         }
     }
+}
+
+/// Writes `n` in decimal without allocating.
+fn write_decimal(out: &mut impl Write, mut n: u64) -> io::Result<()> {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.write_all(&digits[at..])
 }
 
 fn write_escaped_text(out: &mut impl Write, text: &str) -> io::Result<()> {
@@ -167,17 +268,37 @@ fn write_json_string(out: &mut impl Write, text: &str) -> io::Result<()> {
 /// assert_eq!(plog::rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z");
 /// ```
 pub fn rfc3339(nanos: u64) -> String {
+    String::from_utf8_lossy(&rfc3339_bytes(nanos)).into_owned()
+}
+
+/// Writes [`rfc3339`]`(nanos)` without allocating.
+fn write_rfc3339(out: &mut impl Write, nanos: u64) -> io::Result<()> {
+    out.write_all(&rfc3339_bytes(nanos))
+}
+
+/// The 30 bytes of [`rfc3339`]`(nanos)`: `YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ` (a `u64` of
+/// nanoseconds ends in the year 2554, so the year has four digits).
+fn rfc3339_bytes(nanos: u64) -> [u8; 30] {
     let secs = nanos / 1_000_000_000;
-    let nanos = nanos % 1_000_000_000;
+    let frac = nanos % 1_000_000_000;
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let mut b = *b"0000-00-00T00:00:00.000000000Z";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, rem / 3600);
+    put(14, 2, rem % 3600 / 60);
+    put(17, 2, rem % 60);
+    put(20, 9, frac);
+    b
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar (the

@@ -123,6 +123,7 @@ impl Inner {
     /// once and the scan is O(count).
     fn newest_end_from(&self, from: u64, count: u64) -> Option<u64> {
         let mut newest: Option<u64> = None;
+        let mut arena = Vec::new();
         for pos in from..from.saturating_add(count.min(self.blocks)) {
             let Ok(word) = self.map.load_u64(self.block_offset(pos), Ordering::Acquire) else {
                 continue;
@@ -134,7 +135,7 @@ impl Inner {
             if id < floor || id >= WRITE_LIMIT || id % self.blocks != pos % self.blocks {
                 continue;
             }
-            let blocks = match self.read_slot(id) {
+            let blocks = match self.probe_slot(id, &mut arena) {
                 Slot::Record(_, blocks) => blocks,
                 // Torn: writers have since reserved a lap past it, so it cannot be ahead.
                 Slot::Pad(_) | Slot::Invalid | Slot::Torn => continue,

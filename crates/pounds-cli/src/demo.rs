@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pounds::log::{FollowOptions, Level, Log, Record};
+use pounds::log::{FollowOptions, Level, Log};
 
 use crate::args::{DemoArgs, DemoWriterArgs};
 use crate::error::{CliError, Result};
@@ -232,29 +232,44 @@ fn follow_and_check(
     let mut report = FollowReport::default();
     let mut last_seen: HashMap<(u32, u32), u64> = HashMap::new();
     let mut load_done = false;
-    while let Some(record) = follower.next() {
-        if !load_done && record.id >= load_end.load(Ordering::Acquire) {
+    // Borrowed records (no copy, no allocation per record): what is needed of one is taken
+    // before the follower is asked anything else.
+    loop {
+        let (id, seen, pong) = {
+            let Some(record) = follower.next_ref() else {
+                break;
+            };
+            let mut pong = None;
+            let seen = match record.tag {
+                t if t == TAG.as_bytes() => {
+                    report.lag.record(wall_nanos().saturating_sub(record.time));
+                    Some(parse_payload(record.level, record.payload))
+                }
+                t if t == PING.as_bytes() => {
+                    pong = Some(record.payload.to_vec());
+                    None
+                }
+                _ => None,
+            };
+            (record.id, seen, pong)
+        };
+        if !load_done && id >= load_end.load(Ordering::Acquire) {
             report.lost_in_load = follower.lost();
             load_done = true;
         }
-        match record.tag.as_str() {
-            TAG => {
-                report.lag.record(wall_nanos().saturating_sub(record.time));
-                match parse_payload(&record) {
-                    Some((writer, seq)) => {
-                        let last = last_seen.insert(writer, seq);
-                        if last.is_some_and(|last| last >= seq) {
-                            report.out_of_order += 1;
-                        }
-                        report.checked += 1;
-                    }
-                    None => report.invalid += 1,
+        match seen {
+            Some(Some((writer, seq))) => {
+                let last = last_seen.insert(writer, seq);
+                if last.is_some_and(|last| last >= seq) {
+                    report.out_of_order += 1;
                 }
+                report.checked += 1;
             }
-            PING => {
-                let _ = log.write(Level::Info, PONG, &record.payload);
-            }
-            _ => {}
+            Some(None) => report.invalid += 1,
+            None => {}
+        }
+        if let Some(payload) = pong {
+            let _ = log.write(Level::Info, PONG, &payload);
         }
     }
     if !load_done {
@@ -270,11 +285,11 @@ fn format_payload(buf: &mut [u8; PAYLOAD], process: u32, thread: u32, seq: u64) 
     let _ = write!(cursor, "p{process} t{thread} n{seq} ");
 }
 
-fn parse_payload(record: &Record) -> Option<((u32, u32), u64)> {
-    if record.payload.len() != PAYLOAD || record.level != Level::Info {
+fn parse_payload(level: Level, payload: &[u8]) -> Option<((u32, u32), u64)> {
+    if payload.len() != PAYLOAD || level != Level::Info {
         return None;
     }
-    let text = std::str::from_utf8(&record.payload).ok()?;
+    let text = std::str::from_utf8(payload).ok()?;
     let mut words = text.split(' ');
     let process = words.next()?.strip_prefix('p')?.parse().ok()?;
     let thread = words.next()?.strip_prefix('t')?.parse().ok()?;
@@ -437,26 +452,16 @@ fn print_report(total: u64, writers: &WriterTotals, report: &FollowReport) -> Re
 mod tests {
     use super::*;
 
-    fn record(payload: &[u8]) -> Record {
-        Record {
-            id: 0,
-            time: 0,
-            level: Level::Info,
-            tag: TAG.into(),
-            pid: 1,
-            payload: payload.to_vec(),
-        }
-    }
-
     #[test]
     fn payloads_round_trip_and_damage_is_caught() {
         let mut buf = [0u8; PAYLOAD];
         format_payload(&mut buf, 3, 7, 123_456);
-        assert_eq!(parse_payload(&record(&buf)), Some(((3, 7), 123_456)));
+        assert_eq!(parse_payload(Level::Info, &buf), Some(((3, 7), 123_456)));
+        assert_eq!(parse_payload(Level::Warn, &buf), None);
         let mut damaged = buf;
         damaged[40] = b'x';
-        assert_eq!(parse_payload(&record(&damaged)), None);
-        assert_eq!(parse_payload(&record(&buf[..63])), None);
+        assert_eq!(parse_payload(Level::Info, &damaged), None);
+        assert_eq!(parse_payload(Level::Info, &buf[..63]), None);
     }
 
     #[test]

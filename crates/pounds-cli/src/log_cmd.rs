@@ -55,14 +55,19 @@ pub(crate) fn run(command: LogCommand) -> Result<()> {
             let options = FollowOptions::new()
                 .from_start(from_start)
                 .filter(filter_of(filter));
-            let follower = log.follow(options)?;
+            let mut follower = log.follow(options)?;
             let format = format_of(json);
             let mut out = io::stdout().lock();
             let limit = count.unwrap_or(u64::MAX);
-            for record in follower.take(usize::try_from(limit).unwrap_or(usize::MAX)) {
-                format.write(&record, &mut out)?;
+            let mut printed = 0;
+            while printed < limit {
+                let Some(record) = follower.next_ref() else {
+                    break;
+                };
+                format.write_ref(&record, &mut out)?;
                 // A follower's reader is usually a person or a pipe waiting for each line.
                 out.flush()?;
+                printed += 1;
             }
             Ok(())
         }
