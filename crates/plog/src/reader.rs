@@ -24,7 +24,8 @@ const CHECK_BEFORE_COPY: usize = 64 << 10;
 
 /// A record (or padding) copied out of the ring, its header and crc checked, not yet known to
 /// be untorn.
-struct Copied {
+#[derive(Debug)]
+pub(crate) struct Copied {
     pos: u64,
     /// The claim word of its first block when the copy began.
     commit: u64,
@@ -302,14 +303,23 @@ impl Inner {
         limit: usize,
         out: &mut VecDeque<(u64, Slot)>,
         arena: &mut Vec<u8>,
+        copies: &mut Vec<Copied>,
     ) -> u64 {
-        let copies = self.copy_batch(pos, end, limit, arena);
+        self.copy_batch(pos, end, limit, arena, copies);
         self.validate_batch(pos, copies, out, arena)
     }
 
-    /// The copying half of [`Self::read_batch`].
-    fn copy_batch(&self, pos: u64, end: u64, limit: usize, arena: &mut Vec<u8>) -> Vec<Copied> {
-        let mut copies = Vec::new();
+    /// The copying half of [`Self::read_batch`]: into `copies` (cleared first, reused so that a
+    /// batch allocates nothing once the reader has warmed up).
+    fn copy_batch(
+        &self,
+        pos: u64,
+        end: u64,
+        limit: usize,
+        arena: &mut Vec<u8>,
+        copies: &mut Vec<Copied>,
+    ) {
+        copies.clear();
         let (mut at, first) = (pos, arena.len());
         while at < end && copies.len() < limit.max(1) && arena.len() - first < BATCH_BYTES {
             let Some(copy) = self.copy_slot(at, arena) else {
@@ -318,14 +328,13 @@ impl Inner {
             at += copy.blocks;
             copies.push(copy);
         }
-        copies
     }
 
     /// The validating half of [`Self::read_batch`]: `copies` were made from `pos` on.
     fn validate_batch(
         &self,
         pos: u64,
-        mut copies: Vec<Copied>,
+        copies: &mut Vec<Copied>,
         out: &mut VecDeque<(u64, Slot)>,
         arena: &[u8],
     ) -> u64 {
@@ -446,6 +455,8 @@ pub struct Reader {
     /// Where this reader last resumed after being lapped: a hole there is the middle of a
     /// record it skipped into, not a record in flight.
     landed: Option<u64>,
+    /// The copies of the batch being validated: reused.
+    copies: Vec<Copied>,
 }
 
 /// Rounds lost to laps in one [`Reader::step`] (each a bounded batch) before it returns
@@ -479,6 +490,7 @@ impl Reader {
             scanned: None,
             arena: Vec::new(),
             landed: None,
+            copies: Vec::new(),
         }
     }
 
@@ -586,6 +598,7 @@ impl Reader {
                 self.batch_limit,
                 &mut self.batch,
                 &mut self.arena,
+                &mut self.copies,
             );
             if kept_from > self.pos || !self.batch.is_empty() {
                 if self.batch.is_empty() {
@@ -829,25 +842,25 @@ mod tests {
             assert_eq!(log.write(Level::Info, "", id.to_le_bytes()).unwrap(), id);
         }
         let inner = &log.inner;
-        let mut arena = Vec::new();
-        let copies = inner.copy_batch(0, 16, BATCH_RECORDS, &mut arena);
+        let (mut arena, mut copies) = (Vec::new(), Vec::new());
+        inner.copy_batch(0, 16, BATCH_RECORDS, &mut arena, &mut copies);
         assert_eq!(copies.len(), 16);
         // Writers overwrite slots 0..3 after the copy and before the validation.
         for id in 16..19u64 {
             assert_eq!(log.write(Level::Info, "", id.to_le_bytes()).unwrap(), id);
         }
         let mut out = VecDeque::new();
-        assert_eq!(inner.validate_batch(0, copies, &mut out, &arena), 3);
+        assert_eq!(inner.validate_batch(0, &mut copies, &mut out, &arena), 3);
         assert_eq!(ids(&out, &arena), (3..16).collect::<Vec<_>>());
 
         // Lapped entirely: nothing kept, and the position moves past every copy.
         let mut arena = Vec::new();
-        let copies = inner.copy_batch(3, 8, BATCH_RECORDS, &mut arena);
+        inner.copy_batch(3, 8, BATCH_RECORDS, &mut arena, &mut copies);
         for id in 19..30u64 {
             log.write(Level::Info, "", id.to_le_bytes()).unwrap();
         }
         let mut out = VecDeque::new();
-        assert_eq!(inner.validate_batch(3, copies, &mut out, &arena), 8);
+        assert_eq!(inner.validate_batch(3, &mut copies, &mut out, &arena), 8);
         assert!(out.is_empty());
     }
 
@@ -865,7 +878,7 @@ mod tests {
         let (mut out, mut arena) = (VecDeque::new(), Vec::new());
         assert_eq!(
             log.inner
-                .read_batch(0, 40, BATCH_RECORDS, &mut out, &mut arena),
+                .read_batch(0, 40, BATCH_RECORDS, &mut out, &mut arena, &mut Vec::new()),
             0
         );
         assert_eq!(
@@ -876,12 +889,16 @@ mod tests {
         let (mut out, mut arena) = (VecDeque::new(), Vec::new());
         assert_eq!(
             log.inner
-                .read_batch(38, 41, BATCH_RECORDS, &mut out, &mut arena),
+                .read_batch(38, 41, BATCH_RECORDS, &mut out, &mut arena, &mut Vec::new()),
             38
         );
         assert_eq!(ids(&out, &arena), [38, 39]);
         let (mut out, mut arena) = (VecDeque::new(), Vec::new());
-        assert_eq!(log.inner.read_batch(5, 40, 1, &mut out, &mut arena), 5);
+        assert_eq!(
+            log.inner
+                .read_batch(5, 40, 1, &mut out, &mut arena, &mut Vec::new()),
+            5
+        );
         assert_eq!(ids(&out, &arena), [5]);
     }
 
