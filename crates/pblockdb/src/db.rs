@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use pmap::{Lock, SharedMap};
@@ -85,8 +85,11 @@ pub struct Db {
     /// lock, so that waiting for the lock never holds `mapped` (readers would queue behind a
     /// remap that waits on it).
     pub(crate) locker: SharedMap,
-    /// [`thread_token`] of the thread holding the writer lock, 0 when none.
+    /// [`thread_token`] of the thread holding the writer lock through this handle, 0 when none.
     pub(crate) owner: AtomicUsize,
+    /// [`thread_token`] of the thread holding the writer lock through any handle of this
+    /// process on this file (shared between them, see `owners.rs`), 0 when none.
+    pub(crate) file_owner: Arc<AtomicUsize>,
 }
 
 /// A number unique to the calling thread while it lives (the address of a thread-local).
@@ -436,12 +439,13 @@ impl Db {
     /// A slot stayed mid-write: wait for the writer lock (a live writer finishes first; a dead
     /// one left its journal), replay the journal, and report the slot if it is still torn.
     fn settle(&self, idx: u64) -> Result<()> {
+        if self.file_owner.load(Ordering::Relaxed) == thread_token() {
+            // This thread is the writer (through this handle or another), so no write is in
+            // progress: the slot is damaged.
+            return Err(self.corrupt(idx, "left mid-write with no journal to finish it"));
+        }
         if self.read_only {
             return self.read_locked(|| self.still_torn(&self.read_mapped(), idx));
-        }
-        if self.owner.load(Ordering::Relaxed) == thread_token() {
-            // This thread is the writer, so no write is in progress: the slot is damaged.
-            return Err(self.corrupt(idx, "left mid-write with no journal to finish it"));
         }
         let writer = self.lock_writes()?;
         let guard = self.read_mapped();
@@ -611,6 +615,11 @@ impl Db {
     /// For a read-only handle: runs `f` holding the file lock shared, so that no writer is
     /// inside an operation; a journal still armed then means one died mid-operation.
     fn read_locked<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        if self.file_owner.load(Ordering::Relaxed) == thread_token() {
+            return Err(Error::WouldDeadlock {
+                path: self.path.clone(),
+            });
+        }
         // A file lock belongs to the open file, not the thread: without the mutex, the first of
         // two threads here to unlock would release the lock under the other.
         let _threads = self.lock_writer();

@@ -152,6 +152,17 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
+    /// The calling thread holds the writer lock through another handle on this file (a live
+    /// [`crate::Writer`], or inside an `update_each` callback), so waiting for the file lock
+    /// would never end: refused instead of deadlocking.
+    #[error(
+        "{path}: this thread holds the writer lock through another handle on this file; \
+         waiting for it would deadlock"
+    )]
+    WouldDeadlock {
+        /// The file.
+        path: PathBuf,
+    },
     /// A writer crashed mid-operation and a read-only handle cannot replay its journal; open the
     /// file writable once to recover it.
     #[error("{path} needs recovery from an interrupted write; open it writable once")]

@@ -58,6 +58,7 @@ mod db;
 mod error;
 mod format;
 mod options;
+mod owners;
 mod typed;
 mod writer;
 

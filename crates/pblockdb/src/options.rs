@@ -2,15 +2,16 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use pmap::{Lock, MapOptions, SharedMap};
 
-use crate::db::{Mapped, read_table};
+use crate::db::{Mapped, read_table, thread_token};
 use crate::format::{
     self, GEOMETRY_LEN, Geometry, MAGIC, OFF_CHANGES, OFF_COUNT, OFF_DESC, OFF_GENERATION,
     OFF_GEOMETRY_CRC, OFF_JOURNAL_IMAGE, OFF_JOURNAL_STATE, OFF_USED, OFF_USER_VERSION,
 };
+use crate::owners::{self, FileId};
 use crate::{Db, Error, Result};
 
 /// Default room, in records, of a new database before its first growth.
@@ -85,12 +86,13 @@ impl DbOptions {
             MapOptions::new().size(size).open(path)?
         };
         let mut map = map.into_shared();
+        let file_owner = unless_held_here(path)?;
         map.lock(Lock::Exclusive)?;
         let result = setup(&mut map, path, Some((geo, slots, !existing)), false);
         let unlocked = map.unlock();
         let (geo, table) = result?;
         unlocked?;
-        finish(map, path, geo, table, false, self.sync_on_write)
+        finish(map, path, geo, table, false, self.sync_on_write, file_owner)
     }
 }
 
@@ -123,6 +125,7 @@ pub(crate) fn open_existing(path: &Path, read_only: bool) -> Result<Db> {
         MapOptions::new().must_exist()
     };
     let mut map = options.open(path)?.into_shared();
+    let file_owner = unless_held_here(path)?;
     map.lock(if read_only {
         Lock::Shared
     } else {
@@ -132,7 +135,19 @@ pub(crate) fn open_existing(path: &Path, read_only: bool) -> Result<Db> {
     let unlocked = map.unlock();
     let (geo, table) = result?;
     unlocked?;
-    finish(map, path, geo, table, read_only, false)
+    finish(map, path, geo, table, read_only, false, file_owner)
+}
+
+/// The owner word of the file just opened at `path`, unless this thread holds its writer lock
+/// through another handle: then taking the file lock to open it would wait forever.
+fn unless_held_here(path: &Path) -> Result<Arc<AtomicUsize>> {
+    let owner = owners::owner_of(FileId::of(path));
+    if owner.load(Ordering::Relaxed) == thread_token() {
+        return Err(Error::WouldDeadlock {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(owner)
 }
 
 fn finish(
@@ -142,6 +157,7 @@ fn finish(
     table: crate::db::Table,
     read_only: bool,
     sync_on_write: bool,
+    file_owner: Arc<AtomicUsize>,
 ) -> Result<Db> {
     let locker = MapOptions::new()
         .read_only()
@@ -156,6 +172,7 @@ fn finish(
         writer: Mutex::new(()),
         locker: locker.into_shared(),
         owner: AtomicUsize::new(0),
+        file_owner,
     })
 }
 

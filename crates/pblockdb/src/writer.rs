@@ -54,6 +54,13 @@ impl Drop for Writer<'_> {
         // An unlock that fails leaves the lock to be released when the file closes; nothing
         // better can be done from a destructor.
         self.db.owner.store(0, Ordering::Relaxed);
+        // Only if still this thread's (a Writer is not Send, so this is the thread that took
+        // it): a store that raced a later owner's must not clear theirs.
+        let token = thread_token();
+        let _ = self
+            .db
+            .file_owner
+            .compare_exchange(token, 0, Ordering::Relaxed, Ordering::Relaxed);
         let _ = self.db.locker.unlock();
     }
 }
@@ -71,10 +78,12 @@ impl Db {
     /// replays a journal a crashed writer left.
     ///
     /// A write through the same `Db` from the thread that holds it (other than through the
-    /// `Writer` itself) is [`Error::Reentrant`] rather than a deadlock.
+    /// `Writer` itself) is [`Error::Reentrant`] rather than a deadlock; one through another
+    /// handle on the same file is [`Error::WouldDeadlock`].
     ///
     /// # Errors
-    /// [`Error::ReadOnly`], [`Error::Reentrant`], or the I/O error from locking.
+    /// [`Error::ReadOnly`], [`Error::Reentrant`], [`Error::WouldDeadlock`], or the I/O error
+    /// from locking.
     pub fn lock_writes(&self) -> Result<Writer<'_>> {
         if self.read_only {
             return Err(Error::ReadOnly {
@@ -88,9 +97,17 @@ impl Db {
                 path: self.path.clone(),
             });
         }
+        // Checked before the mutex: another thread may hold it while it waits for the file
+        // lock that this thread holds through another handle.
+        if self.file_owner.load(Ordering::Relaxed) == token {
+            return Err(Error::WouldDeadlock {
+                path: self.path.clone(),
+            });
+        }
         let mutex = self.lock_writer();
         self.locker.lock(Lock::Exclusive)?;
         self.owner.store(token, Ordering::Relaxed);
+        self.file_owner.store(token, Ordering::Relaxed);
         let writer = Writer {
             db: self,
             _mutex: mutex,

@@ -708,3 +708,64 @@ fn writes_from_inside_the_writer_lock_are_refused_not_deadlocked() {
         assert!(!waiter.join().unwrap());
     });
 }
+
+/// Two handles on one file in one thread: while one holds the writer lock, a write, a
+/// read-only `verify` or an open through another handle would wait for a lock this very thread
+/// holds. Each is `Error::WouldDeadlock` naming the file. Run in a thread with a deadline, so
+/// a hang fails the test instead of stalling it.
+#[test]
+fn two_handles_in_one_thread_are_a_typed_error_not_a_deadlock() {
+    let (_dir, path) = temp();
+    let a = DbOptions::new(8, 8).open(&path).unwrap();
+    let b = Db::open_existing(&path).unwrap();
+    let ro = Db::open_read_only(&path).unwrap();
+    let (done, results) = std::sync::mpsc::channel();
+    let thread_path = path.clone();
+    std::thread::spawn(move || {
+        let batch = a.lock_writes().unwrap();
+        let put = b.put(b"k", b"v").map(drop);
+        let delete = b.delete(b"k").map(drop);
+        let batch_b = b.lock_writes().map(drop);
+        let verify = ro.verify().map(drop);
+        let open = Db::open_existing(&thread_path).map(drop);
+        // Another thread queued inside `b` holds its mutex while it waits for the file lock:
+        // this thread must not wait for that mutex either.
+        let (queued, waiter) = std::thread::scope(|s| {
+            let waiter = s.spawn(|| b.put(b"w", b"1"));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let queued = b.put(b"q", b"2").map(drop);
+            drop(batch);
+            (queued, waiter.join().map_err(|_| ()))
+        });
+        let after = b.put(b"k", b"v");
+        let refused = [put, delete, batch_b, verify, open, queued];
+        let _ = done.send((refused, waiter, after));
+    });
+    let ([put, delete, batch_b, verify, open, queued], waiter, after) = results
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("deadlocked: a second handle waited for the lock its own thread holds");
+    for (what, result) in [
+        ("put", put),
+        ("delete", delete),
+        ("lock_writes", batch_b),
+        ("verify", verify),
+        ("open", open),
+        ("put beside a queued thread", queued),
+    ] {
+        assert!(
+            matches!(&result, Err(Error::WouldDeadlock { path: p }) if *p == path),
+            "{what}: {result:?}"
+        );
+    }
+    assert!(
+        !waiter.unwrap().unwrap(),
+        "the queued thread writes once the lock is free"
+    );
+    assert!(
+        !after.unwrap(),
+        "once the lock is released the other handle writes"
+    );
+    let db = Db::open_existing(&path).unwrap();
+    assert_eq!(db.get(b"k").unwrap().unwrap(), b"v\0\0\0\0\0\0\0");
+    assert_eq!(db.len(), 2);
+}
