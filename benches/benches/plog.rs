@@ -22,6 +22,8 @@
 //! - `keep_up`: one writer thread writing 64-byte records flat out on the default ring for a
 //!   while, and a follower thread started at the end reading them: written, read, lost, and
 //!   each side's rate.
+//! - `first_lap`: each write of the first lap of a fresh 1M-block log timed alone, with the
+//!   ring populated at open and without.
 //! - `follow`: a follower in a child process (this binary re-executed) wakes on each of a
 //!   series of records written 200 us apart; the latency is the system clock at wake minus the
 //!   system clock the writer put in the payload.
@@ -243,6 +245,37 @@ fn keep_up(dir: &Path) {
     );
 }
 
+/// The first lap of a fresh 1M-block log (128 MiB), each write timed alone, with the ring
+/// populated at open (the default for rings up to 256 MiB) and without.
+fn first_lap(dir: &Path) {
+    let blocks: u64 = if smoke() { 1 << 12 } else { 1 << 20 };
+    let msg = message();
+    for populate in [false, true] {
+        let path = dir.join(format!("first_lap_{populate}.plog"));
+        let opened = Instant::now();
+        let log = plog::LogOptions::new()
+            .blocks(blocks)
+            .populate(populate)
+            .open(&path)
+            .unwrap();
+        let open_time = opened.elapsed();
+        let mut samples = Vec::with_capacity(blocks as usize);
+        let lap = Instant::now();
+        for _ in 0..blocks {
+            let start = Instant::now();
+            log.write(Level::Info, "bench", black_box(&msg)).unwrap();
+            samples.push(start.elapsed().as_nanos() as u64);
+        }
+        let mean = lap.elapsed().as_nanos() as u64 / blocks;
+        let [p50, p99, p999, max] = percentiles(&mut samples);
+        println!(
+            "first_lap/populate={populate}: n={blocks} open={open_time:?} mean={mean}ns p50={p50}ns p99={p99}ns p99.9={p999}ns max={max}ns"
+        );
+        drop(log);
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
 fn percentiles(samples: &mut [u64]) -> [u64; 4] {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
@@ -363,6 +396,7 @@ fn main() {
     bench_read(&mut c, dir.path());
     c.final_summary();
     keep_up(dir.path());
+    first_lap(dir.path());
     latency(dir.path());
     follow_latency(dir.path());
 }

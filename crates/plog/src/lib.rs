@@ -95,7 +95,7 @@ pub use crate::level::{Filter, Level, ParseLevelError};
 pub use crate::log::{Log, Stats};
 #[cfg(feature = "log")]
 pub use crate::log_adapter::Logger;
-pub use crate::options::LogOptions;
+pub use crate::options::{LogOptions, POPULATE_BYTES};
 pub use crate::reader::{DumpSummary, Reader};
 pub use crate::record::{Format, Record, RecordRef, rfc3339};
 #[cfg(feature = "tracing")]

@@ -34,7 +34,12 @@ pub struct LogOptions {
     read_only: bool,
     no_create: bool,
     flush_every: Option<Duration>,
+    populate: Option<bool>,
 }
+
+/// Rings up to this size are faulted in writable at every read-write open unless
+/// [`LogOptions::populate`] says otherwise: about 0.25 us a page here, so 16 ms for the largest.
+pub const POPULATE_BYTES: u64 = 256 << 20;
 
 impl LogOptions {
     /// Read-write, create when absent, default geometry for a new file, no background flush.
@@ -77,6 +82,16 @@ impl LogOptions {
         self
     }
 
+    /// Fault the ring's pages in writable at a read-write open (`madvise(MADV_POPULATE_WRITE)`
+    /// on Linux), so that the first lap of a fresh log, or the first writes of a process that
+    /// just opened one, take no page fault (one per 4 KiB, several microseconds each in a VM).
+    /// By default rings up to [`POPULATE_BYTES`] are populated and larger ones are not; `true`
+    /// populates any ring, `false` none. Elsewhere than Linux it does nothing.
+    pub fn populate(mut self, populate: bool) -> LogOptions {
+        self.populate = Some(populate);
+        self
+    }
+
     /// Opens (or creates) the log at `path`.
     ///
     /// # Errors
@@ -112,6 +127,15 @@ impl LogOptions {
             });
         }
         let inner = Inner::new(map, geometry, writable);
+        if writable
+            && self
+                .populate
+                .unwrap_or(geometry.ring_bytes() <= POPULATE_BYTES)
+        {
+            // Only an optimisation: a kernel without the advice leaves the first stores to fault.
+            let ring = usize::try_from(geometry.ring_bytes()).unwrap_or(usize::MAX);
+            inner.map.populate_for_write(inner.ring_off, ring)?;
+        }
         if writable && found != Found::Initialised {
             // Still under the exclusive lock, so no other read-write open recovers at once;
             // writers that opened earlier recovered first and write past the counter.

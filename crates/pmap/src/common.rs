@@ -7,6 +7,20 @@ macro_rules! common_methods {
             self.core.len()
         }
 
+        /// Faults the pages of `offset..offset + len` in writable now, as writing each would
+        /// (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14 and later), so that the first store to
+        /// each later takes no page fault: for rings and logs whose writers must not stall on
+        /// their first lap. Returns whether the platform did it (`false`: nothing was done, the
+        /// first stores fault as usual). The file's blocks are already reserved (see
+        /// [`Self::grow`]), so this allocates no disk space.
+        ///
+        /// # Errors
+        /// [`Error::OutOfBounds`](crate::Error::OutOfBounds), [`Error::ReadOnlyMapping`](crate::Error::ReadOnlyMapping), or the
+        /// I/O error of the advice (out of memory, a hardware error on a page).
+        pub fn populate_for_write(&self, offset: usize, len: usize) -> Result<bool> {
+            self.core.populate_for_write(offset, len)
+        }
+
         /// Whether the view is empty (only after a failed remap left no view).
         #[inline]
         pub fn is_empty(&self) -> bool {

@@ -337,6 +337,18 @@ impl Core {
         Ok(())
     }
 
+    /// Faults the pages of a range in writable now (see [`crate::SharedMap::populate_for_write`]).
+    pub(crate) fn populate_for_write(&self, offset: usize, len: usize) -> Result<bool> {
+        self.bounds(offset, len)?;
+        self.require_writable("populate for write")?;
+        match &self.raw {
+            Some(raw) if len > 0 => {
+                crate::os::populate_write(raw, offset, len).map_err(self.io("populate"))
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Takes `lock`. Holding it already is a no-op; holding the other kind converts, as `flock`
     /// does: the held lock is released first (so a conversion that fails leaves none, which is
     /// also what Linux's `flock` does).

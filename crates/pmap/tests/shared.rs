@@ -322,3 +322,29 @@ fn concurrent_copies_never_tear_aligned_words() {
     assert!(seen_nonzero || buf[0] != 0);
     assert!(buf.iter().all(|&b| b == ((rounds - 1) % 251) as u8 + 1));
 }
+
+#[test]
+fn populate_for_write_faults_pages_in_and_changes_no_byte() {
+    let (dir, map) = shared(64 * 4096);
+    map.write_at(4096 * 3 + 5, b"kept").unwrap();
+    // Linux 5.14 and later (this machine and CI) do it; elsewhere it is a no-op.
+    let done = map.populate_for_write(0, map.len()).unwrap();
+    assert_eq!(done, cfg!(target_os = "linux"));
+    let mut back = [0u8; 4];
+    map.read_at(4096 * 3 + 5, &mut back).unwrap();
+    assert_eq!(&back, b"kept");
+    let mut zeros = vec![1u8; 4096];
+    map.read_at(4096 * 10, &mut zeros).unwrap();
+    assert!(zeros.iter().all(|&b| b == 0), "no byte written");
+    assert!(matches!(
+        map.populate_for_write(map.len() - 10, 11),
+        Err(Error::OutOfBounds { .. })
+    ));
+    let ro = Map::open_read_only(dir.path().join("shared.bin"))
+        .unwrap()
+        .into_shared();
+    assert!(matches!(
+        ro.populate_for_write(0, 4096),
+        Err(Error::ReadOnlyMapping { .. })
+    ));
+}

@@ -226,6 +226,15 @@ pub(crate) fn process_state(_pid: u32) -> crate::ProcessState {
     crate::ProcessState::Unknown
 }
 
+/// No populate-for-write advice here: the first store to each page faults it in, as usual.
+pub(crate) fn populate_write(
+    _raw: &memmap2::MmapRaw,
+    _offset: usize,
+    _len: usize,
+) -> std::io::Result<bool> {
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

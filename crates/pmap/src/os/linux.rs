@@ -167,3 +167,18 @@ pub(crate) fn current_pid() -> u32 {
     });
     PID.load(Ordering::Relaxed)
 }
+
+/// `madvise(MADV_POPULATE_WRITE)` over a range of a writable mapping (Linux 5.14+): faults the
+/// pages in writable now, as writing each would, so that later stores take no page fault.
+/// `Ok(false)` where the kernel does not know the advice (`EINVAL`).
+pub(crate) fn populate_write(
+    raw: &memmap2::MmapRaw,
+    offset: usize,
+    len: usize,
+) -> std::io::Result<bool> {
+    match raw.advise_range(memmap2::Advice::PopulateWrite, offset, len) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
