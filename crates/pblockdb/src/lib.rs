@@ -69,4 +69,6 @@ pub use crate::format::{
 };
 pub use crate::options::{DEFAULT_CAPACITY, DbOptions};
 pub use crate::typed::TypedDb;
+#[doc(hidden)]
+pub use crate::writer::slots_examined;
 pub use crate::writer::{Action, Writer};

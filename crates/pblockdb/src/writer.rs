@@ -640,8 +640,30 @@ fn write_slot(
     Ok(())
 }
 
+thread_local!(static EXAMINED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+
+/// Notes that the calling thread read `n` slots' words while opening or recovering a file.
+pub(crate) fn examined(n: u64) {
+    EXAMINED.with(|count| count.set(count.get().wrapping_add(n)));
+}
+
+/// How many slots the calling thread has examined while opening or recovering files (the
+/// recount of the header counters and the journal's replay checks), so tests can show that
+/// opening does bounded work on any file. Not part of the API.
+#[doc(hidden)]
+pub fn slots_examined() -> u64 {
+    EXAMINED.with(std::cell::Cell::get)
+}
+
+/// The largest table (in slots, and in bytes of its region) whose header counters
+/// [`recover`] recounts by a scan when they are out of range. Past it the recount is left to
+/// the next rebuild, which scans the table anyway, so opening a file does bounded work
+/// whatever table its header claims (a few KB of sparse file can claim 2^32 slots).
+const RECOUNT_MAX_SLOTS: u64 = 1 << 20;
+const RECOUNT_MAX_BYTES: u64 = 256 << 20;
+
 /// Under the writer lock: replays a complete journal (or drops an incomplete one), then
-/// recounts if the header counters are out of range.
+/// recounts if the header counters are out of range (see [`RECOUNT_MAX_SLOTS`]).
 pub(crate) fn recover(map: &SharedMap, geo: &Geometry, table: &Table) -> Result<()> {
     let state = map.load_u64(OFF_JOURNAL_STATE, Ordering::Acquire)?;
     if state != 0 {
@@ -672,8 +694,19 @@ pub(crate) fn recover(map: &SharedMap, geo: &Geometry, table: &Table) -> Result<
     }
     let (count, used, changes) = counters(map)?;
     if count > used || used > table.capacity {
+        let affordable = table.capacity <= RECOUNT_MAX_SLOTS
+            && geo
+                .table_bytes(table.capacity)
+                .is_some_and(|bytes| bytes <= RECOUNT_MAX_BYTES);
+        if !affordable {
+            // `used = capacity` makes the next insert into an empty slot rebuild the table, and
+            // the rebuild counts both exactly; until then `count` is only clamped.
+            let counts = [count.min(table.capacity), table.capacity, changes];
+            return store_counters(map, counts);
+        }
         let (mut live, mut dead) = (0u64, 0u64);
         for idx in 0..table.capacity {
+            examined(1);
             let meta = map.load_u64(table.slot_at(geo, idx), Ordering::Relaxed)?;
             match format::state_of(meta) {
                 STATE_LIVE => live += 1,

@@ -624,3 +624,54 @@ fn damaged_meta_words_never_drop_a_record_at_rebuild() {
         "the rebuild dropped a record whose state says empty"
     );
 }
+
+/// A crafted file of a few KB, sparse to the length its descriptor claims (`capacity` slots),
+/// with `count > used`, so that the old open recounted every slot.
+fn sparse_claiming(path: &Path, capacity: u64) {
+    let db = DbOptions::new(16, 64).capacity(4).open(path).unwrap();
+    db.put(&key(1), &[1; 64]).unwrap();
+    drop(db);
+    let mut bytes = std::fs::read(path).unwrap();
+    descriptor(&mut bytes, 0, 4096, capacity);
+    set_u64(&mut bytes, 128, 5);
+    set_u64(&mut bytes, 136, 0);
+    std::fs::write(path, &bytes).unwrap();
+    let len = slots_start(4096, capacity) + capacity * 96;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.set_len(len).unwrap();
+}
+
+/// Opening does bounded work whatever the header claims: a crafted sparse file with a table of
+/// 2^24 slots (and, on Linux, 2^32: 430 GB of holes) and inconsistent counters opens, or is
+/// refused, after examining a bounded number of slots, not one per slot it claims.
+#[test]
+fn crafted_huge_sparse_table_opens_with_bounded_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.db");
+    let mut claims = vec![1u64 << 24];
+    if cfg!(target_os = "linux") {
+        claims.push(1 << 32);
+    }
+    for capacity in claims {
+        sparse_claiming(&path, capacity);
+        assert!(matches!(
+            Db::open_read_only(&path),
+            Err(Error::CorruptHeader { field: "count", .. })
+        ));
+        let before = pblockdb::slots_examined();
+        let opened = Db::open_existing(&path);
+        let work = pblockdb::slots_examined() - before;
+        assert!(
+            work <= 1 << 20,
+            "opening a file claiming {capacity} slots examined {work} of them"
+        );
+        match opened {
+            Ok(db) => {
+                assert!(db.len() as u64 <= capacity);
+                assert_eq!(db.get(&key(2)).unwrap(), None);
+            }
+            Err(e) => assert!(matches!(e, Error::CorruptHeader { .. }), "{e}"),
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+}
