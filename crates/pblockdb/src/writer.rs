@@ -640,6 +640,71 @@ fn write_slot(
     Ok(())
 }
 
+/// Whether a journal's `image` (live or tombstone, even version) belongs in slot `idx`, as
+/// every image a writer journals does; a crc only proves the journal was written whole, not
+/// that it was written by a writer. Checked: the image's tag is its key's, and a live image's
+/// checksum holds; slot `idx` is in a known state and, if it holds a live record (even
+/// mid-write: a writer rewrites a live slot only for its own key, so the key bytes stay),
+/// holds this key; `idx` lies on the key's probe path before any empty slot (a writer's slot
+/// always does: it stops at the first); and a live image's key is live in no other slot of
+/// that path. The walk ends at the first empty slot, so its work is bounded by the run of
+/// non-empty slots, which the file must really hold.
+fn image_fits(
+    map: &SharedMap,
+    geo: &Geometry,
+    table: &Table,
+    idx: u64,
+    image: &[u8],
+) -> Result<bool> {
+    let key = &image[SLOT_HEADER..][..geo.key_size];
+    let hash = format::hash_key(key);
+    let tag = format::get_u32(image, 8);
+    let live = format::state_of(format::get_u64(image, 0)) == STATE_LIVE;
+    let body = &image[SLOT_HEADER..][..geo.key_size + geo.value_size];
+    if tag != format::tag_of(hash)
+        || (live && format::get_u32(image, 12) != format::slot_crc(tag, body))
+    {
+        return Ok(false);
+    }
+    let mut stored = Buf::zeroed(geo.key_size);
+    let same_key = |at: usize, stored: &mut [u8]| -> Result<bool> {
+        map.read_at(at + SLOT_HEADER, stored)?;
+        Ok(*stored == *key)
+    };
+    let at = table.slot_at(geo, idx);
+    match format::state_of(map.load_u64(at, Ordering::Relaxed)?) {
+        STATE_LIVE if !same_key(at, &mut stored)? => return Ok(false),
+        STATE_EMPTY | STATE_TOMB | STATE_LIVE => {}
+        _ => return Ok(false),
+    }
+    let mut probe = hash & table.mask();
+    let mut reached = false;
+    for _ in 0..table.capacity {
+        examined(1);
+        if probe == idx {
+            reached = true;
+            if !live {
+                return Ok(true);
+            }
+        } else {
+            let at = table.slot_at(geo, probe);
+            let meta = map.load_u64(at, Ordering::Relaxed)?;
+            match format::state_of(meta) {
+                STATE_EMPTY => return Ok(reached),
+                STATE_LIVE
+                    if map.load_u32(at + 8, Ordering::Relaxed)? == tag
+                        && same_key(at, &mut stored)? =>
+                {
+                    return Ok(false);
+                }
+                _ => {}
+            }
+        }
+        probe = (probe + 1) & table.mask();
+    }
+    Ok(reached)
+}
+
 thread_local!(static EXAMINED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
 
 /// Notes that the calling thread read `n` slots' words while opening or recovering a file.
@@ -683,6 +748,7 @@ pub(crate) fn recover(map: &SharedMap, geo: &Geometry, table: &Table) -> Result<
                 && idx < table.capacity
                 && state_ok
                 && !is_writing(meta)
+                && image_fits(map, geo, table, idx, &image)?
             {
                 write_slot(map, table, geo, idx, &image)?;
                 let word = |i: usize| format::get_u64(&body, 16 + 8 * i);

@@ -451,11 +451,11 @@ fn crafted_headers_with_valid_checksums_are_refused_or_recovered() {
             Box::new(|b| journal(b, 3, 0, 8 << 2 | 3)),
             Box::new(intact),
         ),
-        // Valid in every field: replayed, even though the image does not belong there.
+        // Valid in every field but the image does not belong there: refused.
         (
             "journal applied over another slot",
             Box::new(|b| journal(b, 3, 0, 100 << 2 | 1)),
-            Box::new(|r| r.is_ok()),
+            Box::new(intact),
         ),
         (
             "journal image empty",
@@ -674,4 +674,113 @@ fn crafted_huge_sparse_table_opens_with_bounded_work() {
         }
         std::fs::remove_file(&path).unwrap();
     }
+}
+
+/// Arms the journal with `image` for slot `idx` of generation 0 and the header counters
+/// `counts`, its crc computed by the test's own CRC-32C.
+fn arm_journal(bytes: &mut [u8], idx: u64, counts: [u64; 3], image: &[u8]) {
+    set_u64(bytes, 200, idx);
+    set_u64(bytes, 208, 0);
+    for (i, count) in counts.into_iter().enumerate() {
+        set_u64(bytes, 216 + 8 * i, count);
+    }
+    bytes[832..832 + image.len()].copy_from_slice(image);
+    let crc = common::crc32c_append(common::crc32c_append(0, &bytes[200..240]), image);
+    set_u64(bytes, 240, u64::from(crc));
+    set_u64(bytes, JOURNAL_STATE as usize, ARMED);
+}
+
+/// Journals crafted with a valid checksum whose image does not belong in the slot they name:
+/// replay refuses each (the journal is cleared, as one that never completed) and every record
+/// stays intact. A journal that does belong is replayed, so the crafting itself is right.
+#[test]
+fn crafted_journal_cannot_write_one_keys_image_into_anothers_slot() {
+    assert_eq!(common::crc32c_append(0, b"123456789"), 0xE306_9283);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let db = DbOptions::new(16, 64).capacity(20).open(&path).unwrap();
+    for i in 0..10 {
+        db.put(&key(i), &[i as u8; 64]).unwrap();
+    }
+    let capacity = db.capacity().unwrap();
+    drop(db);
+    let good = std::fs::read(&path).unwrap();
+    let start = slots_start(get_u64(&good, 72), capacity);
+    let index = |at: u64| (at - start) / 96;
+    let counts = [
+        get_u64(&good, 128),
+        get_u64(&good, 136),
+        get_u64(&good, 144),
+    ];
+
+    // A legitimate image of a new key 50 and the slot it goes to: what a put journals.
+    let copy = dir.path().join("copy.db");
+    std::fs::write(&copy, &good).unwrap();
+    let other = Db::open_existing(&copy).unwrap();
+    other.put(&key(50), &[50; 64]).unwrap();
+    drop(other);
+    let after = std::fs::read(&copy).unwrap();
+    let (new_image, new_idx) = (after[832..928].to_vec(), get_u64(&after, 200));
+    let inserted = [counts[0] + 1, counts[1] + 1, counts[2] + 1];
+
+    // B's image as a replace of B would journal it: its bytes, the version moved on by 2.
+    let slot_a = slot_of(&good, &key(1));
+    let slot_b = slot_of(&good, &key(2));
+    let mut b_image = good[slot_b as usize..][..96].to_vec();
+    let meta = get_u64(&b_image, 0);
+    set_u64(&mut b_image, 0, meta + 8);
+    // Empty slots: the first one after B's (reachable from B's home: a second B), and one
+    // that key 50's probe path never reaches (it stops at `new_idx`, the first empty one).
+    let empty = |idx: u64| get_u64(&good, (start + idx * 96) as usize) == 0;
+    let mut after_b = index(slot_b);
+    while !empty(after_b) {
+        after_b = (after_b + 1) % capacity;
+    }
+    let unreachable = (0..capacity).find(|&i| empty(i) && i != new_idx).unwrap();
+
+    type Case<'a> = (&'a str, u64, &'a [u8], [u64; 3]);
+    let refused: [Case<'_>; 4] = [
+        ("B's image into A's slot", index(slot_a), &b_image, counts),
+        (
+            "a new key's image over A",
+            index(slot_a),
+            &new_image,
+            inserted,
+        ),
+        ("B's image beside B", after_b, &b_image, inserted),
+        (
+            "a new key's image where its probe never reaches",
+            unreachable,
+            &new_image,
+            inserted,
+        ),
+    ];
+    for (name, idx, image, counts) in refused {
+        let mut bytes = good.clone();
+        arm_journal(&mut bytes, idx, counts, image);
+        std::fs::write(&path, &bytes).unwrap();
+        let db = Db::open_existing(&path).unwrap();
+        for i in 0..10 {
+            assert_eq!(
+                db.get(&key(i)).unwrap(),
+                Some(vec![i as u8; 64]),
+                "{name}: key {i}"
+            );
+        }
+        assert_eq!(db.get(&key(50)).unwrap(), None, "{name}");
+        assert_eq!(db.len(), 10, "{name}");
+        db.verify().unwrap_or_else(|e| panic!("{name}: {e}"));
+        drop(db);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(get_u64(&bytes, JOURNAL_STATE as usize), 0, "{name}");
+    }
+
+    // The same crafting, for the slot the image belongs in: replayed.
+    let mut bytes = good.clone();
+    arm_journal(&mut bytes, new_idx, inserted, &new_image);
+    std::fs::write(&path, &bytes).unwrap();
+    let db = Db::open_existing(&path).unwrap();
+    assert_eq!(db.get(&key(50)).unwrap(), Some(vec![50; 64]));
+    assert_eq!(db.len(), 11);
+    db.verify().unwrap();
 }
