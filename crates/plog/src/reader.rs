@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 
-use zerocopy::IntoBytes;
+use zerocopy::FromBytes;
 
 use crate::claim::Claim;
 use crate::format::{CLAIM_LEN, KIND_RECORD, RECORD_HEADER_LEN, RecordHeader, padded};
@@ -152,51 +152,56 @@ impl Inner {
             }
             _ => return None,
         }
-        let header = self.map.read::<RecordHeader>(off).ok()?;
-        let blocks = self.checked_span(pos, &header)?;
-        for i in 1..blocks {
-            crate::testing::examined(1);
-            let word = self
-                .map
-                .load_u64(self.block_offset(pos + i), Ordering::Acquire)
-                .ok()?;
-            if Claim::decode(word) != Claim::Cont(pos + i) {
-                return None;
-            }
-        }
+        // The header's content bytes go straight to the arena, where the record's copy starts:
+        // read once, checked there, and the rest of the content copied after them only when
+        // the header and the later blocks' claim words name this record. The copy is laid out
+        // as the writer's checksum image (content padded to 8, then id and time), so that the
+        // crc runs over it in one pass (its definition's order, see format.rs).
+        let start = arena.len();
+        arena.resize(start + HEADER_CONTENT, 0);
+        let copied = self.gather(pos, 0, &mut arena[start..]).is_ok();
+        let mut head = [0u8; RECORD_HEADER_LEN];
+        head[..CLAIM_LEN].copy_from_slice(&commit.to_le_bytes());
+        head[CLAIM_LEN..].copy_from_slice(&arena[start..]);
+        let checked = copied
+            .then(|| RecordHeader::read_from_bytes(&head).ok())
+            .flatten()
+            .and_then(|header| Some((header, self.checked_span(pos, &header)?)))
+            .filter(|&(_, blocks)| self.continues(pos, blocks));
+        let Some((header, blocks)) = checked else {
+            arena.truncate(start);
+            return None;
+        };
         let tag_len = usize::from(header.tag_len);
         // checked_span bounded tag and payload by the record's blocks, which lie in the ring.
         let content_len = HEADER_CONTENT + tag_len + header.len as usize;
         if content_len > CHECK_BEFORE_COPY && !self.crc_in_place(pos, content_len, header.crc) {
+            arena.truncate(start);
             return Some(Copied {
                 pos,
                 commit,
                 header,
                 blocks,
                 pad: false,
-                start: arena.len(),
+                start,
                 crc_ok: false,
             });
         }
-        // The copy is laid out as the writer's checksum image: the content padded to 8, then
-        // the id and the time, so that the crc runs over it in one pass (its definition's
-        // order, see format.rs). The crc field is taken as zero in the image; the header read
-        // above holds it.
-        let start = arena.len();
         let end = padded(content_len);
         arena.resize(start + end + 16, 0);
         let image = &mut arena[start..];
-        if self.gather(pos, 0, &mut image[..content_len]).is_err() {
+        if self
+            .gather(pos, HEADER_CONTENT, &mut image[HEADER_CONTENT..content_len])
+            .is_err()
+        {
             arena.truncate(start);
             return None;
         }
-        // The checksum covers the copy; the header read above (which sized the copy, and whose
-        // fields are returned) must be the same bytes.
-        let same_header = image[..HEADER_CONTENT] == header.as_bytes()[CLAIM_LEN..];
+        // The crc field is taken as zero in the image; the header holds it.
         image[20..24].fill(0);
         image[end..end + 8].copy_from_slice(&pos.to_le_bytes());
         image.copy_within(..8, end + 8);
-        let crc_ok = same_header && RecordHeader::checksum_image(&image[8..]) == header.crc;
+        let crc_ok = RecordHeader::checksum_image(&image[8..]) == header.crc;
         Some(Copied {
             pos,
             commit,
@@ -205,6 +210,18 @@ impl Inner {
             pad: false,
             start,
             crc_ok,
+        })
+    }
+
+    /// Whether the claim word of each block after the first of a `blocks`-block record at `pos`
+    /// is `Cont` of its position: checked before any of the record's content past its header is
+    /// copied.
+    fn continues(&self, pos: u64, blocks: u64) -> bool {
+        (1..blocks).all(|i| {
+            crate::testing::examined(1);
+            self.map
+                .load_u64(self.block_offset(pos + i), Ordering::Acquire)
+                .is_ok_and(|word| Claim::decode(word) == Claim::Cont(pos + i))
         })
     }
 

@@ -113,12 +113,12 @@ impl RecordRef<'_> {
 
     /// The payload as text (invalid UTF-8 replaced by U+FFFD; borrowed when valid).
     pub fn message(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(self.payload)
+        text_of(self.payload)
     }
 
     /// The tag as text (invalid UTF-8 replaced by U+FFFD; borrowed when valid).
     pub fn tag_str(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(self.tag)
+        text_of(self.tag)
     }
 
     /// Writes one text line: `time LEVEL tag pid=P id=I message`, newline-terminated. Control
@@ -200,6 +200,16 @@ impl Format {
     }
 }
 
+/// `bytes` as text: borrowed when valid UTF-8 (checked by the fast validator first), else with
+/// U+FFFD for each invalid sequence.
+#[inline]
+fn text_of(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// Writes `n` in decimal without allocating.
 fn write_decimal(out: &mut impl Write, mut n: u64) -> io::Result<()> {
     let mut digits = [0u8; 20];
@@ -215,7 +225,48 @@ fn write_decimal(out: &mut impl Write, mut n: u64) -> io::Result<()> {
     out.write_all(&digits[at..])
 }
 
+/// Whether every byte of `text` is printable ASCII (0x20..=0x7e): no escape is needed in a
+/// text line or a JSON string (apart from `"` and `\\`, which the JSON writer checks). One pass
+/// over bytes, the common case for log messages.
+#[inline]
+fn plain_ascii(text: &str) -> bool {
+    !has_special_byte(text.as_bytes(), false)
+}
+
+/// Whether `bytes` holds a byte outside printable ASCII (below 0x20, 0x7f, or 0x80 and up), or,
+/// with `json`, a `"` or `\\`. Eight bytes at a time (the classic "has a zero byte" word tricks,
+/// which may report a byte that is not there after a real one, never miss one: a false report
+/// only sends the caller down its careful path).
+#[inline]
+fn has_special_byte(bytes: &[u8], json: bool) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut words = bytes.chunks_exact(8);
+    for word in words.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let x = u64::from_le_bytes(w);
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        let mut special = control | (x & HIGHS) | zero_in(x ^ (ONES * 0x7f));
+        if json {
+            special |=
+                zero_in(x ^ (ONES * u64::from(b'"'))) | zero_in(x ^ (ONES * u64::from(b'\\')));
+        }
+        if special != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| !(0x20..0x7f).contains(&b) || (json && (b == b'"' || b == b'\\')))
+}
+
 fn write_escaped_text(out: &mut impl Write, text: &str) -> io::Result<()> {
+    if plain_ascii(text) {
+        return out.write_all(text.as_bytes());
+    }
     let mut start = 0;
     for (i, c) in text.char_indices() {
         if c.is_control() {
@@ -234,6 +285,10 @@ fn write_escaped_text(out: &mut impl Write, text: &str) -> io::Result<()> {
 
 fn write_json_string(out: &mut impl Write, text: &str) -> io::Result<()> {
     out.write_all(b"\"")?;
+    if !has_special_byte(text.as_bytes(), true) {
+        out.write_all(text.as_bytes())?;
+        return out.write_all(b"\"");
+    }
     let mut start = 0;
     for (i, c) in text.char_indices() {
         let escape: Option<&[u8]> = match c {
@@ -281,6 +336,32 @@ fn write_rfc3339(out: &mut impl Write, nanos: u64) -> io::Result<()> {
 fn rfc3339_bytes(nanos: u64) -> [u8; 30] {
     let secs = nanos / 1_000_000_000;
     let frac = nanos % 1_000_000_000;
+    // Records come in time order, many a second: the date and time of day are computed once
+    // per second per thread.
+    let mut b = LAST_SECOND.with(|last| {
+        let (cached, prefix) = last.get();
+        if cached == secs && prefix[0] != 0 {
+            return prefix;
+        }
+        let prefix = second_prefix(secs);
+        last.set((secs, prefix));
+        prefix
+    });
+    let mut value = frac;
+    for i in (20..29).rev() {
+        b[i] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    b
+}
+
+thread_local! {
+    /// The last second formatted on this thread and its bytes (with a zero fraction).
+    static LAST_SECOND: std::cell::Cell<(u64, [u8; 30])> = const { std::cell::Cell::new((0, [0; 30])) };
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.000000000Z` for `secs` since the epoch.
+fn second_prefix(secs: u64) -> [u8; 30] {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
@@ -297,7 +378,6 @@ fn rfc3339_bytes(nanos: u64) -> [u8; 30] {
     put(11, 2, rem / 3600);
     put(14, 2, rem % 3600 / 60);
     put(17, 2, rem % 60);
-    put(20, 9, frac);
     b
 }
 
@@ -319,6 +399,37 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_word_scan_finds_every_special_byte_at_every_position() {
+        for len in 0..40 {
+            let plain = vec![b'a'; len];
+            assert!(!has_special_byte(&plain, true), "{len}");
+            for at in 0..len {
+                for b in [0u8, 0x1f, 0x7f, 0x80, 0xff, b'"', b'\\', b'\n'] {
+                    let mut bytes = plain.clone();
+                    bytes[at] = b;
+                    let json_special = true;
+                    let text_special = !(b == b'"' || b == b'\\');
+                    assert_eq!(
+                        has_special_byte(&bytes, true),
+                        json_special,
+                        "{len} {at} {b}"
+                    );
+                    assert_eq!(
+                        has_special_byte(&bytes, false),
+                        text_special,
+                        "{len} {at} {b}"
+                    );
+                }
+                for b in [0x20u8, b'~', b'!', b'#', b'[', b']'] {
+                    let mut bytes = plain.clone();
+                    bytes[at] = b;
+                    assert!(!has_special_byte(&bytes, true), "{len} {at} {b}");
+                }
+            }
+        }
+    }
 
     fn record(tag: &str, payload: &[u8]) -> Record {
         Record {
