@@ -16,6 +16,10 @@
 //!   which validates 32 records per counter load), and `dump_json` (`Log::dump`
 //!   of the ring as JSON lines to `/dev/null`); the throughput line is records per second.
 //!
+//! - `record_parts`: what a write's parts cost alone, to choose among them: the checksum of a
+//!   112-byte record image (`crc32c`, as plog uses it, one serial chain; `xxh3_64`), and the clock
+//!   (`quanta` raw counter, `quanta` scaled, `SystemTime::now`).
+//!
 //! Harnesses (printed, not criterion):
 //! - `latency`: each of `N` writes timed alone with `Instant::now()` pairs, for p50/p99/p99.9;
 //!   the timer pair's own cost is measured the same way and printed beside it.
@@ -154,6 +158,22 @@ fn full_ring(path: &Path) -> Log {
         log.write(Level::Info, "bench", msg).unwrap();
     }
     log
+}
+
+fn bench_record_parts(c: &mut Criterion) {
+    let mut group = c.benchmark_group("record_parts");
+    let image = [0x5au8; 112];
+    group.bench_function("crc32c_112B", |b| {
+        b.iter(|| crc32c::crc32c(black_box(&image)))
+    });
+    group.bench_function("xxh3_64_112B", |b| {
+        b.iter(|| xxhash_rust::xxh3::xxh3_64(black_box(&image)))
+    });
+    let clock = quanta::Clock::new();
+    group.bench_function("quanta_raw", |b| b.iter(|| black_box(clock.raw())));
+    group.bench_function("quanta_now", |b| b.iter(|| black_box(clock.now())));
+    group.bench_function("system_time_now", |b| b.iter(SystemTime::now));
+    group.finish();
 }
 
 fn bench_read(c: &mut Criterion, dir: &Path) {
@@ -394,6 +414,7 @@ fn main() {
     bench_one_thread(&mut c, dir.path());
     bench_two_threads(&mut c, dir.path());
     bench_read(&mut c, dir.path());
+    bench_record_parts(&mut c);
     c.final_summary();
     keep_up(dir.path());
     first_lap(dir.path());
