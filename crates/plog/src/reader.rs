@@ -228,7 +228,7 @@ impl Inner {
     /// Copies content bytes `at..at + out.len()` of the record at `pos` into `out`.
     fn gather(&self, pos: u64, mut at: usize, mut out: &mut [u8]) -> Result<()> {
         while !out.is_empty() {
-            let room = self.content_per_block - at % self.content_per_block;
+            let room = self.room_at(at);
             let (now, rest) = out.split_at_mut(room.min(out.len()));
             crate::testing::examined(1);
             self.map.read_at(self.content_offset(pos, at), now)?;
@@ -375,7 +375,7 @@ impl Inner {
     /// needs exactly that many blocks.
     fn checked_span(&self, pos: u64, header: &RecordHeader) -> Option<u64> {
         let blocks = u64::from(header.blocks);
-        let slot = pos % self.blocks;
+        let slot = self.slot_of(pos);
         if blocks == 0 || blocks > self.geometry.max_record_blocks() || slot + blocks > self.blocks
         {
             return None;

@@ -132,7 +132,7 @@ impl Inner {
                 continue;
             };
             let floor = newest.unwrap_or(from);
-            if id < floor || id >= WRITE_LIMIT || id % self.blocks != pos % self.blocks {
+            if id < floor || id >= WRITE_LIMIT || self.slot_of(id) != self.slot_of(pos) {
                 continue;
             }
             let blocks = match self.probe_slot(id, &mut arena) {

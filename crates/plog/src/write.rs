@@ -90,7 +90,7 @@ impl Inner {
             }
             attempts += 1;
             crate::testing::at(StallPoint::Reserved, pos);
-            let slot = pos % self.blocks;
+            let slot = self.slot_of(pos);
             let placed = if slot + blocks > self.blocks {
                 // The record would straddle the ring's end: mark this reservation as padding
                 // and reserve again, so that every record is contiguous.
@@ -227,7 +227,7 @@ impl Inner {
     /// words of the blocks it spans.
     fn scatter(&self, pos: u64, mut at: usize, mut bytes: &[u8]) -> Result<()> {
         while !bytes.is_empty() {
-            let room = self.content_per_block - at % self.content_per_block;
+            let room = self.room_at(at);
             let (now, rest) = bytes.split_at(room.min(bytes.len()));
             self.map.write_at(self.content_offset(pos, at), now)?;
             at += now.len();
