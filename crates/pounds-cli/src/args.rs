@@ -98,12 +98,19 @@ pub(crate) enum LogCommand {
 /// Which records to show.
 #[derive(Debug, Args)]
 pub(crate) struct FilterArgs {
-    /// Show only these levels (repeatable).
-    #[arg(long = "level", value_parser = parse_level)]
+    /// One level: show it and the more severe ones (`--level warn` shows warn and error, like
+    /// journalctl's `-p`). Several, by comma or by repeating the option (`--level debug,error`):
+    /// show exactly those. Names: trace, debug, info, warn (or warning), error.
+    #[arg(
+        long = "level",
+        value_name = "LEVEL[,LEVEL...]",
+        value_delimiter = ',',
+        value_parser = parse_level
+    )]
     pub(crate) levels: Vec<Level>,
-    /// Show only records with this tag.
-    #[arg(long)]
-    pub(crate) tag: Option<String>,
+    /// Show only records with this tag; repeat it for any of several tags.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub(crate) tags: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::Path;
 
-use pounds::log::{Filter, FollowOptions, Format, Level, Log, LogOptions, Stats};
+use pounds::log::{Filter, FollowOptions, Format, Level, Log, LogOptions, RecordRef, Stats};
 
 use crate::args::{FilterArgs, LogCommand};
 use crate::error::Result;
@@ -39,8 +39,18 @@ pub(crate) fn run(command: LogCommand) -> Result<()> {
             json,
         } => {
             let log = Log::open_read_only(&file)?;
-            let mut out = BufWriter::new(io::stdout().lock());
-            log.dump(&mut out, &filter_of(filter), since, format_of(json))?;
+            let selection = Selection::of(filter);
+            let mut reader = match since {
+                Some(id) => log.reader_from(id),
+                None => log.reader(),
+            };
+            let format = format_of(json);
+            let mut out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
+            while let Some(record) = reader.next_ref() {
+                if selection.accepts(&record) {
+                    format.write_ref(&record, &mut out)?;
+                }
+            }
             out.flush()?;
             Ok(())
         }
@@ -52,9 +62,10 @@ pub(crate) fn run(command: LogCommand) -> Result<()> {
             from_start,
         } => {
             let log = open_for_follow(&file)?;
+            let selection = Selection::of(filter);
             let options = FollowOptions::new()
                 .from_start(from_start)
-                .filter(filter_of(filter));
+                .filter(selection.library_filter());
             let mut follower = log.follow(options)?;
             let format = format_of(json);
             let mut out = io::stdout().lock();
@@ -64,6 +75,9 @@ pub(crate) fn run(command: LogCommand) -> Result<()> {
                 let Some(record) = follower.next_ref() else {
                     break;
                 };
+                if !selection.accepts(&record) {
+                    continue;
+                }
                 format.write_ref(&record, &mut out)?;
                 // A follower's reader is usually a person or a pipe waiting for each line.
                 out.flush()?;
@@ -105,11 +119,39 @@ fn open_for_follow(file: &Path) -> Result<Log> {
     }
 }
 
-fn filter_of(args: FilterArgs) -> Filter {
-    let filter = Filter::all().levels(args.levels);
-    match args.tag {
-        Some(tag) => filter.tag(tag),
-        None => filter,
+/// The records `--level` and `--tag` select.
+struct Selection {
+    /// The levels, as the library's filter (no tag in it).
+    levels: Filter,
+    /// Any of these tags (as bytes); empty: every tag.
+    tags: Vec<String>,
+}
+
+impl Selection {
+    /// One level is a threshold (it and the more severe ones); several are exactly those.
+    fn of(args: FilterArgs) -> Selection {
+        let levels = match args.levels.as_slice() {
+            [] => Filter::all(),
+            [level] => Filter::all().min_level(*level),
+            several => Filter::all().levels(several.iter().copied()),
+        };
+        Selection {
+            levels,
+            tags: args.tags,
+        }
+    }
+
+    /// What the library can filter by itself: the levels, and the tag when there is one.
+    fn library_filter(&self) -> Filter {
+        match self.tags.as_slice() {
+            [tag] => self.levels.clone().tag(tag.clone()),
+            _ => self.levels.clone(),
+        }
+    }
+
+    fn accepts(&self, record: &RecordRef<'_>) -> bool {
+        self.levels.accepts_bytes(record.level, record.tag)
+            && (self.tags.is_empty() || self.tags.iter().any(|tag| tag.as_bytes() == record.tag))
     }
 }
 

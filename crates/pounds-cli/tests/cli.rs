@@ -500,3 +500,92 @@ fn full_disk_log_create_larger_than_the_disk_exits_one() {
     let out = pounds(&["log", "create", path_str(&file), "--blocks", "16384"]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
 }
+
+/// Writes one record of each level, tagged `t-<level>`, plus `info` records tagged `a` and `b`.
+fn log_of_every_level(file: &str) {
+    for level in ["trace", "debug", "info", "warn", "error"] {
+        let tag = format!("t-{level}");
+        let out = pounds(&["log", "write", file, "--level", level, "--tag", &tag, level]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    for tag in ["a", "b"] {
+        assert!(
+            pounds(&["log", "write", file, "--tag", tag, "tagged"])
+                .status
+                .success()
+        );
+    }
+}
+
+/// The messages of the text lines in `text` (each record's message is its last word).
+fn messages(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| line.rsplit(' ').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn log_level_is_a_threshold_or_a_list_and_tags_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("levels.plog");
+    let file = path_str(&file);
+    log_of_every_level(file);
+
+    // One level: that level and the more severe ones (journalctl's -p).
+    for name in ["warn", "warning"] {
+        let out = pounds(&["log", "dump", file, "--level", name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(messages(&stdout(&out)), ["warn", "error"], "--level {name}");
+    }
+    let out = pounds(&["log", "dump", file, "--level", "debug"]);
+    assert_eq!(stdout(&out).lines().count(), 6, "{}", stdout(&out));
+    // A list, by comma or by repeating the option: exactly those.
+    let out = pounds(&["log", "dump", file, "--level", "debug,error"]);
+    assert_eq!(messages(&stdout(&out)), ["debug", "error"]);
+    let out = pounds(&["log", "dump", file, "--level", "trace", "--level", "warn"]);
+    assert_eq!(messages(&stdout(&out)), ["trace", "warn"]);
+    // Tags repeat: any of them.
+    let out = pounds(&["log", "dump", file, "--tag", "a", "--tag", "t-error"]);
+    assert_eq!(messages(&stdout(&out)), ["error", "tagged"]);
+    let out = pounds(&["log", "dump", file, "--tag", "b", "--json"]);
+    assert_eq!(stdout(&out).lines().count(), 1);
+    // A bad name in a list is a usage error.
+    assert_eq!(
+        pounds(&["log", "dump", file, "--level", "warn,loud"])
+            .status
+            .code(),
+        Some(2)
+    );
+    // The same selection when following.
+    let out = pounds_within(
+        &[
+            "log",
+            "follow",
+            file,
+            "--from-start",
+            "--count",
+            "2",
+            "--level",
+            "warn",
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(messages(&stdout(&out)), ["warn", "error"]);
+    let out = pounds_within(
+        &[
+            "log",
+            "follow",
+            file,
+            "--from-start",
+            "--count",
+            "2",
+            "--tag",
+            "b",
+            "--tag",
+            "t-trace",
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(messages(&stdout(&out)), ["trace", "tagged"]);
+}
