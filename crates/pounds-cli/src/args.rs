@@ -65,6 +65,9 @@ pub(crate) enum LogCommand {
         /// Start at this record id.
         #[arg(long)]
         since: Option<u64>,
+        /// Only the last N of the records selected.
+        #[arg(short = 'n', long = "lines", value_name = "N")]
+        last: Option<u64>,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
@@ -78,12 +81,15 @@ pub(crate) enum LogCommand {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
-        /// Stop after printing this many records.
+        /// Stop after printing this many records (those of `-n` included).
         #[arg(long)]
         count: Option<u64>,
         /// Start at the oldest record instead of the newest.
-        #[arg(long = "from-start")]
+        #[arg(long = "from-start", conflicts_with = "last")]
         from_start: bool,
+        /// Print the last N of the records selected first, then follow.
+        #[arg(short = 'n', long = "lines", value_name = "N")]
+        last: Option<u64>,
     },
     /// Print the log's geometry and counters.
     Stat {

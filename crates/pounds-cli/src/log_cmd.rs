@@ -1,9 +1,12 @@
 //! `pounds log ...`: thin over `plog`; every check lives in the library.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::Path;
 
-use pounds::log::{Filter, FollowOptions, Format, Level, Log, LogOptions, RecordRef, Stats};
+use pounds::log::{
+    Filter, FollowOptions, Format, Level, Log, LogOptions, Reader, RecordRef, Stats,
+};
 
 use crate::args::{FilterArgs, LogCommand};
 use crate::error::Result;
@@ -36,21 +39,37 @@ pub(crate) fn run(command: LogCommand) -> Result<()> {
             file,
             filter,
             since,
+            last,
             json,
         } => {
             let log = Log::open_read_only(&file)?;
             let selection = Selection::of(filter);
-            let mut reader = match since {
+            // `-n N`: a first pass finds where the last N selected records start, and the
+            // dump stops where that pass ended (records written since are not "the last N").
+            let (start, end) = match last {
+                Some(n) => {
+                    let (start, end) = last_start(&log, since, &selection, n);
+                    (start, Some(end))
+                }
+                None => (since, None),
+            };
+            let mut reader = match start {
                 Some(id) => log.reader_from(id),
                 None => log.reader(),
             };
             let format = format_of(json);
             let mut out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
-            while let Some(record) = reader.next_ref() {
-                if selection.accepts(&record) {
-                    format.write_ref(&record, &mut out)?;
+            let mut result = Ok(());
+            drain(&mut reader, |record| {
+                if end.is_some_and(|end| record.id >= end) {
+                    return false;
                 }
-            }
+                if selection.accepts(record) {
+                    result = format.write_ref(record, &mut out);
+                }
+                result.is_ok()
+            });
+            result?;
             out.flush()?;
             Ok(())
         }
@@ -60,12 +79,18 @@ pub(crate) fn run(command: LogCommand) -> Result<()> {
             json,
             count,
             from_start,
+            last,
         } => {
             let log = open_for_follow(&file)?;
             let selection = Selection::of(filter);
-            let options = FollowOptions::new()
+            let mut options = FollowOptions::new()
                 .from_start(from_start)
                 .filter(selection.library_filter());
+            if let Some(n) = last {
+                if let (Some(start), _) = last_start(&log, None, &selection, n) {
+                    options = options.from_id(start);
+                }
+            }
             let mut follower = log.follow(options)?;
             let format = format_of(json);
             let mut out = io::stdout().lock();
@@ -108,6 +133,52 @@ fn write(file: &Path, level: Level, tag: &str, message: &[String]) -> Result<()>
         log.write(level, tag, line?)?;
     }
     Ok(())
+}
+
+/// Hands every record `reader` can reach to `each` until it returns false or the reader is at
+/// the newest record. `Reader::next_ref` also returns `None` when writers keep lapping it (its
+/// work per call is bounded); that is told apart from the end by the reader having moved.
+fn drain(reader: &mut Reader, mut each: impl FnMut(&RecordRef<'_>) -> bool) {
+    loop {
+        let before = (Reader::position(reader), reader.lost());
+        if let Some(record) = reader.next_ref() {
+            if !each(&record) {
+                return;
+            }
+        } else if (Reader::position(reader), reader.lost()) == before {
+            return;
+        }
+    }
+}
+
+/// Where the last `n` records that `selection` accepts start (from `since` or the oldest on):
+/// `None` when there are fewer (start where the reading would have), and the position the
+/// pass ended at. With `n == 0`, the start is that end.
+fn last_start(log: &Log, since: Option<u64>, selection: &Selection, n: u64) -> (Option<u64>, u64) {
+    let mut reader = match since {
+        Some(id) => log.reader_from(id),
+        None => log.reader(),
+    };
+    let keep = usize::try_from(n).unwrap_or(usize::MAX);
+    let mut ids = VecDeque::with_capacity(keep.min(1 << 16));
+    drain(&mut reader, |record| {
+        if keep > 0 && selection.accepts(record) {
+            if ids.len() == keep {
+                ids.pop_front();
+            }
+            ids.push_back(record.id);
+        }
+        true
+    });
+    let end = Reader::position(&reader);
+    let start = if keep == 0 {
+        Some(end)
+    } else if ids.len() == keep {
+        ids.front().copied()
+    } else {
+        since
+    };
+    (start, end)
 }
 
 /// A follower with write access sleeps on the log's futex and is woken by writers; a read-only

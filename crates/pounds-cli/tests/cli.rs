@@ -589,3 +589,58 @@ fn log_level_is_a_threshold_or_a_list_and_tags_repeat() {
     );
     assert_eq!(messages(&stdout(&out)), ["trace", "tagged"]);
 }
+
+#[test]
+fn log_dump_and_follow_n_show_the_last_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("last.plog");
+    let file = path_str(&file);
+    for i in 1..=6 {
+        assert!(
+            pounds(&["log", "write", file, &format!("old{i}")])
+                .status
+                .success()
+        );
+    }
+    let out = pounds(&["log", "dump", file, "-n", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(messages(&stdout(&out)), ["old4", "old5", "old6"]);
+    let out = pounds(&["log", "dump", file, "--lines", "100", "--json"]);
+    assert_eq!(stdout(&out).lines().count(), 6);
+    let out = pounds(&["log", "dump", file, "-n", "0"]);
+    assert_eq!(stdout(&out), "");
+    // The last N of the selected records.
+    let levels = dir.path().join("levels.plog");
+    let levels = path_str(&levels);
+    log_of_every_level(levels);
+    let out = pounds(&["log", "dump", levels, "-n", "1", "--level", "warn"]);
+    assert_eq!(messages(&stdout(&out)), ["error"]);
+
+    // follow: the last N, then what is written next.
+    let out = pounds_within(
+        &["log", "follow", file, "-n", "2", "--count", "2"],
+        std::time::Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(messages(&stdout(&out)), ["old5", "old6"]);
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(["log", "follow", file, "-n", "2", "--count", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while follower.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the follower hung");
+        assert!(pounds(&["log", "write", file, "live"]).status.success());
+    }
+    let out = follower.wait_with_output().unwrap();
+    let shown = messages(&stdout(&out));
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    assert_eq!(shown[2], "live", "{shown:?}");
+    assert_eq!(
+        pounds(&["log", "follow", file, "-n", "2", "--from-start"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
