@@ -577,7 +577,6 @@ impl Reader {
     /// lapped, a torn slot) are, to [`STEP_ROUNDS`], after which the step returns
     /// [`Step::Again`].
     pub(crate) fn step(&mut self) -> Step {
-        let inner = Arc::clone(&self.inner);
         let mut lapped_rounds = 0;
         loop {
             if let Some((at, slot)) = self.batch.pop_front() {
@@ -591,25 +590,25 @@ impl Reader {
             if lapped_rounds >= STEP_ROUNDS {
                 return Step::Again;
             }
-            let next = inner.next(Ordering::Acquire);
+            let next = self.inner.next(Ordering::Acquire);
             if self.pos >= next {
                 return Step::End;
             }
-            let oldest = next.saturating_sub(inner.blocks);
+            let oldest = next.saturating_sub(self.inner.blocks);
             if self.pos < oldest {
                 // Lapped: resume a quarter of the ring ahead of the oldest position, not at it.
                 // The oldest block is the one the writers overwrite next, so a reader resuming
                 // there is lapped again at once; a quarter ring of headroom lets a reader that
                 // reads at least as fast as the writers write catch up, and the blocks it skips
                 // are counted lost like the rest of the lap.
-                let resume = (oldest + inner.blocks / 4).min(next);
+                let resume = (oldest + self.inner.blocks / 4).min(next);
                 self.skip_lapped(resume);
                 self.landed = Some(resume);
                 self.scanned = None;
             }
             // The batch is empty: the arena's bytes belong to no record any more.
             self.arena.clear();
-            let kept_from = inner.read_batch(
+            let kept_from = self.inner.read_batch(
                 self.pos,
                 next,
                 self.batch_limit,
@@ -626,7 +625,7 @@ impl Reader {
                 continue;
             }
             // No record could be copied at the reader's position: look closer, alone.
-            match inner.read_slot(self.pos, &mut self.arena) {
+            match self.inner.read_slot(self.pos, &mut self.arena) {
                 slot @ (Slot::Record(..) | Slot::Pad(_)) => {
                     if let Some(record) = self.advance_past(slot) {
                         return Step::Record(record);
