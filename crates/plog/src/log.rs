@@ -41,7 +41,10 @@ impl Inner {
             blocks: geometry.blocks,
             block_shift: geometry.block_size.trailing_zeros(),
             content_per_block: geometry.content_per_block(),
-            slot_mask: geometry.blocks.is_power_of_two().then(|| geometry.blocks - 1),
+            slot_mask: geometry
+                .blocks
+                .is_power_of_two()
+                .then(|| geometry.blocks - 1),
             clock: WallClock::new(),
         }
     }

@@ -41,13 +41,21 @@ pub(crate) fn open_writable(
     create: bool,
 ) -> Result<(SharedMap, Found)> {
     let options = MapOptions::new().create(create).lock(Lock::Exclusive);
-    let map = match options.clone().open(path) {
-        Ok(map) => map,
+    let (map, was_empty) = match options.clone().open(path) {
+        Ok(map) => (map, false),
         // A file just created (by us or a racing process) or left empty.
-        Err(pmap::Error::ZeroLength { .. }) => options.size(geometry.file_len()).open(path)?,
+        Err(pmap::Error::ZeroLength { .. }) => {
+            (options.size(geometry.file_len()).open(path)?, true)
+        }
         Err(e) => return Err(e.into()),
     };
     let mut map = map.into_shared();
+    if was_empty {
+        // Nothing to recover in a file that was empty a moment ago (under the lock): skip the
+        // look for a lost header, which would read every page of the new ring.
+        initialise(&mut map, geometry)?;
+        return Ok((map, Found::Initialised));
+    }
     let mut head = [0u8; HEADER_SIZE as usize];
     let head_len = map.len().min(head.len());
     map.read_at(0, &mut head[..head_len])?;
