@@ -56,7 +56,10 @@ pub(crate) enum LogCommand {
         /// The message; its words are joined with spaces.
         message: Vec<String>,
     },
-    /// Print the records, oldest first.
+    /// Print the records, oldest first. Records lost to wrap-around (ids asked for with
+    /// `--since` that were overwritten, or overwritten while the dump read) are reported: a
+    /// line `pounds: lost N records (ids A..B) to wrap-around` on stderr, or with `--json` an
+    /// object `{"lost":N,"from":A,"to":B}` in the stream (ids A to B inclusive).
     Dump {
         /// The log file.
         file: PathBuf,
@@ -71,8 +74,13 @@ pub(crate) enum LogCommand {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Exit with status 3 if records were lost to wrap-around (overwritten before they
+        /// were read); they are reported either way.
+        #[arg(long)]
+        strict: bool,
     },
-    /// Print records as they are written, until interrupted or `--count` records.
+    /// Print records as they are written, until interrupted or `--count` records. Records the
+    /// writers overwrote before the follower read them are reported as `dump` reports them.
     Follow {
         /// The log file.
         file: PathBuf,
@@ -90,6 +98,10 @@ pub(crate) enum LogCommand {
         /// Print the last N of the records selected first, then follow.
         #[arg(short = 'n', long = "lines", value_name = "N")]
         last: Option<u64>,
+        /// Exit with status 3 if records were lost to wrap-around (the writers lapped the
+        /// follower); they are reported either way.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the log's geometry and counters.
     Stat {

@@ -1,18 +1,20 @@
 //! `pounds log ...`: thin over `plog`; every check lives in the library.
 
-use std::collections::VecDeque;
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::Path;
+use std::process::ExitCode;
 
-use pounds::log::{
-    Filter, FollowOptions, Format, Level, Log, LogOptions, Reader, RecordRef, Stats,
-};
+use pounds::log::{FollowOptions, Follower, Format, Level, Log, LogOptions, Reader, Stats};
 
-use crate::args::{FilterArgs, LogCommand};
+use crate::args::LogCommand;
 use crate::error::Result;
 use crate::json;
+use crate::show::{Flow, Printer, Selection, last_start};
 
-pub(crate) fn run(command: LogCommand) -> Result<()> {
+/// The exit status of `dump --strict` and `follow --strict` when records were lost.
+pub(crate) const LOST_EXIT: u8 = 3;
+
+pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
     match command {
         LogCommand::Create {
             file,
@@ -27,20 +29,21 @@ pub(crate) fn run(command: LogCommand) -> Result<()> {
                 options = options.block_size(block_size);
             }
             options.open(&file)?.flush()?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         LogCommand::Write {
             file,
             level,
             tag,
             message,
-        } => write(&file, level, &tag, &message),
+        } => write(&file, level, &tag, &message).map(|()| ExitCode::SUCCESS),
         LogCommand::Dump {
             file,
             filter,
             since,
             last,
             json,
+            strict,
         } => {
             let log = Log::open_read_only(&file)?;
             let selection = Selection::of(filter);
@@ -57,21 +60,12 @@ pub(crate) fn run(command: LogCommand) -> Result<()> {
                 Some(id) => log.reader_from(id),
                 None => log.reader(),
             };
-            let format = format_of(json);
-            let mut out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
-            let mut result = Ok(());
-            drain(&mut reader, |record| {
-                if end.is_some_and(|end| record.id >= end) {
-                    return false;
-                }
-                if selection.accepts(record) {
-                    result = format.write_ref(record, &mut out);
-                }
-                result.is_ok()
-            });
-            result?;
-            out.flush()?;
-            Ok(())
+            let asked = start.unwrap_or_else(|| Reader::position(&reader));
+            let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
+            let mut printer = Printer::new(out, format_of(json), selection, asked).end_at(end);
+            while !matches!(printer.step(&mut reader)?, Flow::Idle | Flow::End) {}
+            printer.flush()?;
+            Ok(status(strict, printer.lost()))
         }
         LogCommand::Follow {
             file,
@@ -80,35 +74,29 @@ pub(crate) fn run(command: LogCommand) -> Result<()> {
             count,
             from_start,
             last,
+            strict,
         } => {
             let log = open_for_follow(&file)?;
             let selection = Selection::of(filter);
-            let mut options = FollowOptions::new()
-                .from_start(from_start)
-                .filter(selection.library_filter());
+            let mut options = FollowOptions::new().from_start(from_start);
             if let Some(n) = last {
                 if let (Some(start), _) = last_start(&log, None, &selection, n) {
                     options = options.from_id(start);
                 }
             }
             let mut follower = log.follow(options)?;
-            let format = format_of(json);
-            let mut out = io::stdout().lock();
+            let start = Follower::position(&follower);
+            let out = io::stdout().lock();
+            let mut printer = Printer::new(out, format_of(json), selection, start);
             let limit = count.unwrap_or(u64::MAX);
-            let mut printed = 0;
-            while printed < limit {
-                let Some(record) = follower.next_ref() else {
-                    break;
-                };
-                if !selection.accepts(&record) {
-                    continue;
+            while printer.printed() < limit {
+                if printer.step(&mut follower)? == Flow::Printed {
+                    // A follower's reader is usually a person or a pipe waiting for each line.
+                    printer.flush()?;
                 }
-                format.write_ref(&record, &mut out)?;
-                // A follower's reader is usually a person or a pipe waiting for each line.
-                out.flush()?;
-                printed += 1;
             }
-            Ok(())
+            printer.flush()?;
+            Ok(status(strict, printer.lost()))
         }
         LogCommand::Stat { file, json } => {
             let stats = Log::open_read_only(&file)?.stats();
@@ -118,7 +106,7 @@ pub(crate) fn run(command: LogCommand) -> Result<()> {
             } else {
                 write_stats(&mut out, &stats)?
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -135,52 +123,6 @@ fn write(file: &Path, level: Level, tag: &str, message: &[String]) -> Result<()>
     Ok(())
 }
 
-/// Hands every record `reader` can reach to `each` until it returns false or the reader is at
-/// the newest record. `Reader::next_ref` also returns `None` when writers keep lapping it (its
-/// work per call is bounded); that is told apart from the end by the reader having moved.
-fn drain(reader: &mut Reader, mut each: impl FnMut(&RecordRef<'_>) -> bool) {
-    loop {
-        let before = (Reader::position(reader), reader.lost());
-        if let Some(record) = reader.next_ref() {
-            if !each(&record) {
-                return;
-            }
-        } else if (Reader::position(reader), reader.lost()) == before {
-            return;
-        }
-    }
-}
-
-/// Where the last `n` records that `selection` accepts start (from `since` or the oldest on):
-/// `None` when there are fewer (start where the reading would have), and the position the
-/// pass ended at. With `n == 0`, the start is that end.
-fn last_start(log: &Log, since: Option<u64>, selection: &Selection, n: u64) -> (Option<u64>, u64) {
-    let mut reader = match since {
-        Some(id) => log.reader_from(id),
-        None => log.reader(),
-    };
-    let keep = usize::try_from(n).unwrap_or(usize::MAX);
-    let mut ids = VecDeque::with_capacity(keep.min(1 << 16));
-    drain(&mut reader, |record| {
-        if keep > 0 && selection.accepts(record) {
-            if ids.len() == keep {
-                ids.pop_front();
-            }
-            ids.push_back(record.id);
-        }
-        true
-    });
-    let end = Reader::position(&reader);
-    let start = if keep == 0 {
-        Some(end)
-    } else if ids.len() == keep {
-        ids.front().copied()
-    } else {
-        since
-    };
-    (start, end)
-}
-
 /// A follower with write access sleeps on the log's futex and is woken by writers; a read-only
 /// one has to poll. So follow read-write when the file allows it (never creating it).
 fn open_for_follow(file: &Path) -> Result<Log> {
@@ -190,39 +132,12 @@ fn open_for_follow(file: &Path) -> Result<Log> {
     }
 }
 
-/// The records `--level` and `--tag` select.
-struct Selection {
-    /// The levels, as the library's filter (no tag in it).
-    levels: Filter,
-    /// Any of these tags (as bytes); empty: every tag.
-    tags: Vec<String>,
-}
-
-impl Selection {
-    /// One level is a threshold (it and the more severe ones); several are exactly those.
-    fn of(args: FilterArgs) -> Selection {
-        let levels = match args.levels.as_slice() {
-            [] => Filter::all(),
-            [level] => Filter::all().min_level(*level),
-            several => Filter::all().levels(several.iter().copied()),
-        };
-        Selection {
-            levels,
-            tags: args.tags,
-        }
-    }
-
-    /// What the library can filter by itself: the levels, and the tag when there is one.
-    fn library_filter(&self) -> Filter {
-        match self.tags.as_slice() {
-            [tag] => self.levels.clone().tag(tag.clone()),
-            _ => self.levels.clone(),
-        }
-    }
-
-    fn accepts(&self, record: &RecordRef<'_>) -> bool {
-        self.levels.accepts_bytes(record.level, record.tag)
-            && (self.tags.is_empty() || self.tags.iter().any(|tag| tag.as_bytes() == record.tag))
+/// Exit status 3 when records were lost and `--strict` asked about it.
+fn status(strict: bool, lost: u64) -> ExitCode {
+    if strict && lost > 0 {
+        ExitCode::from(LOST_EXIT)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

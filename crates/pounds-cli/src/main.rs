@@ -1,7 +1,8 @@
 //! `pounds`: the command line over the pounds log and database.
 //!
 //! Errors print one line on stderr beginning `error:` and exit 1; usage errors exit 2 (clap's
-//! convention). Nothing a file holds can make it panic: every layer below returns typed errors.
+//! convention); `log dump --strict` and `log follow --strict` exit 3 when records were lost
+//! to wrap-around. Nothing a file holds can make it panic: every layer below returns typed errors.
 #![forbid(unsafe_code)]
 
 mod args;
@@ -11,6 +12,7 @@ mod error;
 mod histogram;
 mod json;
 mod log_cmd;
+mod show;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -23,12 +25,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Log(command) => log_cmd::run(command),
-        Command::Db(command) => db_cmd::run(command),
-        Command::Demo(args) => demo::run(&args),
-        Command::DemoWriter(args) => demo::run_writer(&args),
+        Command::Db(command) => db_cmd::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => demo::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::DemoWriter(args) => demo::run_writer(&args).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // A closed pipe (`pounds log dump | head`) is the reader's choice, not a failure.
         Err(error) if error::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {

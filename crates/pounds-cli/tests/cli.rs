@@ -644,3 +644,126 @@ fn log_dump_and_follow_n_show_the_last_records() {
         Some(2)
     );
 }
+
+/// A log of 16 one-block records' room holding records `m0..m39`: ids 0..=23 were lapped.
+fn lapped_log(file: &str) {
+    let out = pounds(&[
+        "log",
+        "create",
+        file,
+        "--blocks",
+        "16",
+        "--block-size",
+        "128",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: String = (0..40).map(|i| format!("m{i}\n")).collect();
+    let out = pounds_with_stdin(&["log", "write", file], &lines);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn log_dump_reports_records_lost_to_laps_and_strict_exits_three() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lapped.plog");
+    let file = path_str(&file);
+    lapped_log(file);
+
+    // Nothing was lost from the oldest on.
+    let out = pounds(&["log", "dump", file, "--strict"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out).lines().count(), 16);
+    // Ids 0..=23 were asked for and are gone: said on stderr, in text mode.
+    let out = pounds(&["log", "dump", file, "--since", "0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "pounds: lost 24 records (ids 0..23) to wrap-around\n"
+    );
+    assert_eq!(messages(&stdout(&out))[0], "m24");
+    // In the stream, in JSON mode, before the records that follow the gap.
+    let out = pounds(&["log", "dump", file, "--since", "0", "--json"]);
+    assert_eq!(stderr(&out), "");
+    let json = stdout(&out);
+    assert_eq!(
+        json.lines().next(),
+        Some(r#"{"lost":24,"from":0,"to":23}"#),
+        "{json}"
+    );
+    assert_eq!(json.lines().count(), 17);
+    // --strict: exit status 3 when anything was lost.
+    let out = pounds(&["log", "dump", file, "--since", "0", "--strict"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 16);
+}
+
+#[cfg(unix)]
+#[test]
+fn log_follow_reports_a_lap_in_the_stream() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("follow-lapped.plog");
+    let file = path_str(&file);
+    let out = pounds(&[
+        "log",
+        "create",
+        file,
+        "--blocks",
+        "16",
+        "--block-size",
+        "128",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pounds(&["log", "write", file, "first"]).status.success());
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args([
+            "log",
+            "follow",
+            file,
+            "--from-start",
+            "--json",
+            "--count",
+            "3",
+            "--strict",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains(r#""message":"first""#), "{first}");
+    // Stop the follower, lap it, let it go on.
+    let pid = follower.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let many: String = (0..40).map(|i| format!("m{i}\n")).collect();
+    assert!(
+        pounds_with_stdin(&["log", "write", file], &many)
+            .status
+            .success()
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let lost = lines.next().unwrap().unwrap();
+    assert!(
+        lost.starts_with(r#"{"lost":"#) && lost.contains(r#""from":1,"to":"#),
+        "{lost}"
+    );
+    assert!(lines.next().unwrap().unwrap().contains(r#""message":"m"#));
+    assert!(lines.next().unwrap().unwrap().contains(r#""message":"m"#));
+    drop(lines);
+    let status = follower.wait().unwrap();
+    assert_eq!(status.code(), Some(3));
+}

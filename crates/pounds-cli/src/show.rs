@@ -1,0 +1,240 @@
+//! Printing records for `log dump` and `log follow`: which records, and what was not shown.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use pounds::log::{Filter, Follower, Format, Log, Reader, RecordRef};
+
+use crate::args::FilterArgs;
+
+/// The records `--level` and `--tag` select.
+pub(crate) struct Selection {
+    /// The levels, as the library's filter (no tag in it).
+    levels: Filter,
+    /// Any of these tags (as bytes); empty: every tag.
+    tags: Vec<String>,
+}
+
+impl Selection {
+    /// One level is a threshold (it and the more severe ones); several are exactly those.
+    pub(crate) fn of(args: FilterArgs) -> Selection {
+        let levels = match args.levels.as_slice() {
+            [] => Filter::all(),
+            [level] => Filter::all().min_level(*level),
+            several => Filter::all().levels(several.iter().copied()),
+        };
+        Selection {
+            levels,
+            tags: args.tags,
+        }
+    }
+
+    /// Whether `record` is shown.
+    pub(crate) fn accepts(&self, record: &RecordRef<'_>) -> bool {
+        self.levels.accepts_bytes(record.level, record.tag)
+            && (self.tags.is_empty() || self.tags.iter().any(|tag| tag.as_bytes() == record.tag))
+    }
+}
+
+/// What records come from: a reader (to the newest record) or a follower (waiting a little at
+/// a time, so that the caller can look around between waits).
+pub(crate) trait Source {
+    /// The next record, or `None` (the end, or for a follower a wait that timed out).
+    fn next_record(&mut self) -> Option<RecordRef<'_>>;
+    /// The position (id) looked at next.
+    fn at(&self) -> u64;
+    /// Blocks lost so far.
+    fn lost_so_far(&self) -> u64;
+}
+
+impl Source for Reader {
+    fn next_record(&mut self) -> Option<RecordRef<'_>> {
+        self.next_ref()
+    }
+    fn at(&self) -> u64 {
+        Reader::position(self)
+    }
+    fn lost_so_far(&self) -> u64 {
+        self.lost()
+    }
+}
+
+/// How long a follower waits for a record before its caller looks at the output again.
+pub(crate) const FOLLOW_WAIT: Duration = Duration::from_millis(100);
+
+impl Source for Follower {
+    fn next_record(&mut self) -> Option<RecordRef<'_>> {
+        self.next_ref_timeout(FOLLOW_WAIT)
+    }
+    fn at(&self) -> u64 {
+        Follower::position(self)
+    }
+    fn lost_so_far(&self) -> u64 {
+        self.lost()
+    }
+}
+
+/// What one [`Printer::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// A record was printed.
+    Printed,
+    /// The source moved (a record not selected, or blocks lost): step again.
+    Moved,
+    /// Nothing new: the reader is at the newest record, or the follower's wait timed out.
+    Idle,
+    /// The last record asked for is past (`-n` on a dump).
+    End,
+}
+
+/// Prints the selected records of a source, and a report of the records lost before each
+/// gap: a line on stderr in text mode, a `{"lost":N,"from":A,"to":B}` object in the JSON
+/// stream (ids `A..=B` were not all readable; `N` counts blocks, one per short record).
+pub(crate) struct Printer<W: Write> {
+    out: W,
+    format: Format,
+    selection: Selection,
+    /// Stop at the first record at or past this id.
+    end: Option<u64>,
+    /// The current record's line, formatted before it is printed (a lost report goes first).
+    line: Vec<u8>,
+    /// Where the next record would be if nothing were lost.
+    expected: u64,
+    /// Blocks reported lost so far.
+    lost: u64,
+    /// Records printed so far.
+    printed: u64,
+}
+
+impl<W: Write> Printer<W> {
+    /// A printer of the records of a source that starts at `start`: the id asked for (a
+    /// source that starts later than that lost the ids between).
+    pub(crate) fn new(out: W, format: Format, selection: Selection, start: u64) -> Printer<W> {
+        Printer {
+            out,
+            format,
+            selection,
+            end: None,
+            line: Vec::with_capacity(256),
+            expected: start,
+            lost: 0,
+            printed: 0,
+        }
+    }
+
+    /// Stops at the first record at or past `end`.
+    pub(crate) fn end_at(mut self, end: Option<u64>) -> Printer<W> {
+        self.end = end;
+        self
+    }
+
+    /// Blocks reported lost so far.
+    pub(crate) fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Records printed so far.
+    pub(crate) fn printed(&self) -> u64 {
+        self.printed
+    }
+
+    /// Flushes the output.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Reads one record from `source`; prints it if selected, after the report of what was
+    /// lost before it.
+    pub(crate) fn step(&mut self, source: &mut impl Source) -> io::Result<Flow> {
+        let before = (source.at(), source.lost_so_far());
+        self.line.clear();
+        let got = match source.next_record() {
+            None => None,
+            Some(record) => {
+                let id = record.id;
+                let past_end = self.end.is_some_and(|end| id >= end);
+                let shown = !past_end && self.selection.accepts(&record);
+                if shown {
+                    self.format.write_ref(&record, &mut self.line)?;
+                }
+                Some((id, shown, past_end))
+            }
+        };
+        let lost_now = source.lost_so_far();
+        if lost_now > self.lost {
+            let resumed = got.map_or_else(|| source.at(), |(id, ..)| id);
+            self.report_lost(lost_now - self.lost, self.expected, resumed)?;
+            self.lost = lost_now;
+        }
+        self.expected = source.at();
+        match got {
+            Some((_, _, true)) => Ok(Flow::End),
+            Some((_, true, _)) => {
+                self.out.write_all(&self.line)?;
+                self.printed += 1;
+                Ok(Flow::Printed)
+            }
+            Some(_) => Ok(Flow::Moved),
+            None if (source.at(), lost_now) != before => Ok(Flow::Moved),
+            None => Ok(Flow::Idle),
+        }
+    }
+
+    /// Says that `lost` blocks from id `from` up to (not including) `resumed` were not read.
+    fn report_lost(&mut self, lost: u64, from: u64, resumed: u64) -> io::Result<()> {
+        let to = resumed.saturating_sub(1).max(from);
+        match self.format {
+            Format::Json => writeln!(self.out, "{{\"lost\":{lost},\"from\":{from},\"to\":{to}}}"),
+            _ => {
+                // After what was printed before the gap, not before it.
+                self.out.flush()?;
+                writeln!(
+                    io::stderr(),
+                    "pounds: lost {lost} records (ids {from}..{to}) to wrap-around"
+                )
+            }
+        }
+    }
+}
+
+/// Where the last `n` records that `selection` accepts start (from `since` or the oldest on):
+/// `None` when there are fewer (start where the reading would have), and the position the
+/// pass ended at. With `n == 0`, the start is that end.
+pub(crate) fn last_start(
+    log: &Log,
+    since: Option<u64>,
+    selection: &Selection,
+    n: u64,
+) -> (Option<u64>, u64) {
+    let mut reader = match since {
+        Some(id) => log.reader_from(id),
+        None => log.reader(),
+    };
+    let keep = usize::try_from(n).unwrap_or(usize::MAX);
+    let mut ids = VecDeque::with_capacity(keep.min(1 << 16));
+    loop {
+        let before = (Reader::position(&reader), reader.lost());
+        if let Some(record) = reader.next_ref() {
+            if keep > 0 && selection.accepts(&record) {
+                if ids.len() == keep {
+                    ids.pop_front();
+                }
+                ids.push_back(record.id);
+            }
+        } else if (Reader::position(&reader), reader.lost()) == before {
+            // `next_ref` also returns `None` when writers keep lapping the reader (its work
+            // per call is bounded); the end is where it no longer moves.
+            break;
+        }
+    }
+    let end = Reader::position(&reader);
+    let start = if keep == 0 {
+        Some(end)
+    } else if ids.len() == keep {
+        ids.front().copied()
+    } else {
+        since
+    };
+    (start, end)
+}
