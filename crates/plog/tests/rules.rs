@@ -1015,11 +1015,13 @@ fn a_populated_log_writes_its_first_lap_without_page_faults() {
             log.write(Level::Info, "t", i.to_le_bytes()).unwrap();
         }
         let faults = minor_faults() - before;
+        // Wide margins: background writeback may clean (and write-protect) a few populated pages
+        // before they are written, which then fault once.
         if populate {
-            assert!(faults < 100, "populated: {faults} faults over 2048 pages");
+            assert!(faults < 512, "populated: {faults} faults over 2048 pages");
         } else {
             assert!(
-                faults > 1000,
+                faults > 1500,
                 "not populated: {faults} faults over 2048 pages"
             );
         }
