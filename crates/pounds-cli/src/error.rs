@@ -33,8 +33,15 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Whether the error comes from writing into a closed pipe, at any depth of its chain.
-pub(crate) fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
+pub(crate) fn is_broken_pipe(error: &CliError) -> bool {
+    // `#[error(transparent)]` hands on the inner error's source, not the inner error itself:
+    // look at the wrapped error first.
+    let first: &(dyn std::error::Error + 'static) = match error {
+        CliError::Io(io) => io,
+        CliError::Log(log) => log,
+        other => other,
+    };
+    let mut current = Some(first);
     while let Some(error) = current {
         if let Some(io) = error.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::BrokenPipe {

@@ -9,7 +9,7 @@ use pounds::log::{FollowOptions, Follower, Format, Level, Log, LogOptions, Reade
 use crate::args::LogCommand;
 use crate::error::Result;
 use crate::json;
-use crate::show::{Flow, Printer, Selection, last_start};
+use crate::show::{Flow, Printer, Selection, last_start, stdout_closed};
 
 /// The exit status of `dump --strict` and `follow --strict` when records were lost.
 pub(crate) const LOST_EXIT: u8 = 3;
@@ -90,9 +90,13 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             let mut printer = Printer::new(out, format_of(json), selection, start);
             let limit = count.unwrap_or(u64::MAX);
             while printer.printed() < limit {
-                if printer.step(&mut follower)? == Flow::Printed {
+                match printer.step(&mut follower)? {
                     // A follower's reader is usually a person or a pipe waiting for each line.
-                    printer.flush()?;
+                    Flow::Printed => printer.flush()?,
+                    // `follow | head -1`: stop when the reader has gone, even with no record
+                    // to write (a write into the closed pipe, EPIPE, also ends it quietly).
+                    Flow::Idle if stdout_closed() => break,
+                    _ => {}
                 }
             }
             printer.flush()?;

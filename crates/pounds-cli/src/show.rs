@@ -238,3 +238,28 @@ pub(crate) fn last_start(
     };
     (start, end)
 }
+
+/// Whether standard output is a pipe or socket whose reader went away (`follow | head -1`
+/// after `head` exited), found without writing: a zero-length write to a pipe succeeds
+/// whatever its reader did, but poll(2) reports an error on a pipe with no reader left (and
+/// a hang-up on a socket). Elsewhere than Unix: false (the next record's write finds it).
+#[cfg(unix)]
+pub(crate) fn stdout_closed() -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdout = io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::OUT)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match poll(&mut fds, Some(&now)) {
+        Ok(_) => fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP),
+        Err(_) => false,
+    }
+}
+
+/// Whether standard output's reader went away: not known without writing on this platform.
+#[cfg(not(unix))]
+pub(crate) fn stdout_closed() -> bool {
+    false
+}

@@ -767,3 +767,73 @@ fn log_follow_reports_a_lap_in_the_stream() {
     let status = follower.wait().unwrap();
     assert_eq!(status.code(), Some(3));
 }
+
+/// Waits for `child` at most `limit`; kills it and fails the test if it is still running.
+fn wait_within(mut child: std::process::Child, limit: std::time::Duration) -> Output {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn follow_and_dump_into_a_closed_pipe_exit_zero_quietly() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipe.plog");
+    let file = path_str(&file);
+    for word in ["one", "two"] {
+        assert!(pounds(&["log", "write", file, word]).status.success());
+    }
+    // `follow | head -1`: the reader goes away after one line, and no record comes after.
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(["log", "follow", file, "-n", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let mut line = String::new();
+    head.read_line(&mut line).unwrap();
+    assert!(line.trim_end().ends_with("two"), "{line}");
+    drop(head);
+    let out = wait_within(follower, std::time::Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+
+    // The same when the next record comes before the follower noticed.
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(["log", "follow", file])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(follower.stdout.take());
+    assert!(pounds(&["log", "write", file, "three"]).status.success());
+    let out = wait_within(follower, std::time::Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+
+    // `dump | head -1` of a log larger than a pipe's buffer.
+    let many: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    assert!(
+        pounds_with_stdin(&["log", "write", file], &many)
+            .status
+            .success()
+    );
+    let mut dump = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(["log", "dump", file])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(dump.stdout.take());
+    let out = wait_within(dump, std::time::Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
