@@ -44,6 +44,10 @@ pub(crate) enum LogCommand {
     },
     /// Write a message, or one message per line of standard input when none is given. Creates
     /// the file with the default geometry if it does not exist.
+    ///
+    /// From standard input, a line that is not valid UTF-8, or longer than the log takes, is
+    /// skipped (not split) and reported on stderr with its line number; the other lines are
+    /// written, and the exit status is then 1.
     Write {
         /// The log file.
         file: PathBuf,

@@ -14,6 +14,8 @@ pub(crate) enum CliError {
     MissingKey(String),
     #[error("{0}")]
     Demo(String),
+    #[error("{skipped} of {lines} lines skipped (see above); the others were written")]
+    Skipped { skipped: u64, lines: u64 },
 }
 
 pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;

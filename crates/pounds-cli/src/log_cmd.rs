@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use pounds::log::{FollowOptions, Follower, Format, Level, Log, LogOptions, Reader, Stats};
 
 use crate::args::LogCommand;
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::json;
 use crate::show::{Flow, Printer, Selection, last_start, stdout_closed};
 
@@ -121,10 +121,77 @@ fn write(file: &Path, level: Level, tag: &str, message: &[String]) -> Result<()>
         log.write(level, tag, message.join(" "))?;
         return Ok(());
     }
-    for line in io::stdin().lock().lines() {
-        log.write(level, tag, line?)?;
+    let max = log.max_message(tag.len());
+    let mut input = io::stdin().lock();
+    let mut line = Vec::new();
+    let (mut number, mut skipped) = (0u64, 0u64);
+    // Longer lines are kept only up to one byte past the limit: memory stays bounded.
+    while let Some(len) = read_line_capped(&mut input, &mut line, max.saturating_add(1))? {
+        number += 1;
+        let why = if len > max {
+            Some(format!(
+                "{len} bytes, more than the {max} this log takes with this tag"
+            ))
+        } else if std::str::from_utf8(&line).is_err() {
+            Some("not valid UTF-8".to_string())
+        } else {
+            match log.write(level, tag, &line) {
+                Ok(_) => None,
+                Err(pounds::log::Error::MessageTooLarge { size, max }) => Some(format!(
+                    "{size} bytes, more than the {max} this log takes with this tag"
+                )),
+                Err(error) => return Err(error.into()),
+            }
+        };
+        if let Some(why) = why {
+            skipped += 1;
+            writeln!(io::stderr(), "pounds: line {number} skipped: {why}")?;
+        }
+    }
+    if skipped > 0 {
+        return Err(CliError::Skipped {
+            skipped,
+            lines: number,
+        });
     }
     Ok(())
+}
+
+/// Reads one line into `line` without its `\n` (nor a `\r` before it), keeping at most `cap`
+/// bytes of it; returns the line's whole length, or `None` at the end of the input.
+fn read_line_capped(
+    input: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> io::Result<Option<usize>> {
+    line.clear();
+    let (mut len, mut any) = (0usize, false);
+    loop {
+        let buf = match input.fill_buf() {
+            Ok(buf) => buf,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if buf.is_empty() {
+            break;
+        }
+        any = true;
+        let newline = buf.iter().position(|&b| b == b'\n');
+        let chunk = &buf[..newline.unwrap_or(buf.len())];
+        let room = cap.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        len = len.saturating_add(chunk.len());
+        let used = newline.map_or(buf.len(), |at| at + 1);
+        input.consume(used);
+        if newline.is_some() {
+            break;
+        }
+    }
+    if len == line.len() && line.last() == Some(&b'\r') {
+        line.pop();
+        len -= 1;
+    }
+    Ok(any.then_some(len))
 }
 
 /// A follower with write access sleeps on the log's futex and is woken by writers; a read-only

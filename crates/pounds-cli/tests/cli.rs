@@ -837,3 +837,50 @@ fn follow_and_dump_into_a_closed_pipe_exit_zero_quietly() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stderr(&out), "");
 }
+
+#[test]
+fn log_write_from_stdin_skips_bad_lines_and_writes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stdin.plog");
+    let file = path_str(&file);
+    let out = pounds(&[
+        "log",
+        "create",
+        file,
+        "--blocks",
+        "16",
+        "--block-size",
+        "128",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut input = b"ok1\n\xff\xfe not utf-8\nok2\r\n".to_vec();
+    input.extend_from_slice(&[b'x'; 5000]);
+    input.extend_from_slice(b"\nok3");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(["log", "write", file])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].contains("line 2") && lines[0].contains("UTF-8"),
+        "{err}"
+    );
+    assert!(
+        lines[1].contains("line 4") && lines[1].contains("5000 bytes"),
+        "{err}"
+    );
+    assert!(lines[2].starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        messages(&stdout(&pounds(&["log", "dump", file]))),
+        ["ok1", "ok2", "ok3"]
+    );
+}
