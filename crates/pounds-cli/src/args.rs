@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use pounds::log::Level;
 
 /// Durable, very fast work on memory-mapped files.
@@ -82,6 +82,10 @@ pub(crate) enum LogCommand {
         /// were read); they are reported either way.
         #[arg(long)]
         strict: bool,
+        #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+        /// Colour text lines by level: auto (on a terminal, unless NO_COLOR is set), always,
+        /// never. JSON is never coloured.
+        color: ColorWhen,
     },
     /// Print records as they are written, until interrupted or `--count` records. Records the
     /// writers overwrote before the follower read them are reported as `dump` reports them.
@@ -106,6 +110,10 @@ pub(crate) enum LogCommand {
         /// follower); they are reported either way.
         #[arg(long)]
         strict: bool,
+        /// Colour text lines by level: auto (on a terminal, unless NO_COLOR is set), always,
+        /// never. JSON is never coloured.
+        #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+        color: ColorWhen,
     },
     /// Print the log's geometry and counters.
     Stat {
@@ -115,6 +123,17 @@ pub(crate) enum LogCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// When to colour the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorWhen {
+    /// On a terminal, unless `NO_COLOR` is set (`CLICOLOR_FORCE` forces it).
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// Which records to show.

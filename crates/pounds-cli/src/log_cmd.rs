@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use pounds::log::{FollowOptions, Follower, Format, Level, Log, LogOptions, Reader, Stats};
 
-use crate::args::LogCommand;
+use crate::args::{ColorWhen, LogCommand};
 use crate::error::{CliError, Result};
 use crate::json;
 use crate::show::{Flow, Printer, Selection, last_start, stdout_closed};
@@ -44,6 +44,7 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             last,
             json,
             strict,
+            color,
         } => {
             let log = Log::open_read_only(&file)?;
             let selection = Selection::of(filter);
@@ -62,7 +63,9 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             };
             let asked = start.unwrap_or_else(|| Reader::position(&reader));
             let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
-            let mut printer = Printer::new(out, format_of(json), selection, asked).end_at(end);
+            let mut printer = Printer::new(out, format_of(json), selection, asked)
+                .end_at(end)
+                .coloured(coloured(color, json));
             while !matches!(printer.step(&mut reader)?, Flow::Idle | Flow::End) {}
             printer.flush()?;
             Ok(status(strict, printer.lost()))
@@ -75,6 +78,7 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             from_start,
             last,
             strict,
+            color,
         } => {
             let log = open_for_follow(&file)?;
             let selection = Selection::of(filter);
@@ -87,7 +91,8 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             let mut follower = log.follow(options)?;
             let start = Follower::position(&follower);
             let out = io::stdout().lock();
-            let mut printer = Printer::new(out, format_of(json), selection, start);
+            let mut printer = Printer::new(out, format_of(json), selection, start)
+                .coloured(coloured(color, json));
             let limit = count.unwrap_or(u64::MAX);
             while printer.printed() < limit {
                 match printer.step(&mut follower)? {
@@ -200,6 +205,19 @@ fn open_for_follow(file: &Path) -> Result<Log> {
     match LogOptions::new().create(false).open(file) {
         Ok(log) => Ok(log),
         Err(_) => Ok(Log::open_read_only(file)?),
+    }
+}
+
+/// Whether text lines are coloured: `auto` asks anstream (a terminal, `NO_COLOR`,
+/// `CLICOLOR`, `CLICOLOR_FORCE`, `TERM=dumb`), as clap does for its own help.
+fn coloured(when: ColorWhen, json: bool) -> bool {
+    match when {
+        _ if json => false,
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            anstream::AutoStream::choice(&io::stdout()) != anstream::ColorChoice::Never
+        }
     }
 }
 

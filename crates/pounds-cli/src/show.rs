@@ -4,7 +4,8 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::time::Duration;
 
-use pounds::log::{Filter, Follower, Format, Log, Reader, RecordRef};
+use anstyle::{AnsiColor, Style};
+use pounds::log::{Filter, Follower, Format, Level, Log, Reader, RecordRef};
 
 use crate::args::FilterArgs;
 
@@ -97,6 +98,8 @@ pub(crate) struct Printer<W: Write> {
     selection: Selection,
     /// Stop at the first record at or past this id.
     end: Option<u64>,
+    /// Colour text lines by level.
+    colour: bool,
     /// The current record's line, formatted before it is printed (a lost report goes first).
     line: Vec<u8>,
     /// Where the next record would be if nothing were lost.
@@ -116,6 +119,7 @@ impl<W: Write> Printer<W> {
             format,
             selection,
             end: None,
+            colour: false,
             line: Vec::with_capacity(256),
             expected: start,
             lost: 0,
@@ -126,6 +130,12 @@ impl<W: Write> Printer<W> {
     /// Stops at the first record at or past `end`.
     pub(crate) fn end_at(mut self, end: Option<u64>) -> Printer<W> {
         self.end = end;
+        self
+    }
+
+    /// Colours text lines by level (JSON stays plain).
+    pub(crate) fn coloured(mut self, colour: bool) -> Printer<W> {
+        self.colour = colour && matches!(self.format, Format::Text);
         self
     }
 
@@ -156,7 +166,17 @@ impl<W: Write> Printer<W> {
                 let past_end = self.end.is_some_and(|end| id >= end);
                 let shown = !past_end && self.selection.accepts(&record);
                 if shown {
+                    let style = if self.colour {
+                        level_style(record.level)
+                    } else {
+                        Style::new()
+                    };
+                    write!(self.line, "{}", style.render())?;
                     self.format.write_ref(&record, &mut self.line)?;
+                    if style != Style::new() && self.line.last() == Some(&b'\n') {
+                        self.line.pop();
+                        writeln!(self.line, "{}", style.render_reset())?;
+                    }
                 }
                 Some((id, shown, past_end))
             }
@@ -195,6 +215,17 @@ impl<W: Write> Printer<W> {
                 )
             }
         }
+    }
+}
+
+/// How a level's lines look on a terminal: errors bold red, warnings bold yellow, info plain,
+/// debug and trace dimmed (as journalctl shows priorities).
+fn level_style(level: Level) -> Style {
+    match level {
+        Level::Error => AnsiColor::Red.on_default().bold(),
+        Level::Warn => AnsiColor::Yellow.on_default().bold(),
+        Level::Info => Style::new(),
+        _ => Style::new().dimmed(),
     }
 }
 

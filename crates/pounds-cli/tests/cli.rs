@@ -884,3 +884,79 @@ fn log_write_from_stdin_skips_bad_lines_and_writes_the_rest() {
         ["ok1", "ok2", "ok3"]
     );
 }
+
+/// `pounds ARGS` with the colour variables set as given and every other one removed.
+fn pounds_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pounds"));
+    command.args(args);
+    for var in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "TERM"] {
+        command.env_remove(var);
+    }
+    command.envs(env.iter().copied()).output().unwrap()
+}
+
+#[test]
+fn log_dump_colours_by_level_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("colour.plog");
+    let file = path_str(&file);
+    log_of_every_level(file);
+    let coloured = |out: &Output| stdout(out).contains('\u{1b}');
+
+    // A pipe: no colour unless asked.
+    let out = pounds_env(&["log", "dump", file], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!coloured(&out), "{}", stdout(&out));
+    // Asked: errors and warnings stand out, info stays plain, and each line ends reset.
+    let out = pounds_env(&["log", "dump", file, "--color=always"], &[]);
+    let text = stdout(&out);
+    let line = |word: &str| {
+        text.lines()
+            .find(|line| line.contains(word))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line("ERROR").starts_with('\u{1b}'), "{text}");
+    assert!(line("WARN").starts_with('\u{1b}'), "{text}");
+    assert!(line("ERROR").ends_with("error\u{1b}[0m"), "{text}");
+    assert!(!line("t-info").contains('\u{1b}'), "{text}");
+    assert_ne!(line("ERROR"), line("WARN").replace("WARN", "ERROR"));
+    // auto follows the terminal conventions: CLICOLOR_FORCE forces it, NO_COLOR wins.
+    assert!(coloured(&pounds_env(
+        &["log", "dump", file, "--color", "auto"],
+        &[("CLICOLOR_FORCE", "1")]
+    )));
+    assert!(!coloured(&pounds_env(
+        &["log", "dump", file],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]
+    )));
+    assert!(!coloured(&pounds_env(
+        &["log", "dump", file, "--color=never"],
+        &[("CLICOLOR_FORCE", "1")]
+    )));
+    // JSON is never coloured; a bad choice is a usage error.
+    assert!(!coloured(&pounds_env(
+        &["log", "dump", file, "--json", "--color=always"],
+        &[]
+    )));
+    assert_eq!(
+        pounds_env(&["log", "dump", file, "--color=sometimes"], &[])
+            .status
+            .code(),
+        Some(2)
+    );
+    // follow colours the same way.
+    let out = pounds_env(
+        &[
+            "log",
+            "follow",
+            file,
+            "--from-start",
+            "--count",
+            "5",
+            "--color=always",
+        ],
+        &[],
+    );
+    assert!(coloured(&out), "{}", stdout(&out));
+}
