@@ -24,6 +24,20 @@ pub(crate) enum Command {
     /// The main job in one run: writers in threads and processes fill a log while a follower
     /// reads it live; prints throughput, latency percentiles, and records checked and lost.
     Demo(DemoArgs),
+    /// Print a completion script for a shell: `pounds completions bash >
+    /// /etc/bash_completion.d/pounds`, `pounds completions zsh > "${fpath[1]}/_pounds"`,
+    /// `pounds completions fish > ~/.config/fish/completions/pounds.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of `pounds`, or of one of its subcommands: `pounds man | man
+    /// -l -`, `pounds man log follow | man -l -`.
+    Man {
+        /// The subcommand, as words (`log follow`); none: the page of `pounds` itself.
+        subcommand: Vec<String>,
+    },
     /// One writer process of the demo (started by `demo` itself).
     #[command(hide = true)]
     DemoWriter(DemoWriterArgs),

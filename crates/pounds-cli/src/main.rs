@@ -8,6 +8,7 @@
 mod args;
 mod db_cmd;
 mod demo;
+mod docs;
 mod error;
 mod histogram;
 mod json;
@@ -27,6 +28,8 @@ fn main() -> ExitCode {
         Command::Log(command) => log_cmd::run(command),
         Command::Db(command) => db_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Completions { shell } => docs::completions(shell).map(|()| ExitCode::SUCCESS),
+        Command::Man { subcommand } => docs::man(&subcommand).map(|()| ExitCode::SUCCESS),
         Command::DemoWriter(args) => demo::run_writer(&args).map(|()| ExitCode::SUCCESS),
     };
     match outcome {

@@ -960,3 +960,43 @@ fn log_dump_colours_by_level_on_a_terminal_only() {
     );
     assert!(coloured(&out), "{}", stdout(&out));
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_grammar() {
+    for (shell, mark) in [
+        ("bash", "_pounds()"),
+        ("zsh", "#compdef pounds"),
+        ("fish", "complete -c pounds"),
+    ] {
+        let out = pounds(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        assert!(script.contains(mark), "{shell}: {script}");
+        // The subcommands and their options are in it.
+        assert!(
+            script.contains("follow") && script.contains("strict"),
+            "{shell}"
+        );
+    }
+    assert_eq!(pounds(&["completions", "tcsh"]).status.code(), Some(2));
+    let out = pounds(&["man"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let roff = stdout(&out);
+    assert!(
+        roff.starts_with(".ie") || roff.contains(".TH pounds"),
+        "{roff}"
+    );
+    assert!(
+        roff.contains(".SH NAME") && roff.contains(".SH SUBCOMMANDS"),
+        "{roff}"
+    );
+    // One page per subcommand too, for `man pounds-log-follow`.
+    let out = pounds(&["man", "log", "follow"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let roff = stdout(&out);
+    assert!(
+        roff.contains("pounds\\-log\\-follow") && roff.contains("strict"),
+        "{roff}"
+    );
+    assert_eq!(pounds(&["man", "log", "nope"]).status.code(), Some(2));
+}
