@@ -129,7 +129,9 @@ pub(crate) enum LogCommand {
         #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
         color: ColorWhen,
     },
-    /// Print the log's geometry and counters.
+    /// Print the log's geometry and counters, the ids it holds (oldest to newest) and how many
+    /// records are readable, and each named cursor with how far it is behind the writers (in
+    /// ids; "lapped" when the writers overwrote ids it had not read).
     Stat {
         /// The log file.
         file: PathBuf,

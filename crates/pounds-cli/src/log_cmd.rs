@@ -108,12 +108,15 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             Ok(status(strict, printer.lost()))
         }
         LogCommand::Stat { file, json } => {
-            let stats = Log::open_read_only(&file)?.stats();
+            let log = Log::open_read_only(&file)?;
+            let stats = log.stats();
+            let held = held(&log);
+            let cursors = cursors(&log, &stats);
             let mut out = io::stdout().lock();
             if json {
-                writeln!(out, "{}", stats_json(&stats))?
+                writeln!(out, "{}", stats_json(&stats, &held, &cursors))?
             } else {
-                write_stats(&mut out, &stats)?
+                write_stats(&mut out, &stats, &held, &cursors)?
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -234,7 +237,61 @@ fn format_of(json: bool) -> Format {
     if json { Format::Json } else { Format::Text }
 }
 
-fn write_stats(out: &mut impl Write, stats: &Stats) -> io::Result<()> {
+/// What a pass over the ring found readable.
+struct Held {
+    /// Records read.
+    records: u64,
+    /// The id of the newest record read.
+    newest: Option<u64>,
+}
+
+/// Reads the whole ring once (bounded: at most one ring of blocks).
+fn held(log: &Log) -> Held {
+    let mut reader = log.reader();
+    let mut held = Held {
+        records: 0,
+        newest: None,
+    };
+    loop {
+        let before = (Reader::position(&reader), reader.lost());
+        if let Some(record) = reader.next_ref() {
+            held.records += 1;
+            held.newest = Some(record.id);
+        } else if (Reader::position(&reader), reader.lost()) == before {
+            return held;
+        }
+    }
+}
+
+/// A named cursor and how far it is behind the writers.
+struct CursorState {
+    name: String,
+    position: u64,
+    /// Ids between the cursor and the next id to be written.
+    behind: u64,
+    /// Whether the writers overwrote ids the cursor has not read.
+    lapped: bool,
+}
+
+fn cursors(log: &Log, stats: &Stats) -> Vec<CursorState> {
+    let oldest_kept = stats.next_id.saturating_sub(stats.blocks);
+    log.cursors()
+        .into_iter()
+        .map(|(name, position)| CursorState {
+            name,
+            position,
+            behind: stats.next_id.saturating_sub(position),
+            lapped: position < oldest_kept,
+        })
+        .collect()
+}
+
+fn write_stats(
+    out: &mut impl Write,
+    stats: &Stats,
+    held: &Held,
+    cursors: &[CursorState],
+) -> io::Result<()> {
     let oldest = stats
         .oldest_id
         .map_or_else(|| "none (empty)".to_string(), |id| id.to_string());
@@ -249,16 +306,50 @@ fn write_stats(out: &mut impl Write, stats: &Stats) -> io::Result<()> {
     writeln!(out, "created:      {}", pounds::log::rfc3339(stats.created))?;
     writeln!(out, "next id:      {}", stats.next_id)?;
     writeln!(out, "oldest id:    {oldest}")?;
-    writeln!(out, "max message:  {} bytes", stats.max_message)
+    match (stats.oldest_id, held.newest) {
+        (Some(oldest), Some(newest)) => writeln!(
+            out,
+            "ids held:     {oldest}..{newest} ({} records readable)",
+            held.records
+        )?,
+        _ => writeln!(out, "ids held:     none (empty)")?,
+    }
+    writeln!(out, "max message:  {} bytes", stats.max_message)?;
+    if cursors.is_empty() {
+        return writeln!(out, "cursors:      none");
+    }
+    for (i, cursor) in cursors.iter().enumerate() {
+        let label = if i == 0 { "cursors:" } else { "" };
+        writeln!(
+            out,
+            "{label:<14}{} at {}, {} behind{}",
+            cursor.name,
+            cursor.position,
+            cursor.behind,
+            if cursor.lapped { " (lapped)" } else { "" }
+        )?;
+    }
+    Ok(())
 }
 
-fn stats_json(stats: &Stats) -> String {
-    let oldest = stats
-        .oldest_id
-        .map_or_else(|| "null".to_string(), |id| id.to_string());
+fn stats_json(stats: &Stats, held: &Held, cursors: &[CursorState]) -> String {
+    let id = |id: Option<u64>| id.map_or_else(|| "null".to_string(), |id| id.to_string());
+    let cursors: Vec<String> = cursors
+        .iter()
+        .map(|cursor| {
+            format!(
+                "{{\"name\":{},\"position\":{},\"behind\":{},\"lapped\":{}}}",
+                json::string(&cursor.name),
+                cursor.position,
+                cursor.behind,
+                cursor.lapped
+            )
+        })
+        .collect();
     format!(
         "{{\"file\":{},\"version\":{},\"blocks\":{},\"block_size\":{},\"file_size\":{},\
-         \"created\":{},\"next_id\":{},\"oldest_id\":{},\"max_message\":{}}}",
+         \"created\":{},\"next_id\":{},\"oldest_id\":{},\"newest_id\":{},\"records\":{},\
+         \"max_message\":{},\"cursors\":[{}]}}",
         json::string(&stats.path.to_string_lossy()),
         stats.version,
         stats.blocks,
@@ -266,7 +357,10 @@ fn stats_json(stats: &Stats) -> String {
         stats.file_size,
         json::string(&pounds::log::rfc3339(stats.created)),
         stats.next_id,
-        oldest,
+        id(stats.oldest_id),
+        id(held.newest),
+        held.records,
         stats.max_message,
+        cursors.join(","),
     )
 }

@@ -1000,3 +1000,52 @@ fn completions_and_man_page_come_from_the_grammar() {
     );
     assert_eq!(pounds(&["man", "log", "nope"]).status.code(), Some(2));
 }
+
+#[test]
+fn log_stat_shows_the_ids_held_the_records_and_the_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stat.plog");
+    let file_str = path_str(&file);
+    lapped_log(file_str);
+    {
+        let log = pounds::log::Log::open(&file).unwrap();
+        log.save_cursor("shipper", 30).unwrap();
+        log.save_cursor("archiver", 5).unwrap();
+    }
+    let out = pounds(&["log", "stat", file_str, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = stdout(&out);
+    for part in [
+        r#""oldest_id":24"#,
+        r#""next_id":40"#,
+        r#""newest_id":39"#,
+        r#""records":16"#,
+        r#"{"name":"shipper","position":30,"behind":10,"lapped":false}"#,
+        r#"{"name":"archiver","position":5,"behind":35,"lapped":true}"#,
+    ] {
+        assert!(json.contains(part), "{part} missing in {json}");
+    }
+    let out = pounds(&["log", "stat", file_str]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("ids held:     24..39 (16 records readable)"),
+        "{text}"
+    );
+    assert!(text.contains("shipper at 30, 10 behind"), "{text}");
+    assert!(text.contains("archiver at 5, 35 behind (lapped)"), "{text}");
+
+    // An empty log: nothing held, no cursors.
+    let empty = dir.path().join("empty.plog");
+    let empty = path_str(&empty);
+    assert!(pounds(&["log", "create", empty]).status.success());
+    let json = stdout(&pounds(&["log", "stat", empty, "--json"]));
+    assert!(
+        json.contains(r#""newest_id":null"#)
+            && json.contains(r#""records":0"#)
+            && json.contains(r#""cursors":[]"#),
+        "{json}"
+    );
+    let text = stdout(&pounds(&["log", "stat", empty]));
+    assert!(text.contains("ids held:     none (empty)"), "{text}");
+    assert!(text.contains("cursors:      none"), "{text}");
+}
