@@ -1,8 +1,11 @@
 //! Project chores, run as `cargo xtask <command>` (the alias lives in `.cargo/config.toml`).
 //!
-//! - `ci`: everything CI checks, stopping at the first failure: formatting, clippy with warnings
-//!   denied, the whole test suite with doc tests, the docs with warnings denied, and one smoke
+//! - `ci`: everything CI checks, stopping at the first failure: formatting, `tidy`, clippy with
+//!   warnings denied, the whole test suite with doc tests, the docs with warnings denied, and one smoke
 //!   pass of every benchmark (criterion's `--test` mode).
+//! - `tidy`: the conventions ARCHITECTURE.md states, checked over the tree (module docs, the
+//!   layering, `unsafe` only in pmap, no host-endian conversions, format docs against the
+//!   code); see `tidy.rs`.
 //! - `bench [ARGS...]`: the full criterion benchmarks (arguments go to criterion).
 //! - `stress [ROUNDS]`: the crash, concurrency, stall and full-disk tests in release mode with
 //!   many more rounds than CI runs (default 500), via `POUNDS_STRESS_ROUNDS`.
@@ -12,16 +15,19 @@ use std::process::ExitCode;
 
 use xshell::{Shell, cmd};
 
+mod tidy;
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("tidy") => tidy::run(&project_root()),
         Some("bench") => bench(&args[1..]),
         Some("stress") => stress(args.get(1).map(String::as_str)),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [ARGS...] | stress [ROUNDS]>");
+            eprintln!("usage: cargo xtask <ci | tidy | bench [ARGS...] | stress [ROUNDS]>");
             return ExitCode::from(2);
         }
     };
@@ -56,6 +62,9 @@ fn ci() -> Result<()> {
 
     step("cargo fmt --check");
     cmd!(sh, "cargo fmt --all -- --check").run()?;
+
+    step("cargo xtask tidy");
+    tidy::run(&project_root())?;
 
     step("cargo clippy (all targets, all features, warnings denied)");
     cmd!(

@@ -1,3 +1,6 @@
+//! [`Error`]: what can go wrong in `pblockdb`, each variant with the path and the values that
+//! explain it.
+
 use std::path::PathBuf;
 
 /// Everything that can go wrong in `pblockdb`. File errors carry the path; size errors carry the

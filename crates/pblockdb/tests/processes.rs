@@ -410,7 +410,7 @@ fn full_child() {
     }
     let db = Db::open_existing(&path).unwrap();
     let len = std::fs::metadata(&path).unwrap().len();
-    limit_file_size(len + 4096);
+    pmap::testing::limit_file_size(len + 4096).unwrap();
     let mut stored = 0u64;
     let err = loop {
         match db.put(&key(stored), &value(stored, 1)) {
@@ -454,20 +454,4 @@ fn full_disk_is_a_typed_error_and_loses_nothing() {
     // Without the limit, it grows again.
     db.put(&key(stored), &value(stored, 3)).unwrap();
     assert_eq!(db.len() as u64, stored + 1);
-}
-
-#[cfg(unix)]
-#[allow(unsafe_code)]
-fn limit_file_size(bytes: u64) {
-    let limit = libc::rlimit {
-        rlim_cur: bytes as libc::rlim_t,
-        rlim_max: bytes as libc::rlim_t,
-    };
-    // SAFETY: `signal` with SIG_IGN installs no handler code, and `setrlimit` only reads the
-    // struct we pass by reference. This runs in a child process made for this test, before any
-    // other thread of ours exists; ignoring SIGXFSZ turns an over-limit extension into EFBIG.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-    }
 }

@@ -1,3 +1,5 @@
+//! [`Error`]: what can go wrong in a stream, and how it travels inside `io::Error`.
+
 use std::io;
 use std::path::PathBuf;
 

@@ -1,3 +1,5 @@
+//! The methods [`crate::Map`] and [`crate::SharedMap`] share, written once as a macro.
+
 /// The methods [`crate::Map`] and [`crate::SharedMap`] share, written once over their `core`.
 macro_rules! common_methods {
     () => {

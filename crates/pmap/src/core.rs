@@ -1,9 +1,9 @@
 //! The state both mapping types share: the file, the view geometry and the raw mapping.
 //!
-//! Every remap goes through [`Core::remap`], which drops the old view *before* the file's
-//! length changes: Windows refuses to resize a file while a view of it is mapped, and doing it
-//! the same way everywhere keeps one code path. Growth takes `&mut self` in the public types, so
-//! no slice into the old view can outlive it.
+//! Every remap goes through [`Core::remap_file`], which drops the old view *before* the
+//! file's length changes: Windows refuses to resize a file while a view of it is mapped, and
+//! doing it the same way everywhere keeps one code path. Growth takes `&mut self` in the public
+//! types, so no slice into the old view can outlive it.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -1,3 +1,6 @@
+//! [`Error`]: what can go wrong in `pmap`, with the path, or the offset, length and bound that
+//! were violated.
+
 use std::io;
 use std::path::PathBuf;
 

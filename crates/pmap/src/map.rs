@@ -1,3 +1,5 @@
+//! [`Map`]: a mapping owned by one handle, reached through slices and typed views.
+
 use std::path::Path;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};

@@ -1,3 +1,5 @@
+//! [`MapOptions`], the builder every mapping is opened through, and the advisory [`Lock`].
+
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::Path;

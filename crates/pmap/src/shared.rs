@@ -1,3 +1,6 @@
+//! [`SharedMap`]: a mapping many threads and processes write at once, reached only by copies,
+//! checked atomics and wait/wake on a shared word; the racing-safe copy loops live here.
+
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 use std::time::Duration;
 
@@ -253,6 +256,7 @@ unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
         // SAFETY: `src` is word-aligned after the head, and word `i` ends within the range.
         let word = unsafe { AtomicUsize::from_ptr(src.add(i * WORD).cast::<usize>().cast_mut()) }
             .load(Ordering::Relaxed);
+        // tidy:host-endian: a word of memory back to its bytes, in memory order.
         chunk.copy_from_slice(&word.to_ne_bytes());
     }
     let tail = words.into_remainder();
@@ -277,11 +281,13 @@ unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
     let dst = unsafe { dst.add(head) };
     let mut words = rest.chunks_exact(WORD);
     for (i, chunk) in words.by_ref().enumerate() {
-        let mut word = [0u8; WORD];
-        word.copy_from_slice(chunk);
+        let mut raw = [0u8; WORD];
+        raw.copy_from_slice(chunk);
+        // tidy:host-endian: bytes into a word of memory, in memory order.
+        let word = usize::from_ne_bytes(raw);
         // SAFETY: `dst` is word-aligned after the head, and word `i` ends within the range.
         unsafe { AtomicUsize::from_ptr(dst.add(i * WORD).cast::<usize>()) }
-            .store(usize::from_ne_bytes(word), Ordering::Relaxed);
+            .store(word, Ordering::Relaxed);
     }
     let tail = words.remainder();
     let done = rest.len() - tail.len();

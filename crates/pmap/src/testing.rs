@@ -1,5 +1,5 @@
-//! Process helpers for the tests of the layers above (`fork`), which need `unsafe` and so live
-//! in the one crate allowed it. Not part of the API.
+//! Process helpers for the tests of the layers above (`fork`, a file-size limit), which need
+//! `unsafe` and so live in the one crate allowed it. Not part of the API.
 
 use std::time::{Duration, Instant};
 
@@ -69,4 +69,25 @@ pub fn wait_child(pid: u32, timeout: Duration) -> std::io::Result<Option<ChildEx
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Limits the size of any file this process writes or extends to `bytes` (`RLIMIT_FSIZE`, soft
+/// and hard limit alike, so it cannot be raised again) and ignores `SIGXFSZ`, so that growing a
+/// file past the limit fails with `EFBIG` instead of killing the process: a full disk for one
+/// process. For a child process made for one test, before it starts threads of its own.
+///
+/// # Errors
+/// The `setrlimit` error.
+pub fn limit_file_size(bytes: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: `signal` with `SIG_IGN` installs no handler code.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    // SAFETY: `setrlimit` only reads the struct passed by reference, a live local.
+    if unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -349,6 +349,7 @@ fn anonymous_mappings() {
             .atomic_u32(4)
             .unwrap()
             .fetch_add(1, Ordering::Relaxed),
+        // tidy:host-endian: the atomic is a native word over these bytes.
         u32::from_ne_bytes([4 * 13 + 5, 5 * 13 + 5, 6 * 13 + 5, 7 * 13 + 5])
     );
     assert_eq!(shared.finish(100).unwrap(), 100);

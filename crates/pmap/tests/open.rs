@@ -202,6 +202,7 @@ fn read_only_maps_refuse_writes() {
     assert_eq!(map.as_slice(), &pattern(4096)[..]);
     assert_eq!(
         map.read::<u32>(1).unwrap(),
+        // tidy:host-endian: a typed read sees the bytes in memory order.
         u32::from_ne_bytes([7, 14, 21, 28])
     );
 

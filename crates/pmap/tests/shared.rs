@@ -207,6 +207,7 @@ fn atomics_are_checked() {
     ));
     let mut buf = [0u8; 8];
     reader.read_at(8, &mut buf).unwrap();
+    // tidy:host-endian: the bytes of a native atomic word.
     assert_eq!(u64::from_ne_bytes(buf), 10);
     // Waiting needs only reads: a mismatched value returns at once on a read-only map too.
     reader

@@ -32,6 +32,7 @@ fn read_and_write_at_any_alignment() {
         assert_eq!(map.read::<u32>(offset).unwrap(), 0xFEED_F00D);
         assert_eq!(
             &map.as_slice()[offset..offset + 4],
+            // tidy:host-endian: a typed write stores the bytes in memory order.
             &0xFEED_F00Du32.to_ne_bytes()
         );
     }
@@ -54,6 +55,7 @@ fn views_borrow_in_place() {
     map.view_mut::<Header>(64).unwrap().count = 99;
     assert_eq!(map.read::<u64>(72).unwrap(), 99);
     *map.view_mut::<u64>(4088).unwrap() = 7;
+    // tidy:host-endian: a typed view writes the bytes in memory order.
     assert_eq!(map.as_slice()[4088..], 7u64.to_ne_bytes());
 }
 
@@ -95,6 +97,7 @@ fn alignment_is_of_the_address_not_the_offset() {
     let map = MapOptions::new().offset(3).open(&path).unwrap();
     assert_eq!(
         *map.view::<u64>(5).unwrap(),
+        // tidy:host-endian: a typed view sees the bytes in memory order.
         u64::from_ne_bytes([8, 9, 10, 11, 12, 13, 14, 15])
     );
     assert!(matches!(
