@@ -726,7 +726,19 @@ impl Reader {
     fn dump_batched(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
         let mut written = 0;
         let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
-        while let Some(record) = self.next_ref() {
+        // Unlike `next`, a dump goes on through laps (a dump of a log written faster than it
+        // reads skips what was overwritten and counts it) until it reaches the newest record.
+        loop {
+            let found = match self.step() {
+                Step::Record(found) => found,
+                Step::End | Step::Pending => break,
+                Step::Again => continue,
+                Step::Hole { next_valid, .. } => {
+                    self.skip_hole(next_valid);
+                    continue;
+                }
+            };
+            let record = found.view(&self.arena);
             format
                 .write_ref(&record, &mut out)
                 .map_err(|source| Error::Io {
