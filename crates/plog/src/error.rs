@@ -1,3 +1,5 @@
+//! The one error type of plog: every failure, typed, with the path and the field or value it concerns.
+
 use std::io;
 use std::path::PathBuf;
 

@@ -1,3 +1,5 @@
+//! Levels (trace to error) and the filter readers apply by level and tag.
+
 use std::fmt;
 use std::str::FromStr;
 
