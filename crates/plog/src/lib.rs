@@ -74,6 +74,7 @@ mod log_adapter;
 mod log_adapter_shared;
 mod open;
 mod options;
+mod panic_hook;
 mod reader;
 mod record;
 mod recover;
@@ -96,6 +97,7 @@ pub use crate::log::{Log, Stats};
 #[cfg(feature = "log")]
 pub use crate::log_adapter::Logger;
 pub use crate::options::{LogOptions, POPULATE_BYTES};
+pub use crate::panic_hook::{PANIC_TAG, install_panic_hook};
 pub use crate::reader::{DumpSummary, Reader};
 pub use crate::record::{Format, Record, RecordRef, rfc3339};
 #[cfg(feature = "tracing")]
