@@ -1,8 +1,9 @@
 //! Project chores, run as `cargo xtask <command>` (the alias lives in `.cargo/config.toml`).
 //!
 //! - `ci`: everything CI checks, stopping at the first failure: formatting, `tidy`, clippy with
-//!   warnings denied, the whole test suite with doc tests, the docs with warnings denied, and one smoke
-//!   pass of every benchmark (criterion's `--test` mode).
+//!   warnings denied, the whole test suite with doc tests, every example under
+//!   `crates/pounds/examples` run and its output checked, the docs with warnings denied, and one
+//!   smoke pass of every benchmark (criterion's `--test` mode).
 //! - `tidy`: the conventions ARCHITECTURE.md states, checked over the tree (module docs, the
 //!   layering, `unsafe` only in pmap, no host-endian conversions, format docs against the
 //!   code); see `tidy.rs`.
@@ -76,6 +77,9 @@ fn ci() -> Result<()> {
     step("cargo test (all features, with doc tests)");
     let (passed, failed) = run_counting_tests(cmd!(sh, "cargo test --workspace --all-features"))?;
 
+    step("examples (each run, its output checked)");
+    run_examples(&sh)?;
+
     step("cargo doc (warnings denied)");
     cmd!(sh, "cargo doc --workspace --no-deps --all-features")
         .env("RUSTDOCFLAGS", "-D warnings")
@@ -87,6 +91,27 @@ fn ci() -> Result<()> {
     eprintln!("\nxtask ci: all steps passed in {:.0?}", started.elapsed());
     // The plain closing line CI reads: the test count of the whole run.
     println!("tests: {passed} passed, {failed} failed");
+    Ok(())
+}
+
+/// The examples a newcomer reads first (`crates/pounds/examples`), each with a piece of what it
+/// must print: an example that no longer runs, or prints something else, fails CI.
+const EXAMPLES: &[(&str, &str)] = &[
+    ("map", "map: counter 3, 8192 bytes, bad offset refused"),
+    ("stream", "stream: wrote 100000 lines, file 3300000 bytes"),
+    ("log", "log: followed 4000 records, lost 0"),
+    ("db", "db: 1000 leases, client-0042 holds \"until 12:42\""),
+    ("two_processes", "read 100 keys the child put"),
+];
+
+fn run_examples(sh: &Shell) -> Result<()> {
+    for (name, expected) in EXAMPLES {
+        let out = cmd!(sh, "cargo run -q -p pounds --example {name}").read()?;
+        if !out.contains(expected) {
+            return Err(format!("example {name} printed {out:?}, which lacks {expected:?}").into());
+        }
+        eprintln!("example {name}: ok");
+    }
     Ok(())
 }
 
