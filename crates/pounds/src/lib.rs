@@ -13,7 +13,8 @@
 //! | `db` | `pblockdb` | `db` | the fixed-block record database shared by processes |
 //!
 //! The features `log-adapter` and `tracing-layer` turn on `plog`'s `log::Log` logger and
-//! `tracing` layer.
+//! `tracing` layer. `examples/` holds one short program per layer and one with two processes
+//! sharing a log and a database (`cargo run -p pounds --example log`).
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,13 +35,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[doc(inline)]
 pub use pmap as map;
 
 #[cfg(feature = "stream")]
+#[doc(inline)]
 pub use pmap_stream as stream;
 
 #[cfg(feature = "log")]
+#[doc(inline)]
 pub use plog as log;
 
 #[cfg(feature = "db")]
+#[doc(inline)]
 pub use pblockdb as db;
