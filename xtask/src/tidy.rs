@@ -102,6 +102,7 @@ pub(crate) const ALLOWED_DEPS: &[(&str, Option<&[&str]>)] = &[
         "pounds-cli",
         Some(&["pounds", "pmap", "pmap-stream", "plog", "pblockdb"]),
     ),
+    ("pounds-testkit", Some(&[])),
     ("pounds-benches", None),
     ("xtask", None),
 ];
