@@ -83,9 +83,8 @@ pub(crate) enum LogCommand {
         file: PathBuf,
         #[command(flatten)]
         filter: FilterArgs,
-        /// Start at this record id.
-        #[arg(long)]
-        since: Option<u64>,
+        #[command(flatten)]
+        times: TimeArgs,
         /// Only the last N of the records selected.
         #[arg(short = 'n', long = "lines", value_name = "N")]
         last: Option<u64>,
@@ -108,6 +107,8 @@ pub(crate) enum LogCommand {
         file: PathBuf,
         #[command(flatten)]
         filter: FilterArgs,
+        #[command(flatten)]
+        times: TimeArgs,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
@@ -168,6 +169,49 @@ pub(crate) struct FilterArgs {
     /// Show only records with this tag; repeat it for any of several tags.
     #[arg(long = "tag", value_name = "TAG")]
     pub(crate) tags: Vec<String>,
+}
+
+/// Which records to show by time, or from which id.
+#[derive(Debug, Args)]
+pub(crate) struct TimeArgs {
+    /// Only records written at or after TIME: RFC 3339 (`2026-12-01T10:00:00Z`, with a
+    /// fraction or an offset; no zone or a bare date: UTC) or relative (`now`, `today`,
+    /// `yesterday`, `"10 min ago"`, `"2 hours ago"`, `-30s`), as journalctl takes them. A bare
+    /// integer is read as a record id, as before (deprecated: use `--after-id`).
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub(crate) since: Option<Since>,
+    /// Only records written at or before TIME (as `--since`). A dump stops at the first record
+    /// more than 1 s past it (writers in several processes can be slightly out of time order);
+    /// a follower stops there too, or when the clock is more than 1 s past it.
+    #[arg(long, value_name = "TIME", value_parser = parse_until)]
+    pub(crate) until: Option<u64>,
+    /// Start at record id ID (what `--since ID` did): the position `--show-cursor` prints, or
+    /// one past the id of the last record seen.
+    #[arg(long = "after-id", value_name = "ID")]
+    pub(crate) after_id: Option<u64>,
+}
+
+/// What `--since` was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Since {
+    /// A record id (the old meaning of `--since`).
+    Id(u64),
+    /// A time, in nanoseconds since the Unix epoch (UTC).
+    Time(u64),
+}
+
+fn parse_since(text: &str) -> Result<Since, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(Since::Id)
+            .map_err(|_| format!("record id {text} is too large"));
+    }
+    crate::when::parse(text).map(Since::Time)
+}
+
+fn parse_until(text: &str) -> Result<u64, String> {
+    crate::when::parse(text)
 }
 
 #[derive(Debug, Subcommand)]

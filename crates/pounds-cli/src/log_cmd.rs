@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use pounds::log::{FollowOptions, Follower, Format, Level, Log, LogOptions, Reader, Stats};
 
-use crate::args::{ColorWhen, LogCommand};
+use crate::args::{ColorWhen, LogCommand, Since, TimeArgs};
 use crate::error::{CliError, Result};
 use crate::json;
 use crate::show::{Flow, Printer, Selection, last_start, stdout_closed};
@@ -40,14 +40,15 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
         LogCommand::Dump {
             file,
             filter,
-            since,
+            times,
             last,
             json,
             strict,
             color,
         } => {
+            let (since, since_time, until) = resolve_times(&times)?;
             let log = Log::open_read_only(&file)?;
-            let selection = Selection::of(filter);
+            let selection = Selection::of(filter).between(since_time, until);
             // `-n N`: a first pass finds where the last N selected records start, and the
             // dump stops where that pass ended (records written since are not "the last N").
             let (start, end) = match last {
@@ -73,6 +74,7 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
         LogCommand::Follow {
             file,
             filter,
+            times,
             json,
             count,
             from_start,
@@ -80,11 +82,17 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             strict,
             color,
         } => {
+            let (since, since_time, until) = resolve_times(&times)?;
             let log = open_for_follow(&file)?;
-            let selection = Selection::of(filter);
-            let mut options = FollowOptions::new().from_start(from_start);
+            let selection = Selection::of(filter).between(since_time, until);
+            // `--since TIME`: the records written since then, which may be anywhere in the
+            // ring, so from the oldest (as journalctl -f --since).
+            let mut options = FollowOptions::new().from_start(from_start || since_time.is_some());
+            if let Some(id) = since {
+                options = options.from_id(id);
+            }
             if let Some(n) = last {
-                if let (Some(start), _) = last_start(&log, None, &selection, n) {
+                if let (Some(start), _) = last_start(&log, since, &selection, n) {
                     options = options.from_id(start);
                 }
             }
@@ -101,6 +109,9 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
                     // `follow | head -1`: stop when the reader has gone, even with no record
                     // to write (a write into the closed pipe, EPIPE, also ends it quietly).
                     Flow::Idle if stdout_closed() => break,
+                    // `--until`: the first record well past it, or the clock well past it.
+                    Flow::End => break,
+                    Flow::Idle if selection_over(&printer) => break,
                     _ => {}
                 }
             }
@@ -200,6 +211,46 @@ fn read_line_capped(
         len -= 1;
     }
     Ok(any.then_some(len))
+}
+
+/// `--after-id`, `--since` and `--until` as (the id to start at, the time to show records
+/// from, the time to show them to). `--since ID` (a bare integer) is the old form of
+/// `--after-id ID`: still taken, with a note on stderr.
+fn resolve_times(times: &TimeArgs) -> Result<(Option<u64>, Option<u64>, Option<u64>)> {
+    let (mut id, mut since) = (times.after_id, None);
+    match times.since {
+        Some(Since::Id(old)) => {
+            if times.after_id.is_some() {
+                usage_error("--since ID (deprecated) and --after-id both give the id to start at")
+            }
+            writeln!(
+                io::stderr(),
+                "pounds: --since ID is deprecated (--since takes a time now): use --after-id {old}"
+            )?;
+            id = Some(old);
+        }
+        Some(Since::Time(time)) => since = Some(time),
+        None => {}
+    }
+    Ok((id, since, times.until))
+}
+
+/// Exits with clap's usage error (status 2) for a conflict clap's grammar cannot say.
+fn usage_error(message: &str) -> ! {
+    use clap::CommandFactory;
+    crate::args::Cli::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
+}
+
+/// Whether a follower with `--until` can stop: the clock is past it (with the slack).
+fn selection_over<W: Write>(printer: &Printer<W>) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        });
+    printer.selection().over_at(now)
 }
 
 /// A follower with write access sleeps on the log's futex and is woken by writers; a read-only

@@ -14,6 +14,7 @@ mod histogram;
 mod json;
 mod log_cmd;
 mod show;
+mod when;
 
 use std::io::{self, Write};
 use std::process::ExitCode;

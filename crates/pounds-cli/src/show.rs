@@ -15,7 +15,16 @@ pub(crate) struct Selection {
     levels: Filter,
     /// Any of these tags (as bytes); empty: every tag.
     tags: Vec<String>,
+    /// Only records written at or after this time (ns since the epoch).
+    since: u64,
+    /// Only records written at or before this time (ns since the epoch).
+    until: u64,
 }
+
+/// How far past `--until` a record's time may be before the reading stops: records from
+/// several writers are in id order, their times only roughly so (a writer preempted between
+/// taking the time and reserving its block).
+pub(crate) const UNTIL_SLACK_NANOS: u64 = 1_000_000_000;
 
 impl Selection {
     /// One level is a threshold (it and the more severe ones); several are exactly those.
@@ -28,12 +37,33 @@ impl Selection {
         Selection {
             levels,
             tags: args.tags,
+            since: 0,
+            until: u64::MAX,
         }
+    }
+
+    /// Only records written from `since` to `until` (inclusive; ns since the epoch).
+    pub(crate) fn between(mut self, since: Option<u64>, until: Option<u64>) -> Selection {
+        self.since = since.unwrap_or(0);
+        self.until = until.unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Whether every record from `record` on is past `--until` (by more than the slack).
+    pub(crate) fn beyond(&self, record: &RecordRef<'_>) -> bool {
+        self.until != u64::MAX && record.time > self.until.saturating_add(UNTIL_SLACK_NANOS)
+    }
+
+    /// Whether the clock, `now` (ns since the epoch), is past `--until` by more than the
+    /// slack: a follower sees no later record it would show.
+    pub(crate) fn over_at(&self, now: u64) -> bool {
+        self.until != u64::MAX && now > self.until.saturating_add(UNTIL_SLACK_NANOS)
     }
 
     /// Whether `record` is shown.
     pub(crate) fn accepts(&self, record: &RecordRef<'_>) -> bool {
-        self.levels.accepts_bytes(record.level, record.tag)
+        (self.since..=self.until).contains(&record.time)
+            && self.levels.accepts_bytes(record.level, record.tag)
             && (self.tags.is_empty() || self.tags.iter().any(|tag| tag.as_bytes() == record.tag))
     }
 }
@@ -144,6 +174,11 @@ impl<W: Write> Printer<W> {
         self.lost
     }
 
+    /// The records it shows.
+    pub(crate) fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
     /// Records printed so far.
     pub(crate) fn printed(&self) -> u64 {
         self.printed
@@ -163,7 +198,8 @@ impl<W: Write> Printer<W> {
             None => None,
             Some(record) => {
                 let id = record.id;
-                let past_end = self.end.is_some_and(|end| id >= end);
+                let past_end =
+                    self.end.is_some_and(|end| id >= end) || self.selection.beyond(&record);
                 let shown = !past_end && self.selection.accepts(&record);
                 if shown {
                     let style = if self.colour {

@@ -675,7 +675,7 @@ fn log_dump_reports_records_lost_to_laps_and_strict_exits_three() {
     assert_eq!(stderr(&out), "");
     assert_eq!(stdout(&out).lines().count(), 16);
     // Ids 0..=23 were asked for and are gone: said on stderr, in text mode.
-    let out = pounds(&["log", "dump", file, "--since", "0"]);
+    let out = pounds(&["log", "dump", file, "--after-id", "0"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
@@ -683,7 +683,7 @@ fn log_dump_reports_records_lost_to_laps_and_strict_exits_three() {
     );
     assert_eq!(messages(&stdout(&out))[0], "m24");
     // In the stream, in JSON mode, before the records that follow the gap.
-    let out = pounds(&["log", "dump", file, "--since", "0", "--json"]);
+    let out = pounds(&["log", "dump", file, "--after-id", "0", "--json"]);
     assert_eq!(stderr(&out), "");
     let json = stdout(&out);
     assert_eq!(
@@ -693,7 +693,7 @@ fn log_dump_reports_records_lost_to_laps_and_strict_exits_three() {
     );
     assert_eq!(json.lines().count(), 17);
     // --strict: exit status 3 when anything was lost.
-    let out = pounds(&["log", "dump", file, "--since", "0", "--strict"]);
+    let out = pounds(&["log", "dump", file, "--after-id", "0", "--strict"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 16);
 }
@@ -1048,4 +1048,106 @@ fn log_stat_shows_the_ids_held_the_records_and_the_cursors() {
     let text = stdout(&pounds(&["log", "stat", empty]));
     assert!(text.contains("ids held:     none (empty)"), "{text}");
     assert!(text.contains("cursors:      none"), "{text}");
+}
+
+/// The value of the JSON string field `field` in the object `line` (no escapes in it).
+fn json_str<'a>(line: &'a str, field: &str) -> &'a str {
+    let key = format!("\"{field}\":\"");
+    let start = line.find(&key).unwrap() + key.len();
+    let len = line[start..].find('"').unwrap();
+    &line[start..start + len]
+}
+
+#[test]
+fn log_dump_and_follow_filter_by_time_and_after_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("times.plog");
+    let file = path_str(&file);
+    for word in ["a", "b", "c"] {
+        assert!(pounds(&["log", "write", file, word]).status.success());
+    }
+    let json = stdout(&pounds(&["log", "dump", file, "--json"]));
+    let lines: Vec<&str> = json.lines().collect();
+    let b_time = json_str(lines[1], "time").to_string();
+    let shown = |args: &[&str]| {
+        let mut all = vec!["log", "dump", file];
+        all.extend_from_slice(args);
+        let out = pounds(&all);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+        messages(&stdout(&out)).join(",")
+    };
+    // RFC 3339, as the records print their times, with a fraction and with an offset.
+    assert_eq!(shown(&["--since", &b_time]), "b,c");
+    assert_eq!(shown(&["--until", &b_time]), "a,b");
+    assert_eq!(shown(&["--since", &b_time, "--until", &b_time]), "b");
+    assert_eq!(shown(&["--since", "1970-01-01T01:00:00+01:00"]), "a,b,c");
+    assert_eq!(shown(&["--since", "2999-01-01T00:00:00.5-02:00"]), "");
+    assert_eq!(shown(&["--until", "2000-01-01"]), "");
+    // Relative times, as journalctl takes them.
+    assert_eq!(shown(&["--since", "10 min ago"]), "a,b,c");
+    assert_eq!(shown(&["--since", "yesterday", "--until", "now"]), "a,b,c");
+    assert_eq!(shown(&["--until", "2 hours ago"]), "");
+    assert_eq!(shown(&["--since", "now"]), "");
+    // With the other filters and -n.
+    assert_eq!(shown(&["--since", "1 hour ago", "-n", "2"]), "b,c");
+    assert_eq!(
+        shown(&["--until", &b_time, "-n", "1", "--level", "info"]),
+        "b"
+    );
+    // --after-id takes the id --since took.
+    let b_id = lines[1]["{\"id\":".len()..]
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(shown(&["--after-id", &b_id]), "b,c");
+    // --since ID still works, with a one-line note.
+    let out = pounds(&["log", "dump", file, "--since", &b_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(messages(&stdout(&out)).join(","), "b,c");
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("deprecated") && err.contains("--after-id"),
+        "{err}"
+    );
+    // Not a time: a usage error.
+    for bad in ["next tuesday", "2026-13-01T00:00:00Z", "10 parsecs ago"] {
+        let out = pounds(&["log", "dump", file, "--since", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        let out = pounds(&["log", "follow", file, "--until", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+    }
+    let out = pounds(&["log", "dump", file, "--since", "1", "--after-id", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // follow --since TIME starts at the records written since then, wherever they are.
+    let limit = std::time::Duration::from_secs(20);
+    let out = pounds_within(
+        &[
+            "log",
+            "follow",
+            file,
+            "--since",
+            "1 hour ago",
+            "--count",
+            "3",
+        ],
+        limit,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(messages(&stdout(&out)).join(","), "a,b,c");
+    // follow --until stops once the clock is past it (with a second's slack).
+    let out = pounds_within(
+        &["log", "follow", file, "--from-start", "--until", &b_time],
+        limit,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(messages(&stdout(&out)).join(","), "a,b");
+    let out = pounds_within(
+        &["log", "follow", file, "--after-id", &b_id, "--count", "2"],
+        limit,
+    );
+    assert_eq!(messages(&stdout(&out)).join(","), "b,c");
 }
