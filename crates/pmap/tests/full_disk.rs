@@ -4,63 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use pmap::{Error, Map};
+use pounds_testkit::{Tmpfs, fill_until_full};
 
 const MIB: u64 = 1 << 20;
 const PAGE: usize = 4096;
-
-/// A tmpfs of a fixed size mounted on a fresh temporary directory, unmounted on drop. A mount
-/// that fails fails the test: these tests never pass by skipping.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(out) if out.status.success() => Tmpfs { dir },
-            Ok(out) => panic!(
-                "cannot mount a {size} tmpfs on {} (the full-disk tests need root): {}",
-                dir.path().display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            Err(e) => panic!("cannot run mount (the full-disk tests need it): {e}"),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn available(&self) -> u64 {
-        fs4::available_space(self.dir.path()).unwrap()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount")
-            .arg(self.dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !unmounted {
-            // Busy (a failing test still holds a file): detach it instead.
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-}
 
 fn pattern(len: u64) -> Vec<u8> {
     (0..len).map(|i| (i * 13 + 5) as u8).collect()
@@ -68,21 +18,6 @@ fn pattern(len: u64) -> Vec<u8> {
 
 fn file_len(path: &Path) -> u64 {
     fs::metadata(path).unwrap().len()
-}
-
-/// Writes a file until the disk is full; returns the bytes it got.
-fn fill(path: &Path) -> u64 {
-    let mut file = fs::File::create(path).unwrap();
-    let chunk = vec![0x5Au8; PAGE];
-    let mut written = 0;
-    loop {
-        match file.write(&chunk) {
-            Ok(0) => return written,
-            Ok(n) => written += n as u64,
-            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => return written,
-            Err(e) => panic!("filling {}: {e}", path.display()),
-        }
-    }
 }
 
 /// Writes one byte in every page of the view, then checks it reads back.
@@ -206,7 +141,7 @@ fn full_disk_a_map_that_fits_has_its_blocks_reserved() {
     let mut map = pmap::open(&path, 3 * MIB).unwrap();
     // Another file takes what is left: with the map's blocks reserved that is under 1 MiB. A
     // sparse map would have left it all 4 MiB, and the writes below would die of SIGBUS.
-    let taken = fill(&disk.path("filler"));
+    let taken = fill_until_full(&disk.path("filler"));
     assert!(
         taken <= MIB,
         "another file took {taken} bytes of the map's space"

@@ -4,11 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use pmap::MapOptions;
+use pounds_testkit::child_command;
 
 const ROLE: &str = "PMAP_TEST_CHILD_ROLE";
 const FILE: &str = "PMAP_TEST_CHILD_FILE";
@@ -21,8 +21,7 @@ const WORD: usize = 64;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn spawn_child(test: &str, role: &str, path: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+    child_command(test)
         .env(ROLE, role)
         .env(FILE, path)
         .spawn()
@@ -30,7 +29,7 @@ fn spawn_child(test: &str, role: &str, path: &Path) -> std::process::Child {
 }
 
 fn child_role() -> Option<(String, std::path::PathBuf)> {
-    let role = std::env::var(ROLE).ok()?;
+    let role = pounds_testkit::child_role(ROLE)?;
     let path = std::env::var_os(FILE)?;
     Some((role, path.into()))
 }

@@ -294,10 +294,7 @@ fn wait_wakes_when_another_thread_changes_the_word() {
 #[test]
 fn concurrent_copies_never_tear_aligned_words() {
     const WORDS: usize = 64;
-    let rounds: usize = std::env::var("POUNDS_STRESS_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(2000);
+    let rounds = pounds_testkit::stress_rounds(2000, 1) as usize;
     let (_dir, map) = shared(4096);
     let map = Arc::new(map);
     let writer = {
