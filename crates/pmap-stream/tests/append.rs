@@ -156,15 +156,7 @@ fn a_directory_or_read_only_file_is_a_typed_error() {
 /// A cheap, position-dependent byte pattern: a fixed 64 KiB table, read from an offset that
 /// changes per chunk so that a misplaced or lost chunk changes the checksum.
 fn pattern() -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    (0..1 << 16)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[0]
-        })
-        .collect()
+    pounds_testkit::Rng::new(0x9E37_79B9_7F4A_7C15).bytes(1 << 16)
 }
 
 #[test]

@@ -7,79 +7,26 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use pmap_stream::{AppendWriter, Error};
+use pounds_testkit::{Tmpfs, child_command};
 
 const ROLE: &str = "PMAP_STREAM_FULL_DISK_ROLE";
 const DIR: &str = "PMAP_STREAM_FULL_DISK_DIR";
 const WRITTEN: &str = "FULL_DISK_WRITTEN=";
 
-/// A tmpfs of a fixed size mounted on a fresh temporary directory, unmounted on drop. A mount
-/// that fails fails the test: it never passes by skipping.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(out) if out.status.success() => Tmpfs { dir },
-            Ok(out) => panic!(
-                "cannot mount a {size} tmpfs on {} (the full-disk tests need root): {}",
-                dir.path().display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            Err(e) => panic!("cannot run mount (the full-disk tests need it): {e}"),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount")
-            .arg(self.dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !unmounted {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-}
-
 /// Runs `test` of this binary again as a child with `role`, and returns its stdout after
 /// checking that it exited, successfully, rather than died of a signal.
 fn run_child(test: &str, role: &str, dir: &Path) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env(DIR, dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if let Some(signal) = out.status.signal() {
-        panic!("the {role} child died of signal {signal} (7 is SIGBUS):\n{stderr}");
-    }
-    assert!(out.status.success(), "the {role} child failed:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    pounds_testkit::run_child(child_command(test).env(ROLE, role).env(DIR, dir), role)
 }
 
 fn child_role() -> Option<(String, PathBuf)> {
-    Some((std::env::var(ROLE).ok()?, std::env::var_os(DIR)?.into()))
+    Some((
+        pounds_testkit::child_role(ROLE)?,
+        std::env::var_os(DIR)?.into(),
+    ))
 }
 
 /// The byte at offset `at` of the stream.
@@ -128,7 +75,7 @@ fn full_disk_append_writer_gets_an_error_and_keeps_what_it_wrote() {
     }
 
     let disk = Tmpfs::mount("4m");
-    let stdout = run_child(TEST, "writer", disk.path());
+    let stdout = run_child(TEST, "writer", disk.dir());
     // The harness prints the test's name on the line the child's report joins.
     let written: u64 = stdout
         .split_once(WRITTEN)
@@ -142,7 +89,7 @@ fn full_disk_append_writer_gets_an_error_and_keeps_what_it_wrote() {
         written > (4 << 20) - CHUNK - 4096,
         "only {written} bytes written"
     );
-    let bytes = fs::read(disk.path().join("out.log")).unwrap();
+    let bytes = fs::read(disk.path("out.log")).unwrap();
     assert_eq!(
         bytes.len() as u64,
         written,
@@ -154,7 +101,7 @@ fn full_disk_append_writer_gets_an_error_and_keeps_what_it_wrote() {
     );
 
     // Re-opening asks for room the full disk does not have: a clear error, the file unchanged.
-    let path = disk.path().join("out.log");
+    let path = disk.path("out.log");
     match AppendWriter::with_capacity(&path, 64 << 10) {
         Err(Error::Map(pmap::Error::NoSpace { .. })) => {}
         other => panic!("expected NoSpace re-opening on a full disk, got {other:?}"),
