@@ -125,6 +125,17 @@ pub(crate) enum LogCommand {
         /// follower); they are reported either way.
         #[arg(long)]
         strict: bool,
+        /// Resume at the named persistent cursor (kept in the log's header) and save the
+        /// position there as records are read (every 100 ms or 1000 records, and at exit). A
+        /// new cursor starts at the newest record (the oldest with `--from-start`). Opens the
+        /// log read-write: a file this user may not write is an error.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["last", "after_id"])]
+        cursor: Option<String>,
+        /// Print with each record the position after it (what `--cursor` saves, and what
+        /// `--after-id` takes to resume there): a trailing ` cursor=N`, or a `"cursor":N`
+        /// field with `--json`.
+        #[arg(long = "show-cursor")]
+        show_cursor: bool,
         /// Colour text lines by level: auto (on a terminal, unless NO_COLOR is set), always,
         /// never. JSON is never coloured.
         #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]

@@ -14,6 +14,13 @@ pub(crate) enum CliError {
     MissingKey(String),
     #[error("{0}")]
     Demo(String),
+    #[error("--cursor {name}: cannot open {file} read-write to save the cursor in it: {error}")]
+    Cursor {
+        name: String,
+        file: String,
+        #[source]
+        error: pounds::log::Error,
+    },
     #[error("{skipped} of {lines} lines skipped (see above); the others were written")]
     Skipped { skipped: u64, lines: u64 },
 }

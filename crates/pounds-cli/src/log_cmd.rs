@@ -81,14 +81,23 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             last,
             strict,
             color,
+            cursor,
+            show_cursor,
         } => {
             let (since, since_time, until) = resolve_times(&times)?;
-            let log = open_for_follow(&file)?;
+            let log = match &cursor {
+                Some(name) => open_for_cursor(&file, name)?,
+                None => open_for_follow(&file)?,
+            };
             let selection = Selection::of(filter).between(since_time, until);
             // `--since TIME`: the records written since then, which may be anywhere in the
             // ring, so from the oldest (as journalctl -f --since).
             let mut options = FollowOptions::new().from_start(from_start || since_time.is_some());
-            if let Some(id) = since {
+            let saved = match &cursor {
+                Some(name) => log.load_cursor(name)?,
+                None => None,
+            };
+            if let Some(id) = since.or(saved) {
                 options = options.from_id(id);
             }
             if let Some(n) = last {
@@ -97,25 +106,51 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
                 }
             }
             let mut follower = log.follow(options)?;
-            let start = Follower::position(&follower);
+            // A cursor the writers lapped reports what was lost from where it was.
+            let start = saved.unwrap_or_else(|| Follower::position(&follower));
+            let mut saver = cursor.map(|name| CursorSaver::new(&log, name));
+            if let Some(saver) = saver.as_mut() {
+                saver.save(Follower::position(&follower))?;
+            }
             let out = io::stdout().lock();
             let mut printer = Printer::new(out, format_of(json), selection, start)
-                .coloured(coloured(color, json));
+                .coloured(coloured(color, json))
+                .show_cursor(show_cursor);
             let limit = count.unwrap_or(u64::MAX);
-            while printer.printed() < limit {
-                match printer.step(&mut follower)? {
-                    // A follower's reader is usually a person or a pipe waiting for each line.
-                    Flow::Printed => printer.flush()?,
-                    // `follow | head -1`: stop when the reader has gone, even with no record
-                    // to write (a write into the closed pipe, EPIPE, also ends it quietly).
-                    Flow::Idle if stdout_closed() => break,
-                    // `--until`: the first record well past it, or the clock well past it.
-                    Flow::End => break,
-                    Flow::Idle if selection_over(&printer) => break,
-                    _ => {}
+            // The position up to which every record was delivered (printed and flushed): what
+            // the cursor saves, also when the output fails.
+            let mut delivered = Follower::position(&follower);
+            let outcome = (|| -> Result<()> {
+                while printer.printed() < limit {
+                    let flow = printer.step(&mut follower)?;
+                    match flow {
+                        // A follower's reader is usually a person or a pipe waiting for each
+                        // line.
+                        Flow::Printed => printer.flush()?,
+                        // `follow | head -1`: stop when the reader has gone, even with no
+                        // record to write (a write into the closed pipe, EPIPE, also ends it
+                        // quietly).
+                        Flow::Idle if stdout_closed() => break,
+                        // `--until`: the first record well past it, or the clock well past it.
+                        Flow::End => break,
+                        Flow::Idle if selection_over(&printer) => break,
+                        _ => {}
+                    }
+                    if flow != Flow::End {
+                        delivered = Follower::position(&follower);
+                    }
+                    if let Some(saver) = saver.as_mut() {
+                        saver.tick(delivered)?;
+                    }
                 }
+                printer.flush()?;
+                Ok(())
+            })();
+            // At exit, whatever ended it (the count, a closed pipe, `--until`, an error).
+            if let Some(saver) = saver.as_mut() {
+                saver.save(delivered)?;
             }
-            printer.flush()?;
+            outcome?;
             Ok(status(strict, printer.lost()))
         }
         LogCommand::Stat { file, json } => {
@@ -251,6 +286,66 @@ fn selection_over<W: Write>(printer: &Printer<W>) -> bool {
             u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
         });
     printer.selection().over_at(now)
+}
+
+/// Saves a follower's position under a cursor's name: at least every [`Self::EVERY`] or
+/// [`Self::RECORDS`] steps, and when asked.
+struct CursorSaver<'a> {
+    log: &'a Log,
+    name: String,
+    saved: Option<u64>,
+    at: std::time::Instant,
+    steps: u64,
+}
+
+impl<'a> CursorSaver<'a> {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+    const RECORDS: u64 = 1000;
+
+    fn new(log: &'a Log, name: String) -> CursorSaver<'a> {
+        CursorSaver {
+            log,
+            name,
+            saved: None,
+            at: std::time::Instant::now(),
+            steps: 0,
+        }
+    }
+
+    /// Saves `position` if it moved and the time or the count is up.
+    fn tick(&mut self, position: u64) -> Result<()> {
+        self.steps += 1;
+        if self.saved != Some(position)
+            && (self.steps >= Self::RECORDS || self.at.elapsed() >= Self::EVERY)
+        {
+            self.save(position)?;
+        }
+        Ok(())
+    }
+
+    /// Saves `position` now.
+    fn save(&mut self, position: u64) -> Result<()> {
+        if self.saved != Some(position) {
+            self.log.save_cursor(&self.name, position)?;
+            self.saved = Some(position);
+        }
+        self.at = std::time::Instant::now();
+        self.steps = 0;
+        Ok(())
+    }
+}
+
+/// `follow --cursor`: the cursor is saved in the file's header, so the log is opened
+/// read-write (never created).
+fn open_for_cursor(file: &Path, name: &str) -> Result<Log> {
+    LogOptions::new()
+        .create(false)
+        .open(file)
+        .map_err(|error| CliError::Cursor {
+            name: name.to_string(),
+            file: file.display().to_string(),
+            error,
+        })
 }
 
 /// A follower with write access sleeps on the log's futex and is woken by writers; a read-only

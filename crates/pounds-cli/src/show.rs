@@ -130,6 +130,8 @@ pub(crate) struct Printer<W: Write> {
     end: Option<u64>,
     /// Colour text lines by level.
     colour: bool,
+    /// Print with each record the position after it.
+    show_cursor: bool,
     /// The current record's line, formatted before it is printed (a lost report goes first).
     line: Vec<u8>,
     /// Where the next record would be if nothing were lost.
@@ -150,6 +152,7 @@ impl<W: Write> Printer<W> {
             selection,
             end: None,
             colour: false,
+            show_cursor: false,
             line: Vec::with_capacity(256),
             expected: start,
             lost: 0,
@@ -166,6 +169,13 @@ impl<W: Write> Printer<W> {
     /// Colours text lines by level (JSON stays plain).
     pub(crate) fn coloured(mut self, colour: bool) -> Printer<W> {
         self.colour = colour && matches!(self.format, Format::Text);
+        self
+    }
+
+    /// Prints with each record the position after it: ` cursor=N` at the end of a text line,
+    /// a `"cursor":N` field in JSON.
+    pub(crate) fn show_cursor(mut self, show: bool) -> Printer<W> {
+        self.show_cursor = show;
         self
     }
 
@@ -224,6 +234,9 @@ impl<W: Write> Printer<W> {
             self.lost = lost_now;
         }
         self.expected = source.at();
+        if self.show_cursor && matches!(got, Some((_, true, false))) {
+            self.add_cursor(source.at());
+        }
         match got {
             Some((_, _, true)) => Ok(Flow::End),
             Some((_, true, _)) => {
@@ -234,6 +247,26 @@ impl<W: Write> Printer<W> {
             Some(_) => Ok(Flow::Moved),
             None if (source.at(), lost_now) != before => Ok(Flow::Moved),
             None => Ok(Flow::Idle),
+        }
+    }
+
+    /// Puts `position` into the formatted line: before the closing `}` of a JSON object, at
+    /// the end of a text line.
+    fn add_cursor(&mut self, position: u64) {
+        let newline = self.line.last() == Some(&b'\n');
+        if newline {
+            self.line.pop();
+        }
+        let field = match self.format {
+            Format::Json if self.line.last() == Some(&b'}') => {
+                self.line.pop();
+                format!(",\"cursor\":{position}}}")
+            }
+            _ => format!(" cursor={position}"),
+        };
+        self.line.extend_from_slice(field.as_bytes());
+        if newline {
+            self.line.push(b'\n');
         }
     }
 

@@ -1151,3 +1151,110 @@ fn log_dump_and_follow_filter_by_time_and_after_id() {
     );
     assert_eq!(messages(&stdout(&out)).join(","), "b,c");
 }
+
+/// The position of cursor `name` in `log stat --json`, if there is one.
+fn cursor_position(file: &str, name: &str) -> Option<u64> {
+    let out = pounds(&["log", "stat", file, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = stdout(&out);
+    let key = format!("{{\"name\":\"{name}\",\"position\":");
+    let start = json.find(&key)? + key.len();
+    json[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn log_follow_cursor_resumes_and_saves_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cursor.plog");
+    let file = path_str(&file);
+    for word in ["a", "b", "c"] {
+        assert!(pounds(&["log", "write", file, word]).status.success());
+    }
+    let limit = std::time::Duration::from_secs(20);
+    let follow = |args: &[&str]| {
+        let mut all = vec!["log", "follow", file];
+        all.extend_from_slice(args);
+        let out = pounds_within(&all, limit);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    // A new cursor with --from-start: from the oldest; saved when the count is reached.
+    let text = follow(&["--cursor", "r", "--from-start", "--count", "2"]);
+    assert_eq!(messages(&text).join(","), "a,b");
+    assert_eq!(cursor_position(file, "r"), Some(2));
+    // Resumed after it (--from-start no longer matters), with the position shown.
+    let text = follow(&[
+        "--cursor",
+        "r",
+        "--from-start",
+        "--count",
+        "1",
+        "--show-cursor",
+    ]);
+    assert!(text.ends_with(" c cursor=3\n"), "{text}");
+    assert_eq!(cursor_position(file, "r"), Some(3));
+    assert!(pounds(&["log", "write", file, "d"]).status.success());
+    let text = follow(&["--cursor", "r", "--count", "1", "--show-cursor", "--json"]);
+    assert!(
+        text.ends_with(",\"message\":\"d\",\"cursor\":4}\n"),
+        "{text}"
+    );
+    // A new cursor without --from-start: at the end (this follower stops 1 s after "now").
+    assert_eq!(follow(&["--cursor", "fresh", "--until", "now"]), "");
+    assert_eq!(cursor_position(file, "fresh"), Some(4));
+    assert!(pounds(&["log", "write", file, "e"]).status.success());
+    let text = follow(&["--cursor", "fresh", "--count", "1"]);
+    assert_eq!(messages(&text).join(","), "e");
+    // --show-cursor without --cursor; its position is what --after-id takes.
+    let text = follow(&["--from-start", "--count", "1", "--show-cursor"]);
+    assert!(text.ends_with(" a cursor=1\n"), "{text}");
+    let text = follow(&["--after-id", "1", "--count", "1"]);
+    assert_eq!(messages(&text).join(","), "b");
+
+    // Saved when the reader of the output goes away (`follow --cursor p | head -1`).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(["log", "follow", file, "--cursor", "p", "--from-start"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+        lines.read_line(&mut first).unwrap();
+    }
+    assert!(first.ends_with(" a\n"), "{first}");
+    let out = wait_within(child, limit);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved = cursor_position(file, "p").unwrap();
+    assert!((1..=5).contains(&saved), "{saved}");
+
+    // Bad names and files that cannot be written are one error line.
+    assert_clean_error(&pounds(&["log", "follow", file, "--cursor", ""]));
+    let missing = dir.path().join("missing.plog");
+    assert_clean_error(&pounds(&[
+        "log",
+        "follow",
+        path_str(&missing),
+        "--cursor",
+        "x",
+    ]));
+    let out = pounds(&["log", "follow", file, "--cursor", "x", "-n", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o444)).unwrap();
+        // Root writes read-only files: the refusal can only be seen by another user.
+        if std::fs::OpenOptions::new().write(true).open(file).is_err() {
+            let out = pounds(&["log", "follow", file, "--cursor", "x"]);
+            assert_clean_error(&out);
+            assert!(stderr(&out).contains("read-write"), "{}", stderr(&out));
+        }
+    }
+}
