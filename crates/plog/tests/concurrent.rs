@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use plog::{FollowOptions, Level, Log, LogOptions};
 
 mod common;
 use common::{check, payload};
+use pounds_testkit::{Rng, child_command, stress_rounds};
 
 /// Every record exactly once, each writer's records in id order.
 fn check_complete(log: &Log, writers: u32, per_writer: u32) {
@@ -204,9 +205,8 @@ const CHILD_ID: &str = "PLOG_TEST_CHILD_ID";
 const CHILD_COUNT: &str = "PLOG_TEST_CHILD_COUNT";
 
 fn spawn_writer(path: &Path, id: u32, count: Option<u32>) -> Child {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
-        .env(CHILD_PATH, path)
+    let mut cmd = child_command("child_writer");
+    cmd.env(CHILD_PATH, path)
         .env(CHILD_ID, id.to_string())
         .stdout(std::process::Stdio::null());
     if let Some(count) = count {
@@ -301,10 +301,7 @@ fn concurrent_processes_wrap_without_torn_records() {
 // ---- crashes ------------------------------------------------------------------------------
 
 fn rounds() -> u32 {
-    std::env::var("POUNDS_STRESS_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(50)
+    stress_rounds(50, 1)
 }
 
 #[cfg(unix)]
@@ -316,18 +313,12 @@ fn crash_killed_writers_leave_a_clean_log() {
         .block_size(64)
         .open(&path)
         .unwrap();
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id());
-    let mut random = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id()));
     for round in 0..rounds() {
         let before = Log::open_read_only(&path).unwrap().stats().next_id;
         let children: Vec<_> = (0..2).map(|w| spawn_writer(&path, w, None)).collect();
         // Let the writers get going, then kill them at a random moment.
-        let target = before + 50 + random() % 3000;
+        let target = before + 50 + rng.below(3000);
         let deadline = Instant::now() + Duration::from_secs(30);
         let watcher = Log::open_read_only(&path).unwrap();
         while watcher.stats().next_id < target && Instant::now() < deadline {

@@ -4,25 +4,12 @@
 
 mod common;
 use common::crc32c;
+use pounds_testkit::{Rng, stress_rounds};
 
 use std::fs;
 use std::time::Duration;
 
 use plog::{Filter, FollowOptions, Format, Level, Log, LogOptions};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// Opens `bytes` as a log every way there is and reads everything it offers.
 fn exercise(path: &std::path::Path, bytes: &[u8], writable: bool) -> usize {
@@ -92,11 +79,8 @@ fn random_flips_and_truncations_never_panic() {
     let path = dir.path().join("bad.plog");
     assert!(exercise(&path, &good, false) > 0);
 
-    let mut rng = Rng(0x1234_5678_9abc_def1);
-    let rounds = std::env::var("POUNDS_STRESS_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(300u32);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
+    let rounds = stress_rounds(300, 1);
     for round in 0..rounds {
         let mut bytes = good.clone();
         match round % 4 {
@@ -112,13 +96,13 @@ fn random_flips_and_truncations_never_panic() {
                 for _ in 0..=rng.below(40) {
                     let block = rng.below(64) as usize;
                     let at = 4096 + block * 64 + rng.below(40) as usize;
-                    bytes[at] = rng.next() as u8;
+                    bytes[at] = rng.next_u64() as u8;
                 }
             }
             // Damage to the live header words (counter, wake word, cursors).
             2 => {
                 let at = [64, 65, 70, 71, 128, 131, 1024, 1032, 1039][rng.below(9) as usize];
-                bytes[at] = rng.next() as u8;
+                bytes[at] = rng.next_u64() as u8;
                 if rng.below(2) == 0 {
                     let at = 4096 + rng.below(64 * 64) as usize;
                     bytes[at] ^= 0xff;
@@ -164,9 +148,9 @@ fn a_flipped_payload_byte_skips_exactly_that_record() {
 fn garbage_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junk");
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     for len in [1usize, 15, 16, 63, 64, 4095, 4096, 10_000] {
-        let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let mut bytes = rng.bytes(len);
         if len >= 16 && rng.below(2) == 0 {
             bytes[..16].copy_from_slice(&plog::MAGIC);
         }

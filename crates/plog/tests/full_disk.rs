@@ -7,78 +7,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use plog::{Level, Log, LogOptions};
+use pounds_testkit::{Tmpfs, child_command, fill_until_full};
 
 const ROLE: &str = "PLOG_FULL_DISK_ROLE";
 const DIR: &str = "PLOG_FULL_DISK_DIR";
 
-/// A tmpfs of a fixed size mounted on a fresh temporary directory, unmounted on drop. A mount
-/// that fails fails the test: it never passes by skipping.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(out) if out.status.success() => Tmpfs { dir },
-            Ok(out) => panic!(
-                "cannot mount a {size} tmpfs on {} (the full-disk tests need root): {}",
-                dir.path().display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            Err(e) => panic!("cannot run mount (the full-disk tests need it): {e}"),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount")
-            .arg(self.dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !unmounted {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-}
-
 /// Runs `test` of this binary again as a child with `role`, checking that it exited,
 /// successfully, rather than died of a signal.
 fn run_child(test: &str, role: &str, dir: &Path) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env(DIR, dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if let Some(signal) = out.status.signal() {
-        panic!("the {role} child died of signal {signal} (7 is SIGBUS):\n{stderr}");
-    }
-    assert!(out.status.success(), "the {role} child failed:\n{stderr}");
+    pounds_testkit::run_child(child_command(test).env(ROLE, role).env(DIR, dir), role);
 }
 
 fn child_role() -> Option<(String, PathBuf)> {
-    Some((std::env::var(ROLE).ok()?, std::env::var_os(DIR)?.into()))
+    Some((
+        pounds_testkit::child_role(ROLE)?,
+        std::env::var_os(DIR)?.into(),
+    ))
 }
 
 fn message(id: u64) -> String {
@@ -103,21 +50,6 @@ fn write_laps(log: &Log, laps: u64) {
     }
     assert!(survivors > 0);
     assert_eq!(last, Some(log.stats().next_id - 1));
-}
-
-/// Writes a file until the disk is full; returns the bytes it got.
-fn fill(path: &Path) -> u64 {
-    let mut file = fs::File::create(path).unwrap();
-    let chunk = vec![0x5Au8; 4096];
-    let mut written = 0;
-    loop {
-        match file.write(&chunk) {
-            Ok(0) => return written,
-            Ok(n) => written += n as u64,
-            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => return written,
-            Err(e) => panic!("filling {}: {e}", path.display()),
-        }
-    }
 }
 
 #[test]
@@ -152,9 +84,9 @@ fn full_disk_log_larger_than_the_disk_is_an_error_at_creation() {
         return;
     }
     let disk = Tmpfs::mount("4m");
-    run_child(TEST, "too-big", disk.path());
+    run_child(TEST, "too-big", disk.dir());
     // The log is there, with the geometry that fitted.
-    let stats = Log::open(disk.path().join("big.log")).unwrap().stats();
+    let stats = Log::open(disk.path("big.log")).unwrap().stats();
     assert_eq!((stats.blocks, stats.block_size), (16384, 128));
 }
 
@@ -169,7 +101,7 @@ fn full_disk_log_that_fits_keeps_its_blocks_and_writes_laps() {
             .block_size(128)
             .open(dir.join("fits.log"))
             .unwrap();
-        let taken = fill(&dir.join("filler"));
+        let taken = fill_until_full(&dir.join("filler"));
         assert!(
             taken < 1 << 20,
             "another file took {taken} bytes of the log's space"
@@ -179,8 +111,8 @@ fn full_disk_log_that_fits_keeps_its_blocks_and_writes_laps() {
         return;
     }
     let disk = Tmpfs::mount("4m");
-    run_child(TEST, "laps", disk.path());
-    let log = Log::open(disk.path().join("fits.log")).unwrap();
+    run_child(TEST, "laps", disk.dir());
+    let log = Log::open(disk.path("fits.log")).unwrap();
     for record in log.reader() {
         assert_eq!(record.message(), message(record.id));
     }

@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
-use common::{Rng, check, payload, stress_rounds};
+use common::{check, payload};
+use pounds_testkit::{Rng, child_command, stress_rounds, stress_run};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -67,13 +68,7 @@ fn stall_child_writer() {
 }
 
 fn spawn_writer(path: &Path, id: u32, count: u32, out: &Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "stall_child_writer",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    child_command("stall_child_writer")
         .env(CHILD_PATH, path)
         .env(CHILD_ID, id.to_string())
         .env(CHILD_COUNT, count.to_string())
@@ -121,11 +116,7 @@ fn stall_stopped_writers_never_destroy_published_records() {
     let rounds = stress_rounds(5, 10);
     // Under `cargo xtask stress` (release), each writer writes ten times more, so that a round
     // lasts long enough for many stops to land mid-write.
-    let per_writer = if std::env::var_os("POUNDS_STRESS_ROUNDS").is_some() {
-        200_000
-    } else {
-        20_000
-    };
+    let per_writer = if stress_run() { 200_000 } else { 20_000 };
     let mut rng = Rng::new(0x5eed_57a1);
     let (mut checked, mut stops) = (0, 0);
     for round in 0..rounds {
@@ -206,13 +197,7 @@ fn stall_parked_writer_never_destroys_newer_records() {
             log.write(Level::Info, "w0", payload(0, seq, extra(seq)))
                 .unwrap();
         }
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "stall_child_parked_writer",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let mut child = child_command("stall_child_parked_writer")
             .env(CHILD_PATH, &path)
             .env("PLOG_STALL_POINT", point)
             .stdin(Stdio::piped())
@@ -273,13 +258,7 @@ fn stall_parked_writer_never_destroys_newer_records() {
 fn stall_killed_holder_costs_only_its_own_record() {
     let (_dir, path) = tmp();
     let log = create(&path);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "stall_child_parked_writer",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = child_command("stall_child_parked_writer")
         .env(CHILD_PATH, &path)
         .env("PLOG_STALL_POINT", "claimed")
         .stdin(Stdio::piped())

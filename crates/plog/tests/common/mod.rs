@@ -50,36 +50,3 @@ pub(crate) fn check(record: &plog::Record) -> (u32, u32) {
     );
     (writer, seq)
 }
-
-/// Rounds of a randomised test: `ci` by default, `POUNDS_STRESS_ROUNDS / per` (at least one)
-/// under `cargo xtask stress`.
-#[allow(dead_code)]
-pub(crate) fn stress_rounds(ci: u32, per: u32) -> u32 {
-    std::env::var("POUNDS_STRESS_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse::<u32>().ok())
-        .map_or(ci, |r| (r / per.max(1)).max(1))
-}
-
-/// A small xorshift generator: reproducible randomness without a dependency.
-#[allow(dead_code)]
-pub(crate) struct Rng(u64);
-
-#[allow(dead_code)]
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-}
