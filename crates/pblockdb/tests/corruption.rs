@@ -7,7 +7,7 @@ use std::path::Path;
 use pblockdb::{Db, DbOptions, Error};
 
 mod common;
-use common::Rng;
+use pounds_testkit::{Rng, stress_rounds};
 
 fn key(i: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -59,11 +59,8 @@ fn random_flips_and_truncations_never_panic() {
     let path = dir.path().join("fuzz.db");
     let n = 40;
     let good = pristine(&path, n);
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
-    let rounds = std::env::var("POUNDS_STRESS_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(150u64);
+    let mut rng = Rng::new(0x5eed_1234_abcd_ef01);
+    let rounds = u64::from(stress_rounds(150, 1));
     let (mut opened, mut refused) = (0, 0);
     for round in 0..rounds {
         let mut bytes = good.clone();
@@ -79,7 +76,7 @@ fn random_flips_and_truncations_never_panic() {
             2 => {
                 for _ in 0..1 + rng.below(4) {
                     let at = 64 + rng.below(4096 + 96 * 16) as usize;
-                    bytes[at] = rng.next() as u8;
+                    bytes[at] = rng.next_u64() as u8;
                 }
             }
             // Truncation.

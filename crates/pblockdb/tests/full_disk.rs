@@ -6,11 +6,10 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use pblockdb::{Db, DbOptions, Error};
+use pounds_testkit::{Tmpfs, child_command};
 
 const ROLE: &str = "PBLOCKDB_FULL_DISK_ROLE";
 const DIR: &str = "PBLOCKDB_FULL_DISK_DIR";
@@ -18,69 +17,17 @@ const STORED: &str = "FULL_DISK_STORED=";
 const KEY: usize = 16;
 const VALUE: usize = 2000;
 
-/// A tmpfs of a fixed size mounted on a fresh temporary directory, unmounted on drop. A mount
-/// that fails fails the test: it never passes by skipping.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(out) if out.status.success() => Tmpfs { dir },
-            Ok(out) => panic!(
-                "cannot mount a {size} tmpfs on {} (the full-disk tests need root): {}",
-                dir.path().display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            Err(e) => panic!("cannot run mount (the full-disk tests need it): {e}"),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount")
-            .arg(self.dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !unmounted {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-}
-
 /// Runs `test` of this binary again as a child with `role`, and returns its stdout after
 /// checking that it exited, successfully, rather than died of a signal.
 fn run_child(test: &str, role: &str, dir: &Path) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env(DIR, dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if let Some(signal) = out.status.signal() {
-        panic!("the {role} child died of signal {signal} (7 is SIGBUS):\n{stderr}");
-    }
-    assert!(out.status.success(), "the {role} child failed:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    pounds_testkit::run_child(child_command(test).env(ROLE, role).env(DIR, dir), role)
 }
 
 fn child_role() -> Option<(String, PathBuf)> {
-    Some((std::env::var(ROLE).ok()?, std::env::var_os(DIR)?.into()))
+    Some((
+        pounds_testkit::child_role(ROLE)?,
+        std::env::var_os(DIR)?.into(),
+    ))
 }
 
 fn key(i: u64) -> Vec<u8> {
@@ -136,7 +83,7 @@ fn full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record() 
     }
 
     let disk = Tmpfs::mount("4m");
-    let stdout = run_child(TEST, "filler", disk.path());
+    let stdout = run_child(TEST, "filler", disk.dir());
     // The harness prints the test's name on the line the child's report joins.
     let stored: u64 = stdout
         .split_once(STORED)
@@ -149,7 +96,7 @@ fn full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record() 
         "only {stored} records before the disk was full"
     );
     // The database opens again, checks out, and holds every record stored.
-    let db = Db::open_existing(disk.path().join("full.db")).unwrap();
+    let db = Db::open_existing(disk.path("full.db")).unwrap();
     db.verify().unwrap();
     assert_eq!(db.len() as u64, stored);
     for i in 0..stored {

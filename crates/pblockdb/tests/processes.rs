@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use pblockdb::{Db, DbOptions};
@@ -14,8 +14,7 @@ const ROLE: &str = "PBLOCKDB_TEST_ROLE";
 const DB_PATH: &str = "PBLOCKDB_TEST_PATH";
 const ARG: &str = "PBLOCKDB_TEST_ARG";
 
-mod common;
-use common::Rng;
+use pounds_testkit::{Rng, child_command, child_role, stress_rounds};
 
 fn key(id: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -50,8 +49,7 @@ fn check(id: u64, v: &[u8]) -> u64 {
 }
 
 fn spawn(test: &str, role: &str, path: &Path, arg: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+    child_command(test)
         .env(ROLE, role)
         .env(DB_PATH, path)
         .env(ARG, arg)
@@ -62,19 +60,12 @@ fn spawn(test: &str, role: &str, path: &Path, arg: &str) -> Child {
 }
 
 fn role() -> Option<(String, PathBuf, String)> {
-    let role = std::env::var(ROLE).ok()?;
+    let role = child_role(ROLE)?;
     Some((
         role,
         std::env::var(DB_PATH).unwrap().into(),
         std::env::var(ARG).unwrap_or_default(),
     ))
-}
-
-fn rounds(default: u64) -> u64 {
-    std::env::var("POUNDS_STRESS_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 const WRITERS: u64 = 3;
@@ -94,7 +85,7 @@ fn concurrent_processes_child_writer() {
     }
     let w: u64 = arg.parse().unwrap();
     let db = Db::open_existing(&path).unwrap();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (w + 1));
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (w + 1));
     let mut state: HashMap<u64, Option<u64>> = HashMap::new();
     for counter in 1..=OPS_PER_WRITER {
         let id = w * 1_000_000 + rng.below(KEYS_PER_WRITER);
@@ -137,7 +128,7 @@ fn concurrent_processes_child_reader() {
     let r: u64 = arg.parse().unwrap();
     let db = Db::open_read_only(&path).unwrap();
     let done = PathBuf::from(format!("{}.done", path.display()));
-    let mut rng = Rng(0x1234_5678 ^ (r + 7));
+    let mut rng = Rng::new(0x1234_5678 ^ (r + 7));
     let mut last: HashMap<u64, u64> = HashMap::new();
     let mut buf = [0u8; 64];
     let (mut reads, mut hits) = (0u64, 0u64);
@@ -269,7 +260,7 @@ fn crash_child_writer() {
     .unwrap()
     .into_shared();
     let logged = log.atomic_u64(0).unwrap();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     let mut counter = seed * 1_000_000;
     let mut n = 0usize;
     while n < LOG_RECORDS {
@@ -310,8 +301,8 @@ fn crash_writers_killed_mid_write_leave_old_or_new() {
     DbOptions::new(16, 64).capacity(8).open(&path).unwrap();
     // What every key held when the last round ended (absent = deleted / never written).
     let mut known: HashMap<u64, u64> = HashMap::new();
-    let mut rng = Rng(0xdead_beef);
-    let rounds = rounds(50);
+    let mut rng = Rng::new(0xdead_beef);
+    let rounds = u64::from(stress_rounds(50, 1));
     let mut armed = 0u64;
     for round in 1..=rounds {
         let _ = std::fs::remove_file(&log_path);
