@@ -276,18 +276,22 @@ pub(crate) enum DbCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Writer processes.
-    #[arg(long, default_value_t = 2)]
+    /// Writer processes (at least 1).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) processes: u32,
-    /// Writer threads in each process.
-    #[arg(long, default_value_t = 2)]
+    /// Writer threads in each process (at least 1).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) threads: u32,
     /// Messages each writer thread writes.
     #[arg(long, default_value_t = 1_000_000)]
     pub(crate) messages: u64,
-    /// The log file (default: a new file in a temporary directory, removed afterwards).
+    /// The log file (default: a new file in a new private temporary directory, removed
+    /// afterwards). One that already holds records is refused unless `--force`.
     #[arg(long)]
     pub(crate) file: Option<PathBuf>,
+    /// Write the demo into a `--file` that already holds records (they are not checked).
+    #[arg(long, requires = "file")]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -302,6 +306,10 @@ pub(crate) struct DemoWriterArgs {
     /// Instead of the load: this many ping-pongs with the demo's follower.
     #[arg(long)]
     pub(crate) ping: Option<u64>,
+    /// The demo's process id: the writer exits when its parent is no longer that process
+    /// (the demo was killed), so that no writer outlives it.
+    #[arg(long)]
+    pub(crate) parent: Option<u32>,
 }
 
 fn parse_level(text: &str) -> Result<Level, String> {

@@ -34,13 +34,51 @@ fn wall_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Removes the demo's own temporary log when the demo ends, however it ends.
+/// The demo's own temporary directory and log in it, removed when the demo ends (unless it
+/// is killed: its writers still exit, see [`ParentWatch`]).
 struct TempLog(Option<PathBuf>);
+
+impl TempLog {
+    /// A new directory in the temporary directory, made by this call (`mkdir` fails on
+    /// anything already there, a symlink included) and private to this user, and in it a log
+    /// file created with `create_new`: no name another user could have prepared redirects it.
+    fn create() -> Result<(TempLog, PathBuf)> {
+        let base = std::env::temp_dir();
+        let seed = wall_nanos() ^ u64::from(std::process::id()).rotate_left(32);
+        for attempt in 0..64u64 {
+            let name = format!(
+                "pounds-demo-{:016x}",
+                seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    .wrapping_add(attempt.wrapping_mul(0xbf58_476d_1ce4_e5b9))
+            );
+            let dir = base.join(name);
+            let mut builder = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            match builder.create(&dir) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(error) => return Err(error.into()),
+            }
+            let cleanup = TempLog(Some(dir.clone()));
+            let path = dir.join("demo.plog");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            return Ok((cleanup, path));
+        }
+        Err(demo_error(format!(
+            "cannot make a new directory in {}",
+            base.display()
+        )))
+    }
+}
 
 impl Drop for TempLog {
     fn drop(&mut self) {
-        if let Some(path) = &self.0 {
-            let _ = std::fs::remove_file(path);
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -49,14 +87,22 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let (path, _cleanup) = match &args.file {
         Some(path) => (path.clone(), TempLog(None)),
         None => {
-            let path =
-                std::env::temp_dir().join(format!("pounds-demo-{}.plog", std::process::id()));
-            let _ = std::fs::remove_file(&path);
-            (path.clone(), TempLog(Some(path)))
+            let (cleanup, path) = TempLog::create()?;
+            (path, cleanup)
         }
     };
     let log = Log::open(&path)?;
     let stats = log.stats();
+    // The load's ids start here (0 but for a `--file --force` that held records).
+    let first_id = stats.next_id;
+    if first_id > 0 && !args.force {
+        return Err(demo_error(format!(
+            "{} already holds records (ids up to {}): the demo would write into them; pass \
+             --force to do it anyway, or give a new file",
+            path.display(),
+            first_id - 1
+        )));
+    }
     let total = u64::from(args.processes) * u64::from(args.threads) * args.messages;
     println!(
         "pounds demo: {} processes x {} threads x {} messages of {PAYLOAD} bytes into {} \
@@ -71,7 +117,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
 
     let load_end = AtomicU64::new(u64::MAX);
     let outcome = std::thread::scope(|scope| -> Result<(WriterTotals, FollowReport, u64)> {
-        let follower = log.follow(FollowOptions::new().from_start(true))?;
+        let follower = log.follow(FollowOptions::new().from_id(first_id))?;
         let stop = follower.stop_handle();
         let follow = scope.spawn(|| follow_and_check(&log, follower, &load_end));
         let writers = run_writers(&path, args);
@@ -98,7 +144,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     // (preempted mid-write) gave its reservation back as padding and wrote again, so the load
     // used `ids_in_load - total` ids of padding. Lost counts ids: the records lost, plus any of
     // that padding the follower was lapped over.
-    let padding = ids_in_load.saturating_sub(total);
+    let padding = ids_in_load.saturating_sub(first_id).saturating_sub(total);
     let writer_threads = u64::from(args.processes) * u64::from(args.threads);
     print_report(
         total,
@@ -175,6 +221,7 @@ fn spawn_child(path: &Path, extra: &[&str]) -> Result<Child> {
     Ok(Command::new(exe)
         .arg("demo-writer")
         .arg(path)
+        .args(["--parent", &std::process::id().to_string()])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -353,18 +400,43 @@ fn clock_cost() -> u64 {
     samples[samples.len() / 2]
 }
 
+/// A writer's check that the demo that started it still runs: its parent process is no
+/// longer the demo once the demo died (Ctrl-C, SIGTERM, even SIGKILL), and the writer then
+/// exits at once. Polled (every [`Self::EVERY`] writes) rather than a signal handler: no
+/// `unsafe`, no new dependency, and it covers a SIGKILL of the demo, which no handler in the
+/// demo could.
+#[derive(Clone, Copy)]
+struct ParentWatch(Option<u32>);
+
+impl ParentWatch {
+    /// Writes between checks (a check is one `getppid`, cheaper than a write).
+    const EVERY: u64 = 1024;
+
+    /// Exits the process if the parent is no longer the demo.
+    fn check(self) {
+        #[cfg(unix)]
+        if let Some(parent) = self.0 {
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
 pub(crate) fn run_writer(args: &DemoWriterArgs) -> Result<()> {
+    let watch = ParentWatch(args.parent);
+    watch.check();
     let log = Log::open(&args.file)?;
     let totals = match args.ping {
-        Some(pings) => ping_pong(&log, pings)?,
-        None => write_load(&log, args)?,
+        Some(pings) => ping_pong(&log, pings, watch)?,
+        None => write_load(&log, args, watch)?,
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", write_report(&totals))?;
     Ok(())
 }
 
-fn write_load(log: &Log, args: &DemoWriterArgs) -> Result<WriterTotals> {
+fn write_load(log: &Log, args: &DemoWriterArgs, watch: ParentWatch) -> Result<WriterTotals> {
     let clock = clock_cost();
     let start = wall_nanos();
     let per_thread = std::thread::scope(|scope| {
@@ -374,6 +446,9 @@ fn write_load(log: &Log, args: &DemoWriterArgs) -> Result<WriterTotals> {
                     let mut latency = Histogram::default();
                     let mut payload = [0u8; PAYLOAD];
                     for seq in 0..args.messages {
+                        if seq % ParentWatch::EVERY == 0 {
+                            watch.check();
+                        }
                         format_payload(&mut payload, args.process, thread, seq);
                         let began = Instant::now();
                         log.write(Level::Info, TAG, payload)?;
@@ -403,17 +478,24 @@ fn write_load(log: &Log, args: &DemoWriterArgs) -> Result<WriterTotals> {
 
 /// Writes a ping, waits for the demo's follower to answer with a pong, `pings` times; half
 /// of each round trip is one publish-to-follower-wake latency across processes.
-fn ping_pong(log: &Log, pings: u64) -> Result<WriterTotals> {
+fn ping_pong(log: &Log, pings: u64, watch: ParentWatch) -> Result<WriterTotals> {
     let mut follower = log.follow(FollowOptions::new())?;
     let mut ping_latency = Histogram::default();
     for round in 0..pings {
+        watch.check();
         let token = round.to_le_bytes();
         let began = Instant::now();
         log.write(Level::Info, PING, token)?;
+        let deadline = began + Duration::from_secs(10);
         loop {
-            let record = follower
-                .next_timeout(Duration::from_secs(10))
-                .ok_or_else(|| demo_error(format!("no pong for ping {round} within 10 s")))?;
+            // Waits of 100 ms: a demo that died is noticed while no pong comes.
+            let Some(record) = follower.next_timeout(Duration::from_millis(100)) else {
+                watch.check();
+                if Instant::now() > deadline {
+                    return Err(demo_error(format!("no pong for ping {round} within 10 s")));
+                }
+                continue;
+            };
             if record.tag == PONG && record.payload == token {
                 break;
             }

@@ -1258,3 +1258,141 @@ fn log_follow_cursor_resumes_and_saves_its_position() {
         }
     }
 }
+
+#[test]
+fn demo_refuses_zero_writers_and_a_log_with_records() {
+    for args in [["--processes", "0"], ["--threads", "0"]] {
+        let out = pounds(&["demo", args[0], args[1], "--messages", "10"]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("full.plog");
+    let file = path_str(&file);
+    assert!(
+        pounds(&["log", "write", file, "keep", "me"])
+            .status
+            .success()
+    );
+    let small = ["--processes", "1", "--threads", "1", "--messages", "1000"];
+    let mut args = vec!["demo", "--file", file];
+    args.extend_from_slice(&small);
+    let out = pounds_within(&args, std::time::Duration::from_secs(60));
+    assert_clean_error(&out);
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    let dump = stdout(&pounds(&["log", "dump", file]));
+    assert_eq!(dump.lines().count(), 1, "{dump}");
+    // With --force it runs, and its count adds up over the records already there.
+    args.push("--force");
+    let out = pounds_within(&args, std::time::Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn demo_temporary_log_is_in_a_new_private_directory_removed_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args([
+            "demo",
+            "--processes",
+            "1",
+            "--threads",
+            "1",
+            "--messages",
+            "1000",
+        ])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let first = text.lines().next().unwrap();
+    let path = first
+        .split(" into ")
+        .nth(1)
+        .and_then(|rest| rest.split(" (").next())
+        .unwrap();
+    let path = Path::new(path);
+    // Not a predictable name in the temporary directory itself (a symlink planted there
+    // could redirect it), but a file in a directory the demo made.
+    let dir = path.parent().unwrap();
+    assert_ne!(dir, tmp.path(), "{first}");
+    assert_eq!(dir.parent().unwrap(), tmp.path(), "{first}");
+    // Removed afterwards.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "{first}");
+}
+
+/// The pids of the processes whose parent is `parent`, from /proc/*/stat.
+#[cfg(target_os = "linux")]
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: comm may hold spaces, so after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|ppid| ppid.parse::<u32>().ok()) == Some(parent) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+/// Whether process `pid` still runs (gone, or a zombie waiting to be reaped, is not).
+#[cfg(target_os = "linux")]
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn demo_writers_die_with_the_demo_on_sigterm_and_sigint() {
+    for signal in ["-TERM", "-INT"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut demo = Command::new(env!("CARGO_BIN_EXE_pounds"))
+            .args(["demo", "--processes", "2", "--threads", "1"])
+            .args(["--messages", "1000000000"])
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let children = loop {
+            let children = children_of(demo.id());
+            if children.len() == 2 {
+                break children;
+            }
+            assert!(std::time::Instant::now() < deadline, "no writers started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let killed = Command::new("kill")
+            .args([signal, &demo.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let _ = demo.wait().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while children.iter().any(|&pid| running(pid)) {
+            if std::time::Instant::now() > deadline {
+                for &pid in &children {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                }
+                panic!("{signal}: writers {children:?} outlived the demo");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
