@@ -34,10 +34,7 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions};
 use pblockdb::{Db, DbOptions};
-
-fn smoke() -> bool {
-    std::env::args().any(|a| a == "--test")
-}
+use pounds_benches::{Rng, smoke};
 
 fn key(i: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -50,17 +47,6 @@ fn value(i: u64) -> [u8; 64] {
     let mut v = [b'v'; 64];
     v[..8].copy_from_slice(&i.to_le_bytes());
     v
-}
-
-/// Cheap random indices below `n`, so the generator costs little beside a lookup.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 struct Contenders {
@@ -110,7 +96,7 @@ fn gets(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64, hit: b
             key(n + 1 + rng.below(n))
         }
     };
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     group.bench_function(format!("{name}/pblockdb"), |b| {
         let mut out = [0u8; 64];
         b.iter(|| c.db.get_into(black_box(&pick(&mut rng)), &mut out).unwrap())
@@ -141,7 +127,7 @@ fn gets(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64, hit: b
 }
 
 fn put_replace(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: u64) {
-    let mut rng = Rng(0x0fed_cba9_8765_4321);
+    let mut rng = Rng::new(0x0fed_cba9_8765_4321);
     group.bench_function("put_replace/pblockdb", |b| {
         b.iter(|| {
             let i = rng.below(n);

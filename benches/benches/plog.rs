@@ -45,13 +45,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{Criterion, Throughput};
 use plog::{FollowOptions, Level, Log};
+use pounds_benches::smoke;
 
 const FOLLOWER_ENV: &str = "PLOG_BENCH_FOLLOWER";
 const FOLLOW_COUNT_ENV: &str = "PLOG_BENCH_FOLLOW_COUNT";
-
-fn smoke() -> bool {
-    std::env::args().any(|a| a == "--test")
-}
 
 fn message() -> [u8; 64] {
     let mut m = [b'x'; 64];

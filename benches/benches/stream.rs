@@ -24,12 +24,9 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput};
 use pmap_stream::{AppendWriter, MapStream, StreamOptions};
+use pounds_benches::smoke;
 
 const CHUNKS: [(usize, &str); 3] = [(64, "64B"), (4 << 10, "4KiB"), (1 << 20, "1MiB")];
-
-fn smoke() -> bool {
-    std::env::args().any(|a| a == "--test")
-}
 
 fn source() -> Vec<u8> {
     (0..1usize << 20)

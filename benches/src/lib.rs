@@ -1,3 +1,7 @@
-//! Shared helpers for the pounds benchmarks and latency harnesses.
+//! Shared helpers for the pounds benchmarks and latency harnesses: criterion's smoke mode and
+//! the seeded generator, from the workspace's test kit (`pounds-testkit`), so that the benches
+//! and the tests share one copy.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub use pounds_testkit::{Rng, smoke};
