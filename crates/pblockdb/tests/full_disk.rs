@@ -6,29 +6,14 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
-
 use pblockdb::{Db, DbOptions, Error};
-use pounds_testkit::{Tmpfs, child_command};
+use pounds_testkit::{Tmpfs, child_command, child_role_path, reported, run_child};
 
 const ROLE: &str = "PBLOCKDB_FULL_DISK_ROLE";
 const DIR: &str = "PBLOCKDB_FULL_DISK_DIR";
 const STORED: &str = "FULL_DISK_STORED=";
 const KEY: usize = 16;
 const VALUE: usize = 2000;
-
-/// Runs `test` of this binary again as a child with `role`, and returns its stdout after
-/// checking that it exited, successfully, rather than died of a signal.
-fn run_child(test: &str, role: &str, dir: &Path) -> String {
-    pounds_testkit::run_child(child_command(test).env(ROLE, role).env(DIR, dir), role)
-}
-
-fn child_role() -> Option<(String, PathBuf)> {
-    Some((
-        pounds_testkit::child_role(ROLE)?,
-        std::env::var_os(DIR)?.into(),
-    ))
-}
 
 fn key(i: u64) -> Vec<u8> {
     format!("key{i:013}").into_bytes()
@@ -41,7 +26,7 @@ fn value(i: u64) -> Vec<u8> {
 #[test]
 fn full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record() {
     const TEST: &str = "full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record";
-    if let Some((_, dir)) = child_role() {
+    if let Some((_, dir)) = child_role_path(ROLE, DIR) {
         // The child: put records until the table must grow and the disk has no room for it.
         let db = DbOptions::new(KEY, VALUE)
             .capacity(16)
@@ -83,14 +68,11 @@ fn full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record() 
     }
 
     let disk = Tmpfs::mount("4m");
-    let stdout = run_child(TEST, "filler", disk.dir());
-    // The harness prints the test's name on the line the child's report joins.
-    let stored: u64 = stdout
-        .split_once(STORED)
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("the child reported nothing: {stdout}"))
-        .parse()
-        .unwrap();
+    let stdout = run_child(
+        child_command(TEST).env(ROLE, "filler").env(DIR, disk.dir()),
+        "filler",
+    );
+    let stored = reported(&stdout, STORED);
     assert!(
         stored >= 16,
         "only {stored} records before the disk was full"

@@ -7,26 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use plog::{Level, Log, LogOptions};
-use pounds_testkit::{Tmpfs, child_command, fill_until_full};
+use pounds_testkit::{Tmpfs, child_command, child_role_path, fill_until_full, run_child};
 
 const ROLE: &str = "PLOG_FULL_DISK_ROLE";
 const DIR: &str = "PLOG_FULL_DISK_DIR";
-
-/// Runs `test` of this binary again as a child with `role`, checking that it exited,
-/// successfully, rather than died of a signal.
-fn run_child(test: &str, role: &str, dir: &Path) {
-    pounds_testkit::run_child(child_command(test).env(ROLE, role).env(DIR, dir), role);
-}
-
-fn child_role() -> Option<(String, PathBuf)> {
-    Some((
-        pounds_testkit::child_role(ROLE)?,
-        std::env::var_os(DIR)?.into(),
-    ))
-}
 
 fn message(id: u64) -> String {
     format!("record {id}")
@@ -55,7 +41,7 @@ fn write_laps(log: &Log, laps: u64) {
 #[test]
 fn full_disk_log_larger_than_the_disk_is_an_error_at_creation() {
     const TEST: &str = "full_disk_log_larger_than_the_disk_is_an_error_at_creation";
-    if let Some((_, dir)) = child_role() {
+    if let Some((_, dir)) = child_role_path(ROLE, DIR) {
         let path = dir.join("big.log");
         // 65536 blocks of 128 bytes: 8 MiB on a 4 MiB disk.
         match LogOptions::new().blocks(65536).block_size(128).open(&path) {
@@ -84,7 +70,12 @@ fn full_disk_log_larger_than_the_disk_is_an_error_at_creation() {
         return;
     }
     let disk = Tmpfs::mount("4m");
-    run_child(TEST, "too-big", disk.dir());
+    run_child(
+        child_command(TEST)
+            .env(ROLE, "too-big")
+            .env(DIR, disk.dir()),
+        "too-big",
+    );
     // The log is there, with the geometry that fitted.
     let stats = Log::open(disk.path("big.log")).unwrap().stats();
     assert_eq!((stats.blocks, stats.block_size), (16384, 128));
@@ -93,7 +84,7 @@ fn full_disk_log_larger_than_the_disk_is_an_error_at_creation() {
 #[test]
 fn full_disk_log_that_fits_keeps_its_blocks_and_writes_laps() {
     const TEST: &str = "full_disk_log_that_fits_keeps_its_blocks_and_writes_laps";
-    if let Some((_, dir)) = child_role() {
+    if let Some((_, dir)) = child_role_path(ROLE, DIR) {
         // 3 MiB of blocks on a 4 MiB disk, then another file takes whatever is left: with the
         // log's blocks reserved that is under 1 MiB, and the laps below find every block.
         let log = LogOptions::new()
@@ -111,7 +102,10 @@ fn full_disk_log_that_fits_keeps_its_blocks_and_writes_laps() {
         return;
     }
     let disk = Tmpfs::mount("4m");
-    run_child(TEST, "laps", disk.dir());
+    run_child(
+        child_command(TEST).env(ROLE, "laps").env(DIR, disk.dir()),
+        "laps",
+    );
     let log = Log::open(disk.path("fits.log")).unwrap();
     for record in log.reader() {
         assert_eq!(record.message(), message(record.id));

@@ -8,9 +8,9 @@ use common::{check, payload};
 use pounds_testkit::{Rng, child_command, stress_rounds, stress_run};
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use plog::{Level, Log, LogOptions};
@@ -185,6 +185,27 @@ fn stall_child_parked_writer() {
     }
 }
 
+/// Starts `stall_child_parked_writer` parked at `point` and waits until it is: the child, the
+/// rest of its stdout, and the position it parked at.
+fn spawn_parked(path: &Path, point: &str) -> (Child, Lines<BufReader<ChildStdout>>, u64) {
+    let mut child = child_command("stall_child_parked_writer")
+        .env(CHILD_PATH, path)
+        .env("PLOG_STALL_POINT", point)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let parked: u64 = loop {
+        // The harness prints the test's name on the same line, before the child's words.
+        let line = lines.next().unwrap().unwrap();
+        if let Some((_, pos)) = line.split_once("parked ") {
+            break pos.trim().parse().unwrap();
+        }
+    };
+    (child, lines, parked)
+}
+
 /// A writer parked between its reservation and its claim (or between its claim and its
 /// publication) while another writer laps the ring three times, then let go: every record the
 /// other writer published in the final lap survives intact.
@@ -197,21 +218,7 @@ fn stall_parked_writer_never_destroys_newer_records() {
             log.write(Level::Info, "w0", payload(0, seq, extra(seq)))
                 .unwrap();
         }
-        let mut child = child_command("stall_child_parked_writer")
-            .env(CHILD_PATH, &path)
-            .env("PLOG_STALL_POINT", point)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let parked: u64 = loop {
-            // The harness prints the test's name on the same line, before the child's words.
-            let line = lines.next().unwrap().unwrap();
-            if let Some((_, pos)) = line.split_once("parked ") {
-                break pos.trim().parse().unwrap();
-            }
-        };
+        let (mut child, mut lines, parked) = spawn_parked(&path, point);
         // Lap the ring three times past the parked writer's position.
         let mut acknowledged = HashMap::new();
         let mut seq = 5;
@@ -258,20 +265,7 @@ fn stall_parked_writer_never_destroys_newer_records() {
 fn stall_killed_holder_costs_only_its_own_record() {
     let (_dir, path) = tmp();
     let log = create(&path);
-    let mut child = child_command("stall_child_parked_writer")
-        .env(CHILD_PATH, &path)
-        .env("PLOG_STALL_POINT", "claimed")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let parked: u64 = loop {
-        let line = lines.next().unwrap().unwrap();
-        if let Some((_, pos)) = line.split_once("parked ") {
-            break pos.trim().parse().unwrap();
-        }
-    };
+    let (mut child, _lines, parked) = spawn_parked(&path, "claimed");
     child.kill().unwrap();
     assert!(!child.wait().unwrap().success());
     let mut seq = 0;

@@ -7,27 +7,13 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use pmap_stream::{AppendWriter, Error};
-use pounds_testkit::{Tmpfs, child_command};
+use pounds_testkit::{Tmpfs, child_command, child_role_path, reported, run_child};
 
 const ROLE: &str = "PMAP_STREAM_FULL_DISK_ROLE";
 const DIR: &str = "PMAP_STREAM_FULL_DISK_DIR";
 const WRITTEN: &str = "FULL_DISK_WRITTEN=";
-
-/// Runs `test` of this binary again as a child with `role`, and returns its stdout after
-/// checking that it exited, successfully, rather than died of a signal.
-fn run_child(test: &str, role: &str, dir: &Path) -> String {
-    pounds_testkit::run_child(child_command(test).env(ROLE, role).env(DIR, dir), role)
-}
-
-fn child_role() -> Option<(String, PathBuf)> {
-    Some((
-        pounds_testkit::child_role(ROLE)?,
-        std::env::var_os(DIR)?.into(),
-    ))
-}
 
 /// The byte at offset `at` of the stream.
 fn byte_at(at: u64) -> u8 {
@@ -43,7 +29,7 @@ const CHUNK: u64 = 4000;
 #[test]
 fn full_disk_append_writer_gets_an_error_and_keeps_what_it_wrote() {
     const TEST: &str = "full_disk_append_writer_gets_an_error_and_keeps_what_it_wrote";
-    if let Some((_, dir)) = child_role() {
+    if let Some((_, dir)) = child_role_path(ROLE, DIR) {
         // The child: append until the disk is full.
         let path = dir.join("out.log");
         let mut out = AppendWriter::with_capacity(&path, 64 << 10).unwrap();
@@ -75,14 +61,11 @@ fn full_disk_append_writer_gets_an_error_and_keeps_what_it_wrote() {
     }
 
     let disk = Tmpfs::mount("4m");
-    let stdout = run_child(TEST, "writer", disk.dir());
-    // The harness prints the test's name on the line the child's report joins.
-    let written: u64 = stdout
-        .split_once(WRITTEN)
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("the child reported nothing: {stdout}"))
-        .parse()
-        .unwrap();
+    let stdout = run_child(
+        child_command(TEST).env(ROLE, "writer").env(DIR, disk.dir()),
+        "writer",
+    );
+    let written = reported(&stdout, WRITTEN);
     // Growth falls back from doubling to the bytes needed, so the writer filled the disk to
     // within a chunk and a page.
     assert!(

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use pmap::MapOptions;
-use pounds_testkit::child_command;
+use pounds_testkit::{child_command, child_role_path};
 
 const ROLE: &str = "PMAP_TEST_CHILD_ROLE";
 const FILE: &str = "PMAP_TEST_CHILD_FILE";
@@ -28,16 +28,10 @@ fn spawn_child(test: &str, role: &str, path: &Path) -> std::process::Child {
         .unwrap()
 }
 
-fn child_role() -> Option<(String, std::path::PathBuf)> {
-    let role = pounds_testkit::child_role(ROLE)?;
-    let path = std::env::var_os(FILE)?;
-    Some((role, path.into()))
-}
-
 /// The child's side: does nothing unless started by a parent test.
 #[test]
 fn processes_child() {
-    let Some((role, path)) = child_role() else {
+    let Some((role, path)) = child_role_path(ROLE, FILE) else {
         return;
     };
     match role.as_str() {
@@ -75,7 +69,7 @@ fn processes_child() {
 
 #[test]
 fn two_processes_grow_then_refresh() {
-    if child_role().is_some() {
+    if child_role_path(ROLE, FILE).is_some() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -104,7 +98,7 @@ fn two_processes_grow_then_refresh() {
 
 #[test]
 fn two_processes_wait_and_wake() {
-    if child_role().is_some() {
+    if child_role_path(ROLE, FILE).is_some() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@
 //! inputs); the child's test begins with [`child_role`] and does nothing when it is not set, so
 //! that an ordinary `cargo test` passes over it.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 /// A command that runs the test `test` of this test binary again, alone and with its output
@@ -41,4 +42,28 @@ pub fn run_child(cmd: &mut Command, what: &str) -> String {
     }
     assert!(out.status.success(), "the {what} child failed:\n{stderr}");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The number a child reported on its stdout as `KEY<number>` (`println!("{KEY}{n}")`), as
+/// [`run_child`] returned it. The harness prints the test's name on the line the child's
+/// report joins, so the key is looked for anywhere.
+///
+/// # Panics
+/// If the report is missing or not a number.
+#[must_use]
+pub fn reported(stdout: &str, key: &str) -> u64 {
+    let value = stdout
+        .split_once(key)
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the child reported nothing: {stdout}"));
+    value
+        .parse()
+        .unwrap_or_else(|e| panic!("the child reported {key}{value}, not a number: {e}"))
+}
+
+/// The role and the path this process was started with, from the environment variables
+/// `role_var` and `path_var`: `None` unless both are set.
+#[must_use]
+pub fn child_role_path(role_var: &str, path_var: &str) -> Option<(String, PathBuf)> {
+    Some((child_role(role_var)?, std::env::var_os(path_var)?.into()))
 }

@@ -1,8 +1,8 @@
 //! Dev-only helpers that the pounds tests and benches share, written once: a seeded xorshift
 //! generator ([`Rng`]), the round counts of `cargo xtask stress` ([`stress_rounds`]), the
 //! "run this test binary again as a child in a role" harness ([`child_command`],
-//! [`child_role`], [`run_child`]), a real small tmpfs ([`Tmpfs`], Linux, needs root) and
-//! criterion's smoke mode ([`smoke`]).
+//! [`child_role`], [`run_child`], [`reported`]), a real small tmpfs ([`Tmpfs`], Linux, needs
+//! root) and criterion's smoke mode ([`smoke`]).
 //!
 //! What stays in each crate's own tests: its format forgers and checksum helpers. A test should
 //! not trust the code it tests, and this kit knows nothing of any pounds format (it depends on
@@ -31,7 +31,7 @@ mod rng;
 #[cfg(unix)]
 mod tmpfs;
 
-pub use child::{child_command, child_role, run_child};
+pub use child::{child_command, child_role, child_role_path, reported, run_child};
 pub use rng::Rng;
 #[cfg(unix)]
 pub use tmpfs::{Tmpfs, fill_until_full};
