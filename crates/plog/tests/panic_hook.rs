@@ -2,7 +2,6 @@
 //! previous hook run; and a process that panics and aborts still leaves the record behind.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -54,17 +53,14 @@ fn panic_hook_writes_the_message_location_and_thread_and_keeps_the_previous_hook
 
     // A process that aborts on its panic leaves the record in the file.
     let path = dir.path().join("child.plog");
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "panic_hook_writes_the_message_location_and_thread_and_keeps_the_previous_hook",
-            "--nocapture",
-        ])
-        .env("PLOG_PANIC_CHILD", &path)
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let status = pounds_testkit::child_command(
+        "panic_hook_writes_the_message_location_and_thread_and_keeps_the_previous_hook",
+    )
+    .env("PLOG_PANIC_CHILD", &path)
+    .stderr(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .status()
+    .unwrap();
     assert!(!status.success(), "the child aborted");
     let child = Log::open_read_only(&path).unwrap();
     let last = child.reader().last().unwrap();
