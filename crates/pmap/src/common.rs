@@ -23,6 +23,45 @@ macro_rules! common_methods {
             self.core.populate_for_write(offset, len)
         }
 
+        /// Tells the kernel how `offset..offset + len` will be used ([`Advice`](crate::Advice),
+        /// `madvise` on Unix; the pages covering the range are advised). Advice never changes a
+        /// byte: on a file mapping even [`Advice::DontNeed`](crate::Advice::DontNeed) only drops
+        /// the pages from this process's page tables, and the next access reads them back from
+        /// the file and page cache. Read-only views take every advice. Returns whether the
+        /// platform took it: `false` for an empty range, for an advice this platform lacks
+        /// (huge pages outside Linux, every advice on Windows) and for a huge-page advice the
+        /// kernel refuses for this mapping.
+        ///
+        /// # Errors
+        /// [`Error::OutOfBounds`](crate::Error::OutOfBounds),
+        /// [`Error::Unsupported`](crate::Error::Unsupported) for `DontNeed` on an anonymous
+        /// mapping (which it would zero), or the I/O error of the advice.
+        pub fn advise(&self, offset: usize, len: usize, advice: crate::Advice) -> Result<bool> {
+            self.core.advise(offset, len, advice)
+        }
+
+        /// Locks the pages covering `offset..offset + len` in memory (`mlock`), so that they
+        /// are never paged out; they stay locked until [`Self::unlock_in_memory`] or the
+        /// unmap (growth and refresh map anew, unlocked). An empty range does nothing.
+        ///
+        /// # Errors
+        /// [`Error::OutOfBounds`](crate::Error::OutOfBounds),
+        /// [`Error::MemoryLock`](crate::Error::MemoryLock) naming the range when the system
+        /// refuses (`EPERM` without the privilege, `ENOMEM` past `RLIMIT_MEMLOCK`), or
+        /// [`Error::Unsupported`](crate::Error::Unsupported) on platforms other than Unix.
+        pub fn lock_in_memory(&self, offset: usize, len: usize) -> Result<()> {
+            self.core.lock_memory(offset, len, true)
+        }
+
+        /// Unlocks the pages covering `offset..offset + len` (`munlock`); pages that were not
+        /// locked are left as they are.
+        ///
+        /// # Errors
+        /// As [`Self::lock_in_memory`].
+        pub fn unlock_in_memory(&self, offset: usize, len: usize) -> Result<()> {
+            self.core.lock_memory(offset, len, false)
+        }
+
         /// Whether the view is empty (only after a failed remap left no view).
         #[inline]
         pub fn is_empty(&self) -> bool {

@@ -349,6 +349,73 @@ impl Core {
         }
     }
 
+    /// Passes `advice` for a range to the kernel (see [`crate::Map::advise`]).
+    pub(crate) fn advise(&self, offset: usize, len: usize, advice: crate::Advice) -> Result<bool> {
+        self.bounds(offset, len)?;
+        let Some(raw) = &self.raw else {
+            return Ok(false);
+        };
+        if advice == crate::Advice::DontNeed && self.file.is_none() {
+            return Err(Error::Unsupported {
+                path: self.path.clone(),
+                op: "DontNeed advice",
+                reason: "it would zero an anonymous mapping",
+            });
+        }
+        if len == 0 {
+            return Ok(false);
+        }
+        let taken = if advice == crate::Advice::DontNeed {
+            // SAFETY: `self.file` is set (checked above), so `raw` was mapped by `map_len`
+            // with `map_raw` or `map_raw_read_only`, both `MAP_SHARED` over the file: after
+            // `MADV_DONTNEED` the next access faults the page in again from the page cache,
+            // where dirty pages stay until they are written back, so every byte reads as it
+            // did and no reference into the view sees a change this call made.
+            unsafe { crate::os::dont_need(raw, offset, len) }
+        } else {
+            crate::os::advise(raw, offset, len, advice)
+        };
+        taken.map_err(self.io("advise"))
+    }
+
+    /// `mlock` (`lock == true`) or `munlock` of the pages covering a range.
+    pub(crate) fn lock_memory(&self, offset: usize, len: usize, lock: bool) -> Result<()> {
+        self.bounds(offset, len)?;
+        let Some(raw) = &self.raw else {
+            return Ok(());
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        let op = if lock { "lock" } else { "unlock" };
+        let result = if lock {
+            crate::os::lock_range(raw, offset, len)
+        } else {
+            crate::os::unlock_range(raw, offset, len)
+        };
+        result.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::Unsupported {
+                Error::Unsupported {
+                    path: self.path.clone(),
+                    op: if lock {
+                        "locking memory"
+                    } else {
+                        "unlocking memory"
+                    },
+                    reason: "pmap has no memory-lock call on this platform",
+                }
+            } else {
+                Error::MemoryLock {
+                    op,
+                    path: self.path.clone(),
+                    offset,
+                    len,
+                    source,
+                }
+            }
+        })
+    }
+
     /// Takes `lock`. Holding it already is a no-op; holding the other kind converts, as `flock`
     /// does: the held lock is released first (so a conversion that fails leaves none, which is
     /// also what Linux's `flock` does).

@@ -134,6 +134,34 @@ pub enum Error {
         /// The lock asked for.
         kind: crate::Lock,
     },
+    /// The operation does not apply to this mapping or is not available on this platform
+    /// (`DontNeed` advice on an anonymous mapping, which would zero it; locking memory on a
+    /// platform pmap has no call for).
+    #[error("{path}: {op} is not supported here: {reason}")]
+    Unsupported {
+        /// The mapped file (`<anonymous>` for memory-only mappings).
+        path: PathBuf,
+        /// The refused operation.
+        op: &'static str,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// Locking a range in memory (`mlock`) or unlocking it failed: `EPERM` without the
+    /// privilege, `ENOMEM` past `RLIMIT_MEMLOCK`, or another error of the call.
+    #[error("{path}: cannot {op} {len} bytes at offset {offset} in memory: {source}")]
+    MemoryLock {
+        /// `lock` or `unlock`.
+        op: &'static str,
+        /// The mapped file (`<anonymous>` for memory-only mappings).
+        path: PathBuf,
+        /// Start of the range within the view.
+        offset: usize,
+        /// Length of the range.
+        len: usize,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// `Result` with [`Error`].

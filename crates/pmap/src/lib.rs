@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 #![allow(unsafe_code)] // The one crate that may: see the crate doc.
 
+mod advice;
 mod common;
 mod core;
 mod error;
@@ -62,6 +63,7 @@ mod os;
 #[path = "os/fallback.rs"]
 mod os_fallback;
 
+pub use crate::advice::Advice;
 pub use crate::error::{Error, Result};
 pub use crate::map::Map;
 pub use crate::options::{Lock, MapOptions};

@@ -235,6 +235,122 @@ pub(crate) fn populate_write(
     Ok(false)
 }
 
+/// `madvise` of the portable, non-destructive advices on Unix ([`crate::Advice::DontNeed`] goes
+/// through [`dont_need`]). Huge-page advice is Linux's: `Ok(false)` here, as is every advice on
+/// platforms without `madvise` (Windows: memmap2 exposes none).
+pub(crate) fn advise(
+    raw: &memmap2::MmapRaw,
+    offset: usize,
+    len: usize,
+    advice: crate::Advice,
+) -> io::Result<bool> {
+    if advice.is_huge_page() {
+        return Ok(false);
+    }
+    #[cfg(unix)]
+    {
+        use crate::Advice;
+        let advice = match advice {
+            Advice::Normal => memmap2::Advice::Normal,
+            Advice::Sequential => memmap2::Advice::Sequential,
+            Advice::Random => memmap2::Advice::Random,
+            Advice::WillNeed => memmap2::Advice::WillNeed,
+            Advice::HugePage | Advice::NoHugePage => return Ok(false),
+            Advice::DontNeed => return Err(io::ErrorKind::InvalidInput.into()),
+        };
+        raw.advise_range(advice, offset, len).map(|()| true)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (raw, offset, len, advice);
+        Ok(false)
+    }
+}
+
+/// `madvise(MADV_DONTNEED)` over a range on Unix (on the BSDs and macOS a hint that may leave
+/// the pages resident); `Ok(false)` elsewhere.
+///
+/// # Safety
+/// `raw` must be a shared file mapping (`MAP_SHARED` over a file), so that the next access
+/// reads back the very bytes that were there; on a private anonymous mapping the pages could
+/// come back zeroed under any reference into them.
+pub(crate) unsafe fn dont_need(
+    raw: &memmap2::MmapRaw,
+    offset: usize,
+    len: usize,
+) -> io::Result<bool> {
+    #[cfg(unix)]
+    {
+        // SAFETY: forwarded to the caller: a shared file mapping's contents are re-read from
+        // the page cache (dirty pages stay there and reach the file), so no byte under any
+        // reference changes.
+        unsafe { raw.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }?;
+        Ok(true)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (raw, offset, len);
+        Ok(false)
+    }
+}
+
+/// The page-aligned start and length covering `offset..offset + len` of `raw`, for `mlock`,
+/// which POSIX allows to refuse an unaligned address. The caller has checked the range.
+#[cfg(unix)]
+fn page_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> (*const libc::c_void, usize) {
+    // SAFETY: `sysconf` has no preconditions and touches no memory of ours.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = usize::try_from(page).unwrap_or(4096).max(1);
+    let addr = (raw.as_ptr() as usize).wrapping_add(offset);
+    let head = addr % page;
+    (
+        (addr - head) as *const libc::c_void,
+        len.saturating_add(head),
+    )
+}
+
+/// `mlock` of the pages covering a checked range of a live mapping on Unix;
+/// `ErrorKind::Unsupported` elsewhere (Windows' `VirtualLock` is not wired up: untested here).
+pub(crate) fn lock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let (addr, len) = page_range(raw, offset, len);
+        // SAFETY: `addr..addr + len` covers whole pages of the live mapping `raw` (the caller
+        // checked `offset + len <= raw.len()`, and the page holding the view's first byte is
+        // mapped too, as mappings start on a page). `mlock` only pins those pages; it reads
+        // and writes no byte of them.
+        if unsafe { libc::mlock(addr, len) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (raw, offset, len);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// `munlock` of the pages covering a checked range of a live mapping on Unix;
+/// `ErrorKind::Unsupported` elsewhere.
+pub(crate) fn unlock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let (addr, len) = page_range(raw, offset, len);
+        // SAFETY: as in `lock_range`: whole pages of the live mapping; `munlock` only unpins
+        // them.
+        if unsafe { libc::munlock(addr, len) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (raw, offset, len);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -300,5 +416,21 @@ mod tests {
         let (seen, waited) = waiter.join().unwrap();
         assert_eq!(seen, 1);
         assert!(waited < Duration::from_secs(20), "{waited:?}");
+    }
+
+    /// The Unix advice and memory-lock paths (compiled on Linux too under test).
+    #[cfg(unix)]
+    #[test]
+    fn advice_and_memory_locks_on_an_anonymous_range() {
+        let raw = memmap2::MmapRaw::from(memmap2::MmapOptions::new().len(8192).map_anon().unwrap());
+        for advice in crate::Advice::ALL {
+            if advice == crate::Advice::DontNeed {
+                continue;
+            }
+            let taken = super::advise(&raw, 3, 5000, advice).unwrap();
+            assert_eq!(taken, !advice.is_huge_page(), "{advice:?}");
+        }
+        super::lock_range(&raw, 3, 100).unwrap();
+        super::unlock_range(&raw, 3, 100).unwrap();
     }
 }

@@ -182,3 +182,86 @@ pub(crate) fn populate_write(
         Err(e) => Err(e),
     }
 }
+
+/// `madvise` of one of the non-destructive advices ([`crate::Advice::DontNeed`] goes through
+/// [`dont_need`]) over a range of a mapping. `Ok(false)` where the kernel refuses a huge-page
+/// advice (`EINVAL`: built without transparent huge pages, or a file mapping it cannot back
+/// with them).
+pub(crate) fn advise(
+    raw: &memmap2::MmapRaw,
+    offset: usize,
+    len: usize,
+    advice: crate::Advice,
+) -> io::Result<bool> {
+    use crate::Advice;
+    let advice_value = match advice {
+        Advice::Normal => memmap2::Advice::Normal,
+        Advice::Sequential => memmap2::Advice::Sequential,
+        Advice::Random => memmap2::Advice::Random,
+        Advice::WillNeed => memmap2::Advice::WillNeed,
+        Advice::HugePage => memmap2::Advice::HugePage,
+        Advice::NoHugePage => memmap2::Advice::NoHugePage,
+        Advice::DontNeed => return Err(io::ErrorKind::InvalidInput.into()),
+    };
+    match raw.advise_range(advice_value, offset, len) {
+        Ok(()) => Ok(true),
+        Err(e) if advice.is_huge_page() && e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `madvise(MADV_DONTNEED)` over a range: the pages leave this process's page tables and the
+/// next access faults them in again from the file.
+///
+/// # Safety
+/// `raw` must be a shared file mapping (`MAP_SHARED` over a file), so that the next access
+/// reads back the very bytes that were there; on a private anonymous mapping the pages would
+/// come back zeroed under any reference into them.
+pub(crate) unsafe fn dont_need(
+    raw: &memmap2::MmapRaw,
+    offset: usize,
+    len: usize,
+) -> io::Result<bool> {
+    // SAFETY: forwarded to the caller: a shared file mapping's contents are re-read from the
+    // page cache (dirty pages stay there and reach the file), so no byte under any reference
+    // changes.
+    unsafe { raw.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }?;
+    Ok(true)
+}
+
+/// The page-aligned start and length covering `offset..offset + len` of `raw`, for `mlock`,
+/// which POSIX allows to refuse an unaligned address. The caller has checked the range.
+fn page_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> (*const libc::c_void, usize) {
+    // SAFETY: `sysconf` has no preconditions and touches no memory of ours.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = usize::try_from(page).unwrap_or(4096).max(1);
+    let addr = (raw.as_ptr() as usize).wrapping_add(offset);
+    let head = addr % page;
+    (
+        (addr - head) as *const libc::c_void,
+        len.saturating_add(head),
+    )
+}
+
+/// `mlock` of the pages covering a checked range of a live mapping.
+pub(crate) fn lock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
+    let (addr, len) = page_range(raw, offset, len);
+    // SAFETY: `addr..addr + len` covers whole pages of the live mapping `raw` (the caller
+    // checked `offset + len <= raw.len()`, and the page holding the view's first byte is mapped
+    // too, as mappings start on a page). `mlock` only pins those pages; it reads and writes no
+    // byte of them.
+    if unsafe { libc::mlock(addr, len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `munlock` of the pages covering a checked range of a live mapping.
+pub(crate) fn unlock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
+    let (addr, len) = page_range(raw, offset, len);
+    // SAFETY: as in `lock_range`: whole pages of the live mapping; `munlock` only unpins them.
+    if unsafe { libc::munlock(addr, len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
