@@ -53,6 +53,11 @@ mod shared;
 #[doc(hidden)]
 pub mod testing;
 
+// What every Unix shares, used by both platform files.
+#[cfg(unix)]
+#[path = "os/unix.rs"]
+mod os_unix;
+
 #[cfg_attr(target_os = "linux", path = "os/linux.rs")]
 #[cfg_attr(not(target_os = "linux"), path = "os/fallback.rs")]
 mod os;
