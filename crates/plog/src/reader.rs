@@ -175,33 +175,28 @@ impl Inner {
         let tag_len = usize::from(header.tag_len);
         // checked_span bounded tag and payload by the record's blocks, which lie in the ring.
         let content_len = HEADER_CONTENT + tag_len + header.len as usize;
-        if content_len > CHECK_BEFORE_COPY && !self.crc_in_place(pos, content_len, header.crc) {
-            arena.truncate(start);
-            return Some(Copied {
-                pos,
-                commit,
-                header,
-                blocks,
-                pad: false,
-                start,
-                crc_ok: false,
-            });
-        }
-        let end = padded(content_len);
-        arena.resize(start + end + 16, 0);
-        let image = &mut arena[start..];
-        if self
-            .gather(pos, HEADER_CONTENT, &mut image[HEADER_CONTENT..content_len])
-            .is_err()
-        {
-            arena.truncate(start);
-            return None;
-        }
-        // The crc field is taken as zero in the image; the header holds it.
-        image[20..24].fill(0);
-        image[end..end + 8].copy_from_slice(&pos.to_le_bytes());
-        image.copy_within(..8, end + 8);
-        let crc_ok = RecordHeader::checksum_image(&image[8..]) == header.crc;
+        let crc_ok = 'copied: {
+            if content_len > CHECK_BEFORE_COPY && !self.crc_in_place(pos, content_len, header.crc) {
+                // Failed in place: not worth a buffer of the size its fields claim.
+                arena.truncate(start);
+                break 'copied false;
+            }
+            let end = padded(content_len);
+            arena.resize(start + end + 16, 0);
+            let image = &mut arena[start..];
+            if self
+                .gather(pos, HEADER_CONTENT, &mut image[HEADER_CONTENT..content_len])
+                .is_err()
+            {
+                arena.truncate(start);
+                return None;
+            }
+            // The crc field is taken as zero in the image; the header holds it.
+            image[20..24].fill(0);
+            image[end..end + 8].copy_from_slice(&pos.to_le_bytes());
+            image.copy_within(..8, end + 8);
+            RecordHeader::checksum_image(&image[8..]) == header.crc
+        };
         Some(Copied {
             pos,
             commit,
