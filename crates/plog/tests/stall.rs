@@ -1,6 +1,9 @@
 //! Writers stalled at any instruction (stopped with SIGSTOP, or parked by the stall hook between
 //! their reservation and their last store) while other writers lap the ring: no record another
 //! writer published is destroyed or altered.
+// Stops writers with `kill -STOP`, and takes over dead holders by pid (probed on Unix only:
+// elsewhere every holder counts as alive, so a killed holder's block stays held).
+#![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
