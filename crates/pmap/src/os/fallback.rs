@@ -3,7 +3,9 @@
 //! reservation of a file's new blocks needs (which errors mean "cannot allocate here", which
 //! mean "no space", and positioned writes for the zero-filling fallback).
 
-use std::fs::{File, OpenOptions};
+#[cfg(not(unix))]
+use std::fs::File;
+use std::fs::OpenOptions;
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
@@ -49,38 +51,6 @@ pub(crate) fn is_no_space(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::StorageFull || quota
 }
 
-/// The file system's free and available bytes (`fstatvfs` on the open file, so a relative path
-/// and a later `chdir` do not matter), or `None` when the call fails or the file system reports
-/// no size.
-#[cfg(unix)]
-pub(crate) fn space(file: &File, _path: &std::path::Path) -> Option<crate::reserve::Space> {
-    use std::os::fd::AsRawFd;
-    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `file` is open for the whole call, so its descriptor is valid; `fstatvfs` only
-    // writes a `statvfs` into the buffer we own, which is read only after it reported success.
-    let stats = unsafe {
-        if libc::fstatvfs(file.as_raw_fd(), stats.as_mut_ptr()) != 0 {
-            return None;
-        }
-        stats.assume_init()
-    };
-    if stats.f_blocks == 0 {
-        return None;
-    }
-    let unit = if stats.f_frsize == 0 {
-        stats.f_bsize
-    } else {
-        stats.f_frsize
-    };
-    // The field types differ between Unixes (u32 on some, u64 on others).
-    #[allow(clippy::unnecessary_cast)]
-    let bytes = |blocks: libc::fsblkcnt_t| (blocks as u64).saturating_mul(unit as u64);
-    Some(crate::reserve::Space {
-        free: bytes(stats.f_bfree),
-        available: bytes(stats.f_bavail),
-    })
-}
-
 /// The file system's free and available bytes (`GetDiskFreeSpaceExW` through `fs4`, for the
 /// path), or `None` when the call fails or reports no size.
 #[cfg(not(unix))]
@@ -90,12 +60,6 @@ pub(crate) fn space(_file: &File, path: &std::path::Path) -> Option<crate::reser
         free: stats.free_space(),
         available: stats.available_space(),
     })
-}
-
-/// One positioned write; where the platform has one, the file's cursor is not used.
-#[cfg(unix)]
-pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::write_at(file, buf, offset)
 }
 
 /// One positioned write (`WriteFile` at an offset; it moves the cursor, which pmap never uses).
@@ -163,7 +127,9 @@ pub(crate) unsafe fn wake_u32(_addr: *const u32) {}
 #[cfg(unix)]
 // Unused only where this file is compiled beside linux.rs for its tests.
 #[cfg_attr(target_os = "linux", allow(unused_imports))]
-pub(crate) use crate::os_unix::{current_pid, process_state};
+pub(crate) use crate::os_unix::{
+    current_pid, dont_need, lock_range, process_state, space, unlock_range, write_at,
+};
 
 /// No fork here: the id never changes.
 #[cfg(not(unix))]
@@ -218,88 +184,35 @@ pub(crate) fn advise(
     }
 }
 
-/// `madvise(MADV_DONTNEED)` over a range on Unix (on the BSDs and macOS a hint that may leave
-/// the pages resident); `Ok(false)` elsewhere.
+/// No `MADV_DONTNEED` without Unix (`os/unix.rs` has it): `Ok(false)`, nothing done.
 ///
 /// # Safety
 /// `raw` must be a shared file mapping (`MAP_SHARED` over a file), so that the next access
 /// reads back the very bytes that were there; on a private anonymous mapping the pages could
 /// come back zeroed under any reference into them.
+#[cfg(not(unix))]
 pub(crate) unsafe fn dont_need(
     raw: &memmap2::MmapRaw,
     offset: usize,
     len: usize,
 ) -> io::Result<bool> {
-    #[cfg(unix)]
-    {
-        // SAFETY: forwarded to the caller: a shared file mapping's contents are re-read from
-        // the page cache (dirty pages stay there and reach the file), so no byte under any
-        // reference changes.
-        unsafe { raw.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }?;
-        Ok(true)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (raw, offset, len);
-        Ok(false)
-    }
+    let _ = (raw, offset, len);
+    Ok(false)
 }
 
-/// The page-aligned start and length covering `offset..offset + len` of `raw`, for `mlock`,
-/// which POSIX allows to refuse an unaligned address. The caller has checked the range.
-#[cfg(unix)]
-fn page_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> (*const libc::c_void, usize) {
-    // SAFETY: `sysconf` has no preconditions and touches no memory of ours.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let page = usize::try_from(page).unwrap_or(4096).max(1);
-    let addr = (raw.as_ptr() as usize).wrapping_add(offset);
-    let head = addr % page;
-    (
-        (addr - head) as *const libc::c_void,
-        len.saturating_add(head),
-    )
-}
-
-/// `mlock` of the pages covering a checked range of a live mapping on Unix;
-/// `ErrorKind::Unsupported` elsewhere (Windows' `VirtualLock` is not wired up: untested here).
+/// No `mlock` without Unix (`os/unix.rs` has it): `ErrorKind::Unsupported` (Windows'
+/// `VirtualLock` is not wired up: untested here).
+#[cfg(not(unix))]
 pub(crate) fn lock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        let (addr, len) = page_range(raw, offset, len);
-        // SAFETY: `addr..addr + len` covers whole pages of the live mapping `raw` (the caller
-        // checked `offset + len <= raw.len()`, and the page holding the view's first byte is
-        // mapped too, as mappings start on a page). `mlock` only pins those pages; it reads
-        // and writes no byte of them.
-        if unsafe { libc::mlock(addr, len) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (raw, offset, len);
-        Err(io::ErrorKind::Unsupported.into())
-    }
+    let _ = (raw, offset, len);
+    Err(io::ErrorKind::Unsupported.into())
 }
 
-/// `munlock` of the pages covering a checked range of a live mapping on Unix;
-/// `ErrorKind::Unsupported` elsewhere.
+/// No `munlock` without Unix: `ErrorKind::Unsupported`.
+#[cfg(not(unix))]
 pub(crate) fn unlock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        let (addr, len) = page_range(raw, offset, len);
-        // SAFETY: as in `lock_range`: whole pages of the live mapping; `munlock` only unpins
-        // them.
-        if unsafe { libc::munlock(addr, len) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (raw, offset, len);
-        Err(io::ErrorKind::Unsupported.into())
-    }
+    let _ = (raw, offset, len);
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 #[cfg(test)]

@@ -2,12 +2,9 @@
 //! reservation of a file's new blocks needs (which errors mean "cannot allocate here", which
 //! mean "no space", and positioned writes for the zero-filling fallback).
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 pub(crate) fn set_create_mode(options: &mut OpenOptions, mode: u32) {
@@ -27,41 +24,6 @@ pub(crate) fn allocation_unsupported(error: &io::Error) -> bool {
 /// Whether the error says the disk is full (`ENOSPC`) or a quota is exhausted (`EDQUOT`).
 pub(crate) fn is_no_space(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(libc::EDQUOT)
-}
-
-/// The file system's free and available bytes (`fstatvfs` on the open file, so a relative path
-/// and a later `chdir` do not matter), or `None` when the call fails or the file system reports
-/// no size (a tmpfs without a limit reports zero blocks).
-pub(crate) fn space(file: &File, _path: &Path) -> Option<crate::reserve::Space> {
-    let mut stats = MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `file` is open for the whole call, so its descriptor is valid; `fstatvfs` only
-    // writes a `statvfs` into the buffer we own, which is read only after it reported success.
-    let stats = unsafe {
-        if libc::fstatvfs(file.as_raw_fd(), stats.as_mut_ptr()) != 0 {
-            return None;
-        }
-        stats.assume_init()
-    };
-    if stats.f_blocks == 0 {
-        return None;
-    }
-    let unit = if stats.f_frsize == 0 {
-        stats.f_bsize
-    } else {
-        stats.f_frsize
-    };
-    // The field types are u32 on some 32-bit targets, u64 elsewhere.
-    #[allow(clippy::unnecessary_cast)]
-    let bytes = |blocks: libc::fsblkcnt_t| (blocks as u64).saturating_mul(unit as u64);
-    Some(crate::reserve::Space {
-        free: bytes(stats.f_bfree),
-        available: bytes(stats.f_bavail),
-    })
-}
-
-/// One positioned write (`pwrite`); the file's cursor is not used.
-pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
-    file.write_at(buf, offset)
 }
 
 /// An error [`allocation_unsupported`] recognises, for tests.
@@ -119,7 +81,9 @@ pub(crate) unsafe fn wake_u32(addr: *const u32) {
     }
 }
 
-pub(crate) use crate::os_unix::{current_pid, process_state};
+pub(crate) use crate::os_unix::{
+    current_pid, dont_need, lock_range, process_state, space, unlock_range, write_at,
+};
 
 /// `madvise(MADV_POPULATE_WRITE)` over a range of a writable mapping (Linux 5.14+): faults the
 /// pages in writable now, as writing each would, so that later stores take no page fault.
@@ -161,60 +125,4 @@ pub(crate) fn advise(
         Err(e) if advice.is_huge_page() && e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// `madvise(MADV_DONTNEED)` over a range: the pages leave this process's page tables and the
-/// next access faults them in again from the file.
-///
-/// # Safety
-/// `raw` must be a shared file mapping (`MAP_SHARED` over a file), so that the next access
-/// reads back the very bytes that were there; on a private anonymous mapping the pages would
-/// come back zeroed under any reference into them.
-pub(crate) unsafe fn dont_need(
-    raw: &memmap2::MmapRaw,
-    offset: usize,
-    len: usize,
-) -> io::Result<bool> {
-    // SAFETY: forwarded to the caller: a shared file mapping's contents are re-read from the
-    // page cache (dirty pages stay there and reach the file), so no byte under any reference
-    // changes.
-    unsafe { raw.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }?;
-    Ok(true)
-}
-
-/// The page-aligned start and length covering `offset..offset + len` of `raw`, for `mlock`,
-/// which POSIX allows to refuse an unaligned address. The caller has checked the range.
-fn page_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> (*const libc::c_void, usize) {
-    // SAFETY: `sysconf` has no preconditions and touches no memory of ours.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let page = usize::try_from(page).unwrap_or(4096).max(1);
-    let addr = (raw.as_ptr() as usize).wrapping_add(offset);
-    let head = addr % page;
-    (
-        (addr - head) as *const libc::c_void,
-        len.saturating_add(head),
-    )
-}
-
-/// `mlock` of the pages covering a checked range of a live mapping.
-pub(crate) fn lock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
-    let (addr, len) = page_range(raw, offset, len);
-    // SAFETY: `addr..addr + len` covers whole pages of the live mapping `raw` (the caller
-    // checked `offset + len <= raw.len()`, and the page holding the view's first byte is mapped
-    // too, as mappings start on a page). `mlock` only pins those pages; it reads and writes no
-    // byte of them.
-    if unsafe { libc::mlock(addr, len) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// `munlock` of the pages covering a checked range of a live mapping.
-pub(crate) fn unlock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
-    let (addr, len) = page_range(raw, offset, len);
-    // SAFETY: as in `lock_range`: whole pages of the live mapping; `munlock` only unpins them.
-    if unsafe { libc::munlock(addr, len) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }

@@ -1,5 +1,13 @@
-//! What every Unix shares: probing a process by pid, and this process's pid kept fresh across
-//! `fork`. Used by both `os/linux.rs` and the other Unixes' `os/fallback.rs`.
+//! What every Unix shares: probing a process by pid, this process's pid kept fresh across
+//! `fork`, free space, positioned writes, `MADV_DONTNEED` and `mlock`. Used by both
+//! `os/linux.rs` and the other Unixes' `os/fallback.rs`.
+
+use std::fs::File;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 /// `kill(pid, 0)`: probes for the process without sending a signal.
 pub(crate) fn process_state(pid: u32) -> crate::ProcessState {
@@ -48,4 +56,96 @@ pub(crate) fn current_pid() -> u32 {
         PID.store(std::process::id(), Ordering::Relaxed);
     });
     PID.load(Ordering::Relaxed)
+}
+
+/// The file system's free and available bytes (`fstatvfs` on the open file, so a relative path
+/// and a later `chdir` do not matter), or `None` when the call fails or the file system reports
+/// no size (a tmpfs without a limit reports zero blocks).
+pub(crate) fn space(file: &File, _path: &Path) -> Option<crate::reserve::Space> {
+    let mut stats = MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `file` is open for the whole call, so its descriptor is valid; `fstatvfs` only
+    // writes a `statvfs` into the buffer we own, which is read only after it reported success.
+    let stats = unsafe {
+        if libc::fstatvfs(file.as_raw_fd(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    if stats.f_blocks == 0 {
+        return None;
+    }
+    let unit = if stats.f_frsize == 0 {
+        stats.f_bsize
+    } else {
+        stats.f_frsize
+    };
+    // The field types are u32 on some 32-bit targets, u64 elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    let bytes = |blocks: libc::fsblkcnt_t| (blocks as u64).saturating_mul(unit as u64);
+    Some(crate::reserve::Space {
+        free: bytes(stats.f_bfree),
+        available: bytes(stats.f_bavail),
+    })
+}
+
+/// One positioned write (`pwrite`); the file's cursor is not used.
+pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+    file.write_at(buf, offset)
+}
+
+/// `madvise(MADV_DONTNEED)` over a range: the pages leave this process's page tables and the
+/// next access faults them in again from the file (on the BSDs and macOS the advice is a hint
+/// that may leave the pages resident).
+///
+/// # Safety
+/// `raw` must be a shared file mapping (`MAP_SHARED` over a file), so that the next access
+/// reads back the very bytes that were there; on a private anonymous mapping the pages would
+/// come back zeroed under any reference into them.
+pub(crate) unsafe fn dont_need(
+    raw: &memmap2::MmapRaw,
+    offset: usize,
+    len: usize,
+) -> io::Result<bool> {
+    // SAFETY: forwarded to the caller: a shared file mapping's contents are re-read from the
+    // page cache (dirty pages stay there and reach the file), so no byte under any reference
+    // changes.
+    unsafe { raw.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }?;
+    Ok(true)
+}
+
+/// The page-aligned start and length covering `offset..offset + len` of `raw`, for `mlock`,
+/// which POSIX allows to refuse an unaligned address. The caller has checked the range.
+fn page_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> (*const libc::c_void, usize) {
+    // SAFETY: `sysconf` has no preconditions and touches no memory of ours.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = usize::try_from(page).unwrap_or(4096).max(1);
+    let addr = (raw.as_ptr() as usize).wrapping_add(offset);
+    let head = addr % page;
+    (
+        (addr - head) as *const libc::c_void,
+        len.saturating_add(head),
+    )
+}
+
+/// `mlock` of the pages covering a checked range of a live mapping.
+pub(crate) fn lock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
+    let (addr, len) = page_range(raw, offset, len);
+    // SAFETY: `addr..addr + len` covers whole pages of the live mapping `raw` (the caller
+    // checked `offset + len <= raw.len()`, and the page holding the view's first byte is mapped
+    // too, as mappings start on a page). `mlock` only pins those pages; it reads and writes no
+    // byte of them.
+    if unsafe { libc::mlock(addr, len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `munlock` of the pages covering a checked range of a live mapping.
+pub(crate) fn unlock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
+    let (addr, len) = page_range(raw, offset, len);
+    // SAFETY: as in `lock_range`: whole pages of the live mapping; `munlock` only unpins them.
+    if unsafe { libc::munlock(addr, len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
