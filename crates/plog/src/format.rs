@@ -181,18 +181,6 @@ impl RecordHeader {
         debug_assert_eq!(image.len() % 8, 0);
         crc32c::crc32c(image)
     }
-
-    /// The checksum of a record's content copied out of the ring (`content`: the record's
-    /// bytes after its claim word, zero-padded to a multiple of 8, at least 32 bytes), without
-    /// building the image: the same crc as [`Self::checksum`].
-    #[cfg(test)]
-    pub(crate) fn checksum_of_content(id: u64, content: &[u8]) -> u32 {
-        let crc = crc32c::crc32c(&content[8..20]);
-        let crc = crc32c::crc32c_append(crc, &[0; 4]);
-        let crc = crc32c::crc32c_append(crc, &content[24..]);
-        let crc = crc32c::crc32c_append(crc, &id.to_le_bytes());
-        crc32c::crc32c_append(crc, &content[..8])
-    }
 }
 
 /// Rounds a record's length up to its checksummed length (a multiple of 8).
@@ -333,9 +321,14 @@ mod tests {
         h2.crc = 99;
         h2.commit = 12;
         assert_eq!(h.checksum(1, b"t", b"abc"), h2.checksum(1, b"t", b"abc"));
-        let record = [h2.as_bytes(), b"t", b"abc", &[0; 4]].concat();
+        // The reader's image of a copy: content after the claim word, crc field zero, padded
+        // to 8, then id and time.
+        let mut image = [&h2.as_bytes()[8..], b"t", b"abc", &[0; 4]].concat();
+        image[20..24].fill(0);
+        image.extend_from_slice(&1u64.to_le_bytes());
+        image.extend_from_slice(&5u64.to_le_bytes());
         assert_eq!(
-            RecordHeader::checksum_of_content(1, &record[8..]),
+            RecordHeader::checksum_image(&image[8..]),
             h.checksum(1, b"t", b"abc")
         );
         assert_ne!(
