@@ -3,14 +3,16 @@
 //! entries.
 //!
 //! Criterion groups `pblockdb_<N>` hold, per operation, one function per contender:
-//! - `get_hit/*`, `get_miss/*`: random keys. `pblockdb` uses `get_into` (no allocation, no
-//!   lock, sees every committed write); `heed_txn` opens a read transaction per get, which is
-//!   what gives LMDB the same freshness; `heed_shared_txn` reuses one read transaction (a
-//!   snapshot: the LMDB floor); `hashmap` is `HashMap::get`.
-//! - `put_replace/*`: overwrite a random existing key. `pblockdb` takes the writer lock (mutex
-//!   plus `flock` pair) per put; `pblockdb_batch` holds it across the measurement
-//!   (`Db::lock_writes`); `heed` commits one write transaction per put (NO_SYNC, NO_META_SYNC);
-//!   `heed_batch` puts in one write transaction, committed at the end of each sample.
+//! - `get_hit/*`, `get_miss/*`: random keys. `pblockdb` uses `get_with` (no allocation, no
+//!   lock, sees every committed write); `pblockdb_txn` reads through one reused read
+//!   transaction (a snapshot, as `heed_shared_txn`); `heed_txn` opens a read transaction per
+//!   get, which is what gives LMDB the same freshness; `heed_shared_txn` reuses one read
+//!   transaction (the LMDB floor); `hashmap` is `HashMap::get`.
+//! - `put_replace/*`: overwrite a random existing key. `pblockdb` commits one write
+//!   transaction per put (mutex plus `flock` pair, history entry, slot, commit word);
+//!   `pblockdb_batch` puts in one write transaction committed at the end of each sample;
+//!   `heed` commits one write transaction per put (NO_SYNC, NO_META_SYNC); `heed_batch` as
+//!   `pblockdb_batch`.
 //! - `put_new/*`, `delete/*`: `iters` fresh keys inserted (or deleted) in the timed part, and
 //!   removed (or inserted) again untimed, so the table size stays put. Rebuilds that insertion
 //!   triggers are paid in the timing.
@@ -61,12 +63,13 @@ fn setup(dir: &Path, n: u64) -> Contenders {
         .capacity(n)
         .open(dir.join(format!("bench{n}.pdb")))
         .unwrap();
-    {
-        let mut batch = db.lock_writes().unwrap();
+    db.write(|txn| {
         for i in 0..n {
-            batch.put(&key(i), &value(i)).unwrap();
+            txn.put(&key(i), &value(i))?;
         }
-    }
+        Ok(())
+    })
+    .unwrap();
     let env_dir = dir.join(format!("lmdb{n}"));
     std::fs::create_dir_all(&env_dir).unwrap();
     let mut options = EnvOpenOptions::new();
@@ -98,8 +101,11 @@ fn gets(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64, hit: b
     };
     let mut rng = Rng::new(0x1234_5678_9abc_def1);
     group.bench_function(format!("{name}/pblockdb"), |b| {
-        let mut out = [0u8; 64];
-        b.iter(|| c.db.get_into(black_box(&pick(&mut rng)), &mut out).unwrap())
+        b.iter(|| c.db.get_with(black_box(&pick(&mut rng)), |v| v[0]).unwrap())
+    });
+    group.bench_function(format!("{name}/pblockdb_txn"), |b| {
+        let txn = c.db.begin_read().unwrap();
+        b.iter(|| txn.get_with(black_box(&pick(&mut rng)), |v| v[0]).unwrap())
     });
     group.bench_function(format!("{name}/heed_txn"), |b| {
         b.iter(|| {
@@ -135,10 +141,15 @@ fn put_replace(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: 
         })
     });
     group.bench_function("put_replace/pblockdb_batch", |b| {
-        let mut batch = c.db.lock_writes().unwrap();
-        b.iter(|| {
-            let i = rng.below(n);
-            batch.put(black_box(&key(i)), &value(i)).unwrap()
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let mut txn = c.db.begin_write().unwrap();
+            for _ in 0..iters {
+                let i = rng.below(n);
+                txn.put(black_box(&key(i)), &value(i)).unwrap();
+            }
+            txn.commit().unwrap();
+            start.elapsed()
         })
     });
     group.bench_function("put_replace/heed", |b| {

@@ -157,20 +157,33 @@ pub(crate) const FORMAT_FIELDS: &[FormatField] = &[
     ),
     field(PBD_DOC, "geometry_crc", PBD_CODE, "OFF_GEOMETRY_CRC", None),
     field(PBD_DOC, "generation", PBD_CODE, "OFF_GENERATION", None),
-    field(PBD_DOC, "descriptor 0", PBD_CODE, "OFF_DESC", Some(0)),
-    field(PBD_DOC, "descriptor 1", PBD_CODE, "OFF_DESC", Some(1)),
-    field(PBD_DOC, "count", PBD_CODE, "OFF_COUNT", None),
-    field(PBD_DOC, "used", PBD_CODE, "OFF_USED", None),
-    field(PBD_DOC, "change_counter", PBD_CODE, "OFF_CHANGES", None),
     field(
         PBD_DOC,
-        "journal_state",
+        "table descriptor 0",
         PBD_CODE,
-        "OFF_JOURNAL_STATE",
+        "OFF_TABLES",
+        Some(0),
+    ),
+    field(
+        PBD_DOC,
+        "table descriptor 1",
+        PBD_CODE,
+        "OFF_TABLES",
+        Some(1),
+    ),
+    field(PBD_DOC, "commit", PBD_CODE, "OFF_COMMIT", None),
+    field(PBD_DOC, "history_head", PBD_CODE, "OFF_HISTORY_HEAD", None),
+    field(
+        PBD_DOC,
+        "ring_generation",
+        PBD_CODE,
+        "OFF_RING_GENERATION",
         None,
     ),
-    field(PBD_DOC, "journal_slot", PBD_CODE, "OFF_JOURNAL_BODY", None),
-    field(PBD_DOC, "journal_crc", PBD_CODE, "OFF_JOURNAL_CRC", None),
+    field(PBD_DOC, "ring descriptor 0", PBD_CODE, "OFF_RINGS", Some(0)),
+    field(PBD_DOC, "ring descriptor 1", PBD_CODE, "OFF_RINGS", Some(1)),
+    field(PBD_DOC, "count record 0", PBD_CODE, "OFF_COUNTS", Some(0)),
+    field(PBD_DOC, "count record 1", PBD_CODE, "OFF_COUNTS", Some(1)),
     field(PBD_DOC, "user_version", PBD_CODE, "OFF_USER_VERSION", None),
     field(
         PBD_DOC,
@@ -185,13 +198,6 @@ pub(crate) const FORMAT_FIELDS: &[FormatField] = &[
         PBD_CODE,
         "OFF_USER_AREA",
         Some(1),
-    ),
-    field(
-        PBD_DOC,
-        "journal image",
-        PBD_CODE,
-        "OFF_JOURNAL_IMAGE",
-        None,
     ),
 ];
 
@@ -753,21 +759,49 @@ pub(crate) fn header_table_offset(doc: &str, field: &str) -> Option<(usize, u64)
     None
 }
 
-/// The value of `const NAME: T = LITERAL;` (or element `index` of `[A, B, ...]`), and its line.
+/// The value of `const NAME: T = EXPR;` (or element `index` of `[A, B, ...]`), and its line.
+/// `EXPR` is a sum of integer literals and other such constants (offsets derived from each
+/// other, as the format modules write them), possibly spread over several lines.
 pub(crate) fn const_value(code: &str, name: &str, index: Option<usize>) -> Option<(usize, u64)> {
+    const_value_within(code, name, index, 8)
+}
+
+fn const_value_within(
+    code: &str,
+    name: &str,
+    index: Option<usize>,
+    depth: u32,
+) -> Option<(usize, u64)> {
     let needle = format!("const {name}:");
-    code.lines().enumerate().find_map(|(n, line)| {
-        let rest = line.split_once(&needle)?.1;
-        let value = rest.split_once('=')?.1.trim().trim_end_matches(';').trim();
-        let value = match index {
-            None => parse_int(value)?,
-            Some(i) => {
-                let items = value.strip_prefix('[')?.strip_suffix(']')?;
-                parse_int(items.split(',').nth(i)?.trim())?
+    let start = code.find(&needle)?;
+    let line = code[..start].matches('\n').count() + 1;
+    let rest = &code[start + needle.len()..];
+    let value = rest.split_once('=')?.1;
+    let value = value.split_once(';')?.0.trim();
+    let expr = match index {
+        None => value.to_string(),
+        Some(i) => {
+            let items = value.strip_prefix('[')?.strip_suffix(']')?;
+            items.split(',').nth(i)?.trim().to_string()
+        }
+    };
+    let mut sum = 0u64;
+    for term in expr.split('+') {
+        let term = term.trim();
+        let value = match parse_int(term) {
+            Some(v) => v,
+            None if depth > 0
+                && term
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') =>
+            {
+                const_value_within(code, term, None, depth - 1)?.1
             }
+            None => return None,
         };
-        Some((n + 1, value))
-    })
+        sum = sum.checked_add(value)?;
+    }
+    Some((line, sum))
 }
 
 fn parse_int(text: &str) -> Option<u64> {
@@ -916,6 +950,11 @@ mod tests {
         assert_eq!(const_value(code, "BIG", None), Some((3, 0x4A52_4E4C)));
         assert_eq!(const_value(code, "EXPR", None), None);
         assert_eq!(const_value(code, "MISSING", None), None);
+        // Sums of literals and other constants, over several lines, are evaluated.
+        let derived = "const A: usize = 64;\nconst B: usize = A + 8;\nconst C: [usize; 2] = [\n    B,\n    B + A + 0x10,\n];\nconst LOOP: usize = LOOP + 1;\n";
+        assert_eq!(const_value(derived, "B", None), Some((2, 72)));
+        assert_eq!(const_value(derived, "C", Some(1)), Some((3, 152)));
+        assert_eq!(const_value(derived, "LOOP", None), None, "a cycle ends");
 
         // The real tables against made-up code: one agrees, the rest are reported.
         let plog_code =

@@ -18,13 +18,6 @@ impl Buf {
             Buf::Heap(vec![0; len])
         }
     }
-
-    /// `bytes` followed by zeros up to `len` (the caller checked `bytes.len() <= len`).
-    pub(crate) fn padded(bytes: &[u8], len: usize) -> Self {
-        let mut buf = Buf::zeroed(len);
-        buf[..bytes.len()].copy_from_slice(bytes);
-        buf
-    }
 }
 
 impl std::ops::Deref for Buf {
@@ -43,16 +36,5 @@ impl std::ops::DerefMut for Buf {
             Buf::Inline(words, len) => &mut bytemuck::cast_slice_mut(words)[..*len],
             Buf::Heap(bytes) => bytes,
         }
-    }
-}
-
-/// `len` zeroed bytes: the front of `stack` when it is long enough (no allocation), else
-/// `heap`. The caller declares both in its own frame, so nothing large is moved.
-pub(crate) fn scratch<'a>(stack: &'a mut [u8], heap: &'a mut Vec<u8>, len: usize) -> &'a mut [u8] {
-    if len <= stack.len() {
-        &mut stack[..len]
-    } else {
-        heap.resize(len, 0);
-        heap
     }
 }

@@ -56,7 +56,7 @@ pub enum Error {
         /// The value found.
         value: u64,
     },
-    /// A slot holds an impossible state, fails its checksum, or stays mid-write with no writer.
+    /// A slot holds an impossible state, fails its checksum, or its history is damaged.
     #[error("{path}: corrupt slot {slot}: {reason}")]
     CorruptSlot {
         /// The file.
@@ -111,14 +111,6 @@ pub enum Error {
         /// The database's value size.
         expected: usize,
     },
-    /// A buffer for `get_into` whose length is not the value size.
-    #[error("buffer of {given} bytes given; the value size is {expected}")]
-    BufferSize {
-        /// The buffer's length.
-        given: usize,
-        /// The database's value size.
-        expected: usize,
-    },
     /// User-area data longer than the user area.
     #[error("user area data of {given} bytes exceeds the {max}-byte user area")]
     UserAreaSize {
@@ -147,17 +139,15 @@ pub enum Error {
         /// The refused operation.
         op: &'static str,
     },
-    /// A write from the thread that already holds this database's writer lock (inside an
-    /// `update_each` callback, or beside a live [`crate::Writer`]): refused instead of
-    /// deadlocking.
+    /// A write transaction begun by the thread that already holds this handle's write
+    /// transaction: refused instead of deadlocking.
     #[error("{path}: write attempted by the thread already holding the writer lock")]
     Reentrant {
         /// The file.
         path: PathBuf,
     },
-    /// The calling thread holds the writer lock through another handle on this file (a live
-    /// [`crate::Writer`], or inside an `update_each` callback), so waiting for the file lock
-    /// would never end: refused instead of deadlocking.
+    /// The calling thread holds a write transaction through another handle on this file, so
+    /// waiting for the file lock would never end: refused instead of deadlocking.
     #[error(
         "{path}: this thread holds the writer lock through another handle on this file; \
          waiting for it would deadlock"
@@ -166,11 +156,21 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
-    /// A writer crashed mid-operation and a read-only handle cannot replay its journal; open the
-    /// file writable once to recover it.
-    #[error("{path} needs recovery from an interrupted write; open it writable once")]
-    NeedsRecovery {
+    /// A read transaction outlived the versions it needs: more slot changes were committed
+    /// since it began than the history ring keeps, or the table it read was rebuilt twice.
+    /// Start a new read transaction (or give the database a larger `DbOptions::history`).
+    #[error("{path}: snapshot too old: the versions it reads are no longer kept")]
+    SnapshotTooOld {
         /// The file.
+        path: PathBuf,
+    },
+    /// A codec refused an item or the stored bytes.
+    #[error("codec error: {0}")]
+    Codec(crate::codec::CodecError),
+    /// A backup's destination already exists.
+    #[error("{path} already exists; a backup is written only to a new file")]
+    BackupExists {
+        /// The destination.
         path: PathBuf,
     },
 }

@@ -1,10 +1,11 @@
-//! The on-disk layout: constants, header offsets, the key hash and checksums. Kept in step with
-//! `docs/pblockdb-format.md`, which explains every field.
+//! The on-disk layout, version 2: constants, header offsets derived from each other, and the
+//! codecs of slots, history entries, descriptors and count records. Kept in step with
+//! `docs/pblockdb-format.md` (and checked against it by `cargo xtask tidy`).
 
 /// The eight bytes every pblockdb file starts with (PNG-style: catches text-mode damage).
 pub const MAGIC: [u8; 8] = *b"\x89PBD\r\n\x1a\n";
 /// The format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes in the user area of the header.
 pub const USER_AREA_SIZE: usize = 256;
 /// Largest supported key size in bytes.
@@ -15,41 +16,80 @@ pub const MAX_VALUE_SIZE: usize = 1 << 20;
 pub const MIN_CAPACITY: u64 = 16;
 /// Largest table capacity in slots.
 pub const MAX_CAPACITY: u64 = 1 << 32;
+/// Smallest history ring, in entries.
+pub const MIN_HISTORY: u64 = 64;
+/// Largest history ring, in entries.
+pub const MAX_HISTORY: u64 = 1 << 32;
 
 pub(crate) const PAGE: u64 = 4096;
 
+// The fixed header: geometry, then one cache line per group of words that change together.
 pub(crate) const OFF_VERSION: usize = 8;
-pub(crate) const OFF_HEADER_SIZE: usize = 12;
-pub(crate) const OFF_KEY_SIZE: usize = 16;
-pub(crate) const OFF_VALUE_SIZE: usize = 20;
-pub(crate) const OFF_SLOT_SIZE: usize = 24;
-pub(crate) const OFF_USER_AREA_SIZE: usize = 28;
-pub(crate) const OFF_GEOMETRY_CRC: usize = 40;
-pub(crate) const GEOMETRY_LEN: usize = 40;
+pub(crate) const OFF_HEADER_SIZE: usize = OFF_VERSION + 4;
+pub(crate) const OFF_KEY_SIZE: usize = OFF_HEADER_SIZE + 4;
+pub(crate) const OFF_VALUE_SIZE: usize = OFF_KEY_SIZE + 4;
+pub(crate) const OFF_SLOT_SIZE: usize = OFF_VALUE_SIZE + 4;
+pub(crate) const OFF_USER_AREA_SIZE: usize = OFF_SLOT_SIZE + 4;
+pub(crate) const OFF_GEOMETRY_CRC: usize = OFF_USER_AREA_SIZE + 12;
+pub(crate) const GEOMETRY_LEN: usize = OFF_GEOMETRY_CRC;
 
+/// Bumped by each table rebuild; selects the active table descriptor (`generation & 1`).
 pub(crate) const OFF_GENERATION: usize = 64;
-pub(crate) const OFF_DESC: [usize; 2] = [72, 96];
-pub(crate) const OFF_COUNT: usize = 128;
-pub(crate) const OFF_USED: usize = 136;
-pub(crate) const OFF_CHANGES: usize = 144;
+/// Two table descriptors of [`DESCRIPTOR_LEN`] bytes.
+pub(crate) const OFF_TABLES: [usize; 2] = [OFF_GENERATION + 8, OFF_GENERATION + 8 + DESCRIPTOR_LEN];
+pub(crate) const DESCRIPTOR_LEN: usize = 40;
 
-pub(crate) const OFF_JOURNAL_STATE: usize = 192;
-pub(crate) const OFF_JOURNAL_BODY: usize = 200;
-pub(crate) const JOURNAL_BODY_LEN: usize = 40;
-pub(crate) const OFF_JOURNAL_CRC: usize = 240;
-pub(crate) const JOURNAL_ARMED: u64 = 0x4A52_4E4C_4152_4D44;
+/// The snapshot clock: the history position after the last committed transaction.
+pub(crate) const OFF_COMMIT: usize = 192;
+/// The history position after the last entry written (ahead of `commit` only mid-commit).
+pub(crate) const OFF_HISTORY_HEAD: usize = OFF_COMMIT + 8;
+/// Bumped by each history ring growth; selects the active ring descriptor.
+pub(crate) const OFF_RING_GENERATION: usize = OFF_HISTORY_HEAD + 8;
+/// Two ring descriptors of [`RING_LEN`] bytes.
+pub(crate) const OFF_RINGS: [usize; 2] =
+    [OFF_RING_GENERATION + 8, OFF_RING_GENERATION + 8 + RING_LEN];
+pub(crate) const RING_LEN: usize = 40;
 
-pub(crate) const OFF_USER_VERSION: usize = 256;
+/// Two count records of [`COUNTS_LEN`] bytes; the valid one whose clock is `commit` (and, of
+/// two such, the higher sequence) holds the counts of the committed state.
+pub(crate) const OFF_COUNTS: [usize; 2] = [320, 320 + COUNTS_LEN];
+pub(crate) const COUNTS_LEN: usize = 48;
+
+pub(crate) const OFF_USER_VERSION: usize = 448;
 /// Two copies of the user area; the parity of `user_version` selects the current one.
-pub(crate) const OFF_USER_AREA: [usize; 2] = [320, 576];
-pub(crate) const OFF_JOURNAL_IMAGE: usize = 832;
-/// The smallest file that can hold a header's fixed fields.
-pub(crate) const MIN_FILE_LEN: u64 = OFF_JOURNAL_IMAGE as u64;
+pub(crate) const OFF_USER_AREA: [usize; 2] = [512, 512 + USER_AREA_SIZE];
+/// The end of the fixed header fields.
+pub(crate) const HEADER_FIELDS_END: usize = OFF_USER_AREA[1] + USER_AREA_SIZE;
+/// The smallest file that can hold a header.
+pub(crate) const MIN_FILE_LEN: u64 = PAGE;
+/// The header's size: every table and ring region starts after it.
+pub(crate) const HEADER_SIZE: u64 = PAGE;
 
-pub(crate) const SLOT_HEADER: usize = 16;
+// A slot: a fixed header, then the key and value areas at their maximum sizes.
+pub(crate) const SLOT_META: usize = 0;
+pub(crate) const SLOT_COMMIT: usize = 8;
+pub(crate) const SLOT_UNDO: usize = 16;
+pub(crate) const SLOT_TAG: usize = 24;
+pub(crate) const SLOT_KEY_LEN: usize = 28;
+pub(crate) const SLOT_VALUE_LEN: usize = 32;
+pub(crate) const SLOT_CRC: usize = 36;
+pub(crate) const SLOT_HEADER: usize = 40;
+
 pub(crate) const STATE_EMPTY: u64 = 0;
 pub(crate) const STATE_LIVE: u64 = 1;
 pub(crate) const STATE_TOMB: u64 = 2;
+
+/// A slot image's `undo` when it has no older version: the slot was empty before it.
+pub(crate) const NO_UNDO: u64 = u64::MAX;
+
+// A history entry: a small header, then the slot image it saved.
+pub(crate) const ENTRY_NUMBER: usize = 0;
+pub(crate) const ENTRY_SLOT: usize = 8;
+pub(crate) const ENTRY_GENERATION: usize = 16;
+pub(crate) const ENTRY_CRC: usize = 24;
+pub(crate) const ENTRY_HEADER: usize = 32;
+/// An entry's number while it is being written.
+pub(crate) const ENTRY_WRITING: u64 = u64::MAX;
 
 pub(crate) fn state_of(meta: u64) -> u64 {
     meta & 3
@@ -63,6 +103,11 @@ pub(crate) fn meta(version: u64, state: u64) -> u64 {
     (version << 2) | state
 }
 
+/// Whether a slot's meta word says a writer is inside the slot (odd version).
+pub(crate) fn is_writing(meta: u64) -> bool {
+    version_of(meta) & 1 == 1
+}
+
 /// Rounds `value` up to a multiple of `to` (a power of two), or `None` on overflow.
 pub(crate) fn round_up(value: u64, to: u64) -> Option<u64> {
     Some(value.checked_add(to - 1)? & !(to - 1))
@@ -74,7 +119,6 @@ pub(crate) struct Geometry {
     pub key_size: usize,
     pub value_size: usize,
     pub slot_size: usize,
-    pub header_size: u64,
 }
 
 impl Geometry {
@@ -95,20 +139,28 @@ impl Geometry {
                 max: MAX_VALUE_SIZE as u64,
             });
         }
-        // Both bounded above, so none of this can overflow.
+        // Both bounded above, so this cannot overflow.
         let slot_size = (SLOT_HEADER + key_size + value_size).next_multiple_of(8);
-        let header_size = ((OFF_JOURNAL_IMAGE + slot_size) as u64).next_multiple_of(PAGE);
         Ok(Geometry {
             key_size,
             value_size,
             slot_size,
-            header_size,
         })
     }
 
     /// Bytes of a table region: the hint array, then the slots.
     pub(crate) fn table_bytes(&self, capacity: u64) -> Option<u64> {
         hint_bytes(capacity)?.checked_add(capacity.checked_mul(self.slot_size as u64)?)
+    }
+
+    /// Bytes of one history entry.
+    pub(crate) fn entry_size(&self) -> usize {
+        ENTRY_HEADER + self.slot_size
+    }
+
+    /// Bytes of a history ring of `entries` entries.
+    pub(crate) fn ring_bytes(&self, entries: u64) -> Option<u64> {
+        entries.checked_mul(self.entry_size() as u64)
     }
 
     /// Offset of the value within a slot.
@@ -121,7 +173,7 @@ impl Geometry {
         let mut bytes = [0u8; GEOMETRY_LEN];
         bytes[..8].copy_from_slice(&MAGIC);
         put_u32(&mut bytes, OFF_VERSION, FORMAT_VERSION);
-        put_u32(&mut bytes, OFF_HEADER_SIZE, self.header_size as u32);
+        put_u32(&mut bytes, OFF_HEADER_SIZE, HEADER_SIZE as u32);
         put_u32(&mut bytes, OFF_KEY_SIZE, self.key_size as u32);
         put_u32(&mut bytes, OFF_VALUE_SIZE, self.value_size as u32);
         put_u32(&mut bytes, OFF_SLOT_SIZE, self.slot_size as u32);
@@ -132,6 +184,10 @@ impl Geometry {
 
 pub(crate) fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
     bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+pub(crate) fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }
 
 pub(crate) fn get_u32(bytes: &[u8], at: usize) -> u32 {
@@ -146,24 +202,201 @@ pub(crate) fn get_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// A table descriptor's checksum binds offset, capacity and the generation selecting it.
-pub(crate) fn descriptor_crc(offset: u64, capacity: u64, generation: u64) -> u64 {
-    let mut bytes = [0u8; 24];
-    bytes[..8].copy_from_slice(&offset.to_le_bytes());
-    bytes[8..16].copy_from_slice(&capacity.to_le_bytes());
-    bytes[16..].copy_from_slice(&generation.to_le_bytes());
-    u64::from(crc32c::crc32c(&bytes))
+fn crc_of_words(words: &[u64]) -> u64 {
+    let mut crc = 0;
+    for word in words {
+        crc = crc32c::crc32c_append(crc, &word.to_le_bytes());
+    }
+    u64::from(crc)
 }
 
-/// Checksum of a live slot: the tag, then key and value.
-pub(crate) fn slot_crc(tag: u32, key_value: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(&tag.to_le_bytes()), key_value)
+/// A table descriptor: where a table lives and from which commit its contents hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TableDescriptor {
+    /// The generation this descriptor describes; `u64::MAX` while it is being rewritten.
+    pub generation: u64,
+    pub offset: u64,
+    pub capacity: u64,
+    /// The commit clock when the table became active: snapshots from it on read this table.
+    pub since: u64,
+}
+
+impl TableDescriptor {
+    pub(crate) fn crc(&self) -> u64 {
+        crc_of_words(&[self.generation, self.offset, self.capacity, self.since])
+    }
+}
+
+/// A history ring descriptor: where the ring lives and the first entry number it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RingDescriptor {
+    /// The ring generation this describes; `u64::MAX` while it is being rewritten.
+    pub generation: u64,
+    pub offset: u64,
+    /// Entries (a power of two); entry `n` lives at `offset + (n % entries) * entry_size`.
+    pub entries: u64,
+    /// The first entry number written into this ring.
+    pub base: u64,
+}
+
+impl RingDescriptor {
+    pub(crate) fn crc(&self) -> u64 {
+        crc_of_words(&[self.generation, self.offset, self.entries, self.base])
+    }
+}
+
+/// The counts of one committed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Counts {
+    /// The commit clock these counts belong to.
+    pub clock: u64,
+    /// Orders two records of one clock (a rebuild rewrites `used` without a commit).
+    pub sequence: u64,
+    /// Live records.
+    pub count: u64,
+    /// Live records plus tombstones in the active table.
+    pub used: u64,
+    /// Transactions committed over the life of the file.
+    pub commits: u64,
+}
+
+impl Counts {
+    pub(crate) fn encode(&self) -> [u8; COUNTS_LEN] {
+        let mut bytes = [0u8; COUNTS_LEN];
+        let words = [
+            self.clock,
+            self.sequence,
+            self.count,
+            self.used,
+            self.commits,
+        ];
+        for (i, word) in words.iter().enumerate() {
+            put_u64(&mut bytes, i * 8, *word);
+        }
+        put_u64(&mut bytes, 40, crc_of_words(&words));
+        bytes
+    }
+
+    /// The record in `bytes`, if its checksum holds.
+    pub(crate) fn decode(bytes: &[u8; COUNTS_LEN]) -> Option<Counts> {
+        let word = |i: usize| get_u64(bytes, i * 8);
+        let words = [word(0), word(1), word(2), word(3), word(4)];
+        (crc_of_words(&words) == word(5)).then_some(Counts {
+            clock: words[0],
+            sequence: words[1],
+            count: words[2],
+            used: words[3],
+            commits: words[4],
+        })
+    }
+}
+
+/// A slot image's fields, read from its fixed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotHeader {
+    pub meta: u64,
+    pub commit: u64,
+    pub undo: u64,
+    pub tag: u32,
+    pub key_len: u32,
+    pub value_len: u32,
+    pub crc: u32,
+}
+
+impl SlotHeader {
+    pub(crate) fn read(image: &[u8]) -> SlotHeader {
+        SlotHeader {
+            meta: get_u64(image, SLOT_META),
+            commit: get_u64(image, SLOT_COMMIT),
+            undo: get_u64(image, SLOT_UNDO),
+            tag: get_u32(image, SLOT_TAG),
+            key_len: get_u32(image, SLOT_KEY_LEN),
+            value_len: get_u32(image, SLOT_VALUE_LEN),
+            crc: get_u32(image, SLOT_CRC),
+        }
+    }
+
+    pub(crate) fn state(&self) -> u64 {
+        state_of(self.meta)
+    }
+}
+
+/// A slot image's key and value, once its lengths were checked against the geometry.
+pub(crate) fn key_of<'a>(image: &'a [u8], geo: &Geometry) -> Option<&'a [u8]> {
+    let len = get_u32(image, SLOT_KEY_LEN) as usize;
+    (len <= geo.key_size).then(|| &image[SLOT_HEADER..][..len])
+}
+
+pub(crate) fn value_of<'a>(image: &'a [u8], geo: &Geometry) -> Option<&'a [u8]> {
+    let len = get_u32(image, SLOT_VALUE_LEN) as usize;
+    (len <= geo.value_size).then(|| &image[geo.value_at()..][..len])
+}
+
+/// The checksum of a slot image: its commit, undo, tag and lengths, then its key and value
+/// bytes (exactly their lengths). `None` when a length exceeds the geometry.
+pub(crate) fn slot_crc(image: &[u8], geo: &Geometry) -> Option<u32> {
+    let key = key_of(image, geo)?;
+    let value = value_of(image, geo)?;
+    let crc = crc32c::crc32c(&image[SLOT_COMMIT..SLOT_CRC]);
+    Some(crc32c::crc32c_append(
+        crc32c::crc32c_append(crc, key),
+        value,
+    ))
+}
+
+/// Whether a live or tombstone image is whole: lengths in range, checksum and tag right.
+pub(crate) fn image_is_sound(image: &[u8], geo: &Geometry) -> bool {
+    let header = SlotHeader::read(image);
+    let Some(key) = key_of(image, geo) else {
+        return false;
+    };
+    slot_crc(image, geo) == Some(header.crc) && header.tag == tag_of(hash_key(key))
+}
+
+/// Fills `image` (zeroed, `slot_size` bytes) as a record of `key` and `value` (or, when
+/// `value` is `None`, a tombstone keeping the key) written by commit `commit` over the version
+/// saved as history entry `undo`, with meta word `meta`.
+pub(crate) fn build_image(
+    image: &mut [u8],
+    geo: &Geometry,
+    key: &[u8],
+    value: Option<&[u8]>,
+    commit: u64,
+    undo: u64,
+    version: u64,
+) {
+    image.fill(0);
+    let state = if value.is_some() {
+        STATE_LIVE
+    } else {
+        STATE_TOMB
+    };
+    let value = value.unwrap_or(&[]);
+    put_u64(image, SLOT_META, meta(version, state));
+    put_u64(image, SLOT_COMMIT, commit);
+    put_u64(image, SLOT_UNDO, undo);
+    put_u32(image, SLOT_TAG, tag_of(hash_key(key)));
+    put_u32(image, SLOT_KEY_LEN, key.len() as u32);
+    put_u32(image, SLOT_VALUE_LEN, value.len() as u32);
+    image[SLOT_HEADER..][..key.len()].copy_from_slice(key);
+    image[geo.value_at()..][..value.len()].copy_from_slice(value);
+    // The lengths were checked by the caller, so the checksum exists.
+    let crc = slot_crc(image, geo).unwrap_or(0);
+    put_u32(image, SLOT_CRC, crc);
+}
+
+/// The checksum of a history entry's header fields (slot and generation) and its image.
+pub(crate) fn entry_crc(slot: u64, generation: u64, image: &[u8]) -> u32 {
+    let mut head = [0u8; 16];
+    put_u64(&mut head, 0, slot);
+    put_u64(&mut head, 8, generation);
+    crc32c::crc32c_append(crc32c::crc32c(&head), image)
 }
 
 /// The key hash: FxHash-style multiply-rotate over 8-byte little-endian words (the last one
-/// zero-padded), finished with the MurmurHash3 64-bit mixer so the low bits (the home slot) and
-/// the high bits (the tag) are both well spread. Part of the format: changing it is a new
-/// version.
+/// zero-padded), seeded with the key's length so that `"a"` and `"a\0"` differ, finished with
+/// the MurmurHash3 64-bit mixer so the low bits (the home slot) and the high bits (the tag)
+/// are both well spread. Part of the format: changing it is a new version.
 pub(crate) fn hash_key(key: &[u8]) -> u64 {
     const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
     let mut h: u64 = key.len() as u64;
@@ -198,7 +431,11 @@ pub(crate) fn hint_bytes(capacity: u64) -> Option<u64> {
 
 /// A slot's hint: its state in the low two bits, the upper 30 bits of its tag above them.
 pub(crate) fn hint(state: u64, tag: u32) -> u32 {
-    (tag & !3) | state as u32
+    if state == STATE_EMPTY {
+        0
+    } else {
+        (tag & !3) | state as u32
+    }
 }
 
 /// Whether a hint could be the live slot of a key with this tag.
@@ -212,35 +449,42 @@ mod tests {
 
     #[test]
     fn magic_catches_text_mode_damage() {
-        assert_eq!(MAGIC.len(), 8);
         assert!(MAGIC[0] & 0x80 != 0);
         assert!(MAGIC.windows(2).any(|w| w == b"\r\n"));
         assert!(MAGIC.contains(&0x1a));
     }
 
     #[test]
-    fn geometry_is_checked_and_aligned() {
-        let g = Geometry::new(16, 64).unwrap();
-        assert_eq!(g.slot_size, 96);
-        assert_eq!(g.header_size, 4096);
-        assert_eq!(Geometry::new(3, 1).unwrap().slot_size, 24);
-        assert!(Geometry::new(0, 8).is_err());
-        assert!(Geometry::new(MAX_KEY_SIZE + 1, 8).is_err());
-        assert!(Geometry::new(8, MAX_VALUE_SIZE + 1).is_err());
-        let big = Geometry::new(MAX_KEY_SIZE, MAX_VALUE_SIZE).unwrap();
-        assert_eq!(big.header_size % PAGE, 0);
-        assert!(big.header_size >= (OFF_JOURNAL_IMAGE + big.slot_size) as u64);
+    fn header_fields_fit_and_do_not_overlap() {
+        assert_eq!(GEOMETRY_LEN, 40);
+        assert!(OFF_TABLES[1] + DESCRIPTOR_LEN <= OFF_COMMIT);
+        assert!(OFF_RINGS[1] + RING_LEN <= OFF_COUNTS[0]);
+        assert!(OFF_COUNTS[1] + COUNTS_LEN <= OFF_USER_VERSION);
+        assert!(HEADER_FIELDS_END as u64 <= HEADER_SIZE);
+        for at in [
+            OFF_GENERATION,
+            OFF_COMMIT,
+            OFF_HISTORY_HEAD,
+            OFF_RING_GENERATION,
+        ] {
+            assert_eq!(at % 8, 0);
+        }
     }
 
     #[test]
-    fn hash_spreads_and_depends_on_every_byte() {
-        let a = hash_key(b"0123456789abcdef");
-        let b = hash_key(b"0123456789abcdeg");
-        let c = hash_key(b"1123456789abcdef");
-        assert_ne!(a, b);
-        assert_ne!(a, c);
-        assert_ne!(hash_key(b"abc"), hash_key(b"abd"));
-        // Sequential integer keys should land in distinct low bits most of the time.
+    fn geometry_is_checked_and_aligned() {
+        let g = Geometry::new(16, 64).unwrap();
+        assert_eq!(g.slot_size, 120);
+        assert_eq!(Geometry::new(3, 1).unwrap().slot_size, 48);
+        assert!(Geometry::new(0, 8).is_err());
+        assert!(Geometry::new(MAX_KEY_SIZE + 1, 8).is_err());
+        assert!(Geometry::new(8, MAX_VALUE_SIZE + 1).is_err());
+    }
+
+    #[test]
+    fn keys_of_different_lengths_hash_apart() {
+        assert_ne!(hash_key(b"a"), hash_key(b"a\0"));
+        assert_ne!(hash_key(b""), hash_key(b"\0"));
         let mut homes = std::collections::HashSet::new();
         for i in 0u64..1024 {
             homes.insert(hash_key(&i.to_le_bytes()) & 1023);
@@ -249,9 +493,46 @@ mod tests {
     }
 
     #[test]
+    fn images_round_trip_and_checksums_cover_every_field() {
+        let g = Geometry::new(8, 16).unwrap();
+        let mut image = vec![0u8; g.slot_size];
+        build_image(&mut image, &g, b"key", Some(b"value"), 7, 3, 2);
+        assert!(image_is_sound(&image, &g));
+        assert_eq!(key_of(&image, &g), Some(&b"key"[..]));
+        assert_eq!(value_of(&image, &g), Some(&b"value"[..]));
+        let header = SlotHeader::read(&image);
+        assert_eq!(
+            (header.commit, header.undo, header.state()),
+            (7, 3, STATE_LIVE)
+        );
+        for at in SLOT_COMMIT..SLOT_HEADER + 3 {
+            let mut bad = image.clone();
+            bad[at] ^= 1;
+            assert!(!image_is_sound(&bad, &g), "a flip at {at} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn counts_records_reject_any_flipped_bit() {
+        let counts = Counts {
+            clock: 9,
+            sequence: 2,
+            count: 5,
+            used: 6,
+            commits: 4,
+        };
+        let bytes = counts.encode();
+        assert_eq!(Counts::decode(&bytes), Some(counts));
+        for bit in 0..COUNTS_LEN * 8 {
+            let mut bad = bytes;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(Counts::decode(&bad), None);
+        }
+    }
+
+    #[test]
     fn round_up_overflows_to_none() {
         assert_eq!(round_up(1, 4096), Some(4096));
-        assert_eq!(round_up(4096, 4096), Some(4096));
         assert_eq!(round_up(u64::MAX, 4096), None);
     }
 }

@@ -1,50 +1,55 @@
-//! `pblockdb`: a fixed-block record database in a memory-mapped file, shared between threads
-//! and processes, with its hash index in the file.
+//! `pblockdb`: a record database in a memory-mapped file, shared between threads and
+//! processes, with transactions, snapshots that register nowhere, and its hash index in the
+//! file.
 //!
 //! The Lisp `pounds.db` kept records in fixed-size blocks and found them by scanning every
-//! block under one lock. Here the blocks themselves form an open-addressing hash table
-//! (linear probing, tombstones, rebuilt and doubled at 3/4 load) with a dense array of 4-byte
-//! hints in front of it, so a lookup is O(1) expected, probes in cache, and reads one record's
-//! memory (a miss usually none); and the locking is split:
+//! block under one lock; LMDB gave the world ACID transactions whose readers never block, at
+//! the price of a reader table (a fixed number of slots, stale slots after a crash, a file
+//! that grows under long readers). pblockdb keeps LMDB's contract without the table:
 //!
-//! - **Readers take no lock.** Each slot carries a version word (a seqlock): a reader copies
-//!   the slot out and accepts it only if the version was even and unchanged, so it never sees a
-//!   torn record. A generation word in the header tells it when another process rebuilt the
-//!   table, and it remaps.
-//! - **Writers serialise** on an in-process mutex plus an exclusive advisory file lock. Every
-//!   slot write goes through a redo journal in the header, so a writer killed at any
-//!   instruction leaves each key with its old or its new value and an index the next open
-//!   accepts; a table rebuild builds the new table beside the old and switches with one store.
-//!   A single `put` pays one `flock` lock/unlock pair; [`Db::lock_writes`] holds the lock
-//!   across a batch.
+//! - **The blocks form an open-addressing hash table** (linear probing, tombstones, rebuilt
+//!   and doubled at 3/4 load) with a dense array of 4-byte hints in front, so a lookup is O(1)
+//!   expected, probes in cache, and reads one record's memory.
+//! - **Versions, not locks, isolate readers.** Every commit first saves the versions it
+//!   replaces in a history ring in the file, then rewrites the slots, then publishes a new
+//!   commit clock with one store. A read transaction is just a clock: it reads each slot as
+//!   it was at that clock, following the slot's chain of saved versions when a later commit
+//!   changed it. It takes no lock and writes nothing, so it never blocks the writer, the
+//!   writer never blocks it (a slot a writer is inside is read past through the version saved
+//!   first), and a reader that dies leaves nothing behind. A reader older than the history
+//!   gets [`Error::SnapshotTooOld`], never a mixed view; the file never grows for a reader.
+//! - **Writers serialise** on a mutex plus an advisory file lock; a write transaction keeps its
+//!   changes in memory (nested transactions as layers) until commit. A writer killed at any
+//!   instruction leaves a commit whose saved versions the next writer puts back: all of a
+//!   transaction or none of it.
 //!
-//! Keys and values have fixed sizes chosen at creation; shorter ones are padded with zeros,
-//! longer ones are an error. [`TypedDb`] stores `bytemuck::Pod` types instead of bytes. The
-//! file format and the crash-consistency argument are in `docs/pblockdb-format.md`.
+//! Keys and values are stored exactly (with their lengths), up to maxima chosen at creation.
+//! [`TypedDb`] encodes them with a [`codec::Codec`]. The file format, the snapshot protocol
+//! and the crash argument are in `docs/pblockdb-format.md`.
 //!
 //! ```
 //! # fn main() -> Result<(), pblockdb::Error> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let path = dir.path().join("mounts.db");
-//! use pblockdb::{Action, Db, DbOptions};
+//! use pblockdb::{Db, DbOptions};
 //!
 //! let db = DbOptions::new(16, 32).capacity(1000).open(&path)?;
 //! assert!(!db.put(b"/mnt/a", b"nfs")?);
 //! assert!(db.put(b"/mnt/a", b"cifs")?); // replaced
-//! db.put(b"/mnt/b", b"tmpfs")?;
+//! assert_eq!(db.get(b"/mnt/a")?, Some(b"cifs".to_vec()));
 //!
-//! // Values come back padded to the value size.
-//! let value = db.get(b"/mnt/a")?.unwrap();
-//! assert_eq!(&value[..4], b"cifs");
-//! assert!(value[4..].iter().all(|&b| b == 0));
+//! // Several changes, atomically: other handles see all of them or none.
+//! db.write(|txn| {
+//!     txn.put(b"/mnt/b", b"tmpfs")?;
+//!     txn.delete(b"/mnt/a")?;
+//!     Ok(())
+//! })?;
 //!
 //! // Another handle (or process) sees the same records.
 //! let other = Db::open_existing(&path)?;
-//! assert_eq!(other.len(), 2);
-//!
-//! // Update or delete in place while iterating.
-//! db.update_each(|key, _value| if key.starts_with(b"/mnt/b") { Action::Delete } else { Action::Keep })?;
-//! assert!(!other.contains(b"/mnt/b")?);
+//! let snapshot = other.begin_read()?;
+//! assert_eq!(snapshot.len()?, 1);
+//! assert!(!snapshot.contains(b"/mnt/a")?);
 //!
 //! // Too long is an error, not a truncation.
 //! assert!(matches!(db.put(&[0; 17], b"x"), Err(pblockdb::Error::KeySize { given: 17, expected: 16 })));
@@ -53,22 +58,33 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backup;
 mod buf;
+pub mod codec;
+mod commit;
 mod db;
 mod error;
 mod format;
-mod options;
+mod history;
+mod lock;
+mod open;
 mod owners;
+mod snapshot;
+#[doc(hidden)]
+pub mod testing;
+mod txn;
 mod typed;
-mod writer;
+mod verify;
+mod view;
 
+#[doc(hidden)]
+pub use crate::commit::slots_examined;
 pub use crate::db::{Db, Iter, Stats};
 pub use crate::error::{Error, Result};
 pub use crate::format::{
-    FORMAT_VERSION, MAGIC, MAX_CAPACITY, MAX_KEY_SIZE, MAX_VALUE_SIZE, MIN_CAPACITY, USER_AREA_SIZE,
+    FORMAT_VERSION, MAGIC, MAX_CAPACITY, MAX_HISTORY, MAX_KEY_SIZE, MAX_VALUE_SIZE, MIN_CAPACITY,
+    MIN_HISTORY, USER_AREA_SIZE,
 };
-pub use crate::options::{DEFAULT_CAPACITY, DbOptions};
+pub use crate::open::{DEFAULT_CAPACITY, DEFAULT_HISTORY_BYTES, DbOptions, Durability};
+pub use crate::txn::{Nested, ReadTxn, WriteTxn};
 pub use crate::typed::TypedDb;
-#[doc(hidden)]
-pub use crate::writer::slots_examined;
-pub use crate::writer::{Action, Writer};

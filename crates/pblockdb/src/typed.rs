@@ -1,63 +1,57 @@
-//! Records as `bytemuck::Pod` types instead of byte slices.
+//! [`TypedDb`]: a database whose keys and values go through [`Codec`]s, in transactions or
+//! one operation at a time.
 
 use std::marker::PhantomData;
-use std::path::Path;
 
-use bytemuck::Pod;
+use crate::codec::Codec;
+use crate::{Db, Error, ReadTxn, Result, WriteTxn};
 
-use crate::{Action, Db, DbOptions, Error, Result};
-
-/// A [`Db`] whose keys are `K` and values are `V`: plain-old-data types stored as their bytes
-/// (native byte order), with key size `size_of::<K>()` and value size `size_of::<V>()`.
+/// A [`Db`] whose keys are encoded by `K` and values by `V` (see [`crate::codec`]).
 ///
 /// ```
 /// # fn main() -> Result<(), pblockdb::Error> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("leases.db");
-/// let leases = pblockdb::TypedDb::<u64, [u32; 4]>::open(&path, 100)?;
-/// leases.put(&7, &[1, 2, 3, 4])?;
-/// assert_eq!(leases.get(&7)?, Some([1, 2, 3, 4]));
-/// assert_eq!(leases.get(&8)?, None);
+/// use pblockdb::codec::{Str, U64};
+/// let db = pblockdb::DbOptions::new(8, 64).open(&path)?;
+/// let leases = pblockdb::TypedDb::<U64, Str>::new(db);
+/// leases.put(&7, &"10.0.0.7".to_string())?;
+/// assert_eq!(leases.get(&7)?, Some("10.0.0.7".to_string()));
+/// leases.db().write(|txn| {
+///     leases.put_in(txn, &8, &"10.0.0.8".to_string())?;
+///     leases.delete_in(txn, &7)
+/// })?;
+/// assert_eq!(leases.get(&7)?, None);
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct TypedDb<K, V> {
     db: Db,
-    types: PhantomData<fn() -> (K, V)>,
+    codecs: PhantomData<fn() -> (K, V)>,
 }
 
-impl<K: Pod, V: Pod> TypedDb<K, V> {
-    /// Creates or opens the database at `path` for these types, with room for `capacity`
-    /// records before the first growth (when creating).
-    ///
-    /// # Errors
-    /// As [`DbOptions::open`]; [`Error::GeometryMismatch`] when the file holds other sizes.
-    pub fn open(path: impl AsRef<Path>, capacity: u64) -> Result<Self> {
-        Self::from_db(
-            DbOptions::new(size_of::<K>(), size_of::<V>())
-                .capacity(capacity)
-                .open(path)?,
-        )
+impl<K, V> std::fmt::Debug for TypedDb<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedDb").field("db", &self.db).finish()
     }
+}
 
-    /// Wraps an open [`Db`] whose sizes match `K` and `V`.
-    ///
-    /// # Errors
-    /// [`Error::GeometryMismatch`] when they do not.
-    pub fn from_db(db: Db) -> Result<Self> {
-        if db.key_size() != size_of::<K>() || db.value_size() != size_of::<V>() {
-            return Err(Error::GeometryMismatch {
-                path: db.path().to_path_buf(),
-                asked_key: size_of::<K>(),
-                asked_value: size_of::<V>(),
-                found_key: db.key_size(),
-                found_value: db.value_size(),
-            });
-        }
-        Ok(TypedDb {
+fn encode<C: Codec>(item: &C::Item) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    C::encode(item, &mut bytes).map_err(Error::Codec)?;
+    Ok(bytes)
+}
+
+fn decode<C: Codec>(bytes: &[u8]) -> Result<C::Item> {
+    C::decode(bytes).map_err(Error::Codec)
+}
+
+impl<K: Codec, V: Codec> TypedDb<K, V> {
+    /// Wraps an open database.
+    pub fn new(db: Db) -> Self {
+        TypedDb {
             db,
-            types: PhantomData,
-        })
+            codecs: PhantomData,
+        }
     }
 
     /// The byte-level database underneath.
@@ -70,44 +64,78 @@ impl<K: Pod, V: Pod> TypedDb<K, V> {
         self.db
     }
 
-    /// Inserts or replaces; returns whether it replaced.
+    /// Stores `value` under `key` in a transaction of its own; returns whether it replaced.
     ///
     /// # Errors
-    /// As [`Db::put`].
-    pub fn put(&self, key: &K, value: &V) -> Result<bool> {
+    /// [`Error::Codec`], as [`Db::put`].
+    pub fn put(&self, key: &K::Item, value: &V::Item) -> Result<bool> {
+        self.db.put(&encode::<K>(key)?, &encode::<V>(value)?)
+    }
+
+    /// The value under `key` now.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the stored bytes do not decode, as [`Db::get`].
+    pub fn get(&self, key: &K::Item) -> Result<Option<V::Item>> {
         self.db
-            .put(bytemuck::bytes_of(key), bytemuck::bytes_of(value))
+            .get_with(&encode::<K>(key)?, decode::<V>)?
+            .transpose()
     }
 
-    /// The value under `key`, without allocating.
+    /// Deletes `key` in a transaction of its own; returns whether it was stored.
     ///
     /// # Errors
-    /// As [`Db::get`].
-    pub fn get(&self, key: &K) -> Result<Option<V>> {
-        let mut value = V::zeroed();
-        let found = self
-            .db
-            .get_into(bytemuck::bytes_of(key), bytemuck::bytes_of_mut(&mut value))?;
-        Ok(found.then_some(value))
+    /// As [`TypedDb::put`].
+    pub fn delete(&self, key: &K::Item) -> Result<bool> {
+        self.db.delete(&encode::<K>(key)?)
     }
 
-    /// Deletes; returns whether the key was there.
+    /// As [`TypedDb::get`], in a read transaction's snapshot.
     ///
     /// # Errors
-    /// As [`Db::delete`].
-    pub fn delete(&self, key: &K) -> Result<bool> {
-        self.db.delete(bytemuck::bytes_of(key))
+    /// As [`TypedDb::get`].
+    pub fn get_in(&self, txn: &ReadTxn<'_>, key: &K::Item) -> Result<Option<V::Item>> {
+        txn.get_with(&encode::<K>(key)?, decode::<V>)?.transpose()
     }
 
-    /// Whether `key` is stored.
+    /// As [`TypedDb::get`], as a write transaction sees it.
     ///
     /// # Errors
-    /// As [`Db::get`].
-    pub fn contains(&self, key: &K) -> Result<bool> {
-        self.db.contains(bytemuck::bytes_of(key))
+    /// As [`TypedDb::get`].
+    pub fn get_in_write(&self, txn: &WriteTxn<'_>, key: &K::Item) -> Result<Option<V::Item>> {
+        txn.get(&encode::<K>(key)?)?
+            .map(|bytes| decode::<V>(&bytes))
+            .transpose()
     }
 
-    /// Records stored.
+    /// As [`TypedDb::put`], inside a write transaction.
+    ///
+    /// # Errors
+    /// As [`TypedDb::put`].
+    pub fn put_in(&self, txn: &mut WriteTxn<'_>, key: &K::Item, value: &V::Item) -> Result<bool> {
+        txn.put(&encode::<K>(key)?, &encode::<V>(value)?)
+    }
+
+    /// As [`TypedDb::delete`], inside a write transaction.
+    ///
+    /// # Errors
+    /// As [`TypedDb::put`].
+    pub fn delete_in(&self, txn: &mut WriteTxn<'_>, key: &K::Item) -> Result<bool> {
+        txn.delete(&encode::<K>(key)?)
+    }
+
+    /// Every record of one snapshot, decoded.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] for a record that does not decode, as [`Db::iter`].
+    pub fn entries(&self) -> Result<Vec<(K::Item, V::Item)>> {
+        self.db
+            .iter()?
+            .map(|(key, value)| Ok((decode::<K>(&key)?, decode::<V>(&value)?)))
+            .collect()
+    }
+
+    /// Records stored now.
     pub fn len(&self) -> usize {
         self.db.len()
     }
@@ -115,58 +143,5 @@ impl<K: Pod, V: Pod> TypedDb<K, V> {
     /// Whether no record is stored.
     pub fn is_empty(&self) -> bool {
         self.db.is_empty()
-    }
-
-    /// Every record, each read consistently.
-    ///
-    /// # Errors
-    /// As [`Db::iter`].
-    pub fn entries(&self) -> Result<Vec<(K, V)>> {
-        // Sized by the records read, not by the header's count (which another process could
-        // have damaged since this handle opened).
-        let bytes = self.db.snapshot()?;
-        Ok(self
-            .db
-            .records(&bytes)
-            .map(|(key, value)| {
-                (
-                    bytemuck::pod_read_unaligned(key),
-                    bytemuck::pod_read_unaligned(value),
-                )
-            })
-            .collect())
-    }
-
-    /// The first record for which `predicate` holds.
-    ///
-    /// # Errors
-    /// As [`Db::find`].
-    pub fn find(&self, mut predicate: impl FnMut(&K, &V) -> bool) -> Result<Option<(K, V)>> {
-        let found = self.db.find(|key, value| {
-            predicate(
-                &bytemuck::pod_read_unaligned(key),
-                &bytemuck::pod_read_unaligned(value),
-            )
-        })?;
-        Ok(found.map(|(key, value)| {
-            (
-                bytemuck::pod_read_unaligned(&key),
-                bytemuck::pod_read_unaligned(&value),
-            )
-        }))
-    }
-
-    /// As [`Db::update_each`], with typed records: `f` may change the value in place.
-    ///
-    /// # Errors
-    /// As [`Db::update_each`].
-    pub fn update_each(&self, mut f: impl FnMut(&K, &mut V) -> Action) -> Result<u64> {
-        self.db.update_each(|key, bytes| {
-            let key: K = bytemuck::pod_read_unaligned(key);
-            let mut value: V = bytemuck::pod_read_unaligned(bytes);
-            let action = f(&key, &mut value);
-            bytes.copy_from_slice(bytemuck::bytes_of(&value));
-            action
-        })
     }
 }

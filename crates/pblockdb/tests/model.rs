@@ -1,10 +1,14 @@
-//! Random operation sequences against a `HashMap` model, with reopens and growth in the middle.
+//! Random operation sequences against a `HashMap` model: single operations, transactions
+//! committed and aborted, nested transactions, snapshots read later, reopens and growth in the
+//! middle.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 
-use pblockdb::{Action, Db, DbOptions};
+use pblockdb::{Db, DbOptions, WriteTxn};
 use proptest::prelude::*;
+
+type Model = HashMap<Vec<u8>, Vec<u8>>;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -13,7 +17,19 @@ enum Op {
     Delete(u8),
     Iterate,
     Reopen,
-    BumpOdd,
+    /// A transaction of these changes, then a nested child of those, each committed or not.
+    Txn {
+        changes: Vec<(u8, Option<u8>)>,
+        child: Vec<(u8, Option<u8>)>,
+        commit_child: bool,
+        commit: bool,
+    },
+    /// Take a snapshot now; it is checked against the model of now at the end.
+    Snapshot,
+}
+
+fn change() -> impl Strategy<Value = (u8, Option<u8>)> {
+    (0u8..80, proptest::option::of(any::<u8>()))
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -24,19 +40,49 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u8..80).prop_map(Op::Delete),
         1 => Just(Op::Iterate),
         1 => Just(Op::Reopen),
-        1 => Just(Op::BumpOdd),
+        2 => (
+            proptest::collection::vec(change(), 0..12),
+            proptest::collection::vec(change(), 0..6),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(changes, child, commit_child, commit)| Op::Txn {
+                changes,
+                child,
+                commit_child,
+                commit,
+            }),
+        1 => Just(Op::Snapshot),
     ]
 }
 
+/// Keys of different lengths, including the empty key and one that is another plus a zero.
 fn key(k: u8) -> Vec<u8> {
-    // Short keys: the database pads them; the model stores them padded.
-    vec![k; 1 + usize::from(k % 5)]
+    match k {
+        0 => Vec::new(),
+        1 => vec![2, 0],
+        _ => vec![k; 1 + usize::from(k % 5)],
+    }
 }
 
-fn padded(bytes: &[u8], len: usize) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    out.resize(len, 0);
-    out
+fn value(k: u8, v: u8) -> Vec<u8> {
+    vec![v, k, v ^ k][..usize::from(v % 4)].to_vec()
+}
+
+fn apply(txn: &mut WriteTxn<'_>, model: &mut Model, changes: &[(u8, Option<u8>)]) {
+    for &(k, v) in changes {
+        match v {
+            Some(v) => {
+                let replaced = txn.put(&key(k), &value(k, v)).unwrap();
+                assert_eq!(replaced, model.insert(key(k), value(k, v)).is_some());
+            }
+            None => {
+                let removed = txn.delete(&key(k)).unwrap();
+                assert_eq!(removed, model.remove(&key(k)).is_some());
+            }
+        }
+        assert_eq!(txn.get(&key(k)).unwrap(), model.get(&key(k)).cloned());
+    }
 }
 
 proptest! {
@@ -46,54 +92,89 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.db");
         // Capacity 1: the table starts at 16 slots and must grow (and rebuild) mid-sequence.
-        let mut db = DbOptions::new(6, 3).capacity(1).open(&path).unwrap();
-        let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-        let mut changes = 0u64;
+        // A large history, so every snapshot taken stays readable.
+        let mut db = DbOptions::new(6, 3).capacity(1).history(1 << 14).open(&path).unwrap();
+        let mut model = Model::new();
+        // Snapshots through a second handle, which is never reopened.
+        let reader = Db::open_existing(&path).unwrap();
+        let mut snapshots = Vec::new();
         for op in ops {
             match op {
                 Op::Put(k, v) => {
-                    let value = vec![v, k, v ^ k];
-                    let replaced = db.put(&key(k), &value).unwrap();
-                    prop_assert_eq!(replaced, model.insert(padded(&key(k), 6), value).is_some());
-                    changes += 1;
+                    let replaced = db.put(&key(k), &value(k, v)).unwrap();
+                    prop_assert_eq!(replaced, model.insert(key(k), value(k, v)).is_some());
                 }
                 Op::Get(k) => {
-                    prop_assert_eq!(db.get(&key(k)).unwrap(), model.get(&padded(&key(k), 6)).cloned());
+                    prop_assert_eq!(db.get(&key(k)).unwrap(), model.get(&key(k)).cloned());
                 }
                 Op::Delete(k) => {
                     let removed = db.delete(&key(k)).unwrap();
-                    prop_assert_eq!(removed, model.remove(&padded(&key(k), 6)).is_some());
-                    changes += u64::from(removed);
+                    prop_assert_eq!(removed, model.remove(&key(k)).is_some());
                 }
                 Op::Iterate => {
-                    let got: HashMap<Vec<u8>, Vec<u8>> = db.iter().unwrap().collect();
+                    let got: Model = db.iter().unwrap().collect();
                     prop_assert_eq!(&got, &model);
                 }
                 Op::Reopen => {
                     drop(db);
                     db = Db::open_existing(&path).unwrap();
                 }
-                Op::BumpOdd => {
-                    // In-place update through the iteration API: bump values of odd keys.
-                    let n = db.update_each(|k, v| {
-                        if k[0] % 2 == 1 { v[0] = v[0].wrapping_add(1); Action::Update } else { Action::Keep }
-                    }).unwrap();
-                    let mut expect = 0;
-                    for (k, v) in model.iter_mut() {
-                        if k[0] % 2 == 1 { v[0] = v[0].wrapping_add(1); expect += 1; }
+                Op::Txn { changes, child, commit_child, commit } => {
+                    let mut txn = db.begin_write().unwrap();
+                    let mut inner = model.clone();
+                    apply(&mut txn, &mut inner, &changes);
+                    {
+                        let mut nested = txn.nested();
+                        let mut child_model = inner.clone();
+                        apply(&mut nested, &mut child_model, &child);
+                        if commit_child {
+                            nested.commit();
+                            inner = child_model;
+                        } else {
+                            nested.abort();
+                        }
                     }
-                    prop_assert_eq!(n, expect);
-                    changes += expect;
+                    let seen: Model = txn.iter().unwrap().collect();
+                    prop_assert_eq!(&seen, &inner);
+                    if commit {
+                        txn.commit().unwrap();
+                        model = inner;
+                    } else {
+                        txn.abort();
+                    }
+                }
+                Op::Snapshot => {
+                    let generation = reader.table_generation().unwrap();
+                    snapshots.push((reader.begin_read().unwrap(), generation, model.clone()));
                 }
             }
             prop_assert_eq!(db.len(), model.len());
         }
-        prop_assert_eq!(db.change_count(), changes);
+        // Every snapshot still reads the state it was taken at, key by key and whole. Once two
+        // rebuilds passed since, it may have aged out (unless the table built at its clock is
+        // still there): then every read says so, and none reads a mixed state.
+        let generation = db.table_generation().unwrap();
+        for (snapshot, taken_at, then) in &snapshots {
+            let got = match snapshot.iter() {
+                Ok(pairs) => pairs.collect::<Model>(),
+                Err(pblockdb::Error::SnapshotTooOld { .. }) if generation >= taken_at + 2 => {
+                    let again = snapshot.get(&key(3));
+                    prop_assert!(matches!(again, Err(pblockdb::Error::SnapshotTooOld { .. })), "{:?}", again);
+                    continue;
+                }
+                Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
+            };
+            prop_assert_eq!(&got, then);
+            for k in 0..80u8 {
+                prop_assert_eq!(snapshot.get(&key(k)).unwrap(), then.get(&key(k)).cloned());
+            }
+        }
+        drop(snapshots);
         let stats = db.verify().unwrap();
         prop_assert_eq!(stats.live as usize, model.len());
         drop(db);
         let db = Db::open_read_only(&path).unwrap();
-        let got: HashMap<Vec<u8>, Vec<u8>> = db.iter().unwrap().collect();
+        let got: Model = db.iter().unwrap().collect();
         prop_assert_eq!(got, model);
     }
 }

@@ -75,13 +75,9 @@ fn open(file: &Path) -> Result<Db> {
 }
 
 /// Reading needs no write access, so a read-only file (or a user without write permission)
-/// can still be read; only a file a crashed writer left unrecovered needs the read-write open,
-/// which replays its journal.
+/// can still be read, even one a crashed writer left: its unfinished commit is read past.
 fn open_for_reading(file: &Path) -> Result<Db> {
-    match Db::open_read_only(file) {
-        Err(pounds::db::Error::NeedsRecovery { .. }) => open(file),
-        other => Ok(other?),
-    }
+    Ok(Db::open_read_only(file)?)
 }
 
 /// The bytes without their zero padding, as text (invalid UTF-8 shown with replacement marks).

@@ -1,0 +1,345 @@
+//! The reader's protocol: reading a slot as it was at a snapshot, without a lock and without
+//! registering anywhere. The argument is in `docs/pblockdb-format.md` ("Snapshots").
+//!
+//! A snapshot is a commit clock `S`. A slot image carries the clock of the commit that wrote
+//! it and the number of the history entry holding the version it replaced; the version a
+//! snapshot sees is the newest image in that chain whose clock is at most `S`. A slot a writer
+//! is inside (odd version) is read past through the entry the writer saved first, so a reader
+//! never waits for a writer, live, descheduled or dead.
+
+use std::sync::atomic::{Ordering, fence};
+
+use crate::Result;
+use crate::format::{
+    self, Geometry, NO_UNDO, OFF_COMMIT, OFF_HISTORY_HEAD, STATE_EMPTY, STATE_LIVE, SlotHeader,
+};
+use crate::history::{Entry, read_entry};
+use crate::view::{Table, View};
+
+/// How many times a reader re-reads a slot that a writer keeps changing under it before it
+/// calls the slot damaged. Each round is a few loads: a live writer moves on in nanoseconds,
+/// and a dead one left the history entry that the first round finds.
+const MID_WRITE_ROUNDS: u32 = 10_000;
+
+/// The result of a step that may have to start again.
+#[derive(Debug)]
+pub(crate) enum Step<T> {
+    Done(T),
+    /// The table was being reused, or the view is stale: catch up and start again.
+    Retry,
+    /// A version this snapshot needs is no longer kept.
+    TooOld,
+}
+
+/// A problem with a slot, reported by the caller with its path.
+#[derive(Debug)]
+pub(crate) struct SlotProblem {
+    pub slot: u64,
+    pub reason: &'static str,
+}
+
+pub(crate) type SlotResult<T> = std::result::Result<T, SlotFailure>;
+
+/// Why a slot read failed.
+#[derive(Debug)]
+pub(crate) enum SlotFailure {
+    Slot(SlotProblem),
+    Other(crate::Error),
+}
+
+impl From<crate::Error> for SlotFailure {
+    fn from(e: crate::Error) -> Self {
+        SlotFailure::Other(e)
+    }
+}
+
+impl From<pmap::Error> for SlotFailure {
+    fn from(e: pmap::Error) -> Self {
+        SlotFailure::Other(e.into())
+    }
+}
+
+fn problem(slot: u64, reason: &'static str) -> SlotFailure {
+    SlotFailure::Slot(SlotProblem { slot, reason })
+}
+
+/// Reads slot `idx` of `table` as it was at clock `snapshot` into `image`; returns its state
+/// then (empty, live or tombstone).
+pub(crate) fn version_at(
+    view: &View,
+    geo: &Geometry,
+    table: &Table,
+    idx: u64,
+    snapshot: u64,
+    image: &mut [u8],
+) -> SlotResult<Step<u64>> {
+    let at = table.slot_at(geo, idx);
+    let map = &view.map;
+    let mut rounds = 0;
+    loop {
+        let meta = map.load_u64(at, Ordering::Acquire)?;
+        let read = if format::is_writing(meta) {
+            in_flight_pre_image(view, geo, table, idx, image)?
+        } else {
+            map.read_at(at, image)?;
+            fence(Ordering::Acquire);
+            map.load_u64(at, Ordering::Relaxed)? == meta
+        };
+        if read {
+            break;
+        }
+        rounds += 1;
+        if rounds > MID_WRITE_ROUNDS {
+            return Err(problem(
+                idx,
+                "left mid-write with no history entry to read past it",
+            ));
+        }
+        std::hint::spin_loop();
+    }
+    resolve(view, geo, table, idx, snapshot, image)
+}
+
+/// Follows `image`'s chain of saved versions back to the one snapshot `snapshot` saw. Entry
+/// numbers strictly decrease along a chain, so it ends after at most as many steps as the
+/// rings hold entries.
+fn resolve(
+    view: &View,
+    geo: &Geometry,
+    table: &Table,
+    idx: u64,
+    snapshot: u64,
+    image: &mut [u8],
+) -> SlotResult<Step<u64>> {
+    let mut newer = u64::MAX;
+    let mut head = None;
+    loop {
+        let header = SlotHeader::read(image);
+        if header.state() == STATE_EMPTY || header.commit <= snapshot {
+            return Ok(Step::Done(header.state()));
+        }
+        // Every version was written by a commit the history knows of: its clock is at most
+        // the head.
+        let head = *head.get_or_insert(view.map.load_u64(OFF_HISTORY_HEAD, Ordering::Acquire)?);
+        if header.commit > head {
+            return Err(problem(
+                idx,
+                "written by a commit the history does not know",
+            ));
+        }
+        if header.undo == NO_UNDO {
+            // Written into an empty slot of this table, after the snapshot.
+            return Ok(Step::Done(STATE_EMPTY));
+        }
+        if header.undo >= newer {
+            return Err(problem(idx, "history chain does not go back in time"));
+        }
+        newer = header.undo;
+        match read_entry(view, geo, header.undo, image)? {
+            Entry::Found { slot, generation } if slot == idx && generation == table.generation => {}
+            Entry::Found { .. } => {
+                return Err(problem(idx, "history entry belongs to another slot"));
+            }
+            Entry::Gone => return Ok(Step::TooOld),
+            Entry::Damaged => return Err(problem(idx, "history entry fails its checksum")),
+        }
+    }
+}
+
+/// For a slot a writer is inside: copies the version it replaces, which the writer saved in
+/// the history first. A commit's entries lie between the `commit` and `history_head` words,
+/// sorted by slot index, so a binary search finds it in at most 64 reads. `false` when it is
+/// not there (the writer finished meanwhile: read the slot again).
+fn in_flight_pre_image(
+    view: &View,
+    geo: &Geometry,
+    table: &Table,
+    idx: u64,
+    image: &mut [u8],
+) -> Result<bool> {
+    let map = &view.map;
+    let commit = map.load_u64(OFF_COMMIT, Ordering::Acquire)?;
+    let head = map.load_u64(OFF_HISTORY_HEAD, Ordering::Acquire)?;
+    let (mut low, mut high) = (commit, head.max(commit));
+    while low < high {
+        let mid = low + (high - low) / 2;
+        match read_entry(view, geo, mid, image)? {
+            Entry::Found { slot, generation } if generation == table.generation => {
+                if slot == idx {
+                    return Ok(true);
+                }
+                if slot < idx {
+                    low = mid + 1;
+                } else {
+                    high = mid;
+                }
+            }
+            _ => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
+/// Whether `image` is the live record of `key` (tag `tag`).
+fn holds_key(image: &[u8], geo: &Geometry, key: &[u8], tag: u32) -> bool {
+    format::get_u32(image, format::SLOT_TAG) == tag && format::key_of(image, geo) == Some(key)
+}
+
+/// Looks `key` up as of `snapshot`; on `Done(true)` its record is in `image`.
+///
+/// First the fast path: the probe trusts the hints (a miss usually reads no slot) and accepts
+/// only slots no newer than the snapshot; it holds when, after an acquire fence, the history
+/// head still equals the snapshot (no slot changed since) and the table is intact. Otherwise
+/// every slot of the probe path is read as of the snapshot.
+pub(crate) fn lookup(
+    view: &View,
+    geo: &Geometry,
+    table: &Table,
+    key: &[u8],
+    snapshot: u64,
+    image: &mut [u8],
+) -> SlotResult<Step<bool>> {
+    let hash = format::hash_key(key);
+    if let Some(found) = lookup_current(view, geo, table, key, hash, snapshot, image)? {
+        return Ok(Step::Done(found));
+    }
+    let tag = format::tag_of(hash);
+    let mut idx = hash & table.mask();
+    let mut found = false;
+    for _ in 0..table.capacity {
+        match version_at(view, geo, table, idx, snapshot, image)? {
+            Step::Done(STATE_EMPTY) => break,
+            Step::Done(STATE_LIVE) if holds_key(image, geo, key, tag) => {
+                found = true;
+                break;
+            }
+            Step::Done(_) => {}
+            Step::Retry => return Ok(Step::Retry),
+            Step::TooOld => return Ok(Step::TooOld),
+        }
+        idx = (idx + 1) & table.mask();
+    }
+    fence(Ordering::Acquire);
+    if !table.still_valid(&view.map)? {
+        return Ok(Step::Retry);
+    }
+    if found && !format::image_is_sound(image, geo) {
+        return Err(problem(idx, "checksum mismatch"));
+    }
+    Ok(Step::Done(found))
+}
+
+/// The fast path of [`lookup`]; `None` when it cannot decide.
+fn lookup_current(
+    view: &View,
+    geo: &Geometry,
+    table: &Table,
+    key: &[u8],
+    hash: u64,
+    snapshot: u64,
+    image: &mut [u8],
+) -> SlotResult<Option<bool>> {
+    let map = &view.map;
+    let tag = format::tag_of(hash);
+    let mut idx = hash & table.mask();
+    let mut found = false;
+    for _ in 0..table.capacity {
+        let hint = map.load_u32(table.hint_at(idx), Ordering::Acquire)?;
+        match u64::from(hint & 3) {
+            STATE_EMPTY => break,
+            STATE_LIVE if format::hint_matches(hint, tag) => {
+                let at = table.slot_at(geo, idx);
+                let meta = map.load_u64(at, Ordering::Acquire)?;
+                if format::is_writing(meta) {
+                    return Ok(None);
+                }
+                map.read_at(at, image)?;
+                fence(Ordering::Acquire);
+                if map.load_u64(at, Ordering::Relaxed)? != meta
+                    || format::get_u64(image, format::SLOT_COMMIT) > snapshot
+                {
+                    return Ok(None);
+                }
+                if format::state_of(meta) == STATE_LIVE && holds_key(image, geo, key, tag) {
+                    found = true;
+                    break;
+                }
+            }
+            _ => {}
+        }
+        idx = (idx + 1) & table.mask();
+    }
+    fence(Ordering::Acquire);
+    if map.load_u64(OFF_HISTORY_HEAD, Ordering::Relaxed)? != snapshot || !table.still_valid(map)? {
+        return Ok(None);
+    }
+    if found && !format::image_is_sound(image, geo) {
+        return Err(problem(idx, "checksum mismatch"));
+    }
+    Ok(Some(found))
+}
+
+/// Appends every record live at `snapshot` to `out`, in table order, as runs of key length
+/// (`u32`), value length (`u32`), key and value ([`records`] reads them back). Each slot is read
+/// as of the snapshot, so each live key comes exactly once. Nothing is handed out before the
+/// table is known to have been intact throughout.
+pub(crate) fn scan(
+    view: &View,
+    geo: &Geometry,
+    table: &Table,
+    snapshot: u64,
+    image: &mut [u8],
+    out: &mut Vec<u8>,
+) -> SlotResult<Step<()>> {
+    let map = &view.map;
+    for idx in 0..table.capacity {
+        // A slot empty now was empty at the snapshot: slots leave the empty state only forward
+        // in a table (a rollback that empties one again restores the snapshot's state).
+        let meta = map.load_u64(table.slot_at(geo, idx), Ordering::Acquire)?;
+        if meta == 0 {
+            continue;
+        }
+        match version_at(view, geo, table, idx, snapshot, image)? {
+            Step::Done(STATE_LIVE) => {}
+            Step::Done(_) => continue,
+            Step::Retry => return Ok(Step::Retry),
+            Step::TooOld => return Ok(Step::TooOld),
+        }
+        if !format::image_is_sound(image, geo) {
+            fence(Ordering::Acquire);
+            if !table.still_valid(map)? {
+                return Ok(Step::Retry);
+            }
+            return Err(problem(idx, "checksum mismatch"));
+        }
+        let (Some(key), Some(value)) = (format::key_of(image, geo), format::value_of(image, geo))
+        else {
+            return Err(problem(idx, "length out of range"));
+        };
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+        out.extend_from_slice(value);
+    }
+    fence(Ordering::Acquire);
+    if !table.still_valid(map)? {
+        return Ok(Step::Retry);
+    }
+    Ok(Step::Done(()))
+}
+
+/// The `(key, value)` pairs of a buffer [`scan`] filled.
+pub(crate) fn records(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.len() < 8 {
+            return None;
+        }
+        let key_len = format::get_u32(rest, 0) as usize;
+        let value_len = format::get_u32(rest, 4) as usize;
+        let body = rest.get(8..8 + key_len + value_len)?;
+        let (key, value) = body.split_at(key_len);
+        rest = &rest[8 + key_len + value_len..];
+        Some((key, value))
+    })
+}

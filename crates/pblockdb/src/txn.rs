@@ -1,0 +1,361 @@
+//! Transactions: a read transaction is a snapshot clock; a write transaction is the writer
+//! lock plus the changes it has made so far, in memory, in one layer per nesting level.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use crate::commit::{self, Changes};
+use crate::format::OFF_COMMIT;
+use crate::lock::WriteLock;
+use crate::snapshot;
+use crate::{Db, Durability, Error, Result};
+
+/// A consistent snapshot of the database: every read through it sees the state of one commit,
+/// whatever writers do meanwhile. It takes no lock and registers nowhere, so it never blocks a
+/// writer, a writer never blocks it, and a reader that dies leaves nothing behind.
+///
+/// Versions that commits replace are kept in the file's history ring for readers like this
+/// one; a snapshot that outlives them (the ring lapped it, or two rebuilds passed) gets
+/// [`Error::SnapshotTooOld`] from its next read, never a mixed view. The history's size is
+/// [`crate::DbOptions::history`].
+///
+/// ```
+/// # fn main() -> Result<(), pblockdb::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("accounts.db");
+/// let db = pblockdb::DbOptions::new(16, 8).open(&path)?;
+/// db.write(|txn| {
+///     txn.put(b"alice", &50u64.to_le_bytes())?;
+///     txn.put(b"bob", &50u64.to_le_bytes())
+/// })?;
+/// let before = db.begin_read()?;
+/// db.write(|txn| {
+///     txn.put(b"alice", &20u64.to_le_bytes())?;
+///     txn.put(b"bob", &80u64.to_le_bytes())
+/// })?;
+/// // The snapshot still sees the state before the transfer.
+/// assert_eq!(before.get(b"alice")?, Some(50u64.to_le_bytes().to_vec()));
+/// assert_eq!(db.get(b"alice")?, Some(20u64.to_le_bytes().to_vec()));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ReadTxn<'db> {
+    db: &'db Db,
+    clock: u64,
+}
+
+impl<'db> ReadTxn<'db> {
+    pub(crate) fn new(db: &'db Db) -> Result<Self> {
+        let clock = db.read_view().map.load_u64(OFF_COMMIT, Ordering::Acquire)?;
+        Ok(ReadTxn { db, clock })
+    }
+
+    /// The commit clock this snapshot reads.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// The value stored under `key` in this snapshot.
+    ///
+    /// # Errors
+    /// [`Error::KeySize`], [`Error::SnapshotTooOld`], [`Error::CorruptSlot`], mapping errors.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_with(key, <[u8]>::to_vec)
+    }
+
+    /// Calls `f` with the value stored under `key` in this snapshot, borrowed from a scratch
+    /// buffer (no allocation for slots up to 256 bytes).
+    ///
+    /// # Errors
+    /// As [`ReadTxn::get`].
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        self.db.get_at(self.clock, key, f)
+    }
+
+    /// Whether `key` is stored in this snapshot.
+    ///
+    /// # Errors
+    /// As [`ReadTxn::get`].
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.get_with(key, |_| ())?.is_some())
+    }
+
+    /// Every record of this snapshot, each live key exactly once, as owned pairs in table
+    /// order.
+    ///
+    /// # Errors
+    /// [`Error::SnapshotTooOld`], [`Error::CorruptSlot`], mapping errors.
+    pub fn iter(&self) -> Result<crate::Iter> {
+        Ok(crate::Iter::new(self.db.scan_at(self.clock)?))
+    }
+
+    /// Calls `f` with every record of this snapshot, borrowed from one buffer.
+    ///
+    /// # Errors
+    /// As [`ReadTxn::iter`].
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        let bytes = self.db.scan_at(self.clock)?;
+        for (key, value) in snapshot::records(&bytes) {
+            f(key, value);
+        }
+        Ok(())
+    }
+
+    /// Records in this snapshot (counted by a scan when the snapshot is no longer the
+    /// newest).
+    ///
+    /// # Errors
+    /// As [`ReadTxn::iter`].
+    pub fn len(&self) -> Result<u64> {
+        if let Some(count) = self.db.count_at(self.clock)? {
+            return Ok(count);
+        }
+        Ok(snapshot::records(&self.db.scan_at(self.clock)?).count() as u64)
+    }
+
+    /// Whether this snapshot holds no record.
+    ///
+    /// # Errors
+    /// As [`ReadTxn::iter`].
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// A write transaction: the writer lock (one writer at a time, across threads and processes)
+/// and the changes made so far. Reads through it see its own changes. Nothing is visible to
+/// anyone else until [`WriteTxn::commit`], which applies all of it atomically, across a crash
+/// at any instruction too; dropping it, or [`WriteTxn::abort`], discards all of it.
+///
+/// [`WriteTxn::nested`] starts a child transaction, as LMDB's nested transactions: it sees its
+/// parent's changes; committing it makes its changes part of the parent; aborting it discards
+/// only its own.
+///
+/// ```
+/// # fn main() -> Result<(), pblockdb::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("nested.db");
+/// let db = pblockdb::DbOptions::new(8, 8).open(&path)?;
+/// let mut txn = db.begin_write()?;
+/// txn.put(b"a", b"1")?;
+/// let mut child = txn.nested();
+/// child.put(b"b", b"2")?;
+/// assert_eq!(child.get(b"a")?, Some(b"1".to_vec()));
+/// child.abort();
+/// assert_eq!(txn.get(b"b")?, None);
+/// txn.commit()?;
+/// assert_eq!(db.get(b"a")?, Some(b"1".to_vec()));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct WriteTxn<'db> {
+    lock: WriteLock<'db>,
+    /// The changes of each open level: the transaction itself, then each nested child.
+    levels: Vec<Changes>,
+    durability: Durability,
+}
+
+impl<'db> WriteTxn<'db> {
+    pub(crate) fn new(db: &'db Db) -> Result<Self> {
+        let lock = db.lock_writer()?;
+        Ok(WriteTxn {
+            lock,
+            levels: vec![BTreeMap::new()],
+            durability: db.durability,
+        })
+    }
+
+    fn db(&self) -> &'db Db {
+        self.lock.db
+    }
+
+    /// Sets how this transaction's commit reaches the disk (the database's default otherwise).
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
+    }
+
+    fn check(&self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let geo = self.db().geo;
+        if key.len() > geo.key_size {
+            return Err(Error::KeySize {
+                given: key.len(),
+                expected: geo.key_size,
+            });
+        }
+        if let Some(value) = value.filter(|v| v.len() > geo.value_size) {
+            return Err(Error::ValueSize {
+                given: value.len(),
+                expected: geo.value_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// The innermost level's change of `key`, if any level has one.
+    fn pending(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        self.levels.iter().rev().find_map(|level| level.get(key))
+    }
+
+    /// The value of `key` as this transaction sees it: its own changes over the committed
+    /// state.
+    ///
+    /// # Errors
+    /// [`Error::KeySize`], [`Error::CorruptSlot`], mapping errors.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check(key, None)?;
+        if let Some(change) = self.pending(key) {
+            return Ok(change.clone());
+        }
+        self.db().get(key)
+    }
+
+    /// Whether `key` is stored, as this transaction sees it.
+    ///
+    /// # Errors
+    /// As [`WriteTxn::get`].
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        self.check(key, None)?;
+        if let Some(change) = self.pending(key) {
+            return Ok(change.is_some());
+        }
+        self.db().contains(key)
+    }
+
+    /// Stores `value` under `key` (both exactly as given, up to the database's key and value
+    /// sizes); returns whether it replaced a value.
+    ///
+    /// # Errors
+    /// [`Error::KeySize`], [`Error::ValueSize`], as [`WriteTxn::get`].
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<bool> {
+        self.check(key, Some(value))?;
+        let existed = self.contains(key)?;
+        self.top().insert(key.to_vec(), Some(value.to_vec()));
+        Ok(existed)
+    }
+
+    /// Deletes `key`; returns whether it was stored.
+    ///
+    /// # Errors
+    /// As [`WriteTxn::get`].
+    pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
+        let existed = self.contains(key)?;
+        if existed {
+            self.top().insert(key.to_vec(), None);
+        }
+        Ok(existed)
+    }
+
+    fn top(&mut self) -> &mut Changes {
+        // `levels` always holds the transaction's own level.
+        let last = self.levels.len() - 1;
+        &mut self.levels[last]
+    }
+
+    /// Every record as this transaction sees it, in no particular order.
+    ///
+    /// # Errors
+    /// As [`ReadTxn::iter`].
+    pub fn iter(&self) -> Result<std::vec::IntoIter<(Vec<u8>, Vec<u8>)>> {
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let bytes = self.db().scan_at(self.db().clock()?)?;
+        for (key, value) in snapshot::records(&bytes) {
+            merged.insert(key.to_vec(), Some(value.to_vec()));
+        }
+        for level in &self.levels {
+            for (key, change) in level {
+                merged.insert(key.clone(), change.clone());
+            }
+        }
+        let pairs: Vec<_> = merged
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|value| (key, value)))
+            .collect();
+        Ok(pairs.into_iter())
+    }
+
+    /// Starts a nested transaction. It borrows this one, which is usable again once the child
+    /// is committed or aborted (dropping it aborts it).
+    pub fn nested(&mut self) -> Nested<'_, 'db> {
+        self.levels.push(BTreeMap::new());
+        Nested {
+            txn: self,
+            open: true,
+        }
+    }
+
+    /// Runs `f` in a nested transaction, committed into this one when `f` returns `Ok` and
+    /// aborted when it returns `Err`.
+    ///
+    /// # Errors
+    /// What `f` returned.
+    pub fn nested_with<R>(&mut self, f: impl FnOnce(&mut WriteTxn<'db>) -> Result<R>) -> Result<R> {
+        let mut child = self.nested();
+        let result = f(&mut child);
+        match result {
+            Ok(value) => {
+                child.commit();
+                Ok(value)
+            }
+            Err(e) => {
+                child.abort();
+                Err(e)
+            }
+        }
+    }
+
+    /// Applies every change atomically and releases the writer lock. After a crash at any
+    /// point, the database holds all of this transaction or none of it.
+    ///
+    /// # Errors
+    /// [`Error::Full`] when the table or history must grow and the file cannot (nothing was
+    /// applied); [`Error::CorruptSlot`] on a damaged probe path; mapping errors.
+    pub fn commit(mut self) -> Result<()> {
+        let changes = self.levels.swap_remove(0);
+        commit::commit(&self.lock, &changes, self.durability)
+    }
+
+    /// Discards every change and releases the writer lock.
+    pub fn abort(self) {}
+}
+
+/// A nested transaction (from [`WriteTxn::nested`]): a [`WriteTxn`] whose changes, on
+/// [`Nested::commit`], join its parent's instead of the file. Dropping it aborts it.
+#[derive(Debug)]
+pub struct Nested<'p, 'db> {
+    txn: &'p mut WriteTxn<'db>,
+    open: bool,
+}
+
+impl Nested<'_, '_> {
+    /// Makes this child's changes part of its parent.
+    pub fn commit(mut self) {
+        self.open = false;
+        if let Some(child) = self.txn.levels.pop() {
+            self.txn.top().extend(child);
+        }
+    }
+
+    /// Discards this child's changes only.
+    pub fn abort(self) {}
+}
+
+impl Drop for Nested<'_, '_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.txn.levels.pop();
+        }
+    }
+}
+
+impl<'db> std::ops::Deref for Nested<'_, 'db> {
+    type Target = WriteTxn<'db>;
+    fn deref(&self) -> &WriteTxn<'db> {
+        self.txn
+    }
+}
+
+impl<'db> std::ops::DerefMut for Nested<'_, 'db> {
+    fn deref_mut(&mut self) -> &mut WriteTxn<'db> {
+        self.txn
+    }
+}
