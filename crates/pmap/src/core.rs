@@ -14,7 +14,7 @@ use memmap2::{MmapOptions, MmapRaw};
 
 use crate::{Error, Lock, Result};
 
-const ANONYMOUS: &str = "<anonymous>";
+pub(crate) const ANONYMOUS: &str = "<anonymous>";
 
 pub(crate) struct Core {
     raw: Option<MmapRaw>,

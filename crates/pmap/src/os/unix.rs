@@ -1,5 +1,6 @@
 //! What every Unix shares: probing a process by pid, this process's pid kept fresh across
-//! `fork`, free space, positioned writes, `MADV_DONTNEED` and `mlock`. Used by both
+//! `fork`, free space, positioned writes, `MADV_DONTNEED`, `mlock`, and the double mapping of
+//! rings (a reserved range with two `MAP_FIXED` views of one file). Used by both
 //! `os/linux.rs` and the other Unixes' `os/fallback.rs`.
 
 use std::fs::File;
@@ -113,12 +114,18 @@ pub(crate) unsafe fn dont_need(
     Ok(true)
 }
 
+/// The page size: what `mmap` offsets and `MAP_FIXED` addresses must be multiples of, and so
+/// the allocation granularity of rings.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: `sysconf` has no preconditions and touches no memory of ours.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page).unwrap_or(4096).max(1)
+}
+
 /// The page-aligned start and length covering `offset..offset + len` of `raw`, for `mlock`,
 /// which POSIX allows to refuse an unaligned address. The caller has checked the range.
 fn page_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> (*const libc::c_void, usize) {
-    // SAFETY: `sysconf` has no preconditions and touches no memory of ours.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let page = usize::try_from(page).unwrap_or(4096).max(1);
+    let page = page_size();
     let addr = (raw.as_ptr() as usize).wrapping_add(offset);
     let head = addr % page;
     (
@@ -148,4 +155,87 @@ pub(crate) fn unlock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) ->
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Maps a ring's memory: `prefix + capacity` bytes of `file` from its start, then the
+/// `capacity` bytes after the prefix again right behind them, so that the ring's data (file
+/// bytes `prefix..prefix + capacity`) appears twice in a row in the address space. Returns the
+/// start of the `prefix + 2 * capacity` bytes. `prefix` and `capacity` are multiples of
+/// [`page_size`] (the caller's contract; `mmap` refuses an unaligned offset with `EINVAL`) and
+/// the file is at least `prefix + capacity` bytes long. On Unix every ring has a file (an
+/// anonymous one's from `anonymous_ring_file`): `None` is `InvalidInput`.
+///
+/// The range is reserved first (`PROT_NONE`, no backing), so the two `MAP_FIXED` views replace
+/// only pages of that reservation: `MAP_FIXED` over an address this function does not own would
+/// silently unmap whatever another part of the process had there.
+pub(crate) fn map_twice(
+    file: Option<&File>,
+    prefix: usize,
+    capacity: usize,
+) -> io::Result<*mut u8> {
+    let file = file.ok_or(io::ErrorKind::InvalidInput)?;
+    let too_large = || io::Error::from(io::ErrorKind::InvalidInput);
+    let first_len = prefix.checked_add(capacity).ok_or_else(too_large)?;
+    let total = first_len.checked_add(capacity).ok_or_else(too_large)?;
+    let prefix_offset = libc::off_t::try_from(prefix).map_err(|_| too_large())?;
+    // SAFETY: a fresh anonymous `PROT_NONE` mapping at an address the kernel picks: it replaces
+    // nothing and no byte of it can be touched until the views below are put over it. Being
+    // neither writable nor backed, it is not charged against the commit limit (no
+    // `MAP_NORESERVE`, which not every Unix has, is needed).
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            total,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let view = |at: *mut libc::c_void, len: usize, offset: libc::off_t| {
+        // SAFETY: `at..at + len` lies inside the reservation made above, which this function
+        // owns and nothing else in the process knows of, so `MAP_FIXED` replaces only its own
+        // `PROT_NONE` pages. The descriptor is open for the call (borrowed from `file`).
+        let mapped = unsafe {
+            libc::mmap(
+                at,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                file.as_raw_fd(),
+                offset,
+            )
+        };
+        if mapped == libc::MAP_FAILED {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: `first_len <= total`, so the second view's start is inside the reservation.
+    let second = unsafe { base.cast::<u8>().add(first_len) }.cast::<libc::c_void>();
+    let mapped = view(base, first_len, 0).and_then(|()| view(second, capacity, prefix_offset));
+    if let Err(error) = mapped {
+        // SAFETY: `base..base + total` is the reservation and whatever views were put over it,
+        // all made by this call and handed to no one.
+        unsafe { libc::munmap(base, total) };
+        return Err(error);
+    }
+    Ok(base.cast::<u8>())
+}
+
+/// Unmaps what [`map_twice`] mapped.
+///
+/// # Safety
+/// `base`, `prefix` and `capacity` are those of one [`map_twice`] call, not unmapped yet, and
+/// no reference into the range outlives this call.
+pub(crate) unsafe fn unmap_twice(base: *mut u8, prefix: usize, capacity: usize) {
+    let total = prefix + 2 * capacity;
+    // SAFETY: the caller's contract: the range is exactly one live double mapping that nothing
+    // borrows any more. `munmap` of a mapped range only fails for bad arguments, which that
+    // contract rules out, so the result is not looked at.
+    unsafe { libc::munmap(base.cast::<libc::c_void>(), total) };
 }
