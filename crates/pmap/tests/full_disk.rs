@@ -160,3 +160,26 @@ fn full_disk_a_map_that_fits_has_its_blocks_reserved() {
     assert_eq!(bytes.len() as u64, 3 * MIB);
     assert!((0..bytes.len()).step_by(PAGE).all(|at| bytes[at] == 0x33));
 }
+
+#[test]
+fn full_disk_a_ring_file_larger_than_the_disk_is_no_space() {
+    let disk = Tmpfs::mount("4m");
+    let path = disk.path("big.ring");
+    let options = pmap::RingOptions::new().capacity(8 << 20);
+    expect_no_space(
+        options.open_producer(&path).map(drop),
+        &path,
+        8 * MIB + PAGE as u64,
+        0,
+    );
+    // The file the open created stays empty and holds no blocks; a ring that fits is made.
+    assert_eq!(file_len(&path), 0);
+    assert_eq!(disk.available(), 4 * MIB);
+    let mut ring = pmap::RingOptions::new()
+        .capacity(MIB as usize)
+        .open(&path)
+        .unwrap();
+    let page = vec![0x5a; PAGE];
+    while std::io::Write::write(&mut ring, &page).unwrap() > 0 {}
+    assert_eq!(ring.len() as u64, MIB, "every page of the ring was written");
+}

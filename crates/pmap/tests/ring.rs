@@ -545,6 +545,20 @@ fn a_ring_file_holds_the_data_after_one_header_unit_and_aliases_it() {
 }
 
 #[test]
+fn a_ring_file_whose_creation_was_cut_short_is_created_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zeros.ring");
+    let unit = page();
+    // What a creator that died after sizing the file and before writing the header leaves.
+    std::fs::write(&path, vec![0; 3 * unit]).unwrap();
+    let mut ring = RingOptions::new().must_exist().open(&path).unwrap();
+    assert_eq!(ring.capacity(), 2 * unit, "the capacity the length gives");
+    ring.write_all(b"usable").unwrap();
+    drop(ring);
+    assert_eq!(&std::fs::read(&path).unwrap()[..8], b"PMAPRING");
+}
+
+#[test]
 fn a_reopened_ring_file_keeps_its_unread_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keep.ring");
