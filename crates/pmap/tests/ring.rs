@@ -692,10 +692,11 @@ fn a_peer_that_breaks_the_counters_gets_errors_not_bytes() {
         consumer.read(&mut [0; 4]).unwrap_err().kind(),
         io::ErrorKind::InvalidData
     );
-    // And a tail past the head leaves the producer no room.
+    // And a tail past the head leaves the producer no room once it loads it (`writable` does).
     poke(&path, HEAD_OFF, 4);
     poke(&path, TAIL_OFF, 4 + 2 * capacity);
     assert_eq!(producer.writable_len(), 0);
+    assert!(producer.writable().is_empty());
     assert_eq!(producer.write(b"x").unwrap(), 0);
 }
 

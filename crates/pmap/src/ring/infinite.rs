@@ -3,7 +3,7 @@
 
 use std::io::{self, BufRead, Read, Write};
 
-use super::RingMemory;
+use super::{RingMemory, advance_offset};
 use crate::Result;
 
 /// A double-mapped ring buffer that always takes a write: when it is full the oldest unread
@@ -34,6 +34,9 @@ pub struct InfiniteRing {
     head: u64,
     /// Bytes ever read or overwritten: `head - tail <= capacity`.
     tail: u64,
+    /// `head % capacity` and `tail % capacity`, kept by addition.
+    head_offset: usize,
+    tail_offset: usize,
 }
 
 impl InfiniteRing {
@@ -54,6 +57,8 @@ impl InfiniteRing {
             memory,
             head: 0,
             tail: 0,
+            head_offset: 0,
+            tail_offset: 0,
         }
     }
 
@@ -87,7 +92,7 @@ impl InfiniteRing {
     pub fn readable(&self) -> &[u8] {
         // SAFETY: this handle is the ring's one owner (no ends exist), and the slice borrows
         // `&self`, so no write can happen while it lives.
-        unsafe { self.memory.bytes(self.tail, self.len()) }
+        unsafe { self.memory.bytes(self.tail_offset, self.len()) }
     }
 
     /// The whole capacity from the head as one writable slice: the oldest bytes are among them
@@ -97,7 +102,7 @@ impl InfiniteRing {
         let capacity = self.capacity();
         // SAFETY: the one owner, borrowed mutably: nothing else reads or writes the ring's
         // bytes while the slice lives.
-        unsafe { self.memory.bytes_mut(self.head, capacity) }
+        unsafe { self.memory.bytes_mut(self.head_offset, capacity) }
     }
 
     /// Marks `len` bytes of [`Self::writable`] written (clamped to the capacity); the oldest
@@ -108,11 +113,17 @@ impl InfiniteRing {
         self.advance_head(len as u64);
     }
 
+    /// Moves the head on by `by` bytes (any number), and the tail behind it when the bytes
+    /// overwrote unread ones.
     fn advance_head(&mut self, by: u64) {
+        let capacity = self.capacity();
         self.head = self.head.wrapping_add(by);
-        let capacity = self.capacity() as u64;
-        if self.head.wrapping_sub(self.tail) > capacity {
-            self.tail = self.head.wrapping_sub(capacity);
+        self.head_offset =
+            advance_offset(self.head_offset, (by % capacity as u64) as usize, capacity);
+        if self.head.wrapping_sub(self.tail) > capacity as u64 {
+            self.tail = self.head.wrapping_sub(capacity as u64);
+            // Overwritten: the oldest byte kept is the one the head has just reached.
+            self.tail_offset = self.head_offset;
         }
     }
 
@@ -121,15 +132,18 @@ impl InfiniteRing {
     pub fn consume(&mut self, len: usize) {
         let len = len.min(self.len());
         self.tail = self.tail.wrapping_add(len as u64);
+        self.tail_offset = advance_offset(self.tail_offset, len, self.capacity());
     }
 
     /// Drops every unread byte.
     pub fn clear(&mut self) {
         self.tail = self.head;
+        self.tail_offset = self.head_offset;
     }
 }
 
 impl Write for InfiniteRing {
+    #[inline]
     /// Takes all of `buf`: what does not fit overwrites the oldest bytes, and of a `buf`
     /// longer than the capacity only its last `capacity` bytes are kept.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -137,7 +151,11 @@ impl Write for InfiniteRing {
         let kept = &buf[buf.len().saturating_sub(capacity)..];
         let skipped = (buf.len() - kept.len()) as u64;
         // The bytes that are overwritten at once are skipped, not written.
-        let start = self.head.wrapping_add(skipped);
+        let start = advance_offset(
+            self.head_offset,
+            (skipped % capacity as u64) as usize,
+            capacity,
+        );
         // SAFETY: the one owner, borrowed mutably, as in `writable`.
         let room = unsafe { self.memory.bytes_mut(start, kept.len()) };
         room.copy_from_slice(kept);
@@ -151,6 +169,7 @@ impl Write for InfiniteRing {
 }
 
 impl Read for InfiniteRing {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let available = self.readable();
         let len = available.len().min(buf.len());

@@ -334,34 +334,43 @@ impl RingMemory {
             .map_or(Path::new(crate::core::ANONYMOUS), |b| b.path.as_path())
     }
 
-    /// Where the data byte at ring position `position` is in the first view, and `len` clamped
-    /// to the capacity: the range `start..start + len` always lies inside the two views.
+    /// The data offset of ring position `position`: the one division, done when an end is
+    /// made; the ends then keep their offsets by addition.
     #[inline]
-    fn locate(&self, position: u64, len: usize) -> (*mut u8, usize) {
-        let offset = (position % self.capacity as u64) as usize;
-        // SAFETY: `offset < capacity`, so `prefix + offset` lies inside the first view.
+    pub(crate) fn offset_of(&self, position: u64) -> usize {
+        (position % self.capacity as u64) as usize
+    }
+
+    /// The address of data offset `offset` in the first view, and `len`, both clamped to the
+    /// capacity: the range `start..start + len` then ends at `2 * capacity` at most, inside
+    /// the two views, whatever the caller passed.
+    #[inline]
+    fn locate(&self, offset: usize, len: usize) -> (*mut u8, usize) {
+        let offset = offset.min(self.capacity);
+        // SAFETY: `offset <= capacity`, so `prefix + offset` lies inside the mapping (the
+        // second view starts at `prefix + capacity`).
         let start = unsafe { self.base.as_ptr().add(self.prefix + offset) };
         (start, len.min(self.capacity))
     }
 
-    /// The `len` data bytes from ring position `position`, as one slice (`len` is clamped to
-    /// the capacity).
+    /// The `len` data bytes from data offset `offset`, as one slice (both clamped to the
+    /// capacity).
     ///
     /// # Safety
     /// No end of the ring (in any thread or process) writes any of these bytes, at either of
     /// their two addresses, while the slice lives: the protocol gives them to the caller's end.
     #[inline]
-    pub(crate) unsafe fn bytes(&self, position: u64, len: usize) -> &[u8] {
-        let (start, len) = self.locate(position, len);
-        // SAFETY: `start..start + len` lies inside the mapping (`offset < capacity` and
-        // `len <= capacity`, so it ends before the second view does), which lives as long as
-        // `&self`; mapped bytes are always initialised. No one writes them meanwhile: the
-        // caller's contract.
+    pub(crate) unsafe fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        let (start, len) = self.locate(offset, len);
+        // SAFETY: `start..start + len` lies inside the mapping (`offset <= capacity` and
+        // `len <= capacity`, so it ends where the second view does at the latest), which lives
+        // as long as `&self`; mapped bytes are always initialised. No one writes them
+        // meanwhile: the caller's contract.
         unsafe { std::slice::from_raw_parts(start, len) }
     }
 
-    /// The `len` data bytes from ring position `position`, writable, as one slice (`len` is
-    /// clamped to the capacity).
+    /// The `len` data bytes from data offset `offset`, writable, as one slice (both clamped
+    /// to the capacity).
     ///
     /// # Safety
     /// No end of the ring (in any thread or process) reads or writes any of these bytes, at
@@ -369,8 +378,8 @@ impl RingMemory {
     /// caller's end alone.
     #[inline]
     #[allow(clippy::mut_from_ref)] // Exclusive by the protocol, not by the borrow: see above.
-    pub(crate) unsafe fn bytes_mut(&self, position: u64, len: usize) -> &mut [u8] {
-        let (start, len) = self.locate(position, len);
+    pub(crate) unsafe fn bytes_mut(&self, offset: usize, len: usize) -> &mut [u8] {
+        let (start, len) = self.locate(offset, len);
         // SAFETY: in bounds and live as in `bytes`; the views are mapped read-write; nothing
         // else touches the bytes meanwhile: the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(start, len) }

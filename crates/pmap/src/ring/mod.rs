@@ -29,7 +29,8 @@
 //! - **Consumer**: load `head` with `Acquire`; read bytes from `tail..head`; store the new
 //!   `tail` with `Release`.
 //! - Nothing else: no `SeqCst`, no fences. A stale load of the other counter only makes the
-//!   readable or writable range smaller than it is, never wrong. The ends hand out slices
+//!   readable or writable range smaller than it is, never wrong; so each end keeps the other's
+//!   counter as last loaded and loads it again only when it gives too little. The ends hand out slices
 //!   borrowed from `&self`/`&mut self` and move their counter only through `&mut self`
 //!   (`feed`, `consume`), so no slice outlives the publication that gives its bytes away.
 //! - Across processes (a ring file) the same holds: the counters are atomics in the shared
@@ -66,6 +67,18 @@ fn corrupt_counters() -> io::Error {
     )
 }
 
+/// Moves a data offset on by `len` (at most the capacity), wrapping: the ends keep their
+/// offsets this way instead of dividing a position on every access.
+#[inline]
+fn advance_offset(offset: usize, len: usize, capacity: usize) -> usize {
+    let next = offset + len;
+    if next >= capacity {
+        next - capacity
+    } else {
+        next
+    }
+}
+
 /// The writing end of a ring: the one producer (see the protocol in the module doc). Send it
 /// to another thread, or open it in another process with
 /// [`RingOptions::open_producer`].
@@ -75,21 +88,34 @@ fn corrupt_counters() -> io::Error {
 #[derive(Debug)]
 pub struct RingProducer {
     memory: Arc<RingMemory>,
+    capacity: usize,
     /// The head as this end last stored it: it is the only writer of it.
     head: u64,
+    /// `head % capacity`, kept by addition.
+    offset: usize,
+    /// The tail as last loaded. The consumer only ever moves it on, so the room it gives is
+    /// never more than there is: it is loaded again only when a write needs more.
+    tail_seen: u64,
 }
 
 impl RingProducer {
     pub(crate) fn from_memory(memory: Arc<RingMemory>) -> Result<Self> {
         memory.claim(Role::Producer)?;
         let head = memory.head().load(Ordering::Relaxed);
-        Ok(RingProducer { memory, head })
+        let tail_seen = memory.tail().load(Ordering::Acquire);
+        Ok(RingProducer {
+            capacity: memory.capacity(),
+            offset: memory.offset_of(head),
+            head,
+            tail_seen,
+            memory,
+        })
     }
 
     /// The ring's capacity in bytes.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.memory.capacity()
+        self.capacity
     }
 
     /// The ring's file (`<anonymous>` for an anonymous ring).
@@ -97,13 +123,33 @@ impl RingProducer {
         self.memory.path()
     }
 
+    /// The room left after the unread bytes counted from `tail`: 0 when they are more than
+    /// the capacity (a broken peer, or a tail ahead of the head).
+    #[inline]
+    fn room_after(&self, tail: u64) -> usize {
+        let used = self.head.wrapping_sub(tail);
+        (self.capacity as u64).saturating_sub(used) as usize
+    }
+
+    /// The room, from the tail loaded now (`Acquire`: see the protocol).
+    #[inline]
+    fn refresh(&mut self) -> usize {
+        self.tail_seen = self.memory.tail().load(Ordering::Acquire);
+        self.room_after(self.tail_seen)
+    }
+
+    /// At least `wanted` bytes of room if there are, loading the tail only when the last one
+    /// seen does not give them.
+    #[inline]
+    fn room_for(&mut self, wanted: usize) -> usize {
+        let room = self.room_after(self.tail_seen);
+        if room >= wanted { room } else { self.refresh() }
+    }
+
     /// How many bytes can be written now (the consumer may free more at any time).
     #[inline]
     pub fn writable_len(&self) -> usize {
-        let tail = self.memory.tail().load(Ordering::Acquire);
-        let used = self.head.wrapping_sub(tail);
-        // A used count beyond the capacity is a broken peer: nothing is writable.
-        (self.capacity() as u64).saturating_sub(used) as usize
+        self.room_after(self.memory.tail().load(Ordering::Acquire))
     }
 
     /// Whether no byte can be written now.
@@ -116,33 +162,43 @@ impl RingProducer {
     /// old bytes or zeros). Write into a prefix, then [`Self::feed`] its length.
     #[inline]
     pub fn writable(&mut self) -> &mut [u8] {
-        let len = self.writable_len();
+        let len = self.refresh();
         // SAFETY: the protocol (module doc): positions `head..tail + C` for the tail just
         // loaded belong to this end, the one producer, and `&mut self` borrows them out only
         // until the next `feed` publishes any of them.
-        unsafe { self.memory.bytes_mut(self.head, len) }
+        unsafe { self.memory.bytes_mut(self.offset, len) }
     }
 
     /// Publishes `len` bytes written into [`Self::writable`] (clamped to what is writable) to
     /// the consumer.
     #[inline]
     pub fn feed(&mut self, len: usize) {
-        let len = len.min(self.writable_len());
+        let len = len.min(self.room_for(len));
+        self.publish(len);
+    }
+
+    /// Moves the head on by `len`, at most the room: the bytes are written.
+    #[inline]
+    fn publish(&mut self, len: usize) {
         self.head = self.head.wrapping_add(len as u64);
+        self.offset = advance_offset(self.offset, len, self.capacity);
         self.memory.head().store(self.head, Ordering::Release);
     }
 }
 
 impl Write for RingProducer {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let room = self.writable();
-        let len = room.len().min(buf.len());
-        room[..len].copy_from_slice(&buf[..len]);
-        self.feed(len);
+        let len = self.room_for(buf.len()).min(buf.len());
+        // SAFETY: as in `writable`: `len` is within the room for the tail last loaded.
+        let room = unsafe { self.memory.bytes_mut(self.offset, len) };
+        room.copy_from_slice(&buf[..len]);
+        self.publish(len);
         Ok(len)
     }
 
     /// Nothing to do: fed bytes are visible to the consumer at once.
+    #[inline]
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -161,21 +217,34 @@ impl Drop for RingProducer {
 #[derive(Debug)]
 pub struct RingConsumer {
     memory: Arc<RingMemory>,
+    capacity: usize,
     /// The tail as this end last stored it: it is the only writer of it.
     tail: u64,
+    /// `tail % capacity`, kept by addition.
+    offset: usize,
+    /// The head as last loaded: the producer only ever moves it on, so the bytes it gives
+    /// are all readable; it is loaded again only when a read wants more.
+    head_seen: u64,
 }
 
 impl RingConsumer {
     pub(crate) fn from_memory(memory: Arc<RingMemory>) -> Result<Self> {
         memory.claim(Role::Consumer)?;
         let tail = memory.tail().load(Ordering::Relaxed);
-        Ok(RingConsumer { memory, tail })
+        Ok(RingConsumer {
+            capacity: memory.capacity(),
+            offset: memory.offset_of(tail),
+            tail,
+            // Nothing seen yet: the first read loads the head.
+            head_seen: tail,
+            memory,
+        })
     }
 
     /// The ring's capacity in bytes.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.memory.capacity()
+        self.capacity
     }
 
     /// The ring's file (`<anonymous>` for an anonymous ring).
@@ -183,19 +252,36 @@ impl RingConsumer {
         self.memory.path()
     }
 
-    /// The unread bytes counted from the head loaded now, or `None` if they are more than the
-    /// capacity (a peer broke the protocol).
+    /// The unread bytes up to `head`, or `None` if they are more than the capacity (a peer
+    /// broke the protocol).
     #[inline]
-    fn available(&self) -> Option<usize> {
-        let head = self.memory.head().load(Ordering::Acquire);
+    fn unread_before(&self, head: u64) -> Option<usize> {
         let unread = head.wrapping_sub(self.tail);
-        (unread <= self.capacity() as u64).then_some(unread as usize)
+        (unread <= self.capacity as u64).then_some(unread as usize)
+    }
+
+    /// The unread bytes, from the head loaded now (`Acquire`: see the protocol).
+    #[inline]
+    fn refresh(&mut self) -> Option<usize> {
+        self.head_seen = self.memory.head().load(Ordering::Acquire);
+        self.unread_before(self.head_seen)
+    }
+
+    /// At least `wanted` unread bytes if there are, loading the head only when the last one
+    /// seen does not give them.
+    #[inline]
+    fn unread_for(&mut self, wanted: usize) -> Option<usize> {
+        match self.unread_before(self.head_seen) {
+            Some(unread) if unread >= wanted => Some(unread),
+            _ => self.refresh(),
+        }
     }
 
     /// How many bytes can be read now (0 also for counters a peer broke).
     #[inline]
     pub fn readable_len(&self) -> usize {
-        self.available().unwrap_or(0)
+        self.unread_before(self.memory.head().load(Ordering::Acquire))
+            .unwrap_or(0)
     }
 
     /// Whether no byte can be read now.
@@ -208,40 +294,54 @@ impl RingConsumer {
     /// [`Self::consume`] what was used.
     #[inline]
     pub fn readable(&self) -> &[u8] {
-        let len = self.readable_len();
-        // SAFETY: the protocol (module doc): positions `tail..head` for the head just loaded
-        // were published by the producer, which writes none of them until this end stores a
-        // later tail, which takes `&mut self` and so ends this borrow first.
-        unsafe { self.memory.bytes(self.tail, len) }
+        self.slice(self.readable_len())
+    }
+
+    /// `len` unread bytes from the tail, `len` at most what the last loaded head gives.
+    #[inline]
+    fn slice(&self, len: usize) -> &[u8] {
+        // SAFETY: the protocol (module doc): positions `tail..head` for a head loaded with
+        // `Acquire` were published by the producer, which writes none of them until this end
+        // stores a later tail, which takes `&mut self` and so ends this borrow first. Every
+        // caller passes a length within such a head.
+        unsafe { self.memory.bytes(self.offset, len) }
     }
 
     /// Gives `len` read bytes (clamped to what is readable) back to the producer.
     #[inline]
     pub fn consume(&mut self, len: usize) {
-        let len = len.min(self.readable_len());
+        let len = len.min(self.unread_for(len).unwrap_or(0));
+        self.give_back(len);
+    }
+
+    /// Moves the tail on by `len`, at most the unread bytes: they are read.
+    #[inline]
+    fn give_back(&mut self, len: usize) {
         self.tail = self.tail.wrapping_add(len as u64);
+        self.offset = advance_offset(self.offset, len, self.capacity);
         self.memory.tail().store(self.tail, Ordering::Release);
     }
 }
 
 impl Read for RingConsumer {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let len = available.len().min(buf.len());
-        buf[..len].copy_from_slice(&available[..len]);
-        self.consume(len);
+        let unread = self.unread_for(buf.len()).ok_or_else(corrupt_counters)?;
+        let len = unread.min(buf.len());
+        buf[..len].copy_from_slice(self.slice(len));
+        self.give_back(len);
         Ok(len)
     }
 }
 
 impl BufRead for RingConsumer {
+    #[inline]
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.available().is_none() {
-            return Err(corrupt_counters());
-        }
-        Ok(self.readable())
+        let unread = self.refresh().ok_or_else(corrupt_counters)?;
+        Ok(self.slice(unread))
     }
 
+    #[inline]
     fn consume(&mut self, amount: usize) {
         RingConsumer::consume(self, amount);
     }
@@ -371,26 +471,31 @@ impl Ring {
 }
 
 impl Write for Ring {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.producer.write(buf)
     }
 
+    #[inline]
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
 
 impl Read for Ring {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.consumer.read(buf)
     }
 }
 
 impl BufRead for Ring {
+    #[inline]
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         self.consumer.fill_buf()
     }
 
+    #[inline]
     fn consume(&mut self, amount: usize) {
         self.consumer.consume(amount);
     }
