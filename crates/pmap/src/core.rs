@@ -21,6 +21,9 @@ pub(crate) struct Core {
     file: Option<File>,
     path: PathBuf,
     writable: bool,
+    /// Whether the file was opened for writing, so that a read-only view of it can become
+    /// writable by mapping it again (`set_writable`).
+    handle_writable: bool,
     offset: u64,
     fixed_len: Option<usize>,
     populate: bool,
@@ -62,6 +65,7 @@ impl Core {
             file: Some(file),
             path,
             writable,
+            handle_writable: writable,
             offset,
             fixed_len,
             populate: false,
@@ -80,6 +84,7 @@ impl Core {
             file: None,
             path,
             writable: true,
+            handle_writable: true,
             offset: 0,
             fixed_len: None,
             populate: false,
@@ -252,6 +257,49 @@ impl Core {
             }
         }
         result
+    }
+
+    /// Makes the view writable or read-only by mapping the file again through the handle this
+    /// core holds (the path is not opened again): the view's offset and length stay, its
+    /// address may change, which `&mut self` in the public types makes harmless. On error the
+    /// view is mapped as it was.
+    pub(crate) fn set_writable(&mut self, writable: bool) -> Result<()> {
+        if writable == self.writable {
+            return Ok(());
+        }
+        let op = if writable {
+            "making the view writable"
+        } else {
+            "making the view read-only"
+        };
+        if self.file.is_none() {
+            return Err(Error::Unsupported {
+                path: self.path.clone(),
+                op,
+                reason: "an anonymous mapping has no file to map again",
+            });
+        }
+        if writable && !self.handle_writable {
+            return Err(Error::Unsupported {
+                path: self.path.clone(),
+                op,
+                reason: "the file was opened read-only: open it read-write (and make it \
+                         read-only) to convert both ways",
+            });
+        }
+        let old_len = self.len() as u64;
+        // Before the old view goes, so that a failing `stat` leaves it in place.
+        let file_len = self.file_len()?;
+        self.raw = None;
+        self.writable = writable;
+        let mapped = self.map_len(old_len, file_len);
+        if mapped.is_err() {
+            // Best effort, as in `remap_file`: the view as it was; the first error is the one
+            // to report.
+            self.writable = !writable;
+            let _ = self.map_len(old_len, file_len);
+        }
+        mapped
     }
 
     pub(crate) fn grow(&mut self, new_len: usize) -> Result<()> {
