@@ -105,6 +105,14 @@ macro_rules! common_methods {
             self.core.set_writable(false)
         }
 
+        /// The bytes the view can grow to without moving: the address space reserved for it
+        /// ([`MapOptions::reserve_address_space`](crate::MapOptions::reserve_address_space), on
+        /// Unix), or its length.
+        #[inline]
+        pub fn reserved_len(&self) -> usize {
+            self.core.reserved_len()
+        }
+
         /// Whether the view was opened with a fixed length ([`MapOptions::len`]): such a view
         /// never grows and `refresh` leaves it alone.
         ///

@@ -58,6 +58,7 @@ mod shared;
 #[cfg(unix)]
 #[doc(hidden)]
 pub mod testing;
+mod view;
 
 // What every Unix shares, used by both platform files.
 #[cfg(unix)]

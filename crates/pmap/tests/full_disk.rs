@@ -183,3 +183,24 @@ fn full_disk_a_ring_file_larger_than_the_disk_is_no_space() {
     while std::io::Write::write(&mut ring, &page).unwrap() > 0 {}
     assert_eq!(ring.len() as u64, MIB, "every page of the ring was written");
 }
+
+#[test]
+fn full_disk_growth_inside_a_reservation_is_no_space_and_keeps_the_view_in_place() {
+    let disk = Tmpfs::mount("4m");
+    let path = disk.path("reserved.bin");
+    let mut map = pmap::MapOptions::new()
+        .size(MIB)
+        .reserve_address_space(16 << 20)
+        .open(&path)
+        .unwrap();
+    map.as_mut_slice().unwrap().copy_from_slice(&pattern(MIB));
+    let start = map.as_slice().as_ptr();
+    expect_no_space(map.grow(8 << 20), &path, 8 * MIB, MIB);
+    assert_eq!((map.len() as u64, file_len(&path)), (MIB, MIB));
+    assert_eq!(map.as_slice().as_ptr(), start);
+    assert_eq!(map.as_slice(), &pattern(MIB)[..]);
+    // A growth that fits still happens in place, and every new page can be written.
+    map.grow(2 << 20).unwrap();
+    assert_eq!(map.as_slice().as_ptr(), start);
+    touch_every_page(&mut map, 0x3c);
+}

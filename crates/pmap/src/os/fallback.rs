@@ -410,7 +410,7 @@ pub(crate) fn process_state(_pid: u32) -> crate::ProcessState {
 
 /// No populate-for-write advice here: the first store to each page faults it in, as usual.
 pub(crate) fn populate_write(
-    _raw: &memmap2::MmapRaw,
+    _raw: &crate::view::View,
     _offset: usize,
     _len: usize,
 ) -> std::io::Result<bool> {
@@ -421,7 +421,7 @@ pub(crate) fn populate_write(
 /// through [`dont_need`]). Huge-page advice is Linux's: `Ok(false)` here, as is every advice on
 /// platforms without `madvise` (Windows: memmap2 exposes none).
 pub(crate) fn advise(
-    raw: &memmap2::MmapRaw,
+    raw: &crate::view::View,
     offset: usize,
     len: usize,
     advice: crate::Advice,
@@ -457,7 +457,7 @@ pub(crate) fn advise(
 /// come back zeroed under any reference into them.
 #[cfg(not(unix))]
 pub(crate) unsafe fn dont_need(
-    raw: &memmap2::MmapRaw,
+    raw: &crate::view::View,
     offset: usize,
     len: usize,
 ) -> io::Result<bool> {
@@ -468,14 +468,14 @@ pub(crate) unsafe fn dont_need(
 /// No `mlock` without Unix (`os/unix.rs` has it): `ErrorKind::Unsupported` (Windows'
 /// `VirtualLock` is not wired up: untested here).
 #[cfg(not(unix))]
-pub(crate) fn lock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
+pub(crate) fn lock_range(raw: &crate::view::View, offset: usize, len: usize) -> io::Result<()> {
     let _ = (raw, offset, len);
     Err(io::ErrorKind::Unsupported.into())
 }
 
 /// No `munlock` without Unix: `ErrorKind::Unsupported`.
 #[cfg(not(unix))]
-pub(crate) fn unlock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
+pub(crate) fn unlock_range(raw: &crate::view::View, offset: usize, len: usize) -> io::Result<()> {
     let _ = (raw, offset, len);
     Err(io::ErrorKind::Unsupported.into())
 }
@@ -589,7 +589,9 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn advice_and_memory_locks_on_an_anonymous_range() {
-        let raw = memmap2::MmapRaw::from(memmap2::MmapOptions::new().len(8192).map_anon().unwrap());
+        let raw = crate::view::View::from(memmap2::MmapRaw::from(
+            memmap2::MmapOptions::new().len(8192).map_anon().unwrap(),
+        ));
         for advice in crate::Advice::ALL {
             if advice == crate::Advice::DontNeed {
                 continue;

@@ -109,7 +109,7 @@ pub(crate) fn anonymous_ring_file(len: usize) -> io::Result<Option<std::fs::File
 /// pages in writable now, as writing each would, so that later stores take no page fault.
 /// `Ok(false)` where the kernel does not know the advice (`EINVAL`).
 pub(crate) fn populate_write(
-    raw: &memmap2::MmapRaw,
+    raw: &crate::view::View,
     offset: usize,
     len: usize,
 ) -> std::io::Result<bool> {
@@ -125,7 +125,7 @@ pub(crate) fn populate_write(
 /// advice (`EINVAL`: built without transparent huge pages, or a file mapping it cannot back
 /// with them).
 pub(crate) fn advise(
-    raw: &memmap2::MmapRaw,
+    raw: &crate::view::View,
     offset: usize,
     len: usize,
     advice: crate::Advice,
