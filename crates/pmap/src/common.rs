@@ -79,6 +79,40 @@ macro_rules! common_methods {
             self.core.is_writable()
         }
 
+        /// Makes a read-only view writable without opening the path again: the view is mapped
+        /// anew, read-write, through the file handle this map holds (so it is the file that
+        /// was opened, even if another now has its path), with the same offset and length.
+        /// Nothing borrows the view meanwhile (`&mut self`). Already writable: nothing to do.
+        ///
+        /// # Errors
+        /// [`Error::Unsupported`](crate::Error::Unsupported) when the handle was opened
+        /// read-only (`MapOptions::read_only`, `Map::open_read_only`): open the file read-write
+        /// and call [`Self::make_read_only`] to convert both ways. An I/O error from mapping;
+        /// then the view stays as it was.
+        pub fn make_writable(&mut self) -> Result<()> {
+            self.core.set_writable(true)
+        }
+
+        /// Makes the view read-only without opening the path again (mapped anew through the
+        /// same handle): writes, atomics, growth and `finish` are refused until
+        /// [`Self::make_writable`]. Dirty pages are not lost: they stay in the page cache and
+        /// reach the file as after any unmap. Already read-only: nothing to do.
+        ///
+        /// # Errors
+        /// [`Error::Unsupported`](crate::Error::Unsupported) for an anonymous mapping (there is
+        /// no file to map again), or an I/O error from mapping; then the view stays as it was.
+        pub fn make_read_only(&mut self) -> Result<()> {
+            self.core.set_writable(false)
+        }
+
+        /// The bytes the view can grow to without moving: the address space reserved for it
+        /// ([`MapOptions::reserve_address_space`](crate::MapOptions::reserve_address_space), on
+        /// Unix), or its length.
+        #[inline]
+        pub fn reserved_len(&self) -> usize {
+            self.core.reserved_len()
+        }
+
         /// Whether the view was opened with a fixed length ([`MapOptions::len`]): such a view
         /// never grows and `refresh` leaves it alone.
         ///

@@ -3,7 +3,9 @@
 //! Every remap goes through [`Core::remap_file`], which drops the old view *before* the
 //! file's length changes: Windows refuses to resize a file while a view of it is mapped, and
 //! doing it the same way everywhere keeps one code path. Growth takes `&mut self` in the public
-//! types, so no slice into the old view can outlive it.
+//! types, so no slice into the old view can outlive it. The one exception is a view with
+//! reserved address space (Unix only, `Core::grow_in_place`): the file is extended under it
+//! and the new pages are mapped behind the old ones, which stay.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,18 +14,26 @@ use std::sync::{Mutex, PoisonError};
 use fs4::fs_std::FileExt;
 use memmap2::{MmapOptions, MmapRaw};
 
+use crate::view::View;
+
 use crate::{Error, Lock, Result};
 
-const ANONYMOUS: &str = "<anonymous>";
+pub(crate) const ANONYMOUS: &str = "<anonymous>";
 
 pub(crate) struct Core {
-    raw: Option<MmapRaw>,
+    raw: Option<View>,
     file: Option<File>,
     path: PathBuf,
     writable: bool,
+    /// Whether the file was opened for writing, so that a read-only view of it can become
+    /// writable by mapping it again (`set_writable`).
+    handle_writable: bool,
     offset: u64,
     fixed_len: Option<usize>,
     populate: bool,
+    /// The address space to reserve for a file view (`MapOptions::reserve_address_space`), so
+    /// that growth and refresh up to it keep the view in place (Unix only).
+    reserve: Option<usize>,
     /// The advisory lock this handle holds. `flock` (Unix) converts a held lock and ignores an
     /// unlock of nothing, but Windows' `LockFileEx` stacks locks on one handle (a second
     /// exclusive lock conflicts with the first, so a blocking relock waits forever) and
@@ -62,9 +72,11 @@ impl Core {
             file: Some(file),
             path,
             writable,
+            handle_writable: writable,
             offset,
             fixed_len,
             populate: false,
+            reserve: None,
             held: Mutex::new(Lock::None),
         }
     }
@@ -80,9 +92,11 @@ impl Core {
             file: None,
             path,
             writable: true,
+            handle_writable: true,
             offset: 0,
             fixed_len: None,
             populate: false,
+            reserve: None,
             held: Mutex::new(Lock::None),
         })
     }
@@ -116,7 +130,7 @@ impl Core {
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.raw.as_ref().map_or(0, MmapRaw::len)
+        self.raw.as_ref().map_or(0, View::len)
     }
 
     /// Whether `self` and `other` map the same file (not merely files at the same path):
@@ -178,6 +192,17 @@ impl Core {
         }
     }
 
+    /// Asks for `len` bytes of address space for the view (see [`crate::MapOptions::reserve_address_space`]),
+    /// taking effect at the next mapping.
+    pub(crate) fn set_reservation(&mut self, len: Option<usize>) {
+        self.reserve = len;
+    }
+
+    /// The bytes the view can have without moving: its reservation, or its length.
+    pub(crate) fn reserved_len(&self) -> usize {
+        self.raw.as_ref().map_or(0, View::capacity)
+    }
+
     /// Maps the view over the file as it is now: the fixed length, or to the end of the file.
     pub(crate) fn map_view(&mut self, populate: bool) -> Result<()> {
         self.populate = populate;
@@ -211,6 +236,20 @@ impl Core {
                 path: self.path.clone(),
             });
         }
+        #[cfg(unix)]
+        if let (Some(reserve), None) = (self.reserve, self.fixed_len) {
+            // A growable view with room to grow in place (a fixed view never grows).
+            let view = crate::os_unix::ReservedView::map(
+                file,
+                self.offset,
+                to_usize(view_len)?,
+                reserve,
+                self.writable,
+                self.populate,
+            );
+            self.raw = Some(View::Reserved(view.map_err(self.io("map"))?));
+            return Ok(());
+        }
         let mut options = MmapOptions::new();
         options.offset(self.offset).len(to_usize(view_len)?);
         if self.populate {
@@ -221,8 +260,45 @@ impl Core {
         } else {
             options.map_raw_read_only(file)
         };
-        self.raw = Some(raw.map_err(self.io("map"))?);
+        self.raw = Some(View::Plain(raw.map_err(self.io("map"))?));
         Ok(())
+    }
+
+    /// Makes a reserved view `new_len` bytes in place when its reservation has room: the file
+    /// is extended to hold them first when `extend` (growth; `refresh` finds them there), under
+    /// the live view, which Unix allows (reserved views exist only there; Windows, which does
+    /// not, always remaps). Returns whether it did; on error the view keeps its old length
+    /// and address.
+    fn grow_in_place(&mut self, new_len: usize, extend: bool) -> Result<bool> {
+        #[cfg(unix)]
+        {
+            let (Some(View::Reserved(view)), Some(file)) = (&self.raw, &self.file) else {
+                return Ok(false);
+            };
+            if new_len > view.capacity() {
+                return Ok(false);
+            }
+            if extend {
+                let end = self
+                    .offset
+                    .checked_add(new_len as u64)
+                    .ok_or(Error::TooLarge {
+                        requested: new_len as u64,
+                    })?;
+                crate::reserve::extend(file, &self.path, end)?;
+            }
+            let extended = match (&mut self.raw, &self.file) {
+                (Some(View::Reserved(view)), Some(file)) => view.extend(file, new_len),
+                _ => Ok(()),
+            };
+            extended.map_err(self.io("map"))?;
+            Ok(true)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (new_len, extend);
+            Ok(false)
+        }
     }
 
     /// Drops the view, extends the file to `offset + new_len` if that is larger (reserving the
@@ -254,6 +330,49 @@ impl Core {
         result
     }
 
+    /// Makes the view writable or read-only by mapping the file again through the handle this
+    /// core holds (the path is not opened again): the view's offset and length stay, its
+    /// address may change, which `&mut self` in the public types makes harmless. On error the
+    /// view is mapped as it was.
+    pub(crate) fn set_writable(&mut self, writable: bool) -> Result<()> {
+        if writable == self.writable {
+            return Ok(());
+        }
+        let op = if writable {
+            "making the view writable"
+        } else {
+            "making the view read-only"
+        };
+        if self.file.is_none() {
+            return Err(Error::Unsupported {
+                path: self.path.clone(),
+                op,
+                reason: "an anonymous mapping has no file to map again",
+            });
+        }
+        if writable && !self.handle_writable {
+            return Err(Error::Unsupported {
+                path: self.path.clone(),
+                op,
+                reason: "the file was opened read-only: open it read-write (and make it \
+                         read-only) to convert both ways",
+            });
+        }
+        let old_len = self.len() as u64;
+        // Before the old view goes, so that a failing `stat` leaves it in place.
+        let file_len = self.file_len()?;
+        self.raw = None;
+        self.writable = writable;
+        let mapped = self.map_len(old_len, file_len);
+        if mapped.is_err() {
+            // Best effort, as in `remap_file`: the view as it was; the first error is the one
+            // to report.
+            self.writable = !writable;
+            let _ = self.map_len(old_len, file_len);
+        }
+        mapped
+    }
+
     pub(crate) fn grow(&mut self, new_len: usize) -> Result<()> {
         if new_len <= self.len() {
             return Ok(());
@@ -279,6 +398,9 @@ impl Core {
             self.raw = Some(grown);
             return Ok(());
         }
+        if self.grow_in_place(new_len, true)? {
+            return Ok(());
+        }
         self.remap_file(Some(new_len))
     }
 
@@ -302,8 +424,12 @@ impl Core {
             return Ok(false);
         }
         let file_len = self.file_len()?;
-        if file_len.saturating_sub(self.offset) == self.len() as u64 {
+        let now = file_len.saturating_sub(self.offset);
+        if now == self.len() as u64 {
             return Ok(false);
+        }
+        if now > self.len() as u64 && self.grow_in_place(to_usize(now)?, false)? {
+            return Ok(true);
         }
         self.remap_file(None)?;
         Ok(true)
@@ -367,7 +493,8 @@ impl Core {
         }
         let taken = if advice == crate::Advice::DontNeed {
             // SAFETY: `self.file` is set (checked above), so `raw` was mapped by `map_len`
-            // with `map_raw` or `map_raw_read_only`, both `MAP_SHARED` over the file: after
+            // with `map_raw` or `map_raw_read_only`, or as a `ReservedView`, all `MAP_SHARED`
+            // over the file: after
             // `MADV_DONTNEED` the next access faults the page in again from the page cache,
             // where dirty pages stay until they are written back, so every byte reads as it
             // did and no reference into the view sees a change this call made.
@@ -526,11 +653,11 @@ impl Core {
     }
 }
 
-fn map_anonymous(len: usize) -> Result<MmapRaw> {
+fn map_anonymous(len: usize) -> Result<View> {
     MmapOptions::new()
         .len(len)
         .map_anon()
-        .map(MmapRaw::from)
+        .map(|raw| View::Plain(MmapRaw::from(raw)))
         .map_err(|source| Error::Io {
             op: "map",
             path: PathBuf::from(ANONYMOUS),

@@ -162,6 +162,26 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The file is not a ring this pmap can open: a wrong magic number, version or geometry,
+    /// or head and tail counters further apart than the capacity.
+    #[error("{path} is not a usable ring file: {reason}")]
+    RingFile {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The end of a ring file asked for (its one producer or its one consumer) is held by a
+    /// live process (this one, if it opened that end already).
+    #[error("{path}: the ring's {role} end is held by process {pid}")]
+    RingRoleTaken {
+        /// The ring file.
+        path: PathBuf,
+        /// `producer` or `consumer`.
+        role: &'static str,
+        /// The process holding it.
+        pid: u32,
+    },
 }
 
 /// `Result` with [`Error`].

@@ -14,6 +14,11 @@
 //!   that never expose a reference to racing bytes, checked `AtomicU32`/`AtomicU64` at an
 //!   offset, and wait/wake on a shared word (a futex on Linux that works across processes).
 //!
+//! - Double-mapped rings ([`Ring`], [`InfiniteRing`], in [`ring`]): memory mapped twice back
+//!   to back, so that every readable or writable range is one slice, even across the wrap;
+//!   anonymous or in a file that another process maps too, with single-producer and
+//!   single-consumer ends ([`RingProducer`], [`RingConsumer`]) across threads or processes.
+//!
 //! Every offset, length and alignment is checked and a bad one is an [`Error`], never a panic.
 //! Options ([`MapOptions`]) cover read-only or read-write, create or must-exist, a view at an
 //! offset with a fixed length, populate, an advisory [`Lock`] and the creation mode.
@@ -48,10 +53,12 @@ mod map;
 mod options;
 mod process;
 mod reserve;
+pub mod ring;
 mod shared;
 #[cfg(unix)]
 #[doc(hidden)]
 pub mod testing;
+mod view;
 
 // What every Unix shares, used by both platform files.
 #[cfg(unix)]
@@ -73,6 +80,9 @@ pub use crate::error::{Error, Result};
 pub use crate::map::Map;
 pub use crate::options::{Lock, MapOptions};
 pub use crate::process::{ProcessState, current_pid, process_state};
+pub use crate::ring::{
+    InfiniteRing, Ring, RingBufReader, RingBufWriter, RingConsumer, RingOptions, RingProducer,
+};
 pub use crate::shared::SharedMap;
 
 /// Opens `path` read-write, creating it if absent and extending it to at least `size` bytes;

@@ -45,6 +45,7 @@ pub struct MapOptions {
     pub(crate) lock: Lock,
     pub(crate) lock_wait: bool,
     pub(crate) mode: Option<u32>,
+    pub(crate) reserve: Option<usize>,
 }
 
 impl Default for MapOptions {
@@ -66,6 +67,7 @@ impl MapOptions {
             lock: Lock::None,
             lock_wait: true,
             mode: None,
+            reserve: None,
         }
     }
 
@@ -137,6 +139,18 @@ impl MapOptions {
         self
     }
 
+    /// Reserves `len` bytes of address space for the view (at least its length, rounded up
+    /// to pages), so that [`Map::grow`], [`Map::reserve`] and [`Map::refresh`] up to `len`
+    /// map the new bytes behind the old ones: the view keeps its address and its pages stay
+    /// mapped (no unmap, no fault-in again). Growth past it remaps as usual, into a new
+    /// reservation of at least the new length. Address space only: no memory and no disk is
+    /// taken for the room. Unix only; elsewhere (Windows cannot extend a file under a view)
+    /// every growth remaps. A fixed-length view never grows and ignores it.
+    pub fn reserve_address_space(mut self, len: usize) -> Self {
+        self.reserve = Some(len);
+        self
+    }
+
     /// Permission bits for a file this open creates (Unix only; ignored on Windows).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = Some(mode);
@@ -195,7 +209,8 @@ impl MapOptions {
         }
         let file = open.open(path).map_err(|e| Error::from_open(owned(), e))?;
 
-        let core = Core::new(file, owned(), self.writable, self.offset, self.len);
+        let mut core = Core::new(file, owned(), self.writable, self.offset, self.len);
+        core.set_reservation(self.reserve);
         core.lock(self.lock, self.lock_wait)?;
 
         let file_len = core.file_len()?;
@@ -217,7 +232,6 @@ impl MapOptions {
             // file keeps its old length), not a SIGBUS when a page is first written.
             core.extend_file(wanted_end)?;
         }
-        let mut core = core;
         core.map_view(self.populate)?;
         Ok(core)
     }

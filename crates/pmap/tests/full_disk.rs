@@ -160,3 +160,47 @@ fn full_disk_a_map_that_fits_has_its_blocks_reserved() {
     assert_eq!(bytes.len() as u64, 3 * MIB);
     assert!((0..bytes.len()).step_by(PAGE).all(|at| bytes[at] == 0x33));
 }
+
+#[test]
+fn full_disk_a_ring_file_larger_than_the_disk_is_no_space() {
+    let disk = Tmpfs::mount("4m");
+    let path = disk.path("big.ring");
+    let options = pmap::RingOptions::new().capacity(8 << 20);
+    expect_no_space(
+        options.open_producer(&path).map(drop),
+        &path,
+        8 * MIB + PAGE as u64,
+        0,
+    );
+    // The file the open created stays empty and holds no blocks; a ring that fits is made.
+    assert_eq!(file_len(&path), 0);
+    assert_eq!(disk.available(), 4 * MIB);
+    let mut ring = pmap::RingOptions::new()
+        .capacity(MIB as usize)
+        .open(&path)
+        .unwrap();
+    let page = vec![0x5a; PAGE];
+    while std::io::Write::write(&mut ring, &page).unwrap() > 0 {}
+    assert_eq!(ring.len() as u64, MIB, "every page of the ring was written");
+}
+
+#[test]
+fn full_disk_growth_inside_a_reservation_is_no_space_and_keeps_the_view_in_place() {
+    let disk = Tmpfs::mount("4m");
+    let path = disk.path("reserved.bin");
+    let mut map = pmap::MapOptions::new()
+        .size(MIB)
+        .reserve_address_space(16 << 20)
+        .open(&path)
+        .unwrap();
+    map.as_mut_slice().unwrap().copy_from_slice(&pattern(MIB));
+    let start = map.as_slice().as_ptr();
+    expect_no_space(map.grow(8 << 20), &path, 8 * MIB, MIB);
+    assert_eq!((map.len() as u64, file_len(&path)), (MIB, MIB));
+    assert_eq!(map.as_slice().as_ptr(), start);
+    assert_eq!(map.as_slice(), &pattern(MIB)[..]);
+    // A growth that fits still happens in place, and every new page can be written.
+    map.grow(2 << 20).unwrap();
+    assert_eq!(map.as_slice().as_ptr(), start);
+    touch_every_page(&mut map, 0x3c);
+}

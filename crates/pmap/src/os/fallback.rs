@@ -1,7 +1,8 @@
 //! Every platform but Linux: wait by polling with short, growing sleeps (macOS and Windows have
-//! no documented cross-process futex), the creation mode on other Unixes, and what the
+//! no documented cross-process futex), the creation mode on other Unixes, what the
 //! reservation of a file's new blocks needs (which errors mean "cannot allocate here", which
-//! mean "no space", and positioned writes for the zero-filling fallback).
+//! mean "no space", and positioned writes for the zero-filling fallback), and the memory of
+//! rings: a `shm_open` object on other Unixes, a pagefile section and two views on Windows.
 
 #[cfg(not(unix))]
 use std::fs::File;
@@ -131,6 +132,270 @@ pub(crate) use crate::os_unix::{
     current_pid, dont_need, lock_range, process_state, space, unlock_range, write_at,
 };
 
+#[cfg(unix)]
+#[cfg_attr(target_os = "linux", allow(unused_imports))]
+pub(crate) use crate::os_unix::{map_twice, page_size as ring_granularity, unmap_twice};
+
+/// The memory behind an anonymous ring on a Unix without `memfd_create`: a POSIX shared-memory
+/// object (`shm_open`, what macOS and the BSDs have), unlinked at once so that no name outlives
+/// this call, of `len` bytes. The name only has to be new: this process's id and a counter,
+/// with `O_EXCL` and another try when a dead process left the same name behind.
+#[cfg(unix)]
+pub(crate) fn anonymous_ring_file(len: usize) -> io::Result<Option<std::fs::File>> {
+    use std::os::fd::FromRawFd;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // macOS refuses names longer than 31 bytes; this one has 23 at most.
+    const TRIES: u32 = 64;
+    for _ in 0..TRIES {
+        let name = format!(
+            "/pmap-{:08x}-{:08x}\0",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        // `shm_open` is variadic on Apple's targets, where a `mode_t` (u16) cannot be passed.
+        #[cfg(target_vendor = "apple")]
+        let mode = 0o600 as libc::c_uint;
+        #[cfg(not(target_vendor = "apple"))]
+        let mode: libc::mode_t = 0o600;
+        // SAFETY: `name` is NUL-terminated (built above) and outlives the call, which only
+        // reads it.
+        let fd = unsafe {
+            libc::shm_open(
+                name.as_ptr().cast::<libc::c_char>(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                mode,
+            )
+        };
+        if fd < 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() == Some(libc::EEXIST) {
+                continue;
+            }
+            return Err(error);
+        }
+        // SAFETY: as for `shm_open`; the object stays alive through `fd`.
+        unsafe { libc::shm_unlink(name.as_ptr().cast::<libc::c_char>()) };
+        // SAFETY: `fd` was just returned by `shm_open`, is open and owned by nothing else.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        file.set_len(len as u64)?;
+        return Ok(Some(file));
+    }
+    Err(io::ErrorKind::AlreadyExists.into())
+}
+
+#[cfg(windows)]
+pub(crate) use windows_ring::{anonymous_ring_file, map_twice, ring_granularity, unmap_twice};
+
+/// Rings on Windows: a section (`CreateFileMappingW`, over the pagefile for an anonymous ring
+/// or over the file) viewed twice, back to back, with `MapViewOfFileEx` at addresses found by
+/// reserving the whole range and releasing it again. Another thread may take part of the range
+/// between the release and the views; a view then fails and the whole attempt starts again
+/// (`VirtualAlloc2` placeholders close that window but need Windows 10 1803 and onecore.lib;
+/// this uses only kernel32, as std does). Not compiled on the Linux machines pmap is tested
+/// on: kept to the documented signatures and nothing more.
+#[cfg(windows)]
+mod windows_ring {
+    use std::ffi::c_void;
+    use std::fs::File;
+    use std::io;
+    use std::os::windows::io::AsRawHandle;
+
+    type Handle = *mut c_void;
+    const PAGE_NOACCESS: u32 = 0x01;
+    const PAGE_READWRITE: u32 = 0x04;
+    const MEM_RESERVE: u32 = 0x2000;
+    const MEM_RELEASE: u32 = 0x8000;
+    const FILE_MAP_WRITE: u32 = 0x0002;
+    const FILE_MAP_READ: u32 = 0x0004;
+    /// Attempts before a race with other threads' allocations is reported as an error.
+    const TRIES: u32 = 16;
+
+    /// `SYSTEM_INFO` of `GetSystemInfo`, as the Windows SDK lays it out.
+    #[repr(C)]
+    struct SystemInfo {
+        processor_architecture: u16,
+        reserved: u16,
+        page_size: u32,
+        minimum_application_address: *mut c_void,
+        maximum_application_address: *mut c_void,
+        active_processor_mask: usize,
+        number_of_processors: u32,
+        processor_type: u32,
+        allocation_granularity: u32,
+        processor_level: u16,
+        processor_revision: u16,
+    }
+
+    #[link(name = "kernel32")]
+    unsafe extern "system" {
+        fn GetSystemInfo(info: *mut SystemInfo);
+        fn CreateFileMappingW(
+            file: Handle,
+            attributes: *const c_void,
+            protect: u32,
+            size_high: u32,
+            size_low: u32,
+            name: *const u16,
+        ) -> Handle;
+        fn MapViewOfFileEx(
+            mapping: Handle,
+            access: u32,
+            offset_high: u32,
+            offset_low: u32,
+            bytes: usize,
+            base: *mut c_void,
+        ) -> *mut c_void;
+        fn UnmapViewOfFile(base: *const c_void) -> i32;
+        fn VirtualAlloc(address: *mut c_void, size: usize, kind: u32, protect: u32) -> *mut c_void;
+        fn VirtualFree(address: *mut c_void, size: usize, kind: u32) -> i32;
+        fn CloseHandle(handle: Handle) -> i32;
+    }
+
+    /// The allocation granularity (64 KiB): views start only at its multiples, in the address
+    /// space and in the section alike.
+    pub(crate) fn ring_granularity() -> usize {
+        let mut info = std::mem::MaybeUninit::<SystemInfo>::zeroed();
+        // SAFETY: `GetSystemInfo` fills the struct it is given, which is ours and zeroed, so
+        // every field is initialised whatever it writes.
+        let info = unsafe {
+            GetSystemInfo(info.as_mut_ptr());
+            info.assume_init()
+        };
+        (info.allocation_granularity as usize).max(4096)
+    }
+
+    /// No file at all: the section is made over the pagefile by [`map_twice`].
+    pub(crate) fn anonymous_ring_file(_len: usize) -> io::Result<Option<File>> {
+        Ok(None)
+    }
+
+    fn split(value: usize) -> (u32, u32) {
+        let value = value as u64;
+        ((value >> 32) as u32, value as u32)
+    }
+
+    /// As the Unix `map_twice`: `prefix + capacity` bytes of the section from its start, then
+    /// the `capacity` bytes after the prefix again right behind them.
+    pub(crate) fn map_twice(
+        file: Option<&File>,
+        prefix: usize,
+        capacity: usize,
+    ) -> io::Result<*mut u8> {
+        let too_large = || io::Error::from(io::ErrorKind::InvalidInput);
+        let first_len = prefix.checked_add(capacity).ok_or_else(too_large)?;
+        let total = first_len.checked_add(capacity).ok_or_else(too_large)?;
+        // INVALID_HANDLE_VALUE: a section over the pagefile.
+        let handle = file.map_or(usize::MAX as Handle, |f| f.as_raw_handle());
+        let (size_high, size_low) = split(first_len);
+        // SAFETY: `handle` is the open file (borrowed for the call) or INVALID_HANDLE_VALUE; no
+        // attributes, no name. The call reads nothing else of ours.
+        let section = unsafe {
+            CreateFileMappingW(
+                handle,
+                std::ptr::null(),
+                PAGE_READWRITE,
+                size_high,
+                size_low,
+                std::ptr::null(),
+            )
+        };
+        if section.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        let (offset_high, offset_low) = split(prefix);
+        let access = FILE_MAP_READ | FILE_MAP_WRITE;
+        let mut outcome = Err(io::Error::from(io::ErrorKind::AddrInUse));
+        for _ in 0..TRIES {
+            // SAFETY: a reservation at an address the system picks, released at once: only
+            // its address is used, as a hint for where `total` free bytes were.
+            let base = unsafe {
+                let base = VirtualAlloc(std::ptr::null_mut(), total, MEM_RESERVE, PAGE_NOACCESS);
+                if !base.is_null() {
+                    VirtualFree(base, 0, MEM_RELEASE);
+                }
+                base
+            };
+            if base.is_null() {
+                outcome = Err(io::Error::last_os_error());
+                break;
+            }
+            // SAFETY: `MapViewOfFileEx` never replaces a mapping: it fails when any page of
+            // the asked range is in use (another thread took it since the release), and the
+            // loop then tries again. The views stay alive after the section handle is closed.
+            let first = unsafe { MapViewOfFileEx(section, access, 0, 0, first_len, base) };
+            if first.is_null() {
+                continue;
+            }
+            // Not `add`: after the release `base` is no allocation, only an address.
+            let second_base = base.cast::<u8>().wrapping_add(first_len).cast::<c_void>();
+            // SAFETY: as for the first view; `first_len < total`, so the address lies in the
+            // range found free above.
+            let second = unsafe {
+                MapViewOfFileEx(
+                    section,
+                    access,
+                    offset_high,
+                    offset_low,
+                    capacity,
+                    second_base,
+                )
+            };
+            if second.is_null() {
+                // SAFETY: `first` is the view just made, handed to no one.
+                unsafe { UnmapViewOfFile(first) };
+                continue;
+            }
+            outcome = Ok(base.cast::<u8>());
+            break;
+        }
+        // SAFETY: the section handle made above; the views keep the section itself alive.
+        unsafe { CloseHandle(section) };
+        outcome
+    }
+
+    /// Unmaps both views of [`map_twice`].
+    ///
+    /// # Safety
+    /// As the Unix `unmap_twice`: one live double mapping, borrowed by nothing.
+    pub(crate) unsafe fn unmap_twice(base: *mut u8, prefix: usize, capacity: usize) {
+        // SAFETY: the caller's contract: `base` and `base + prefix + capacity` are the starts
+        // of the two views `map_twice` made.
+        unsafe {
+            UnmapViewOfFile(base.add(prefix + capacity).cast::<c_void>());
+            UnmapViewOfFile(base.cast::<c_void>());
+        }
+    }
+}
+
+/// No ring memory without Unix or Windows calls for it.
+#[cfg(not(any(unix, windows)))]
+pub(crate) fn ring_granularity() -> usize {
+    4096
+}
+
+/// No ring memory without Unix or Windows calls for it: `Unsupported`.
+#[cfg(not(any(unix, windows)))]
+pub(crate) fn anonymous_ring_file(_len: usize) -> io::Result<Option<File>> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// No ring memory without Unix or Windows calls for it: `Unsupported`.
+#[cfg(not(any(unix, windows)))]
+pub(crate) fn map_twice(
+    _file: Option<&File>,
+    _prefix: usize,
+    _capacity: usize,
+) -> io::Result<*mut u8> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Nothing was mapped.
+///
+/// # Safety
+/// None needed; `unsafe` only to match the other platforms' signature.
+#[cfg(not(any(unix, windows)))]
+pub(crate) unsafe fn unmap_twice(_base: *mut u8, _prefix: usize, _capacity: usize) {}
+
 /// No fork here: the id never changes.
 #[cfg(not(unix))]
 pub(crate) fn current_pid() -> u32 {
@@ -145,7 +410,7 @@ pub(crate) fn process_state(_pid: u32) -> crate::ProcessState {
 
 /// No populate-for-write advice here: the first store to each page faults it in, as usual.
 pub(crate) fn populate_write(
-    _raw: &memmap2::MmapRaw,
+    _raw: &crate::view::View,
     _offset: usize,
     _len: usize,
 ) -> std::io::Result<bool> {
@@ -156,7 +421,7 @@ pub(crate) fn populate_write(
 /// through [`dont_need`]). Huge-page advice is Linux's: `Ok(false)` here, as is every advice on
 /// platforms without `madvise` (Windows: memmap2 exposes none).
 pub(crate) fn advise(
-    raw: &memmap2::MmapRaw,
+    raw: &crate::view::View,
     offset: usize,
     len: usize,
     advice: crate::Advice,
@@ -192,7 +457,7 @@ pub(crate) fn advise(
 /// come back zeroed under any reference into them.
 #[cfg(not(unix))]
 pub(crate) unsafe fn dont_need(
-    raw: &memmap2::MmapRaw,
+    raw: &crate::view::View,
     offset: usize,
     len: usize,
 ) -> io::Result<bool> {
@@ -203,14 +468,14 @@ pub(crate) unsafe fn dont_need(
 /// No `mlock` without Unix (`os/unix.rs` has it): `ErrorKind::Unsupported` (Windows'
 /// `VirtualLock` is not wired up: untested here).
 #[cfg(not(unix))]
-pub(crate) fn lock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
+pub(crate) fn lock_range(raw: &crate::view::View, offset: usize, len: usize) -> io::Result<()> {
     let _ = (raw, offset, len);
     Err(io::ErrorKind::Unsupported.into())
 }
 
 /// No `munlock` without Unix: `ErrorKind::Unsupported`.
 #[cfg(not(unix))]
-pub(crate) fn unlock_range(raw: &memmap2::MmapRaw, offset: usize, len: usize) -> io::Result<()> {
+pub(crate) fn unlock_range(raw: &crate::view::View, offset: usize, len: usize) -> io::Result<()> {
     let _ = (raw, offset, len);
     Err(io::ErrorKind::Unsupported.into())
 }
@@ -282,11 +547,51 @@ mod tests {
         assert!(waited < Duration::from_secs(20), "{waited:?}");
     }
 
+    /// The other Unixes' ring memory (a `shm_open` object, compiled on Linux too under test),
+    /// mapped twice: a byte written through one view reads back through the other, and the
+    /// object's name is gone at once.
+    #[cfg(unix)]
+    #[test]
+    fn a_shared_memory_object_mapped_twice_aliases() {
+        let page = super::ring_granularity();
+        let file = super::anonymous_ring_file(2 * page).unwrap();
+        assert!(file.is_some());
+        let base = super::map_twice(file.as_ref(), 0, 2 * page).unwrap();
+        drop(file);
+        // SAFETY: `base` is a live double mapping of `4 * page` bytes made just above and used
+        // by this test alone; it is unmapped at the end, after the last access.
+        unsafe {
+            base.add(3).write(7);
+            base.add(2 * page + 5).write(9);
+            assert_eq!(base.add(2 * page + 3).read(), 7);
+            assert_eq!(base.add(5).read(), 9);
+            super::unmap_twice(base, 0, 2 * page);
+        }
+        assert!(
+            super::map_twice(None, 0, page).is_err(),
+            "Unix rings need a file"
+        );
+        #[cfg(target_os = "linux")]
+        {
+            let left: Vec<_> = std::fs::read_dir("/dev/shm")
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.starts_with(&format!("pmap-{:08x}-", std::process::id()))
+                })
+                .collect();
+            assert!(left.is_empty(), "names left behind: {left:?}");
+        }
+    }
+
     /// The Unix advice and memory-lock paths (compiled on Linux too under test).
     #[cfg(unix)]
     #[test]
     fn advice_and_memory_locks_on_an_anonymous_range() {
-        let raw = memmap2::MmapRaw::from(memmap2::MmapOptions::new().len(8192).map_anon().unwrap());
+        let raw = crate::view::View::from(memmap2::MmapRaw::from(
+            memmap2::MmapOptions::new().len(8192).map_anon().unwrap(),
+        ));
         for advice in crate::Advice::ALL {
             if advice == crate::Advice::DontNeed {
                 continue;

@@ -1,6 +1,7 @@
-//! Linux: a shared futex for wait/wake across processes, the creation mode, and what the
+//! Linux: a shared futex for wait/wake across processes, the creation mode, what the
 //! reservation of a file's new blocks needs (which errors mean "cannot allocate here", which
-//! mean "no space", and positioned writes for the zero-filling fallback).
+//! mean "no space", and positioned writes for the zero-filling fallback), and the anonymous
+//! backing of rings (`memfd_create`).
 
 use std::fs::OpenOptions;
 use std::io;
@@ -82,14 +83,33 @@ pub(crate) unsafe fn wake_u32(addr: *const u32) {
 }
 
 pub(crate) use crate::os_unix::{
-    current_pid, dont_need, lock_range, process_state, space, unlock_range, write_at,
+    current_pid, dont_need, lock_range, map_twice, page_size as ring_granularity, process_state,
+    space, unlock_range, unmap_twice, write_at,
 };
+
+/// The memory behind an anonymous ring: a `memfd_create` file of `len` bytes, which lives in
+/// memory only, has no name in any directory, and goes away with its last descriptor and
+/// mapping. [`map_twice`] maps it twice; the descriptor may be closed once it has.
+pub(crate) fn anonymous_ring_file(len: usize) -> io::Result<Option<std::fs::File>> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the name is a NUL-terminated literal that the kernel only reads (it shows in
+    // /proc/PID/maps); `memfd_create` touches no other memory of ours.
+    let fd = unsafe { libc::memfd_create(c"pmap-ring".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by `memfd_create`, is open and owned by nothing else, so
+    // the `File` becomes its one owner and closes it.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.set_len(len as u64)?;
+    Ok(Some(file))
+}
 
 /// `madvise(MADV_POPULATE_WRITE)` over a range of a writable mapping (Linux 5.14+): faults the
 /// pages in writable now, as writing each would, so that later stores take no page fault.
 /// `Ok(false)` where the kernel does not know the advice (`EINVAL`).
 pub(crate) fn populate_write(
-    raw: &memmap2::MmapRaw,
+    raw: &crate::view::View,
     offset: usize,
     len: usize,
 ) -> std::io::Result<bool> {
@@ -105,7 +125,7 @@ pub(crate) fn populate_write(
 /// advice (`EINVAL`: built without transparent huge pages, or a file mapping it cannot back
 /// with them).
 pub(crate) fn advise(
-    raw: &memmap2::MmapRaw,
+    raw: &crate::view::View,
     offset: usize,
     len: usize,
     advice: crate::Advice,
