@@ -10,10 +10,13 @@ mod db_cmd;
 mod demo;
 mod docs;
 mod error;
+mod export;
 mod histogram;
 mod json;
 mod log_cmd;
+mod relp;
 mod show;
+mod syslog;
 mod when;
 
 use std::io::{self, Write};

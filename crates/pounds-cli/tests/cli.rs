@@ -1396,3 +1396,127 @@ fn demo_writers_die_with_the_demo_on_sigterm_and_sigint() {
         }
     }
 }
+
+/// The `"id"` field of a JSON line.
+fn json_id(line: &str) -> u64 {
+    let start = line.find("\"id\":").unwrap() + 5;
+    line[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn log_export_json_lines_resume_at_the_cursor_advanced_past_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.plog");
+    let file = path_str(&file);
+    let out = pounds_with_stdin(&["log", "write", file, "--tag", "audit"], "a\nb\nc\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let limit = std::time::Duration::from_secs(20);
+    let export = || {
+        let out = pounds_within(&["log", "export", file, "--cursor", "ship"], limit);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    // A new cursor: every record the ring holds, as JSON lines with their ids.
+    let json = export();
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 3, "{json}");
+    assert_eq!(json_str(lines[0], "message"), "a");
+    assert_eq!(json_str(lines[2], "tag"), "audit");
+    let ids: Vec<u64> = lines.iter().map(|line| json_id(line)).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{json}");
+    assert_eq!(cursor_position(file, "ship"), Some(3));
+    // Resumed: nothing new, then only what was written since.
+    assert_eq!(export(), "");
+    let out = pounds_with_stdin(&["log", "write", file], "d\ne\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = export();
+    let shown: Vec<&str> = json.lines().map(|line| json_str(line, "message")).collect();
+    assert_eq!(shown, ["d", "e"], "{json}");
+    assert_eq!(cursor_position(file, "ship"), Some(5));
+
+    // Output that cannot be written (a full disk) is an error, and the cursor stays.
+    assert!(pounds(&["log", "write", file, "f"]).status.success());
+    #[cfg(target_os = "linux")]
+    {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_pounds"))
+            .args(["log", "export", file, "--cursor", "ship"])
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_clean_error(&out);
+        assert_eq!(cursor_position(file, "ship"), Some(5));
+    }
+    let json = export();
+    assert_eq!(json_str(&json, "message"), "f", "{json}");
+
+    // Records lapped before they were exported: an object in the stream and a line on stderr.
+    let lapped = dir.path().join("lapped.plog");
+    let lapped = path_str(&lapped);
+    let out = pounds(&[
+        "log",
+        "create",
+        lapped,
+        "--blocks",
+        "16",
+        "--block-size",
+        "128",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pounds(&["log", "write", lapped, "first"]).status.success());
+    let out = pounds_within(&["log", "export", lapped, "--cursor", "ship"], limit);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    let lines: String = (0..40).map(|i| format!("m{i}\n")).collect();
+    assert!(
+        pounds_with_stdin(&["log", "write", lapped], &lines)
+            .status
+            .success()
+    );
+    let out = pounds_within(&["log", "export", lapped, "--cursor", "ship"], limit);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = stdout(&out);
+    assert!(json.starts_with("{\"lost\":"), "{json}");
+    assert!(stderr(&out).contains("pounds: lost "), "{}", stderr(&out));
+    assert!(json.trim_end().ends_with("\"message\":\"m39\"}"), "{json}");
+}
+
+#[test]
+fn log_export_follow_writes_each_record_as_it_comes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("live.plog");
+    let file = path_str(&file);
+    assert!(pounds(&["log", "write", file, "before"]).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(["log", "export", file, "--cursor", "live", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    // One at a time: each line comes before the next record is written (no batch waits to fill).
+    for word in ["before", "one", "two", "three"] {
+        if word != "before" {
+            assert!(pounds(&["log", "write", file, word]).status.success());
+        }
+        line.clear();
+        lines.read_line(&mut line).unwrap();
+        assert_eq!(json_str(&line, "message"), word, "{line}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while cursor_position(file, "live") != Some(4) {
+        assert!(std::time::Instant::now() < deadline, "cursor not saved");
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
