@@ -291,11 +291,19 @@ fn ship(
     cursor: &mut Cursor<'_>,
 ) -> std::result::Result<(), Broken> {
     let window = usize::try_from(relp.window).unwrap_or(usize::MAX);
+    // The window is filled again once a quarter of it is free, not at every answer: a
+    // server answers each message on its own, and a write of one frame per answer costs
+    // more than the frame.
+    let refill_below = window - (window / 4).max(1) + 1;
     let mut message = Vec::with_capacity(1024);
+    let mut idle = false;
     loop {
         // Read records while the window and the queue have room.
-        let mut idle = false;
-        while session.unacked() < window && session.backlog() < RELP_BACKLOG {
+        let refill = session.unacked() < refill_below;
+        if refill {
+            idle = false;
+        }
+        while refill && session.unacked() < window && session.backlog() < RELP_BACKLOG {
             // Wait for records only when nothing is in flight: acknowledgements come first.
             feed.may_wait(session.unacked() == 0);
             let before = (feed.at(), feed.lost_so_far());
@@ -331,7 +339,12 @@ fn ship(
                 continue;
             }
         }
-        let wait = if idle || session.unacked() >= window || session.backlog() >= RELP_BACKLOG {
+        // Nothing to do but wait for answers: no record to send, or the window too full.
+        let wait = if idle
+            || !refill
+            || session.unacked() >= window
+            || session.backlog() >= RELP_BACKLOG
+        {
             RELP_WAIT
         } else {
             Duration::ZERO
