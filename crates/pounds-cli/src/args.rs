@@ -141,6 +141,52 @@ pub(crate) enum LogCommand {
         #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
         color: ColorWhen,
     },
+    /// Ship the records to a log pipeline, resuming at a named cursor: as JSON lines on
+    /// standard output (for an agent's stdin or exec source), or with `--to relp://HOST:PORT`
+    /// as RFC 5424 syslog messages to a RELP server (rsyslog's imrelp). The cursor moves past a
+    /// record only once it was written out (JSON) or acknowledged by the server (RELP): killed
+    /// at any moment, a new run resends from there, so records may come twice, never not at
+    /// all while the ring holds them. Records the writers overwrote before they were shipped
+    /// are reported as a loss: a `{"lost":N,"from":A,"to":B}` line or a syslog message, and a
+    /// line on stderr. Opens the log read-write (the cursor is saved in its header).
+    Export {
+        /// The log file.
+        file: PathBuf,
+        /// The persistent cursor to resume at and to save the position in. A new cursor
+        /// starts at the oldest record the ring holds.
+        #[arg(long, value_name = "NAME")]
+        cursor: String,
+        /// Go on shipping records as they are written, until killed; a RELP connection that
+        /// breaks is opened again (with growing pauses, up to 5 s) and the unacknowledged
+        /// records resent. Without it, stop at the newest record.
+        #[arg(long)]
+        follow: bool,
+        /// Send to this RELP server instead of standard output.
+        #[arg(long, value_name = "relp://HOST:PORT", value_parser = parse_relp_target)]
+        to: Option<RelpTarget>,
+        /// RELP: the most messages sent and not yet acknowledged (also the most a restart
+        /// may send twice).
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 1024,
+            requires = "to",
+            value_parser = clap::value_parser!(u32).range(1..=65536)
+        )]
+        window: u32,
+        /// RELP: the HOSTNAME of the syslog messages (default: this host's name).
+        #[arg(long, value_name = "NAME", requires = "to")]
+        hostname: Option<String>,
+        /// RELP: the syslog facility of the messages, a name (`user`, `daemon`, `auth`,
+        /// `local0` to `local7`, ...) or a number 0 to 23.
+        #[arg(long, value_name = "FACILITY", default_value = "user", requires = "to",
+              value_parser = parse_facility)]
+        facility: u8,
+        /// Exit with status 3 if records were lost to wrap-around before they were shipped;
+        /// they are reported either way.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Print the log's geometry and counters, the ids it holds (oldest to newest) and how many
     /// records are readable, and each named cursor with how far it is behind the writers (in
     /// ids; "lapped" when the writers overwrote ids it had not read).
@@ -223,6 +269,74 @@ fn parse_since(text: &str) -> Result<Since, String> {
 
 fn parse_until(text: &str) -> Result<u64, String> {
     crate::when::parse(text)
+}
+
+/// Where `--to` sends: a RELP server's host (a name, an IPv4 address, or an IPv6 address in
+/// brackets) and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RelpTarget {
+    /// The host, without brackets.
+    pub(crate) host: String,
+    /// The TCP port.
+    pub(crate) port: u16,
+}
+
+impl std::fmt::Display for RelpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "relp://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "relp://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+fn parse_relp_target(text: &str) -> Result<RelpTarget, String> {
+    let usage = || format!("{text:?} is not relp://HOST:PORT");
+    let rest = text.strip_prefix("relp://").ok_or_else(usage)?;
+    let (host, port) = rest.rsplit_once(':').ok_or_else(usage)?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']').ok_or_else(usage)?,
+        None if host.contains(':') => {
+            return Err(format!("{}: an IPv6 address goes in brackets", usage()));
+        }
+        None => host,
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(usage());
+    }
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|&port| port != 0)
+        .ok_or_else(|| format!("{}: the port must be 1 to 65535", usage()))?;
+    Ok(RelpTarget {
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// The syslog facilities by name (RFC 5424, 6.2.1), numbered by their place.
+const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+
+fn parse_facility(text: &str) -> Result<u8, String> {
+    let number = match text.parse::<u8>() {
+        Ok(number) => Some(number),
+        Err(_) => FACILITIES
+            .iter()
+            .position(|name| name.eq_ignore_ascii_case(text))
+            .and_then(|at| u8::try_from(at).ok()),
+    };
+    number.filter(|&n| n < 24).ok_or_else(|| {
+        format!(
+            "unknown facility {text:?}; expected 0 to 23 or one of {}",
+            FACILITIES.join(", ")
+        )
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -316,4 +430,49 @@ fn parse_level(text: &str) -> Result<Level, String> {
     text.parse::<Level>().map_err(|_| {
         format!("unknown level {text:?}; expected trace, debug, info, warn (or warning), error")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relp_targets_take_names_addresses_and_bracketed_ipv6() {
+        let target = |text: &str| parse_relp_target(text);
+        assert_eq!(
+            target("relp://logs.example:2514"),
+            Ok(RelpTarget {
+                host: "logs.example".into(),
+                port: 2514
+            })
+        );
+        assert_eq!(
+            target("relp://[::1]:20514").map(|t| t.host),
+            Ok("::1".to_string())
+        );
+        assert_eq!(
+            target("relp://[::1]:20514").map(|t| t.to_string()),
+            Ok("relp://[::1]:20514".to_string())
+        );
+        for bad in [
+            "tcp://h:1",
+            "relp://h",
+            "relp://h:0",
+            "relp://h:70000",
+            "relp://::1:5",
+            "relp://:5",
+            "relp://h/x:5",
+        ] {
+            assert!(target(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn facilities_by_name_or_number() {
+        assert_eq!(parse_facility("user"), Ok(1));
+        assert_eq!(parse_facility("LOCAL7"), Ok(23));
+        assert_eq!(parse_facility("13"), Ok(13));
+        assert!(parse_facility("24").is_err());
+        assert!(parse_facility("nope").is_err());
+    }
 }

@@ -21,6 +21,12 @@ pub(crate) enum CliError {
         #[source]
         error: pounds::log::Error,
     },
+    #[error("{target}: {error}")]
+    Relp {
+        target: String,
+        #[source]
+        error: crate::relp::RelpError,
+    },
     #[error("{skipped} of {lines} lines skipped (see above); the others were written")]
     Skipped { skipped: u64, lines: u64 },
 }

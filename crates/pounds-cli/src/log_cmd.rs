@@ -153,6 +153,30 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             outcome?;
             Ok(status(strict, printer.lost()))
         }
+        LogCommand::Export {
+            file,
+            cursor,
+            follow,
+            to,
+            window,
+            hostname,
+            facility,
+            strict,
+        } => {
+            let log = open_for_cursor(&file, &cursor)?;
+            let export = crate::export::Export {
+                log,
+                cursor,
+                follow,
+                strict,
+            };
+            let to = to.map(|target| crate::export::RelpExport {
+                target,
+                window,
+                syslog: crate::syslog::Syslog::new(facility, hostname),
+            });
+            crate::export::run(&export, to)
+        }
         LogCommand::Stat { file, json } => {
             let log = Log::open_read_only(&file)?;
             let stats = log.stats();
@@ -337,7 +361,7 @@ impl<'a> CursorSaver<'a> {
 
 /// `follow --cursor`: the cursor is saved in the file's header, so the log is opened
 /// read-write (never created).
-fn open_for_cursor(file: &Path, name: &str) -> Result<Log> {
+pub(crate) fn open_for_cursor(file: &Path, name: &str) -> Result<Log> {
     LogOptions::new()
         .create(false)
         .open(file)
@@ -371,7 +395,7 @@ fn coloured(when: ColorWhen, json: bool) -> bool {
 }
 
 /// Exit status 3 when records were lost and `--strict` asked about it.
-fn status(strict: bool, lost: u64) -> ExitCode {
+pub(crate) fn status(strict: bool, lost: u64) -> ExitCode {
     if strict && lost > 0 {
         ExitCode::from(LOST_EXIT)
     } else {

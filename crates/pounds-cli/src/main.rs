@@ -1,7 +1,7 @@
 //! `pounds`: the command line over the pounds log and database.
 //!
 //! Errors print one line on stderr beginning `error:` and exit 1; usage errors exit 2 (clap's
-//! convention); `log dump --strict` and `log follow --strict` exit 3 when records were lost
+//! convention); `log dump`, `log follow` and `log export` with `--strict` exit 3 when records were lost
 //! to wrap-around. Nothing a file holds can make it panic: every layer below returns typed errors.
 #![forbid(unsafe_code)]
 
@@ -10,10 +10,13 @@ mod db_cmd;
 mod demo;
 mod docs;
 mod error;
+mod export;
 mod histogram;
 mod json;
 mod log_cmd;
+mod relp;
 mod show;
+mod syslog;
 mod when;
 
 use std::io::{self, Write};

@@ -42,6 +42,14 @@ impl Selection {
         }
     }
 
+    /// Every record.
+    pub(crate) fn everything() -> Selection {
+        Selection::of(FilterArgs {
+            levels: Vec::new(),
+            tags: Vec::new(),
+        })
+    }
+
     /// Only records written from `since` to `until` (inclusive; ns since the epoch).
     pub(crate) fn between(mut self, since: Option<u64>, until: Option<u64>) -> Selection {
         self.since = since.unwrap_or(0);
@@ -106,6 +114,67 @@ impl Source for Follower {
     }
 }
 
+/// Records a source lost before a record: `lost` blocks, within ids `from..=to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gap {
+    /// Blocks lost (one a record, for short records).
+    pub(crate) lost: u64,
+    /// The first id not read.
+    pub(crate) from: u64,
+    /// The last id not read.
+    pub(crate) to: u64,
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Gap { lost, from, to } = self;
+        write!(f, "lost {lost} records (ids {from}..{to}) to wrap-around")
+    }
+}
+
+/// Follows what a source lost, step by step, to say which ids each gap covered.
+#[derive(Debug, Clone)]
+pub(crate) struct Losses {
+    /// Where the next record would be if nothing were lost.
+    expected: u64,
+    /// Blocks lost so far.
+    lost: u64,
+}
+
+impl Losses {
+    /// For a source that starts at `start`: the id asked for (a source that starts later than
+    /// that lost the ids between).
+    pub(crate) fn new(start: u64) -> Losses {
+        Losses {
+            expected: start,
+            lost: 0,
+        }
+    }
+
+    /// Blocks lost so far.
+    pub(crate) fn total(&self) -> u64 {
+        self.lost
+    }
+
+    /// After a step of `source` that returned the record with id `got` (or none): the gap
+    /// before it, if the step lost blocks.
+    pub(crate) fn after_step(&mut self, source: &impl Source, got: Option<u64>) -> Option<Gap> {
+        let lost_now = source.lost_so_far();
+        let gap = (lost_now > self.lost).then(|| {
+            let from = self.expected;
+            let resumed = got.unwrap_or_else(|| source.at());
+            Gap {
+                lost: lost_now - self.lost,
+                from,
+                to: resumed.saturating_sub(1).max(from),
+            }
+        });
+        self.lost = self.lost.max(lost_now);
+        self.expected = source.at();
+        gap
+    }
+}
+
 /// What one [`Printer::step`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flow {
@@ -132,12 +201,13 @@ pub(crate) struct Printer<W: Write> {
     colour: bool,
     /// Print with each record the position after it.
     show_cursor: bool,
+    /// Also report what was lost on stderr in JSON (for an export, whose reader may not look
+    /// at the lost objects).
+    lost_on_stderr: bool,
     /// The current record's line, formatted before it is printed (a lost report goes first).
     line: Vec<u8>,
-    /// Where the next record would be if nothing were lost.
-    expected: u64,
-    /// Blocks reported lost so far.
-    lost: u64,
+    /// What the source lost, gap by gap.
+    losses: Losses,
     /// Records printed so far.
     printed: u64,
 }
@@ -153,9 +223,9 @@ impl<W: Write> Printer<W> {
             end: None,
             colour: false,
             show_cursor: false,
+            lost_on_stderr: false,
             line: Vec::with_capacity(256),
-            expected: start,
-            lost: 0,
+            losses: Losses::new(start),
             printed: 0,
         }
     }
@@ -179,9 +249,20 @@ impl<W: Write> Printer<W> {
         self
     }
 
+    /// Reports what was lost on stderr also in JSON, where it is an object in the stream too.
+    pub(crate) fn lost_on_stderr(mut self, also: bool) -> Printer<W> {
+        self.lost_on_stderr = also;
+        self
+    }
+
     /// Blocks reported lost so far.
     pub(crate) fn lost(&self) -> u64 {
-        self.lost
+        self.losses.total()
+    }
+
+    /// The output, to hand on what was printed into it (a buffer).
+    pub(crate) fn output_mut(&mut self) -> &mut W {
+        &mut self.out
     }
 
     /// The records it shows.
@@ -228,12 +309,9 @@ impl<W: Write> Printer<W> {
             }
         };
         let lost_now = source.lost_so_far();
-        if lost_now > self.lost {
-            let resumed = got.map_or_else(|| source.at(), |(id, ..)| id);
-            self.report_lost(lost_now - self.lost, self.expected, resumed)?;
-            self.lost = lost_now;
+        if let Some(gap) = self.losses.after_step(source, got.map(|(id, ..)| id)) {
+            self.report_lost(gap)?;
         }
-        self.expected = source.at();
         if self.show_cursor && matches!(got, Some((_, true, false))) {
             self.add_cursor(source.at());
         }
@@ -270,20 +348,22 @@ impl<W: Write> Printer<W> {
         }
     }
 
-    /// Says that `lost` blocks from id `from` up to (not including) `resumed` were not read.
-    fn report_lost(&mut self, lost: u64, from: u64, resumed: u64) -> io::Result<()> {
-        let to = resumed.saturating_sub(1).max(from);
-        match self.format {
-            Format::Json => writeln!(self.out, "{{\"lost\":{lost},\"from\":{from},\"to\":{to}}}"),
-            _ => {
+    /// Says which records a gap lost: in the JSON stream, or (in text, and with
+    /// [`Self::lost_on_stderr`]) on stderr.
+    fn report_lost(&mut self, gap: Gap) -> io::Result<()> {
+        let Gap { lost, from, to } = gap;
+        let json = matches!(self.format, Format::Json);
+        if json {
+            writeln!(self.out, "{{\"lost\":{lost},\"from\":{from},\"to\":{to}}}")?;
+        }
+        if !json || self.lost_on_stderr {
+            if !json {
                 // After what was printed before the gap, not before it.
                 self.out.flush()?;
-                writeln!(
-                    io::stderr(),
-                    "pounds: lost {lost} records (ids {from}..{to}) to wrap-around"
-                )
             }
+            writeln!(io::stderr(), "pounds: {gap}")?;
         }
+        Ok(())
     }
 }
 

@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+mod rsyslog;
+
 fn pounds(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pounds"))
         .args(args)
@@ -1395,4 +1397,323 @@ fn demo_writers_die_with_the_demo_on_sigterm_and_sigint() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
+}
+
+/// The `"id"` field of a JSON line.
+fn json_id(line: &str) -> u64 {
+    let start = line.find("\"id\":").unwrap() + 5;
+    line[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn log_export_json_lines_resume_at_the_cursor_advanced_past_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.plog");
+    let file = path_str(&file);
+    let out = pounds_with_stdin(&["log", "write", file, "--tag", "audit"], "a\nb\nc\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let limit = std::time::Duration::from_secs(20);
+    let export = || {
+        let out = pounds_within(&["log", "export", file, "--cursor", "ship"], limit);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    // A new cursor: every record the ring holds, as JSON lines with their ids.
+    let json = export();
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 3, "{json}");
+    assert_eq!(json_str(lines[0], "message"), "a");
+    assert_eq!(json_str(lines[2], "tag"), "audit");
+    let ids: Vec<u64> = lines.iter().map(|line| json_id(line)).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{json}");
+    assert_eq!(cursor_position(file, "ship"), Some(3));
+    // Resumed: nothing new, then only what was written since.
+    assert_eq!(export(), "");
+    let out = pounds_with_stdin(&["log", "write", file], "d\ne\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = export();
+    let shown: Vec<&str> = json.lines().map(|line| json_str(line, "message")).collect();
+    assert_eq!(shown, ["d", "e"], "{json}");
+    assert_eq!(cursor_position(file, "ship"), Some(5));
+
+    // Output that cannot be written (a full disk) is an error, and the cursor stays.
+    assert!(pounds(&["log", "write", file, "f"]).status.success());
+    #[cfg(target_os = "linux")]
+    {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_pounds"))
+            .args(["log", "export", file, "--cursor", "ship"])
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_clean_error(&out);
+        assert_eq!(cursor_position(file, "ship"), Some(5));
+    }
+    let json = export();
+    assert_eq!(json_str(&json, "message"), "f", "{json}");
+
+    // Records lapped before they were exported: an object in the stream and a line on stderr.
+    let lapped = dir.path().join("lapped.plog");
+    let lapped = path_str(&lapped);
+    let out = pounds(&[
+        "log",
+        "create",
+        lapped,
+        "--blocks",
+        "16",
+        "--block-size",
+        "128",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pounds(&["log", "write", lapped, "first"]).status.success());
+    let out = pounds_within(&["log", "export", lapped, "--cursor", "ship"], limit);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    let lines: String = (0..40).map(|i| format!("m{i}\n")).collect();
+    assert!(
+        pounds_with_stdin(&["log", "write", lapped], &lines)
+            .status
+            .success()
+    );
+    let out = pounds_within(&["log", "export", lapped, "--cursor", "ship"], limit);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = stdout(&out);
+    assert!(json.starts_with("{\"lost\":"), "{json}");
+    assert!(stderr(&out).contains("pounds: lost "), "{}", stderr(&out));
+    assert!(json.trim_end().ends_with("\"message\":\"m39\"}"), "{json}");
+}
+
+#[test]
+fn log_export_follow_writes_each_record_as_it_comes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("live.plog");
+    let file = path_str(&file);
+    assert!(pounds(&["log", "write", file, "before"]).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(["log", "export", file, "--cursor", "live", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    // One at a time: each line comes before the next record is written (no batch waits to fill).
+    for word in ["before", "one", "two", "three"] {
+        if word != "before" {
+            assert!(pounds(&["log", "write", file, word]).status.success());
+        }
+        line.clear();
+        lines.read_line(&mut line).unwrap();
+        assert_eq!(json_str(&line, "message"), word, "{line}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while cursor_position(file, "live") != Some(4) {
+        assert!(std::time::Instant::now() < deadline, "cursor not saved");
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Starts `pounds log export FILE --cursor ship --follow --to relp://...` with its stderr in
+/// `err`.
+fn relp_exporter(file: &str, port: u16, window: u32, err: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args([
+            "log", "export", file, "--cursor", "ship", "--follow", "--window",
+        ])
+        .arg(window.to_string())
+        .arg("--to")
+        .arg(format!("relp://127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(err).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// The ids of the received lines, checked for what each line says of its record: written
+/// with `--tag audit --level warn` as `r<id>` by process `pid_of(id)`.
+fn received_ids(lines: &[String], pid_of: impl Fn(u64) -> String) -> Vec<u64> {
+    lines
+        .iter()
+        .map(|line| {
+            let id = rsyslog::record_id(line).unwrap_or_else(|| panic!("no id in {line:?}"));
+            let pid = pid_of(id);
+            let expected = format!("[pounds@32473 id=\"{id}\"] audit {pid} 4 r{id}");
+            assert_eq!(line, &expected);
+            id
+        })
+        .collect()
+}
+
+#[test]
+fn log_export_to_rsyslog_delivers_every_record_in_order_across_kills_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ship.plog");
+    let file = path_str(&file);
+    // Room for every record: nothing is lapped here.
+    assert!(
+        pounds(&["log", "create", file, "--blocks", "262144"])
+            .status
+            .success()
+    );
+    const FIRST: u64 = 60_000;
+    const TOTAL: u64 = 80_000;
+    let write = |ids: std::ops::Range<u64>| {
+        let lines: String = ids.map(|i| format!("r{i}\n")).collect();
+        let out = pounds_with_stdin(
+            &["log", "write", file, "--tag", "audit", "--level", "warn"],
+            &lines,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    write(0..FIRST);
+    // The writer's pid, the PROCID of the messages.
+    let last_pid = || {
+        let json = stdout(&pounds(&["log", "dump", file, "--json", "-n", "1"]));
+        let start = json.find("\"pid\":").unwrap() + 6;
+        json[start..].split(',').next().unwrap().to_string()
+    };
+    let first_pid = last_pid();
+    let mut rsyslog = rsyslog::Rsyslog::start(dir.path());
+    let window = 64;
+    let limit = std::time::Duration::from_secs(120);
+
+    // Killed with SIGKILL mid-stream, then started again: it resumes at the cursor.
+    let mut exporter = relp_exporter(file, rsyslog.port, window, &dir.path().join("export-1.err"));
+    rsyslog.wait_for(limit, "the first records", |lines| lines.len() >= 2_000);
+    exporter.kill().unwrap();
+    exporter.wait().unwrap();
+    let at_kill = rsyslog.lines().len();
+    let mut exporter = relp_exporter(file, rsyslog.port, window, &dir.path().join("export-2.err"));
+    rsyslog.wait_for(limit, "records after the restart", |lines| {
+        lines.len() >= at_kill + 2_000
+    });
+
+    // rsyslog stopped and started again under the exporter, which connects again and resends
+    // what was not acknowledged; records written meanwhile follow.
+    rsyslog.stop();
+    let at_stop = rsyslog.lines().len();
+    write(FIRST..TOTAL);
+    let second_pid = last_pid();
+    rsyslog.restart();
+    let last = format!("id=\"{}\"", TOTAL - 1);
+    rsyslog.wait_for(limit, "the last record", |lines| {
+        lines.last().is_some_and(|line| line.contains(&last))
+    });
+    exporter.kill().unwrap();
+    exporter.wait().unwrap();
+    rsyslog.stop();
+
+    let ids = received_ids(&rsyslog.lines(), |id| {
+        if id < FIRST {
+            first_pid.clone()
+        } else {
+            second_pid.clone()
+        }
+    });
+    assert!(
+        (at_kill as u64) < FIRST && (at_stop as u64) < FIRST,
+        "not mid-stream: {at_kill} and {at_stop} of {TOTAL} lines at the kill and the stop"
+    );
+    // In order, each id once, but for the records resent after a kill or a restart: at most a
+    // window of them, resent in order from the first not acknowledged.
+    assert_eq!(ids[0], 0);
+    let mut newest = 0;
+    let mut resends = 0;
+    for pair in ids.windows(2) {
+        let (before, after) = (pair[0], pair[1]);
+        if after == before + 1 {
+            newest = newest.max(after);
+            continue;
+        }
+        assert!(
+            after <= before && before - after < u64::from(window),
+            "{before} then {after}: a gap, or more than a window resent"
+        );
+        resends += 1;
+    }
+    assert_eq!(newest, TOTAL - 1);
+    assert!(
+        resends <= 2,
+        "{resends} resends for one kill and one restart"
+    );
+    assert_eq!(cursor_position(file, "ship"), Some(TOTAL));
+    let err = std::fs::read_to_string(dir.path().join("export-2.err")).unwrap();
+    assert!(err.contains("connecting again"), "{err}");
+}
+
+#[test]
+fn log_export_to_rsyslog_reports_records_lapped_before_they_were_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lapped.plog");
+    let file = path_str(&file);
+    let out = pounds(&[
+        "log",
+        "create",
+        file,
+        "--blocks",
+        "16",
+        "--block-size",
+        "128",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rsyslog = rsyslog::Rsyslog::start(dir.path());
+    let to = format!("relp://127.0.0.1:{}", rsyslog.port);
+    let limit = std::time::Duration::from_secs(60);
+    let export = || {
+        let out = pounds_within(
+            &["log", "export", file, "--cursor", "ship", "--to", &to],
+            limit,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    assert!(
+        pounds(&["log", "write", file, "--tag", "audit", "first"])
+            .status
+            .success()
+    );
+    assert_eq!(export(), "");
+    let lines: String = (0..40).map(|i| format!("m{i}\n")).collect();
+    assert!(
+        pounds_with_stdin(&["log", "write", file, "--tag", "audit"], &lines)
+            .status
+            .success()
+    );
+    let err = export();
+    assert!(err.starts_with("pounds: lost "), "{err}");
+    // The export ended once everything was acknowledged: all of it was received.
+    let lines = rsyslog.lines();
+    assert!(lines[0].ends_with(" first"), "{lines:?}");
+    let report = &lines[1];
+    assert!(
+        report.contains("[pounds@32473 lost=\"") && report.contains(" pounds "),
+        "{report}"
+    );
+    assert!(report.contains(" 4 lost "), "a warning: {report}");
+    let from = rsyslog::record_id(&lines[2]).unwrap();
+    let to_id = report
+        .split("to=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert_eq!(
+        to_id.parse::<u64>().unwrap() + 1,
+        from,
+        "{report} then {}",
+        lines[2]
+    );
+    assert!(lines.last().unwrap().ends_with(" m39"), "{lines:?}");
+    assert_eq!(cursor_position(file, "ship"), Some(41));
 }
