@@ -1691,7 +1691,11 @@ fn log_export_to_rsyslog_reports_records_lapped_before_they_were_sent() {
     );
     let err = export();
     assert!(err.starts_with("pounds: lost "), "{err}");
-    // The export ended once everything was acknowledged: all of it was received.
+    // The export ended once everything was acknowledged: all of it was received. An
+    // acknowledgement means "in rsyslog's queue", so its file may lag: wait for the last line.
+    rsyslog.wait_for(limit, "the last record in rsyslog's file", |lines| {
+        lines.last().is_some_and(|line| line.ends_with(" m39"))
+    });
     let lines = rsyslog.lines();
     assert!(lines[0].ends_with(" first"), "{lines:?}");
     let report = &lines[1];
