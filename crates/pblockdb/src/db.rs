@@ -66,6 +66,25 @@ pub struct Stats {
     pub commits: u64,
 }
 
+/// What [`Db::info`] reads from the header, without a scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Info {
+    /// Slots in the table.
+    pub capacity: u64,
+    /// Records stored.
+    pub records: u64,
+    /// Records plus tombstones in the table.
+    pub used: u64,
+    /// The commit clock.
+    pub clock: u64,
+    /// Transactions committed over the life of the file.
+    pub commits: u64,
+    /// Versions the history ring can keep for older snapshots.
+    pub history: u64,
+    /// Table rebuilds over the life of the file.
+    pub rebuilds: u64,
+}
+
 impl Db {
     /// Opens an existing database, adopting its sizes and capacity.
     ///
@@ -197,6 +216,27 @@ impl Db {
             .ok()
             .flatten()
             .map_or(0, |(_, counts)| counts.commits)
+    }
+
+    /// The header's figures for the last commit, without a scan.
+    ///
+    /// # Errors
+    /// [`Error::CorruptHeader`] when the count record of the last commit is missing; mapping
+    /// errors.
+    pub fn info(&self) -> Result<Info> {
+        let view = self.caught_up()?;
+        let clock = view.map.load_u64(OFF_COMMIT, Ordering::Acquire)?;
+        let (_, counts) = crate::commit::counts_at(&view.map, clock)?
+            .ok_or_else(|| self.header_error("counts", clock))?;
+        Ok(Info {
+            capacity: view.active.capacity,
+            records: counts.count,
+            used: counts.used,
+            clock,
+            commits: counts.commits,
+            history: view.ring.entries,
+            rebuilds: view.generation,
+        })
     }
 
     /// The count of records at `clock`, while the header still holds it.

@@ -79,7 +79,7 @@ mod view;
 
 #[doc(hidden)]
 pub use crate::commit::slots_examined;
-pub use crate::db::{Db, Iter, Stats};
+pub use crate::db::{Db, Info, Iter, Stats};
 pub use crate::error::{Error, Result};
 pub use crate::format::{
     FORMAT_VERSION, MAGIC, MAX_CAPACITY, MAX_HISTORY, MAX_KEY_SIZE, MAX_VALUE_SIZE, MIN_CAPACITY,

@@ -345,31 +345,41 @@ pub(crate) enum DbCommand {
     Create {
         /// The database file.
         file: PathBuf,
-        /// Key size in bytes.
+        /// The largest key, in bytes.
         #[arg(long = "key-size")]
         key_size: u32,
-        /// Value size in bytes.
+        /// The largest value, in bytes.
         #[arg(long = "value-size")]
         value_size: u32,
         /// Initial capacity in records.
         #[arg(long)]
         capacity: Option<u64>,
+        /// Versions kept for older snapshots (history ring entries).
+        #[arg(long)]
+        history: Option<u64>,
     },
-    /// Insert or replace a record.
+    /// Insert or replace a record, in a transaction of its own.
     Put {
-        /// The database file.
-        file: PathBuf,
-        /// The key (UTF-8, zero-padded to the key size).
-        key: String,
-        /// The value (UTF-8, zero-padded to the value size).
-        value: String,
-    },
-    /// Print a record's value; exit 1 if the key is missing.
-    Get {
         /// The database file.
         file: PathBuf,
         /// The key.
         key: String,
+        /// The value.
+        value: String,
+        #[command(flatten)]
+        encoding: EncodingArgs,
+    },
+    /// Print the values of one or more keys, all read from one snapshot. With one key, its
+    /// value; with several, `KEY<tab>VALUE` lines. Exit 1 if a key is missing (reported on
+    /// stderr).
+    Get {
+        /// The database file.
+        file: PathBuf,
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
+        #[command(flatten)]
+        encoding: EncodingArgs,
     },
     /// Delete a record; exit 1 if the key is missing.
     Del {
@@ -377,15 +387,55 @@ pub(crate) enum DbCommand {
         file: PathBuf,
         /// The key.
         key: String,
+        #[command(flatten)]
+        encoding: EncodingArgs,
     },
-    /// Print every record.
+    /// Print every record of one snapshot. Bytes that are not printable text are escaped
+    /// (`\xNN`), so nothing raw reaches the terminal.
     List {
         /// The database file.
         file: PathBuf,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        encoding: EncodingArgs,
     },
+    /// Apply `put KEY VALUE` and `del KEY` lines from standard input as one transaction: all
+    /// of them or, if a line is bad or the commit fails, none. The value is the rest of the
+    /// line after the key and one space.
+    Batch {
+        /// The database file.
+        file: PathBuf,
+        #[command(flatten)]
+        encoding: EncodingArgs,
+    },
+    /// Copy one snapshot of a live database to a new file (consistent while writers run; a
+    /// plain `cp` of a live database is not a backup).
+    Backup {
+        /// The database file.
+        file: PathBuf,
+        /// The new file.
+        dest: PathBuf,
+    },
+    /// Print the header's figures: capacity, records, commit clock, history, rebuilds.
+    Stat {
+        /// The database file.
+        file: PathBuf,
+    },
+    /// Check every slot, hint and count; exit 1 and name the first problem if one is found.
+    Verify {
+        /// The database file.
+        file: PathBuf,
+    },
+}
+
+/// How keys and values are given and printed.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct EncodingArgs {
+    /// Keys and values are hexadecimal (for binary data), in arguments, input and output.
+    #[arg(long)]
+    pub(crate) hex: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,10 @@ pub(crate) enum CliError {
     MissingKey(String),
     #[error("{0}")]
     Demo(String),
+    #[error("batch: {0}; nothing was committed")]
+    Batch(String),
+    #[error("not hexadecimal bytes (an even number of digits 0-9, a-f): {0:?}")]
+    Hex(String),
     #[error("--cursor {name}: cannot open {file} read-write to save the cursor in it: {error}")]
     Cursor {
         name: String,

@@ -1721,3 +1721,137 @@ fn log_export_to_rsyslog_reports_records_lapped_before_they_were_sent() {
     assert!(lines.last().unwrap().ends_with(" m39"), "{lines:?}");
     assert_eq!(cursor_position(file, "ship"), Some(41));
 }
+
+#[test]
+fn db_batch_is_one_transaction_and_get_reads_one_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.pdb");
+    let file = path_str(&file);
+    let create = [
+        "db",
+        "create",
+        file,
+        "--key-size",
+        "16",
+        "--value-size",
+        "32",
+    ];
+    assert!(pounds(&create).status.success());
+    let out = pounds_with_stdin(
+        &["db", "batch", file],
+        "put alice mount /a\nput bob mount /b\n\nput carol x\ndel carol\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3 puts and 1 deletes"),
+        "{}",
+        stderr(&out)
+    );
+    let out = pounds(&["db", "get", file, "alice", "bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "alice\tmount /a\nbob\tmount /b\n");
+    // A bad line anywhere: nothing of the batch is committed.
+    let out = pounds_with_stdin(
+        &["db", "batch", file],
+        "put dave d\ndel alice\nfrobnicate x\n",
+    );
+    assert_clean_error(&out);
+    assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was committed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&pounds(&["db", "get", file, "alice"])), "mount /a\n");
+    assert_clean_error(&pounds(&["db", "get", file, "dave"]));
+    // A key too long for the database, in a batch: refused whole too.
+    let long = format!("put {} v\n", "k".repeat(17));
+    assert_clean_error(&pounds_with_stdin(&["db", "batch", file], &long));
+    // Several keys, one missing: the others print, the missing one is reported, exit 1.
+    let out = pounds(&["db", "get", file, "alice", "nobody", "bob"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "alice\tmount /a\nbob\tmount /b\n");
+    assert!(stderr(&out).contains("nobody"), "{}", stderr(&out));
+}
+
+#[test]
+fn db_hex_keys_and_values_never_reach_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hex.pdb");
+    let file = path_str(&file);
+    assert!(
+        pounds(&["db", "create", file, "--key-size", "8", "--value-size", "8"])
+            .status
+            .success()
+    );
+    // A key holding an escape sequence that would clear the screen, and a value that is not
+    // UTF-8.
+    let out = pounds(&["db", "put", file, "1b5b324a", "00ff", "--hex"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pounds(&["db", "get", file, "1b5b324a", "--hex"]);
+    assert_eq!(stdout(&out), "00ff\n");
+    let out = pounds(&["db", "list", file]);
+    assert!(out.status.success());
+    assert!(
+        !out.stdout
+            .iter()
+            .any(|&b| b < 0x20 && b != b'\t' && b != b'\n'),
+        "{:?}",
+        out.stdout
+    );
+    assert_eq!(stdout(&out), "\\x1b[2J\t\\x00\\xff\n");
+    let out = pounds(&["db", "list", file, "--hex"]);
+    assert_eq!(stdout(&out), "1b5b324a\t00ff\n");
+    let out = pounds(&["db", "list", file, "--json"]);
+    assert_eq!(
+        stdout(&out),
+        "{\"key\":\"\\u001b[2J\",\"value\":\"\\u0000\\\\xff\"}\n"
+    );
+    assert_clean_error(&pounds(&["db", "put", file, "abc", "00", "--hex"]));
+    assert_clean_error(&pounds(&["db", "put", file, "zz", "00", "--hex"]));
+}
+
+#[test]
+fn db_backup_stat_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("live.pdb");
+    let file = path_str(&file);
+    assert!(
+        pounds(&["db", "create", file, "--key-size", "8", "--value-size", "8"])
+            .status
+            .success()
+    );
+    let lines: String = (0..50).map(|i| format!("put k{i} v{i}\n")).collect();
+    assert!(
+        pounds_with_stdin(&["db", "batch", file], &lines)
+            .status
+            .success()
+    );
+    let copy = dir.path().join("copy.pdb");
+    let copy = path_str(&copy);
+    let out = pounds(&["db", "backup", file, copy]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("50 records"), "{}", stderr(&out));
+    assert_clean_error(&pounds(&["db", "backup", file, copy]));
+    assert_eq!(stdout(&pounds(&["db", "get", copy, "k7"])), "v7\n");
+    let out = pounds(&["db", "stat", copy]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("records:     50"), "{text}");
+    assert!(text.contains("commits:     1"), "{text}");
+    let out = pounds(&["db", "verify", file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("ok: 50 records"),
+        "{}",
+        stdout(&out)
+    );
+    // Damage a record's bytes: verify names the problem and exits 1.
+    let mut bytes = std::fs::read(file).unwrap();
+    let at = bytes.windows(3).position(|w| w == b"v17").unwrap();
+    bytes[at] = b'w';
+    std::fs::write(file, &bytes).unwrap();
+    let out = pounds(&["db", "verify", file]);
+    assert_clean_error(&out);
+    assert!(stderr(&out).contains("checksum"), "{}", stderr(&out));
+}
