@@ -1,5 +1,5 @@
-//! `pblockdb` beside LMDB (through `heed`, no fsync) and `std::collections::HashMap` (the
-//! in-memory limit), in one run: 16-byte keys, 64-byte values, at 100,000 and 1,000,000
+//! `pblockdb` beside LMDB (through `heed`, no fsync), redb (`Durability::None`) and
+//! `std::collections::HashMap` (the in-memory limit), in one run: 16-byte keys, 64-byte values, at 100,000 and 1,000,000
 //! entries.
 //!
 //! Criterion groups `pblockdb_<N>` hold, per operation, one function per contender:
@@ -17,6 +17,10 @@
 //!   removed (or inserted) again untimed, so the table size stays put. Rebuilds that insertion
 //!   triggers are paid in the timing.
 //! - `iterate/*`: every entry, throughput in entries.
+//! - `redb_*` contenders mirror the heed ones: `redb_shared_txn` reuses one read transaction,
+//!   `redb` commits one write transaction per put, `redb_batch` one per sample.
+//! - `commit_synced/*`: one put per transaction, synced to disk (`Durability::Synced`, heed
+//!   without NO_SYNC, redb `Durability::Immediate`).
 //!
 //! `-- --test` (criterion's smoke mode) uses 2,000 entries so the pass is quick.
 // SAFETY (for the `allow`): heed marks `EnvOpenOptions::flags` (NO_SYNC, NO_META_SYNC) and
@@ -37,6 +41,7 @@ use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions};
 use pblockdb::{Db, DbOptions};
 use pounds_benches::{Rng, smoke};
+use redb::ReadableTable;
 
 fn key(i: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -51,10 +56,13 @@ fn value(i: u64) -> [u8; 64] {
     v
 }
 
+const TABLE: redb::TableDefinition<'static, &[u8], &[u8]> = redb::TableDefinition::new("bench");
+
 struct Contenders {
     db: Db,
     env: Env,
     lmdb: Database<Bytes, Bytes>,
+    redb: redb::Database,
     map: HashMap<[u8; 16], [u8; 64]>,
 }
 
@@ -86,8 +94,23 @@ fn setup(dir: &Path, n: u64) -> Contenders {
         lmdb.put(&mut wtxn, &key(i), &value(i)).unwrap();
     }
     wtxn.commit().unwrap();
+    let redb = redb::Database::create(dir.join(format!("redb{n}"))).unwrap();
+    let write = redb.begin_write().unwrap();
+    {
+        let mut table = write.open_table(TABLE).unwrap();
+        for i in 0..n {
+            table.insert(&key(i)[..], &value(i)[..]).unwrap();
+        }
+    }
+    write.commit().unwrap();
     let map = (0..n).map(|i| (key(i), value(i))).collect();
-    Contenders { db, env, lmdb, map }
+    Contenders {
+        db,
+        env,
+        lmdb,
+        redb,
+        map,
+    }
 }
 
 fn gets(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64, hit: bool) {
@@ -125,6 +148,16 @@ fn gets(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64, hit: b
                 .get(&rtxn, black_box(&pick(&mut rng)))
                 .unwrap()
                 .map(<[u8]>::len)
+        })
+    });
+    group.bench_function(format!("{name}/redb_shared_txn"), |b| {
+        let read = c.redb.begin_read().unwrap();
+        let table = read.open_table(TABLE).unwrap();
+        b.iter(|| {
+            table
+                .get(&black_box(pick(&mut rng))[..])
+                .unwrap()
+                .map(|v| v.value()[0])
         })
     });
     group.bench_function(format!("{name}/hashmap"), |b| {
@@ -173,6 +206,34 @@ fn put_replace(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: 
                     .unwrap();
             }
             wtxn.commit().unwrap();
+            start.elapsed()
+        })
+    });
+    group.bench_function("put_replace/redb", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            let mut write = c.redb.begin_write().unwrap();
+            write.set_durability(redb::Durability::None);
+            {
+                let mut table = write.open_table(TABLE).unwrap();
+                table.insert(&black_box(key(i))[..], &value(i)[..]).unwrap();
+            }
+            write.commit().unwrap();
+        })
+    });
+    group.bench_function("put_replace/redb_batch", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let mut write = c.redb.begin_write().unwrap();
+            write.set_durability(redb::Durability::None);
+            {
+                let mut table = write.open_table(TABLE).unwrap();
+                for _ in 0..iters {
+                    let i = rng.below(n);
+                    table.insert(&black_box(key(i))[..], &value(i)[..]).unwrap();
+                }
+            }
+            write.commit().unwrap();
             start.elapsed()
         })
     });
@@ -261,8 +322,54 @@ fn iterate(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64) {
             sum
         })
     });
+    group.bench_function("iterate/redb", |b| {
+        b.iter(|| {
+            let read = c.redb.begin_read().unwrap();
+            let table = read.open_table(TABLE).unwrap();
+            let mut sum = 0u64;
+            for entry in table.iter().unwrap() {
+                sum += u64::from(entry.unwrap().1.value()[0]);
+            }
+            sum
+        })
+    });
     group.bench_function("iterate/hashmap", |b| {
         b.iter(|| c.map.values().map(|v| u64::from(v[0])).sum::<u64>())
+    });
+}
+
+/// One put per transaction, synced to disk, for each store that can.
+fn commit_synced(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: u64) {
+    let mut rng = Rng::new(0x5151_5151);
+    group.bench_function("commit_synced/pblockdb", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            let mut txn = c.db.begin_write().unwrap();
+            txn.set_durability(pblockdb::Durability::Synced);
+            txn.put(&key(i), &value(i)).unwrap();
+            txn.commit().unwrap();
+        })
+    });
+    group.bench_function("commit_synced/redb", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            let write = c.redb.begin_write().unwrap();
+            {
+                let mut table = write.open_table(TABLE).unwrap();
+                table.insert(&key(i)[..], &value(i)[..]).unwrap();
+            }
+            write.commit().unwrap();
+        })
+    });
+    group.bench_function("commit_synced/heed", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            let mut wtxn = c.env.write_txn().unwrap();
+            c.lmdb.put(&mut wtxn, &key(i), &value(i)).unwrap();
+            wtxn.commit().unwrap();
+            // NO_SYNC is set on the environment: force the sync the commit skipped.
+            c.env.force_sync().unwrap();
+        })
     });
 }
 
@@ -289,6 +396,10 @@ fn main() {
         churn(&mut group, &mut c, n, false);
         iterate(&mut group, &c, n);
         group.finish();
+        let mut synced = criterion.benchmark_group(format!("pblockdb_synced_{n}"));
+        synced.sample_size(10);
+        commit_synced(&mut synced, &mut c, n);
+        synced.finish();
         drop(c);
     }
     criterion.final_summary();

@@ -182,4 +182,22 @@ mod tests {
         assert!(Str::decode(&[0xff]).is_err());
         assert!(ZeroCopy::<[u32; 2]>::decode(&[0; 7]).is_err());
     }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_values_round_trip_through_postcard_and_garbage_is_an_error() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Lease {
+            owner: String,
+            expires: u64,
+            tags: Vec<u8>,
+        }
+        let lease = Lease {
+            owner: "client-7".into(),
+            expires: 1_800_000_000,
+            tags: vec![1, 2],
+        };
+        assert_eq!(round_trip::<Postcard<Lease>>(&lease), lease);
+        assert!(Postcard::<Lease>::decode(&[0xff, 0xff, 0xff]).is_err());
+    }
 }

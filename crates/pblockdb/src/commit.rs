@@ -166,8 +166,9 @@ pub(crate) fn commit(
         let mut taken = HashSet::new();
         let (mut count, mut used) = (counts.count, counts.used);
         let mut full = false;
+        let mut scratch = vec![0u8; geo.slot_size];
         for (key, value) in changes {
-            match find(db, &view, &table, key, &taken)? {
+            match find(db, &view, &table, key, &taken, &mut scratch)? {
                 Found::Existing(slot) => {
                     if value.is_none() {
                         count = count.saturating_sub(1);
@@ -266,20 +267,26 @@ pub(crate) fn commit(
 /// tag is skipped unread, as readers do; every other slot is judged by its meta word, not its
 /// hint, so a damaged hint never lets a write overwrite a live record; a hint found disagreeing
 /// with its slot is rewritten from it. Slots `taken` by this commit count as occupied.
-fn find(db: &Db, view: &View, table: &Table, key: &[u8], taken: &HashSet<u64>) -> Result<Found> {
+fn find(
+    db: &Db,
+    view: &View,
+    table: &Table,
+    key: &[u8],
+    taken: &HashSet<u64>,
+    image: &mut [u8],
+) -> Result<Found> {
     let geo = db.geo;
     let hash = format::hash_key(key);
     let tag = format::tag_of(hash);
     let mut idx = hash & table.mask();
     let mut first_tomb = None;
-    let mut image = vec![0u8; geo.slot_size];
     for _ in 0..table.capacity {
         let hint = view.map.load_u32(table.hint_at(idx), Ordering::Relaxed)?;
         let skip = u64::from(hint & 3) == STATE_LIVE && !format::hint_matches(hint, tag);
         if !skip {
             let at = table.slot_at(&geo, idx);
-            view.map.read_at(at, &mut image)?;
-            let header = SlotHeader::read(&image);
+            view.map.read_at(at, image)?;
+            let header = SlotHeader::read(image);
             if format::is_writing(header.meta) {
                 return Err(db.corrupt(idx, "left mid-write with no history entry to roll it back"));
             }
@@ -302,7 +309,7 @@ fn find(db: &Db, view: &View, table: &Table, key: &[u8], taken: &HashSet<u64>) -
                 STATE_TOMB if !taken.contains(&idx) => {
                     first_tomb.get_or_insert(idx);
                 }
-                STATE_LIVE if header.tag == tag && format::key_of(&image, &geo) == Some(key) => {
+                STATE_LIVE if header.tag == tag && format::key_of(image, &geo) == Some(key) => {
                     return Ok(Found::Existing(idx));
                 }
                 _ => {}

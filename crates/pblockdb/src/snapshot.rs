@@ -294,9 +294,13 @@ pub(crate) fn scan(
     let map = &view.map;
     for idx in 0..table.capacity {
         // A slot empty now was empty at the snapshot: slots leave the empty state only forward
-        // in a table (a rollback that empties one again restores the snapshot's state).
-        let meta = map.load_u64(table.slot_at(geo, idx), Ordering::Acquire)?;
-        if meta == 0 {
+        // in a table (a rollback that empties one again restores the snapshot's state). The
+        // hint says so without touching the slot's memory (a table is mostly empty slots, and
+        // the hints are a fortieth of its bytes); a writer stores a slot before its hint, so a
+        // slot being filled under a zero hint is a write newer than the snapshot. A zeroed
+        // hint over a record (damage) hides it from iteration as it does from lookups, until
+        // a writer passes by and rewrites it; `verify` reports it.
+        if map.load_u32(table.hint_at(idx), Ordering::Acquire)? == 0 {
             continue;
         }
         match version_at(view, geo, table, idx, snapshot, image)? {
