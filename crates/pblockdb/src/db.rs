@@ -130,6 +130,11 @@ impl Db {
 
     /// Remaps and re-reads the descriptors after another handle rebuilt or grew something.
     pub(crate) fn refresh(&self) -> Result<()> {
+        // Checked under the shared lock first: the common case (nothing moved) must not
+        // exclude this handle's readers.
+        if self.read_view().is_current()? {
+            return Ok(());
+        }
         let mut guard = self.write_view();
         if guard.is_current()? {
             return Ok(());
