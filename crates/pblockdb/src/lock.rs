@@ -76,26 +76,4 @@ impl Db {
         crate::commit::recover(&lock)?;
         Ok(lock)
     }
-
-    /// For a read-only handle: runs `f` holding the file lock shared, so that no writer is
-    /// inside a commit.
-    pub(crate) fn read_locked<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
-        if self.file_owner.load(Ordering::Relaxed) == thread_token() {
-            return Err(Error::WouldDeadlock {
-                path: self.path.clone(),
-            });
-        }
-        // A file lock belongs to the open file, not the thread: without the mutex, the first of
-        // two threads here to unlock would release the lock under the other.
-        let _threads = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.locker.lock(Lock::Shared)?;
-        let result = f();
-        let unlocked = self.locker.unlock();
-        let value = result?;
-        unlocked?;
-        Ok(value)
-    }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use crate::buf::Buf;
 use crate::db::Stats;
 use crate::format::{
-    self, OFF_COMMIT, OFF_HISTORY_HEAD, STATE_EMPTY, STATE_LIVE, STATE_TOMB, SlotHeader,
+    self, Counts, OFF_COMMIT, OFF_HISTORY_HEAD, STATE_EMPTY, STATE_LIVE, STATE_TOMB, SlotHeader,
 };
 use crate::snapshot::{self, SlotFailure, Step};
 use crate::view::View;
@@ -15,17 +15,17 @@ use crate::{Db, Result};
 impl Db {
     /// Checks the committed state: every slot's checksum, tag and lengths; every hint against
     /// its slot; that every empty slot holds nothing; that every record is reachable from its
-    /// home slot and no key is stored twice; and the header's counts. Holds the writer lock (a
-    /// read-only handle: the file lock, shared), so writers wait until it returns; a commit a
-    /// dead writer left unfinished is rolled back first (a read-only handle checks the
-    /// committed state beside it).
+    /// home slot and no key is stored twice; and the header's counts. A writable handle holds
+    /// the writer lock, so writers wait until it returns, and a commit a dead writer left
+    /// unfinished is rolled back first; a read-only handle takes no lock and checks the
+    /// committed state beside writers (its snapshot).
     ///
     /// # Errors
     /// [`crate::Error::CorruptSlot`] or [`crate::Error::CorruptHeader`] describing the first
     /// problem found.
     pub fn verify(&self) -> Result<Stats> {
         if self.read_only {
-            return self.read_locked(|| self.verify_committed());
+            return self.verify_committed();
         }
         let lock = self.lock_writer()?;
         let stats = self.verify_committed();
@@ -36,15 +36,26 @@ impl Db {
     fn verify_committed(&self) -> Result<Stats> {
         self.refresh()?;
         let view = self.read_view();
-        let clock = view.map.load_u64(OFF_COMMIT, Ordering::Acquire)?;
+        // The clock and its counts, read together: beside writers (a read-only handle), the
+        // record of a clock is overwritten two commits later.
+        let (clock, counts) = loop {
+            let clock = view.map.load_u64(OFF_COMMIT, Ordering::Acquire)?;
+            let counts = crate::commit::counts_at(&view.map, clock)?;
+            if view.map.load_u64(OFF_COMMIT, Ordering::Acquire)? == clock {
+                break (clock, counts.map(|(_, counts)| counts));
+            }
+        };
         let head = view.map.load_u64(OFF_HISTORY_HEAD, Ordering::Acquire)?;
         if head < clock {
             return Err(self.header_error("history_head", head));
         }
-        self.verify_table(&view, clock)
+        let Some(counts) = counts else {
+            return Err(self.header_error("counts", clock));
+        };
+        self.verify_table(&view, clock, &counts)
     }
 
-    fn verify_table(&self, view: &View, clock: u64) -> Result<Stats> {
+    fn verify_table(&self, view: &View, clock: u64, counts: &Counts) -> Result<Stats> {
         let geo = self.geo;
         let table = view.active;
         let slot_error = |failure: SlotFailure| match failure {
@@ -74,8 +85,13 @@ impl Db {
             view.map.read_at(table.slot_at(&geo, idx), &mut current)?;
             let now = SlotHeader::read(&current);
             if !format::is_writing(now.meta) && now.commit <= clock {
-                let hint = view.map.load_u32(table.hint_at(idx), Ordering::Relaxed)?;
-                if hint != format::hint(now.state(), now.tag) {
+                let hint = view.map.load_u32(table.hint_at(idx), Ordering::Acquire)?;
+                // A writer beside a read-only verify stores the slot, then the hint: compare
+                // only a hint read while the slot stayed as it was.
+                let still = view
+                    .map
+                    .load_u64(table.slot_at(&geo, idx), Ordering::Acquire)?;
+                if still == now.meta && hint != format::hint(now.state(), now.tag) {
                     return Err(self.corrupt(idx, "hint does not match the slot"));
                 }
             }
@@ -120,9 +136,6 @@ impl Db {
                 probe = (probe + 1) & table.mask();
             }
         }
-        let Some((_, counts)) = crate::commit::counts_at(&view.map, clock)? else {
-            return Err(self.header_error("counts", clock));
-        };
         stats.commits = counts.commits;
         if counts.count != stats.live {
             return Err(self.header_error("count", counts.count));
