@@ -1721,3 +1721,64 @@ fn log_export_to_rsyslog_reports_records_lapped_before_they_were_sent() {
     assert!(lines.last().unwrap().ends_with(" m39"), "{lines:?}");
     assert_eq!(cursor_position(file, "ship"), Some(41));
 }
+
+/// The first line `child` prints on stdout, waiting at most `limit` (the stdout is taken).
+fn first_line_within(child: &mut std::process::Child, limit: std::time::Duration) -> String {
+    use std::io::BufRead;
+    let out = child.stdout.take().unwrap();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+        let _ = send.send(line);
+    });
+    match receive.recv_timeout(limit) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("no line after {limit:?}");
+        }
+    }
+}
+
+#[test]
+fn log_follow_of_a_file_another_program_truncates_is_an_error_not_a_bus_error() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cut.plog");
+    let file_str = path_str(&file);
+    for (cut_to, what) in [(0, "emptied"), (4096, "ring cut off")] {
+        assert!(
+            pounds(&["log", "write", file_str, "before", "the", "cut"])
+                .status
+                .success()
+        );
+        let mut follower = Command::new(env!("CARGO_BIN_EXE_pounds"))
+            .args(["log", "follow", file_str, "--from-start"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A line printed: the follower is in its loop, and then waits for the next record.
+        let line = first_line_within(&mut follower, std::time::Duration::from_secs(30));
+        assert!(
+            line.trim_end().ends_with("before the cut"),
+            "{what}: {line}"
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(cut_to)
+            .unwrap();
+        let out = wait_within(follower, std::time::Duration::from_secs(30));
+        assert_eq!(out.status.signal(), None, "{what}: killed by a signal");
+        assert_clean_error(&out);
+        let err = stderr(&out);
+        assert!(
+            err.contains("truncated") && err.contains(file_str),
+            "{what}: {err}"
+        );
+        std::fs::remove_file(&file).unwrap();
+    }
+}
