@@ -449,6 +449,8 @@ pub struct Reader {
     pos: u64,
     counting: bool,
     lost: u64,
+    /// The part of `lost` skipped as holes (no valid record started there), not to laps.
+    invalid: u64,
     padding: u64,
     filter: Filter,
     /// Records (and padding) from `pos` on, copied and validated, not yet returned.
@@ -508,6 +510,7 @@ impl Reader {
             pos,
             counting,
             lost,
+            invalid: 0,
             padding: 0,
             filter: Filter::all(),
             batch: VecDeque::new(),
@@ -549,6 +552,15 @@ impl Reader {
         self.lost
     }
 
+    /// The part of [`Self::lost`] that no writer lapped: blocks this reader skipped because no
+    /// valid record started there (damaged, left half-written by a writer that died, or never
+    /// published within a follower's [`crate::FollowOptions::hole_grace`]). Counted as
+    /// [`Self::lost`] counts holes: not before the first record of a reader started inside the
+    /// ring.
+    pub fn invalid(&self) -> u64 {
+        self.invalid
+    }
+
     /// Blocks of padding this reader stepped over (written where a record would have crossed
     /// the ring's end). With [`Self::lost`] and the blocks of the records read, it accounts for
     /// every id the reader advanced over.
@@ -569,7 +581,9 @@ impl Reader {
     /// the reader has not yet found its first record: it may have started inside one).
     pub(crate) fn skip_hole(&mut self, to: u64) {
         if self.counting {
-            self.lost += to.saturating_sub(self.pos);
+            let skipped = to.saturating_sub(self.pos);
+            self.lost += skipped;
+            self.invalid += skipped;
         }
         self.pos = self.pos.max(to);
     }
