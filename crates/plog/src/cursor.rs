@@ -54,6 +54,8 @@ fn find(inner: &Inner, name: &str) -> Option<usize> {
 pub(crate) fn save(inner: &Inner, name: &str, position: u64) -> Result<()> {
     check_name(name)?;
     inner.require_writable("save_cursor")?;
+    // The slots are in the header, which a file cut short may have lost.
+    inner.require_whole()?;
     if let Some(slot) = find(inner, name) {
         inner
             .map
@@ -89,7 +91,8 @@ impl Log {
     /// it twice; [`Log::load_cursor`] then finds the first.
     ///
     /// # Errors
-    /// [`Error::CursorName`], [`Error::CursorsFull`], [`Error::ReadOnly`].
+    /// [`Error::CursorName`], [`Error::CursorsFull`], [`Error::ReadOnly`], or
+    /// [`Error::Truncated`] when another program cut the file short.
     pub fn save_cursor(&self, name: &str, position: u64) -> Result<()> {
         save(&self.inner, name, position)
     }
@@ -97,9 +100,10 @@ impl Log {
     /// The position saved under `name`, if any.
     ///
     /// # Errors
-    /// [`Error::CursorName`].
+    /// [`Error::CursorName`], or [`Error::Truncated`] when another program cut the file short.
     pub fn load_cursor(&self, name: &str) -> Result<Option<u64>> {
         check_name(name)?;
+        self.inner.require_whole()?;
         Ok(find(&self.inner, name).and_then(|slot| {
             self.inner
                 .map
@@ -126,7 +130,7 @@ impl Log {
     /// A reader resuming at the cursor `name`, or from the oldest record if there is none.
     ///
     /// # Errors
-    /// [`Error::CursorName`].
+    /// As [`Log::load_cursor`].
     pub fn reader_from_cursor(&self, name: &str) -> Result<Reader> {
         let from = self.load_cursor(name)?;
         Ok(Reader::new(Arc::clone(&self.inner), from))

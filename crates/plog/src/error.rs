@@ -71,7 +71,9 @@ pub enum Error {
         /// The value found.
         value: u64,
     },
-    /// The file is shorter than its header says it must be.
+    /// The file is shorter than its header says it must be: at open, or found by a reader,
+    /// a follower or a cursor operation after another program truncated it under the open
+    /// log (see [`crate::Reader::try_next_ref`]).
     #[error("{path} is truncated: {found} bytes, the header needs {expected}")]
     Truncated {
         /// The file concerned.

@@ -137,8 +137,14 @@ fn open_side_map(inner: &Inner) -> Option<Arc<SharedMap>> {
 }
 
 impl StopHandle {
-    /// Stops the follower and wakes it.
+    /// Stops the follower and wakes it. If another program cut the file short, the wake word
+    /// is gone with it: the follower is neither woken nor marked stopped, and ends by itself
+    /// with [`Error::Truncated`] within its [`FollowOptions::max_sleep`] (so a
+    /// [`FollowThread`] stopped then returns that error).
     pub fn stop(&self) {
+        if self.inner.cut_short().is_some() {
+            return;
+        }
         self.flag.store(true, Ordering::SeqCst);
         // Waking every follower of the file is harmless: the others look and sleep again.
         let _ = match wake_map(&self.inner, self.side.as_ref()) {
@@ -205,43 +211,79 @@ impl Follower {
         self.reader.position()
     }
 
-    /// The next record, waiting at most `timeout`; `None` on timeout or when stopped.
+    /// The next record, waiting at most `timeout`; `None` on timeout, when stopped, or once
+    /// the file was cut short.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Record> {
         self.next_ref_timeout(timeout)
             .map(|record| record.to_owned())
     }
 
     /// The next record, borrowed from the follower's buffer (valid until the follower is used
-    /// again), waiting at most `timeout`; `None` on timeout or when stopped. Allocates nothing
-    /// per record.
+    /// again), waiting at most `timeout`; `None` on timeout, when stopped, or once the file
+    /// was cut short ([`Self::try_next_ref_timeout`] says so). Allocates nothing per record.
     pub fn next_ref_timeout(&mut self, timeout: Duration) -> Option<RecordRef<'_>> {
-        let found = self.next_until(Instant::now().checked_add(timeout))?;
-        Some(self.reader.view(&found))
+        self.try_next_ref_timeout(timeout).ok().flatten()
     }
 
-    /// The next record, borrowed, waiting for as long as it takes; `None` once stopped.
+    /// The next record, borrowed, waiting for as long as it takes; `None` once stopped, or
+    /// once the file was cut short ([`Self::try_next_ref`] says so).
     pub fn next_ref(&mut self) -> Option<RecordRef<'_>> {
-        let found = self.next_until(None)?;
-        Some(self.reader.view(&found))
+        self.try_next_ref().ok().flatten()
     }
 
-    fn next_until(&mut self, deadline: Option<Instant>) -> Option<Found> {
+    /// [`Self::next_ref_timeout`], with the reason when there is no record because another
+    /// program cut the file short.
+    ///
+    /// A follower looks at the file's length (one `fstat`) after each sleep, before it reads
+    /// the header or the ring again, and as a [`Reader`] does otherwise (see
+    /// [`Reader::try_next_ref`]): a follower asleep when the file is truncated returns this
+    /// error within [`FollowOptions::max_sleep`], where it used to die of `SIGBUS`.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] once the file is shorter than the log: then at every call, and
+    /// the follower reads the mapping no more.
+    pub fn try_next_ref_timeout(&mut self, timeout: Duration) -> Result<Option<RecordRef<'_>>> {
+        let found = self.next_until(Instant::now().checked_add(timeout))?;
+        Ok(found.map(|found| self.reader.view(&found)))
+    }
+
+    /// [`Self::next_ref`], with the reason when there is no record because another program
+    /// cut the file short (see [`Self::try_next_ref_timeout`]).
+    ///
+    /// # Errors
+    /// As [`Self::try_next_ref_timeout`].
+    pub fn try_next_ref(&mut self) -> Result<Option<RecordRef<'_>>> {
+        let found = self.next_until(None)?;
+        Ok(found.map(|found| self.reader.view(&found)))
+    }
+
+    fn next_until(&mut self, deadline: Option<Instant>) -> Result<Option<Found>> {
+        let found = self.wait_for_next(deadline);
+        if !matches!(found, Ok(Some(_))) {
+            // Returning without a record: the caller may wait any time before the next call.
+            self.reader.look_next_time();
+        }
+        found
+    }
+
+    fn wait_for_next(&mut self, deadline: Option<Instant>) -> Result<Option<Found>> {
         loop {
             if self.stop.is_stopped() {
-                return None;
+                return Ok(None);
             }
             let pending = match self.reader.step() {
                 Step::Record(record) => {
                     self.waiting_at = None;
-                    return Some(record);
+                    return Ok(Some(record));
                 }
+                Step::Truncated(len) => return Err(self.reader.truncated(len)),
                 Step::End => {
                     self.waiting_at = None;
                     false
                 }
                 Step::Again => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return None;
+                        return Ok(None);
                     }
                     continue;
                 }
@@ -266,9 +308,12 @@ impl Follower {
             };
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                return None;
+                return Ok(None);
             }
-            self.sleep(pending, deadline.map(|d| d - now));
+            if self.sleep(pending, deadline.map(|d| d - now)) {
+                // The file may have been cut short while this follower slept.
+                self.reader.look_next_time();
+            }
         }
     }
 
@@ -285,10 +330,11 @@ impl Follower {
         }
     }
 
-    /// Sleeps until a writer wakes us, the stop handle does, or a timeout. `pending`: a record
-    /// is reserved but not yet published; its writer may not know we sleep, so spin briefly,
-    /// then sleep in short steps.
-    fn sleep(&mut self, pending: bool, left: Option<Duration>) {
+    /// Sleeps until a writer wakes us, the stop handle does, or a timeout; returns whether it
+    /// slept (rather than spun or looked again at once). `pending`: a record is reserved but
+    /// not yet published; its writer may not know we sleep, so spin briefly, then sleep in
+    /// short steps.
+    fn sleep(&mut self, pending: bool, left: Option<Duration>) -> bool {
         let inner = &self.reader.inner;
         let announce = wake_map(inner, self.stop.side.as_ref());
         if pending
@@ -297,10 +343,10 @@ impl Follower {
                 .is_some_and(|(_, since)| since.elapsed() < Duration::from_micros(50))
         {
             std::thread::yield_now();
-            return;
+            return false;
         }
         if !pending && self.watch_counter(left) {
-            return;
+            return false;
         }
         // Announce the sleep (sleeper bit) before the last look, so that a writer reserving
         // after this look sees the bit and wakes us (docs/plog-format.md, "Follow").
@@ -315,11 +361,11 @@ impl Follower {
             ),
         };
         if self.stop.is_stopped() {
-            return;
+            return false;
         }
         let next = inner.next(Ordering::SeqCst);
         if !pending && next > self.reader.position() {
-            return; // Published or reserved since the step: look again.
+            return false; // Published or reserved since the step: look again.
         }
         if pending {
             timeout = timeout.min(Duration::from_millis(1));
@@ -330,6 +376,7 @@ impl Follower {
         let _ = announce
             .unwrap_or(&inner.map)
             .wait_u32(WAKE_OFF, expected, Some(timeout));
+        true
     }
 }
 
@@ -470,7 +517,7 @@ impl Log {
             .name("plog-follow".into())
             .spawn(move || {
                 let mut printed = 0;
-                while let Some(record) = follower.next_ref() {
+                while let Some(record) = follower.try_next_ref()? {
                     let written = format
                         .write_ref(&record, &mut out)
                         .and_then(|()| out.flush());

@@ -82,6 +82,7 @@ mod recover;
 pub mod testing;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
+mod truncation;
 mod write;
 
 pub use crate::error::{Error, Result};

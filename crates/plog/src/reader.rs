@@ -10,6 +10,7 @@ use zerocopy::FromBytes;
 use crate::claim::Claim;
 use crate::format::{CLAIM_LEN, KIND_RECORD, RECORD_HEADER_LEN, RecordHeader, padded};
 use crate::log::Inner;
+use crate::truncation::LengthCheck;
 use crate::{Error, Filter, Format, Level, Log, Record, RecordRef, Result};
 
 /// The most records one [`Inner::read_batch`] copies before it validates them.
@@ -407,6 +408,8 @@ pub(crate) enum Step {
         /// writer would be a lap late): skipped at once, without a grace.
         at_oldest: bool,
     },
+    /// Another program cut the file short (to this many bytes): the reader reads no more.
+    Truncated(u64),
 }
 
 /// Reads records from oldest to newest (or from a given id), skipping what fails validation.
@@ -446,6 +449,8 @@ pub struct Reader {
     pos: u64,
     counting: bool,
     lost: u64,
+    /// The part of `lost` skipped as holes (no valid record started there), not to laps.
+    invalid: u64,
     padding: u64,
     filter: Filter,
     /// Records (and padding) from `pos` on, copied and validated, not yet returned.
@@ -469,6 +474,8 @@ pub struct Reader {
     landed: Option<u64>,
     /// The copies of the batch being validated: reused.
     copies: Vec<Copied>,
+    /// When this reader next looks at the file's length (another program may truncate it).
+    length: LengthCheck,
 }
 
 /// Rounds lost to laps in one [`Reader::step`] (each a bounded batch) before it returns
@@ -480,7 +487,15 @@ const NEXT_ROUNDS: usize = 16;
 
 impl Reader {
     pub(crate) fn new(inner: Arc<Inner>, from: Option<u64>) -> Reader {
-        let next = inner.next(Ordering::Acquire);
+        // A file already cut short may have lost the counter too: the reader starts at 0 and
+        // its first step reports the truncation.
+        let mut length = LengthCheck::new();
+        let next = match length.before_read(&inner) {
+            Ok(()) => inner.next(Ordering::Acquire),
+            Err(_) => 0,
+        };
+        // Its first read may come much later.
+        length.look_next_time();
         let oldest = next.saturating_sub(inner.blocks);
         let (pos, lost) = match from {
             // Ids asked for but already overwritten are lost; blocks skipped to reach the
@@ -495,6 +510,7 @@ impl Reader {
             pos,
             counting,
             lost,
+            invalid: 0,
             padding: 0,
             filter: Filter::all(),
             batch: VecDeque::new(),
@@ -503,6 +519,7 @@ impl Reader {
             arena: Vec::new(),
             landed: None,
             copies: Vec::new(),
+            length,
         }
     }
 
@@ -535,6 +552,15 @@ impl Reader {
         self.lost
     }
 
+    /// The part of [`Self::lost`] that no writer lapped: blocks this reader skipped because no
+    /// valid record started there (damaged, left half-written by a writer that died, or never
+    /// published within a follower's [`crate::FollowOptions::hole_grace`]). Counted as
+    /// [`Self::lost`] counts holes: not before the first record of a reader started inside the
+    /// ring.
+    pub fn invalid(&self) -> u64 {
+        self.invalid
+    }
+
     /// Blocks of padding this reader stepped over (written where a record would have crossed
     /// the ring's end). With [`Self::lost`] and the blocks of the records read, it accounts for
     /// every id the reader advanced over.
@@ -555,9 +581,22 @@ impl Reader {
     /// the reader has not yet found its first record: it may have started inside one).
     pub(crate) fn skip_hole(&mut self, to: u64) {
         if self.counting {
-            self.lost += to.saturating_sub(self.pos);
+            let skipped = to.saturating_sub(self.pos);
+            self.lost += skipped;
+            self.invalid += skipped;
         }
         self.pos = self.pos.max(to);
+    }
+
+    /// Makes the next step look at the file's length before it reads: the caller is about to
+    /// wait, and the file may be cut short meanwhile.
+    pub(crate) fn look_next_time(&mut self) {
+        self.length.look_next_time();
+    }
+
+    /// [`Error::Truncated`] for a file found `len` bytes long.
+    pub(crate) fn truncated(&self, len: u64) -> Error {
+        self.inner.truncated(len)
     }
 
     /// Moves past blocks that writers overwrote before this reader reached them: always lost.
@@ -584,6 +623,9 @@ impl Reader {
             }
             if lapped_rounds >= STEP_ROUNDS {
                 return Step::Again;
+            }
+            if let Err(len) = self.length.before_read(&self.inner) {
+                return Step::Truncated(len);
             }
             let next = self.inner.next(Ordering::Acquire);
             if self.pos >= next {
@@ -727,6 +769,7 @@ impl Reader {
             let found = match self.step() {
                 Step::Record(found) => found,
                 Step::End | Step::Pending => break,
+                Step::Truncated(len) => return Err(self.truncated(len)),
                 Step::Again => continue,
                 Step::Hole { next_valid, .. } => {
                     self.skip_hole(next_valid);
@@ -763,16 +806,36 @@ impl Reader {
     /// assert_eq!((record.tag, record.payload), (&b"net"[..], &b"up"[..]));
     /// # Ok(()) }
     /// ```
+    ///
+    /// `None` also once another program has cut the file short; [`Self::try_next_ref`] says
+    /// so.
     pub fn next_ref(&mut self) -> Option<RecordRef<'_>> {
+        self.try_next_ref().ok().flatten()
+    }
+
+    /// [`Self::next_ref`], with the reason when there is no record because the file was cut
+    /// short.
+    ///
+    /// A reader looks at the file's length (one `fstat`) before its first read, after a call
+    /// that returned no record (its caller may wait any time before the next), and every few
+    /// hundred reads otherwise (`docs/plog-format.md`, "Limits": a file cut short while this
+    /// reader copies records out of it still raises `SIGBUS`).
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] once the file is shorter than the log: then at every call, and
+    /// the reader reads the mapping no more.
+    pub fn try_next_ref(&mut self) -> Result<Option<RecordRef<'_>>> {
         for _ in 0..NEXT_ROUNDS {
             match self.step() {
-                Step::Record(found) => return Some(found.view(&self.arena)),
-                Step::End | Step::Pending => return None,
+                Step::Record(found) => return Ok(Some(found.view(&self.arena))),
+                Step::End | Step::Pending => break,
+                Step::Truncated(len) => return Err(self.truncated(len)),
                 Step::Again => {}
                 Step::Hole { next_valid, .. } => self.skip_hole(next_valid),
             }
         }
-        None
+        self.length.look_next_time();
+        Ok(None)
     }
 
     /// The record `found` by this reader's last step, borrowed from its buffer.

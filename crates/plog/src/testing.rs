@@ -51,3 +51,7 @@ pub(crate) fn examined(blocks: u64) {
 pub fn take_examined() -> u64 {
     EXAMINED.with(|c| c.replace(0))
 }
+
+/// How often a reader that never pauses looks at its file's length: before one read of the
+/// ring in this many (see `truncation.rs`), for the test that holds readers to it.
+pub const LENGTH_CHECK_READS: u32 = crate::truncation::LENGTH_CHECK_READS;

@@ -1055,3 +1055,24 @@ fn a_large_record_is_checked_in_place_then_read_whole() {
     let ids: Vec<u64> = log.reader().map(|r| r.id).collect();
     assert_eq!(ids, [small]);
 }
+
+/// `Reader::invalid` is the part of `lost` that failed validation, apart from the ids the
+/// writers lapped.
+#[test]
+fn a_reader_counts_damaged_blocks_as_invalid_and_lapped_ids_as_lost_only() {
+    let (_d, path) = tmp();
+    let log = small(&path, 16, 128);
+    for i in 0..20u64 {
+        log.write(Level::Info, "t", format!("m{i}")).unwrap();
+    }
+    drop(log);
+    // Damage record 10 (slot 10): its time, under the crc.
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[4096 + 10 * 128 + 8] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+    let log = Log::open_read_only(&path).unwrap();
+    let mut reader = log.reader_from(0);
+    let ids: Vec<u64> = reader.by_ref().map(|r| r.id).collect();
+    assert_eq!(ids, (4..20).filter(|&id| id != 10).collect::<Vec<_>>());
+    assert_eq!((reader.lost(), reader.invalid()), (4 + 1, 1));
+}

@@ -122,6 +122,21 @@ macro_rules! common_methods {
             self.core.is_fixed_length()
         }
 
+        /// The file's length now, as the system reports it (one `fstat`, a few hundred
+        /// nanoseconds): another program may have grown or truncated the file since the view
+        /// was mapped. Touching a page of the view past the file's end raises `SIGBUS`, which
+        /// no mapping can turn into an error; a caller that shares the file with programs it
+        /// does not control compares this with the bytes it is about to touch, at the points
+        /// where a truncation is likely to have happened (after a wait), and stops with an
+        /// error of its own (`docs/pmap.md`, "truncation under a mapping"). An anonymous
+        /// mapping reports its view's length.
+        ///
+        /// # Errors
+        /// The I/O error of the `fstat`.
+        pub fn file_len(&self) -> Result<u64> {
+            self.core.file_len()
+        }
+
         /// Whether this is a memory-only mapping with no file behind it.
         #[inline]
         pub fn is_anonymous(&self) -> bool {

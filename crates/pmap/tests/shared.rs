@@ -346,3 +346,22 @@ fn populate_for_write_faults_pages_in_and_changes_no_byte() {
         Err(Error::ReadOnlyMapping { .. })
     ));
 }
+
+/// `file_len` is the file's length now, not the view's: another handle's truncation and growth
+/// show at once, while `len` stays the view's (whose pages past the new end would raise
+/// `SIGBUS`: the test touches none of them).
+#[test]
+fn file_len_sees_another_handle_truncate_and_grow_the_file() {
+    let (dir, map) = shared(8192);
+    let other = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("shared.bin"))
+        .unwrap();
+    assert_eq!((map.len(), map.file_len().unwrap()), (8192, 8192));
+    other.set_len(100).unwrap();
+    assert_eq!((map.len(), map.file_len().unwrap()), (8192, 100));
+    other.set_len(20_000).unwrap();
+    assert_eq!((map.len(), map.file_len().unwrap()), (8192, 20_000));
+    let anonymous = Map::anonymous(4096).unwrap().into_shared();
+    assert_eq!(anonymous.file_len().unwrap(), 4096);
+}

@@ -188,8 +188,10 @@ pub(crate) enum LogCommand {
         strict: bool,
     },
     /// Print the log's geometry and counters, the ids it holds (oldest to newest) and how many
-    /// records are readable, and each named cursor with how far it is behind the writers (in
-    /// ids; "lapped" when the writers overwrote ids it had not read).
+    /// records are readable, the write rate over the span the ring holds (the last lap, once
+    /// it is full), its health (blocks that fail validation: damaged, or left by a writer that
+    /// died), and each named cursor with how far it is behind the writers (in ids; "lapped"
+    /// when the writers overwrote ids it had not read).
     Stat {
         /// The log file.
         file: PathBuf,

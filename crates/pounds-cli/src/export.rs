@@ -96,10 +96,10 @@ impl Feed {
 }
 
 impl Source for Feed {
-    fn next_record(&mut self) -> Option<RecordRef<'_>> {
+    fn next_record(&mut self) -> pounds::log::Result<Option<RecordRef<'_>>> {
         match self {
-            Feed::Reader(reader) => reader.next_ref(),
-            Feed::Follower { follower, wait } => follower.next_ref_timeout(*wait),
+            Feed::Reader(reader) => reader.try_next_ref(),
+            Feed::Follower { follower, wait } => follower.try_next_ref_timeout(*wait),
         }
     }
     fn at(&self) -> u64 {
@@ -308,7 +308,7 @@ fn ship(
             feed.may_wait(session.unacked() == 0);
             let before = (feed.at(), feed.lost_so_far());
             message.clear();
-            let got = match feed.next_record() {
+            let got = match feed.next_record().map_err(CliError::from)? {
                 Some(record) => {
                     relp.syslog.record(&record, &mut message);
                     Some(record.id)

@@ -411,8 +411,37 @@ fn format_of(json: bool) -> Format {
 struct Held {
     /// Records read.
     records: u64,
-    /// The id of the newest record read.
-    newest: Option<u64>,
+    /// The id and time of the oldest record read.
+    oldest: Option<(u64, u64)>,
+    /// The id and time of the newest record read.
+    newest: Option<(u64, u64)>,
+    /// Blocks skipped because no valid record started there (the ring's health).
+    invalid: u64,
+    /// Blocks the writers overwrote while the pass read them (a live log).
+    lapped: u64,
+}
+
+impl Held {
+    /// The write rate over the span of the records held (the last lap, once the ring is
+    /// full), from the first record read to the newest.
+    fn rate(&self) -> Option<Rate> {
+        let ((first_id, first_time), (last_id, last_time)) = (self.oldest?, self.newest?);
+        let nanos = last_time.checked_sub(first_time).filter(|&n| n > 0)?;
+        let seconds = nanos as f64 / 1e9;
+        Some(Rate {
+            // The records after the first: each was written within the span.
+            records_per_second: (self.records - 1) as f64 / seconds,
+            blocks_per_second: (last_id - first_id) as f64 / seconds,
+            over_seconds: seconds,
+        })
+    }
+}
+
+/// Records and blocks written a second, over `over_seconds`.
+struct Rate {
+    records_per_second: f64,
+    blocks_per_second: f64,
+    over_seconds: f64,
 }
 
 /// Reads the whole ring once (bounded: at most one ring of blocks).
@@ -420,14 +449,20 @@ fn held(log: &Log) -> Held {
     let mut reader = log.reader();
     let mut held = Held {
         records: 0,
+        oldest: None,
         newest: None,
+        invalid: 0,
+        lapped: 0,
     };
     loop {
         let before = (Reader::position(&reader), reader.lost());
         if let Some(record) = reader.next_ref() {
             held.records += 1;
-            held.newest = Some(record.id);
+            held.newest = Some((record.id, record.time));
+            held.oldest.get_or_insert((record.id, record.time));
         } else if (Reader::position(&reader), reader.lost()) == before {
+            held.invalid = reader.invalid();
+            held.lapped = reader.lost().saturating_sub(reader.invalid());
             return held;
         }
     }
@@ -477,12 +512,40 @@ fn write_stats(
     writeln!(out, "next id:      {}", stats.next_id)?;
     writeln!(out, "oldest id:    {oldest}")?;
     match (stats.oldest_id, held.newest) {
-        (Some(oldest), Some(newest)) => writeln!(
+        (Some(oldest), Some((newest, _))) => writeln!(
             out,
             "ids held:     {oldest}..{newest} ({} records readable)",
             held.records
         )?,
         _ => writeln!(out, "ids held:     none (empty)")?,
+    }
+    match held.rate() {
+        Some(rate) => writeln!(
+            out,
+            "write rate:   {:.1} records/s, {:.0} bytes/s of ring, over the {} the ring holds",
+            rate.records_per_second,
+            rate.blocks_per_second * f64::from(stats.block_size),
+            seconds(rate.over_seconds)
+        )?,
+        None => writeln!(out, "write rate:   unknown (fewer than two records held)")?,
+    }
+    match held.invalid {
+        0 => writeln!(out, "health:       every block checks")?,
+        1 => writeln!(
+            out,
+            "health:       1 block fails validation (damaged, or left by a writer that died)"
+        )?,
+        n => writeln!(
+            out,
+            "health:       {n} blocks fail validation (damaged, or left by writers that died)"
+        )?,
+    }
+    if held.lapped > 0 {
+        writeln!(
+            out,
+            "              ({} blocks overwritten by the writers while stat read them)",
+            held.lapped
+        )?;
     }
     writeln!(out, "max message:  {} bytes", stats.max_message)?;
     if cursors.is_empty() {
@@ -502,8 +565,42 @@ fn write_stats(
     Ok(())
 }
 
+/// A span of time for people: from microseconds to days, about three significant digits.
+fn seconds(seconds: f64) -> String {
+    let (value, unit) = if seconds < 1e-3 {
+        (seconds * 1e6, "us")
+    } else if seconds < 1.0 {
+        (seconds * 1e3, "ms")
+    } else if seconds < 60.0 {
+        (seconds, "s")
+    } else if seconds < 3600.0 {
+        (seconds / 60.0, "min")
+    } else if seconds < 86400.0 {
+        (seconds / 3600.0, "h")
+    } else {
+        (seconds / 86400.0, "days")
+    };
+    let decimals = if value < 10.0 {
+        2
+    } else if value < 100.0 {
+        1
+    } else {
+        0
+    };
+    format!("{value:.decimals$} {unit}")
+}
+
 fn stats_json(stats: &Stats, held: &Held, cursors: &[CursorState]) -> String {
     let id = |id: Option<u64>| id.map_or_else(|| "null".to_string(), |id| id.to_string());
+    let rate = held.rate().map_or_else(
+        || "null".to_string(),
+        |rate| {
+            format!(
+                "{{\"records_per_second\":{},\"blocks_per_second\":{},\"over_seconds\":{}}}",
+                rate.records_per_second, rate.blocks_per_second, rate.over_seconds
+            )
+        },
+    );
     let cursors: Vec<String> = cursors
         .iter()
         .map(|cursor| {
@@ -519,6 +616,7 @@ fn stats_json(stats: &Stats, held: &Held, cursors: &[CursorState]) -> String {
     format!(
         "{{\"file\":{},\"version\":{},\"blocks\":{},\"block_size\":{},\"file_size\":{},\
          \"created\":{},\"next_id\":{},\"oldest_id\":{},\"newest_id\":{},\"records\":{},\
+         \"rate\":{},\"invalid_blocks\":{},\"lapped_while_reading\":{},\
          \"max_message\":{},\"cursors\":[{}]}}",
         json::string(&stats.path.to_string_lossy()),
         stats.version,
@@ -528,8 +626,11 @@ fn stats_json(stats: &Stats, held: &Held, cursors: &[CursorState]) -> String {
         json::string(&pounds::log::rfc3339(stats.created)),
         stats.next_id,
         id(stats.oldest_id),
-        id(held.newest),
+        id(held.newest.map(|(id, _)| id)),
         held.records,
+        rate,
+        held.invalid,
+        held.lapped,
         stats.max_message,
         cursors.join(","),
     )

@@ -79,8 +79,9 @@ impl Selection {
 /// What records come from: a reader (to the newest record) or a follower (waiting a little at
 /// a time, so that the caller can look around between waits).
 pub(crate) trait Source {
-    /// The next record, or `None` (the end, or for a follower a wait that timed out).
-    fn next_record(&mut self) -> Option<RecordRef<'_>>;
+    /// The next record, or `None` (the end, or for a follower a wait that timed out); an
+    /// error when the file was cut short under it.
+    fn next_record(&mut self) -> pounds::log::Result<Option<RecordRef<'_>>>;
     /// The position (id) looked at next.
     fn at(&self) -> u64;
     /// Blocks lost so far.
@@ -88,8 +89,8 @@ pub(crate) trait Source {
 }
 
 impl Source for Reader {
-    fn next_record(&mut self) -> Option<RecordRef<'_>> {
-        self.next_ref()
+    fn next_record(&mut self) -> pounds::log::Result<Option<RecordRef<'_>>> {
+        self.try_next_ref()
     }
     fn at(&self) -> u64 {
         Reader::position(self)
@@ -103,8 +104,8 @@ impl Source for Reader {
 pub(crate) const FOLLOW_WAIT: Duration = Duration::from_millis(100);
 
 impl Source for Follower {
-    fn next_record(&mut self) -> Option<RecordRef<'_>> {
-        self.next_ref_timeout(FOLLOW_WAIT)
+    fn next_record(&mut self) -> pounds::log::Result<Option<RecordRef<'_>>> {
+        self.try_next_ref_timeout(FOLLOW_WAIT)
     }
     fn at(&self) -> u64 {
         Follower::position(self)
@@ -282,10 +283,10 @@ impl<W: Write> Printer<W> {
 
     /// Reads one record from `source`; prints it if selected, after the report of what was
     /// lost before it.
-    pub(crate) fn step(&mut self, source: &mut impl Source) -> io::Result<Flow> {
+    pub(crate) fn step(&mut self, source: &mut impl Source) -> crate::error::Result<Flow> {
         let before = (source.at(), source.lost_so_far());
         self.line.clear();
-        let got = match source.next_record() {
+        let got = match source.next_record()? {
             None => None,
             Some(record) => {
                 let id = record.id;

@@ -1855,3 +1855,145 @@ fn db_backup_stat_and_verify() {
     assert_clean_error(&out);
     assert!(stderr(&out).contains("checksum"), "{}", stderr(&out));
 }
+
+/// The first line `child` prints on stdout, waiting at most `limit` (the stdout is taken).
+fn first_line_within(child: &mut std::process::Child, limit: std::time::Duration) -> String {
+    use std::io::BufRead;
+    let out = child.stdout.take().unwrap();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+        let _ = send.send(line);
+    });
+    match receive.recv_timeout(limit) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("no line after {limit:?}");
+        }
+    }
+}
+
+#[test]
+fn log_follow_of_a_file_another_program_truncates_is_an_error_not_a_bus_error() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cut.plog");
+    let file_str = path_str(&file);
+    for (cut_to, what) in [(0, "emptied"), (4096, "ring cut off")] {
+        assert!(
+            pounds(&["log", "write", file_str, "before", "the", "cut"])
+                .status
+                .success()
+        );
+        let mut follower = Command::new(env!("CARGO_BIN_EXE_pounds"))
+            .args(["log", "follow", file_str, "--from-start"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A line printed: the follower is in its loop, and then waits for the next record.
+        let line = first_line_within(&mut follower, std::time::Duration::from_secs(30));
+        assert!(
+            line.trim_end().ends_with("before the cut"),
+            "{what}: {line}"
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(cut_to)
+            .unwrap();
+        let out = wait_within(follower, std::time::Duration::from_secs(30));
+        assert_eq!(out.status.signal(), None, "{what}: killed by a signal");
+        assert_clean_error(&out);
+        let err = stderr(&out);
+        assert!(
+            err.contains("truncated") && err.contains(file_str),
+            "{what}: {err}"
+        );
+        std::fs::remove_file(&file).unwrap();
+    }
+}
+
+/// The number after `"field":` in the JSON object `line`.
+fn json_number(line: &str, field: &str) -> f64 {
+    let key = format!("\"{field}\":");
+    let start = line.find(&key).unwrap() + key.len();
+    line[start..]
+        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == '-'))
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn log_stat_shows_the_write_rate_over_the_lap_and_the_blocks_that_fail_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("health.plog");
+    let file_str = path_str(&file);
+    lapped_log(file_str);
+    // The ring holds ids 24..=39: the rate is over the time between the first and the last.
+    let dump = stdout(&pounds(&["log", "dump", file_str, "--json"]));
+    // Integers: nanoseconds since the epoch do not fit an f64 exactly.
+    let times: Vec<u64> = dump
+        .lines()
+        .map(|l| {
+            let start = l.find("\"time_ns\":").unwrap() + 10;
+            l[start..].split(',').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(times.len(), 16, "{dump}");
+    let seconds = (times[15] - times[0]) as f64 / 1e9;
+    assert!(seconds > 0.0, "{dump}");
+    let stat = stdout(&pounds(&["log", "stat", file_str, "--json"]));
+    let close = |found: f64, expected: f64| (found - expected).abs() <= expected * 1e-6;
+    let rate = json_number(&stat, "records_per_second");
+    assert!(
+        close(rate, 15.0 / seconds),
+        "{rate} vs {}: {stat}",
+        15.0 / seconds
+    );
+    // One block a record here.
+    assert!(
+        close(json_number(&stat, "blocks_per_second"), 15.0 / seconds),
+        "{stat}"
+    );
+    assert!(close(json_number(&stat, "over_seconds"), seconds), "{stat}");
+    assert!(stat.contains(r#""invalid_blocks":0"#), "{stat}");
+    let text = stdout(&pounds(&["log", "stat", file_str]));
+    assert!(
+        text.contains("write rate:   ") && text.contains(" records/s"),
+        "{text}"
+    );
+    assert!(text.contains("health:       every block checks"), "{text}");
+
+    // Damage record 30 (slot 14): its crc fails, and the pass over the ring says so.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[4096 + 14 * 128 + 8] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+    let stat = stdout(&pounds(&["log", "stat", file_str, "--json"]));
+    assert!(
+        stat.contains(r#""invalid_blocks":1"#) && stat.contains(r#""records":15"#),
+        "{stat}"
+    );
+    let text = stdout(&pounds(&["log", "stat", file_str]));
+    assert!(
+        text.contains("health:       1 block fails validation"),
+        "{text}"
+    );
+
+    // Fewer than two records: no rate to tell.
+    let empty = dir.path().join("empty.plog");
+    let empty = path_str(&empty);
+    assert!(pounds(&["log", "write", empty, "alone"]).status.success());
+    let stat = stdout(&pounds(&["log", "stat", empty, "--json"]));
+    assert!(stat.contains(r#""rate":null"#), "{stat}");
+    let text = stdout(&pounds(&["log", "stat", empty]));
+    assert!(
+        text.contains("write rate:   unknown (fewer than two records held)"),
+        "{text}"
+    );
+}
