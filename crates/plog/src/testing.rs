@@ -51,3 +51,15 @@ pub(crate) fn examined(blocks: u64) {
 pub fn take_examined() -> u64 {
     EXAMINED.with(|c| c.replace(0))
 }
+
+/// Writes a record with the raw `kind` byte in its header, as a writer of a later format would
+/// write a kind this build does not know.
+pub fn write_kind(
+    log: &crate::Log,
+    level: crate::Level,
+    kind: u8,
+    tag: &str,
+    payload: &[u8],
+) -> crate::Result<u64> {
+    log.inner.write_kind(level, kind, tag.as_bytes(), payload)
+}
