@@ -95,18 +95,37 @@ fn ci() -> Result<()> {
 }
 
 /// The examples a newcomer reads first (`crates/pounds/examples`), each with a piece of what it
-/// must print: an example that no longer runs, or prints something else, fails CI.
-const EXAMPLES: &[(&str, &str)] = &[
-    ("map", "map: counter 3, 8192 bytes, bad offset refused"),
-    ("stream", "stream: wrote 100000 lines, file 3300000 bytes"),
-    ("log", "log: followed 4000 records, lost 0"),
-    ("db", "db: 1000 leases, client-0042 holds \"until 12:42\""),
-    ("two_processes", "read 100 keys the child put"),
+/// must print: an example that no longer runs, or prints something else, fails CI. Each entry is
+/// (name, the features it needs, what it must print).
+const EXAMPLES: &[(&str, &str, &str)] = &[
+    ("map", "", "map: counter 3, 8192 bytes, bad offset refused"),
+    (
+        "stream",
+        "",
+        "stream: wrote 100000 lines, file 3300000 bytes",
+    ),
+    ("log", "", "log: followed 4000 records, lost 0"),
+    (
+        "db",
+        "",
+        "db: 1000 leases, client-0042 holds \"until 12:42\"",
+    ),
+    ("two_processes", "", "read 100 keys the child put"),
+    (
+        "tracing_filtered",
+        "tracing-layer",
+        "tracing_filtered: plog kept 2 of 4 events, user=bob in span request{id=42}",
+    ),
 ];
 
 fn run_examples(sh: &Shell) -> Result<()> {
-    for (name, expected) in EXAMPLES {
-        let out = cmd!(sh, "cargo run -q -p pounds --example {name}").read()?;
+    for (name, features, expected) in EXAMPLES {
+        let features: Vec<String> = if features.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--features".into(), (*features).into()]
+        };
+        let out = cmd!(sh, "cargo run -q -p pounds {features...} --example {name}").read()?;
         if !out.contains(expected) {
             return Err(format!("example {name} printed {out:?}, which lacks {expected:?}").into());
         }

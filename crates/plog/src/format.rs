@@ -82,8 +82,11 @@ pub(crate) const USER_AREA_OFF: usize = 2048;
 /// Bit 31 of the wake word: a follower is (about to be) asleep on it.
 pub(crate) const SLEEPER: u32 = 1 << 31;
 
-/// Record kinds: 0 is a record. (Format 1's kind 1, padding, is a claim word in format 2.)
+/// Record kinds: 0 is a record whose payload is its message. (Format 1's kind 1, padding, is a
+/// claim word in format 2, so format 2 gives 1 a new meaning.)
 pub(crate) const KIND_RECORD: u8 = 0;
+/// Kind 1: a record whose payload is a structured encoding (`structured.rs`).
+pub(crate) const KIND_STRUCTURED: u8 = 1;
 
 /// The fixed first 64 bytes of the header, written once at creation.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]

@@ -78,6 +78,7 @@ mod panic_hook;
 mod reader;
 mod record;
 mod recover;
+mod structured;
 #[doc(hidden)]
 pub mod testing;
 #[cfg(feature = "tracing")]
@@ -100,6 +101,7 @@ pub use crate::log_adapter::Logger;
 pub use crate::options::{LogOptions, POPULATE_BYTES};
 pub use crate::panic_hook::{PANIC_TAG, install_panic_hook};
 pub use crate::reader::{DumpSummary, Reader};
-pub use crate::record::{Format, Record, RecordRef, rfc3339};
+pub use crate::record::{Format, Record, RecordKind, RecordRef, rfc3339};
+pub use crate::structured::{Field, Fields, Span, Spans, Structured, StructuredPayload, Value};
 #[cfg(feature = "tracing")]
 pub use crate::tracing_layer::PlogLayer;

@@ -209,6 +209,27 @@ impl Log {
         self.inner.write(level, tag.as_bytes(), payload.as_ref())
     }
 
+    /// Writes one structured record (message, fields, spans; record kind 1) and returns its
+    /// id, as [`Self::write`] does. Readers give its parts back ([`crate::Record::fields`],
+    /// [`crate::Record::spans`]); builds before structured records skip it.
+    ///
+    /// # Errors
+    /// As [`Self::write`]; the payload must fit [`Self::max_message`] (nothing is cut).
+    #[inline]
+    pub fn write_structured(
+        &self,
+        level: Level,
+        tag: &str,
+        payload: &crate::StructuredPayload,
+    ) -> Result<u64> {
+        self.inner.write_kind(
+            level,
+            crate::format::KIND_STRUCTURED,
+            tag.as_bytes(),
+            payload.as_bytes(),
+        )
+    }
+
     /// Writes the mapping to disk and waits until it is there.
     ///
     /// # Errors

@@ -5,12 +5,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::log_adapter_shared::cut;
-use crate::{Level, Log, MAX_TAG_LEN};
+use crate::{Level, Log, MAX_TAG_LEN, StructuredPayload};
 
 /// A logger for the `log` crate: each record's target becomes the tag (cut to
 /// [`MAX_TAG_LEN`] bytes), its level the level, its formatted arguments the payload (cut to what
-/// the log can hold). Formatting reuses a per-thread buffer, so logging does not allocate once
-/// warm.
+/// the log can hold). A record with key-values (`log::warn!(user = "bob"; "login failed")`) is
+/// a structured record whose fields they are ([`crate::Record::fields`]), typed when the value
+/// is a number, a boolean or text, else as its `Display` text. Formatting reuses per-thread
+/// buffers, so logging does not allocate once warm.
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,6 +33,35 @@ pub struct Logger {
 
 thread_local! {
     static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+    static PAYLOAD: RefCell<StructuredPayload> = RefCell::new(StructuredPayload::new());
+}
+
+/// Copies a record's key-values into a payload as fields.
+struct KeyValues<'a>(&'a mut StructuredPayload);
+
+impl<'kvs> ::log::kv::VisitSource<'kvs> for KeyValues<'_> {
+    fn visit_pair(
+        &mut self,
+        key: ::log::kv::Key<'kvs>,
+        value: ::log::kv::Value<'kvs>,
+    ) -> Result<(), ::log::kv::Error> {
+        let name = key.as_str();
+        // Integers first: a value captured as an integer also answers to_f64.
+        if let Some(n) = value.to_u64() {
+            self.0.field(name, n);
+        } else if let Some(n) = value.to_i64() {
+            self.0.field(name, n);
+        } else if let Some(b) = value.to_bool() {
+            self.0.field(name, b);
+        } else if let Some(n) = value.to_f64() {
+            self.0.field(name, n);
+        } else if let Some(text) = value.to_borrowed_str() {
+            self.0.field(name, text);
+        } else {
+            self.0.field_fmt(name, format_args!("{value}"));
+        }
+        Ok(())
+    }
 }
 
 impl Logger {
@@ -84,9 +115,23 @@ impl ::log::Log for Logger {
             };
             text.clear();
             let _ = write!(text, "{}", record.args());
-            let message = cut(&text, self.log.max_message(tag.len()));
-            // A logger has nowhere to report its own failure.
-            let _ = self.log.write(level_of(record.level()), tag, message);
+            let level = level_of(record.level());
+            let max = self.log.max_message(tag.len());
+            if record.key_values().count() == 0 {
+                // A logger has nowhere to report its own failure.
+                let _ = self.log.write(level, tag, cut(&text, max));
+                return;
+            }
+            PAYLOAD.with(|payload| {
+                let Ok(mut payload) = payload.try_borrow_mut() else {
+                    return;
+                };
+                payload.clear();
+                payload.message(&text);
+                let _ = record.key_values().visit(&mut KeyValues(&mut payload));
+                payload.fit(max);
+                let _ = self.log.write_structured(level, tag, &payload);
+            });
         });
     }
 
@@ -137,6 +182,42 @@ mod tests {
             records[0].payload.len(),
             1504,
             "cut to what fits, at a char boundary"
+        );
+    }
+
+    #[test]
+    fn key_values_are_kept_as_typed_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(crate::LogOptions::new().open(dir.path().join("l")).unwrap());
+        let logger = Logger::new(Arc::clone(&log));
+        let kvs: [(&str, ::log::kv::Value<'_>); 5] = [
+            ("user", "bob".into()),
+            ("attempts", 3u64.into()),
+            ("delta", (-2i64).into()),
+            ("admin", false.into()),
+            ("ratio", 0.25f64.into()),
+        ];
+        logger.log(
+            &::log::Record::builder()
+                .level(::log::Level::Warn)
+                .target("auth")
+                .args(format_args!("login failed"))
+                .key_values(&kvs)
+                .build(),
+        );
+        let record = log.reader().next().unwrap();
+        assert_eq!(record.kind, crate::RecordKind::Structured);
+        assert_eq!(record.message(), "login failed");
+        let fields: Vec<_> = record.fields().map(|f| (f.name, f.value)).collect();
+        assert_eq!(
+            fields,
+            [
+                ("user", crate::Value::Str("bob")),
+                ("attempts", crate::Value::U64(3)),
+                ("delta", crate::Value::I64(-2)),
+                ("admin", crate::Value::Bool(false)),
+                ("ratio", crate::Value::F64(0.25)),
+            ]
         );
     }
 }

@@ -8,8 +8,11 @@ use std::sync::atomic::{Ordering, fence};
 use zerocopy::FromBytes;
 
 use crate::claim::Claim;
-use crate::format::{CLAIM_LEN, KIND_RECORD, RECORD_HEADER_LEN, RecordHeader, padded};
+use crate::format::{
+    CLAIM_LEN, KIND_RECORD, KIND_STRUCTURED, RECORD_HEADER_LEN, RecordHeader, padded,
+};
 use crate::log::Inner;
+use crate::record::RecordKind;
 use crate::truncation::LengthCheck;
 use crate::{Error, Filter, Format, Level, Log, Record, RecordRef, Result};
 
@@ -47,6 +50,9 @@ pub(crate) struct Found {
     pub(crate) time: u64,
     pub(crate) level: Level,
     pub(crate) pid: u32,
+    /// The header's kind byte: a kind this build does not know is a valid record that readers
+    /// skip (docs/plog-format.md, "Versions").
+    pub(crate) kind: u8,
     /// Arena offset and length of the tag.
     pub(crate) tag: (usize, usize),
     /// Arena offset and length of the payload.
@@ -62,9 +68,19 @@ impl Found {
             time: self.time,
             level: self.level,
             pid: self.pid,
+            kind: kind_of(self.kind).unwrap_or_default(),
             tag: slice(self.tag),
             payload: slice(self.payload),
         }
+    }
+}
+
+/// The kinds this build reads; `None` for a kind a later format adds.
+fn kind_of(code: u8) -> Option<RecordKind> {
+    match code {
+        KIND_RECORD => Some(RecordKind::Plain),
+        KIND_STRUCTURED => Some(RecordKind::Structured),
+        _ => None,
     }
 }
 
@@ -295,6 +311,7 @@ impl Inner {
             time: header.time_ns,
             level,
             pid: header.pid,
+            kind: header.kind,
             tag: (tag_at, tag_len),
             payload: (tag_at + tag_len, header.len as usize),
         };
@@ -366,8 +383,8 @@ impl Inner {
         }
         first_kept
     }
-    /// The number of blocks the record claims, if its header is consistent: a known kind and
-    /// level, a span of 1 to half the ring that does not cross the ring's end, and content that
+    /// The number of blocks the record claims, if its header is consistent: a known level
+    /// (any kind: one this build does not know is checked like the others and skipped), a span of 1 to half the ring that does not cross the ring's end, and content that
     /// needs exactly that many blocks.
     fn checked_span(&self, pos: u64, header: &RecordHeader) -> Option<u64> {
         let blocks = u64::from(header.blocks);
@@ -376,9 +393,7 @@ impl Inner {
         {
             return None;
         }
-        if header.kind != KIND_RECORD || Level::from_code(header.level).is_none() {
-            return None;
-        }
+        Level::from_code(header.level)?;
         let content = HEADER_CONTENT as u64 + u64::from(header.tag_len) + u64::from(header.len);
         (self.geometry.blocks_for(content) == blocks).then_some(blocks)
     }
@@ -452,6 +467,8 @@ pub struct Reader {
     /// The part of `lost` skipped as holes (no valid record started there), not to laps.
     invalid: u64,
     padding: u64,
+    /// Blocks of valid records of a kind this build does not read, stepped over.
+    unknown_kinds: u64,
     filter: Filter,
     /// Records (and padding) from `pos` on, copied and validated, not yet returned.
     batch: VecDeque<(u64, Slot)>,
@@ -512,6 +529,7 @@ impl Reader {
             lost,
             invalid: 0,
             padding: 0,
+            unknown_kinds: 0,
             filter: Filter::all(),
             batch: VecDeque::new(),
             batch_limit: 1,
@@ -562,10 +580,16 @@ impl Reader {
     }
 
     /// Blocks of padding this reader stepped over (written where a record would have crossed
-    /// the ring's end). With [`Self::lost`] and the blocks of the records read, it accounts for
-    /// every id the reader advanced over.
+    /// the ring's end). With [`Self::lost`], [`Self::unknown_kinds`] and the blocks of the
+    /// records read, it accounts for every id the reader advanced over.
     pub fn padding(&self) -> u64 {
         self.padding
+    }
+
+    /// Blocks of valid records of a kind this build does not read (written by a later
+    /// format's writer), stepped over: not lost, and not returned.
+    pub fn unknown_kinds(&self) -> u64 {
+        self.unknown_kinds
     }
 
     /// Saves this reader's position under `name` in the log's header (see
@@ -689,6 +713,12 @@ impl Reader {
     /// filter accepts it. Invalid and torn slots leave the position alone.
     fn advance_past(&mut self, slot: Slot) -> Option<Found> {
         match slot {
+            Slot::Record(found, blocks) if kind_of(found.kind).is_none() => {
+                self.pos += blocks;
+                self.unknown_kinds += blocks;
+                self.counting = true;
+                None
+            }
             Slot::Record(found, blocks) => {
                 self.pos += blocks;
                 self.counting = true;

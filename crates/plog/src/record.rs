@@ -4,6 +4,18 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 
 use crate::Level;
+use crate::structured::{Fields, Spans, Structured};
+
+/// What a record's payload holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// The payload is the message (kind 0).
+    #[default]
+    Plain,
+    /// The payload is a [`Structured`] encoding: message, fields and spans (kind 1).
+    Structured,
+}
 
 /// One record read from a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,14 +32,36 @@ pub struct Record {
     pub tag: String,
     /// The writer's process id.
     pub pid: u32,
+    /// What the payload holds.
+    pub kind: RecordKind,
     /// The payload bytes as written.
     pub payload: Vec<u8>,
 }
 
 impl Record {
-    /// The payload as text (invalid UTF-8 replaced by U+FFFD).
+    /// The message: the payload as text (invalid UTF-8 replaced by U+FFFD), or a structured
+    /// record's message.
     pub fn message(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(&self.payload)
+        match self.structured() {
+            Some(structured) => Cow::Borrowed(structured.message()),
+            None => String::from_utf8_lossy(&self.payload),
+        }
+    }
+
+    /// A structured record's payload, decoded (see [`RecordRef::structured`]).
+    pub fn structured(&self) -> Option<Structured<'_>> {
+        self.as_record_ref().structured()
+    }
+
+    /// A structured record's own fields; none for a plain record.
+    pub fn fields(&self) -> Fields<'_> {
+        self.as_record_ref().fields()
+    }
+
+    /// The spans a structured record was written in, from the outermost; none for a plain
+    /// record.
+    pub fn spans(&self) -> Spans<'_> {
+        self.as_record_ref().spans()
     }
 
     /// The time as RFC 3339 UTC with nanoseconds, e.g. `2026-01-02T03:04:05.123456789Z`.
@@ -42,6 +76,7 @@ impl Record {
             time: self.time,
             level: self.level,
             pid: self.pid,
+            kind: self.kind,
             tag: self.tag.as_bytes(),
             payload: &self.payload,
         }
@@ -92,13 +127,35 @@ pub struct RecordRef<'a> {
     pub level: Level,
     /// The writer's process id.
     pub pid: u32,
+    /// What the payload holds.
+    pub kind: RecordKind,
     /// The tag's bytes (UTF-8 as written by [`crate::Log::write`]).
     pub tag: &'a [u8],
     /// The payload bytes.
     pub payload: &'a [u8],
 }
 
-impl RecordRef<'_> {
+impl<'a> RecordRef<'a> {
+    /// A structured record's payload, decoded; `None` for a plain record, and for a
+    /// structured one whose payload does not decode (then it reads as a plain record).
+    pub fn structured(&self) -> Option<Structured<'a>> {
+        match self.kind {
+            RecordKind::Structured => Structured::parse(self.payload),
+            RecordKind::Plain => None,
+        }
+    }
+
+    /// A structured record's own fields; none for a plain record.
+    pub fn fields(&self) -> Fields<'a> {
+        self.structured().map_or_else(Fields::none, |s| s.fields())
+    }
+
+    /// The spans a structured record was written in, from the outermost; none for a plain
+    /// record.
+    pub fn spans(&self) -> Spans<'a> {
+        self.structured().map_or_else(Spans::none, |s| s.spans())
+    }
+
     /// An owned copy.
     pub fn to_owned(&self) -> Record {
         Record {
@@ -107,21 +164,28 @@ impl RecordRef<'_> {
             level: self.level,
             tag: String::from_utf8_lossy(self.tag).into_owned(),
             pid: self.pid,
+            kind: self.kind,
             payload: self.payload.to_vec(),
         }
     }
 
-    /// The payload as text (invalid UTF-8 replaced by U+FFFD; borrowed when valid).
-    pub fn message(&self) -> Cow<'_, str> {
-        text_of(self.payload)
+    /// The message: the payload as text (invalid UTF-8 replaced by U+FFFD; borrowed when
+    /// valid), or a structured record's message.
+    pub fn message(&self) -> Cow<'a, str> {
+        match self.structured() {
+            Some(structured) => Cow::Borrowed(structured.message()),
+            None => text_of(self.payload),
+        }
     }
 
     /// The tag as text (invalid UTF-8 replaced by U+FFFD; borrowed when valid).
-    pub fn tag_str(&self) -> Cow<'_, str> {
+    pub fn tag_str(&self) -> Cow<'a, str> {
         text_of(self.tag)
     }
 
-    /// Writes one text line: `time LEVEL tag pid=P id=I message`, newline-terminated. Control
+    /// Writes one text line: `time LEVEL tag pid=P id=I message`, newline-terminated; a
+    /// structured record's message is `outer{k=v}:inner: message key=value ...` (its spans,
+    /// message and fields, the way `tracing_subscriber::fmt` lays them out). Control
     /// characters in the tag and message are escaped (`\n`, `\r`, `\t`, `\u{..}`) so that a
     /// record is always exactly one line; an empty tag shows as `-`. Allocates nothing unless
     /// the tag or payload is not valid UTF-8.
@@ -140,13 +204,18 @@ impl RecordRef<'_> {
         out.write_all(b" id=")?;
         write_decimal(out, self.id)?;
         out.write_all(b" ")?;
-        write_escaped_text(out, &self.message())?;
+        match self.structured() {
+            Some(structured) => structured.write_text(out)?,
+            None => write_escaped_text(out, &self.message())?,
+        }
         out.write_all(b"\n")
     }
 
     /// Writes one JSON object on one line, newline-terminated:
-    /// `{"id":..,"time":"<RFC 3339>","time_ns":..,"level":"info","tag":"..","pid":..,"message":".."}`.
-    /// Allocates nothing unless the tag or payload is not valid UTF-8.
+    /// `{"id":..,"time":"<RFC 3339>","time_ns":..,"level":"info","tag":"..","pid":..,"message":".."}`;
+    /// a structured record adds `"fields":{"key":value,..}` (strings, numbers, booleans) and
+    /// `"spans":[{"name":"..","key":value,..},..]` from the outermost, as tracing-subscriber's
+    /// JSON formatter does. Allocates nothing unless the tag or payload is not valid UTF-8.
     ///
     /// # Errors
     /// The destination's I/O error.
@@ -164,7 +233,14 @@ impl RecordRef<'_> {
         out.write_all(b",\"pid\":")?;
         write_decimal(out, u64::from(self.pid))?;
         out.write_all(b",\"message\":")?;
-        write_json_string(out, &self.message())?;
+        let structured = self.structured();
+        match structured {
+            Some(structured) => {
+                write_json_string(out, structured.message())?;
+                structured.write_json(out)?;
+            }
+            None => write_json_string(out, &self.message())?,
+        }
         out.write_all(b"}\n")
     }
 }
@@ -263,7 +339,7 @@ fn has_special_byte(bytes: &[u8], json: bool) -> bool {
         .any(|&b| !(0x20..0x7f).contains(&b) || (json && (b == b'"' || b == b'\\')))
 }
 
-fn write_escaped_text(out: &mut impl Write, text: &str) -> io::Result<()> {
+pub(crate) fn write_escaped_text(out: &mut impl Write, text: &str) -> io::Result<()> {
     if plain_ascii(text) {
         return out.write_all(text.as_bytes());
     }
@@ -283,7 +359,7 @@ fn write_escaped_text(out: &mut impl Write, text: &str) -> io::Result<()> {
     out.write_all(&text.as_bytes()[start..])
 }
 
-fn write_json_string(out: &mut impl Write, text: &str) -> io::Result<()> {
+pub(crate) fn write_json_string(out: &mut impl Write, text: &str) -> io::Result<()> {
     out.write_all(b"\"")?;
     if !has_special_byte(text.as_bytes(), true) {
         out.write_all(text.as_bytes())?;
@@ -438,6 +514,7 @@ mod tests {
             level: Level::Warn,
             tag: tag.into(),
             pid: 7,
+            kind: RecordKind::Plain,
             payload: payload.into(),
         }
     }

@@ -55,3 +55,15 @@ pub fn take_examined() -> u64 {
 /// How often a reader that never pauses looks at its file's length: before one read of the
 /// ring in this many (see `truncation.rs`), for the test that holds readers to it.
 pub const LENGTH_CHECK_READS: u32 = crate::truncation::LENGTH_CHECK_READS;
+
+/// Writes a record with the raw `kind` byte in its header, as a writer of a later format would
+/// write a kind this build does not know.
+pub fn write_kind(
+    log: &crate::Log,
+    level: crate::Level,
+    kind: u8,
+    tag: &str,
+    payload: &[u8],
+) -> crate::Result<u64> {
+    log.inner.write_kind(level, kind, tag.as_bytes(), payload)
+}

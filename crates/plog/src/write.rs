@@ -34,6 +34,17 @@ thread_local! {
 
 impl Inner {
     pub(crate) fn write(&self, level: Level, tag: &[u8], payload: &[u8]) -> Result<u64> {
+        self.write_kind(level, KIND_RECORD, tag, payload)
+    }
+
+    /// Writes a record of `kind` (its payload already encoded for that kind).
+    pub(crate) fn write_kind(
+        &self,
+        level: Level,
+        kind: u8,
+        tag: &[u8],
+        payload: &[u8],
+    ) -> Result<u64> {
         self.require_writable("write")?;
         if tag.len() > MAX_TAG_LEN {
             return Err(Error::TagTooLong {
@@ -63,7 +74,7 @@ impl Inner {
             blocks: blocks as u32,
             crc: 0,
             level: level.code(),
-            kind: KIND_RECORD,
+            kind,
             tag_len: tag.len() as u8,
             reserved0: 0,
             reserved1: 0,

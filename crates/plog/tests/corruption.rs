@@ -297,17 +297,6 @@ fn forged_records_with_valid_checksums_but_inconsistent_fields_are_skipped() {
         ("unknown level", 5, Forged { level: 9, ..r }, vec![1; 4]),
         ("unknown kind", 5, Forged { kind: 2, ..r }, vec![1; 4]),
         (
-            "padding with a payload",
-            5,
-            Forged {
-                kind: 1,
-                level: 0,
-                tag_len: 0,
-                ..r
-            },
-            vec![1; 4],
-        ),
-        (
             "commit of another id",
             5,
             Forged {
@@ -366,6 +355,12 @@ fn forged_records_with_valid_checksums_but_inconsistent_fields_are_skipped() {
                 continue;
             }
             assert_eq!(ids, expected, "{what}: the forged block is skipped");
+            if what == "unknown kind" {
+                // A valid record of a kind a later format adds: stepped over, not lost
+                // (docs/plog-format.md, "Versions").
+                assert_eq!((reader.lost(), reader.unknown_kinds()), (0, 1), "{what}");
+                continue;
+            }
             // Counted lost when a valid record follows; at the end, it may still be in flight.
             let at_end = expected.last() != Some(&(NB - 1));
             let lost = if at_end {

@@ -18,6 +18,11 @@
 //! - [`AppendWriter`] is the append-only writer for logs and bulk output: default room of
 //!   10 MiB, doubling growth, `flush` syncs what was appended since the last flush, `finish` and
 //!   drop trim the file.
+//! - [`LineSink`] is the log file sink shared by threads: each line reserved by an atomic add
+//!   and copied whole (never interleaved, no lock on the way), pre-sized and doubled, flushed
+//!   on demand or on a timer, trimmed on close, and cut back to whole lines after a crash. It
+//!   is an `io::Write` for the `log` ecosystem and, with the feature `tracing`, a
+//!   `tracing_subscriber::fmt::MakeWriter`.
 //!
 //! Errors are one typed [`Error`]; inside the I/O traits it travels as the inner error of an
 //! `io::Error` and [`Error::from_io`] takes it back. `docs/pmap-stream.md` holds the growth and
@@ -53,10 +58,12 @@
 
 mod append;
 mod error;
+mod line_sink;
 mod options;
 mod stream;
 
 pub use crate::append::AppendWriter;
 pub use crate::error::{Error, Result};
+pub use crate::line_sink::{LineSink, LineSinkOptions};
 pub use crate::options::{StreamOptions, with_stream};
 pub use crate::stream::MapStream;

@@ -142,6 +142,7 @@ mod tests {
             time: 1_700_000_000_123_456_789,
             level,
             pid: 777,
+            kind: pounds::log::RecordKind::Plain,
             tag,
             payload,
         }

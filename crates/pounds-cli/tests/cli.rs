@@ -52,6 +52,42 @@ fn assert_clean_error(output: &Output) {
     assert!(!err.contains("panicked"), "stderr: {err}");
 }
 
+/// A structured record (what `PlogLayer` and the `log` adapter write for fields and spans)
+/// comes back from `dump` as data: `key=value` in text, `"fields"` and `"spans"` in JSON.
+#[test]
+fn log_dump_shows_structured_fields_and_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.plog");
+    {
+        let log = pounds::log::Log::open(&file).unwrap();
+        let mut payload = pounds::log::StructuredPayload::new();
+        payload
+            .message("login failed")
+            .field("user", "bob")
+            .field("attempt", 3u64)
+            .span("request")
+            .field("path", "/login");
+        log.write_structured(pounds::log::Level::Warn, "auth", &payload)
+            .unwrap();
+    }
+    let file = path_str(&file);
+    let out = pounds(&["log", "dump", file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.ends_with(" request{path=/login}: login failed user=bob attempt=3\n"),
+        "{text}"
+    );
+    let out = pounds(&["log", "dump", file, "--json"]);
+    let json = stdout(&out);
+    assert!(
+        json.contains(
+            r#""message":"login failed","fields":{"user":"bob","attempt":3},"spans":[{"name":"request","path":"/login"}]"#
+        ),
+        "{json}"
+    );
+}
+
 #[test]
 fn log_write_then_dump_text_and_json() {
     let dir = tempfile::tempdir().unwrap();
