@@ -166,7 +166,7 @@ pub(crate) fn commit(
             return Err(db.header_error("counts", clock));
         };
         let mut plan = Vec::with_capacity(changes.len());
-        let mut taken = HashSet::new();
+        let mut taken = Taken::new(table.capacity, changes.len());
         let (mut count, mut used) = (counts.count, counts.used);
         let mut full = false;
         let mut scratch = vec![0u8; geo.slot_size];
@@ -275,7 +275,7 @@ fn find(
     view: &View,
     table: &Table,
     key: &[u8],
-    taken: &HashSet<u64>,
+    taken: &Taken,
     image: &mut [u8],
 ) -> Result<Found> {
     let geo = db.geo;
@@ -324,6 +324,41 @@ fn find(
         Some(slot) => Found::Vacant { slot, fresh: false },
         None => Found::Full,
     })
+}
+
+/// The slots a commit's plan has taken so far: a bitmap when the table is small enough for one
+/// to be cheap (a commit's probes ask about every vacant slot they pass), else a set.
+enum Taken {
+    Bits(Vec<u64>),
+    Set(HashSet<u64>),
+}
+
+impl Taken {
+    fn new(capacity: u64, changes: usize) -> Self {
+        // A bitmap costs capacity / 8 bytes to clear; worth it while that is no more than a
+        // few bytes per change.
+        if capacity / 64 <= (changes as u64).saturating_mul(8).max(1024) {
+            Taken::Bits(vec![0; (capacity as usize).div_ceil(64)])
+        } else {
+            Taken::Set(HashSet::with_capacity(changes))
+        }
+    }
+
+    fn insert(&mut self, slot: u64) {
+        match self {
+            Taken::Bits(bits) => bits[(slot / 64) as usize] |= 1 << (slot % 64),
+            Taken::Set(set) => {
+                set.insert(slot);
+            }
+        }
+    }
+
+    fn contains(&self, slot: &u64) -> bool {
+        match self {
+            Taken::Bits(bits) => bits[(*slot / 64) as usize] & (1 << (*slot % 64)) != 0,
+            Taken::Set(set) => set.contains(slot),
+        }
+    }
 }
 
 /// The lowest page-aligned offset after the header where `bytes` fit without overlapping any
