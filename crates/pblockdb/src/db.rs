@@ -332,7 +332,7 @@ impl Db {
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         let mut f = Some(f);
         for _ in 0..FRESH_SNAPSHOT_TRIES {
-            match self.get_at(self.clock()?, key, |value| f.take().map(|f| f(value))) {
+            match self.get_at(None, key, |value| f.take().map(|f| f(value))) {
                 Err(Error::SnapshotTooOld { .. }) => continue,
                 other => return other.map(Option::flatten),
             }
@@ -350,10 +350,11 @@ impl Db {
         Ok(self.get_with(key, |_| ())?.is_some())
     }
 
-    /// Looks `key` up as of clock `clock`.
+    /// Looks `key` up as of clock `clock` (`None`: the last commit, read under the same view
+    /// guard as the lookup).
     pub(crate) fn get_at<R>(
         &self,
-        clock: u64,
+        clock: Option<u64>,
         key: &[u8],
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>> {
@@ -366,6 +367,10 @@ impl Db {
         let mut image = Buf::zeroed(self.geo.slot_size);
         loop {
             let view = self.caught_up()?;
+            let clock = match clock {
+                Some(clock) => clock,
+                None => view.map.load_u64(OFF_COMMIT, Ordering::Acquire)?,
+            };
             let Some(table) = view.table_for(clock) else {
                 return Err(self.too_old());
             };

@@ -69,7 +69,7 @@ impl<'db> ReadTxn<'db> {
     /// # Errors
     /// As [`ReadTxn::get`].
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        self.db.get_at(self.clock, key, f)
+        self.db.get_at(Some(self.clock), key, f)
     }
 
     /// Whether `key` is stored in this snapshot.
