@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -101,9 +101,26 @@ impl LineSinkOptions {
 /// assert_eq!(std::fs::read_to_string(&path)?.lines().count(), 4);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
 pub struct LineSink {
     shared: Arc<Shared>,
+    /// Whether this handle was already counted out (by `close`, before its drop).
+    released: AtomicBool,
+}
+
+impl Clone for LineSink {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        LineSink {
+            shared: Arc::clone(&self.shared),
+            released: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Drop for LineSink {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl fmt::Debug for LineSink {
@@ -128,7 +145,11 @@ struct Shared {
     growing: Mutex<()>,
     /// A write failed after its reservation: its bytes are zeros, removed at close.
     failed: AtomicBool,
-    flusher: Option<Flusher>,
+    /// Live `LineSink` handles. The flush thread holds the sink only weakly, but a flush in
+    /// progress upgrades it; the last handle stops (and joins) that thread first, so the trim
+    /// runs in the last handle's drop or `close`, never later on the flush thread.
+    handles: AtomicUsize,
+    flusher: Mutex<Option<Flusher>>,
 }
 
 thread_local! {
@@ -190,11 +211,17 @@ impl LineSink {
             generations,
             growing: Mutex::new(()),
             failed: AtomicBool::new(false),
-            flusher: options
-                .flush_every
-                .map(|interval| Flusher::start(weak.clone(), interval)),
+            handles: AtomicUsize::new(1),
+            flusher: Mutex::new(
+                options
+                    .flush_every
+                    .map(|interval| Flusher::start(weak.clone(), interval)),
+            ),
         });
-        Ok(LineSink { shared })
+        Ok(LineSink {
+            shared,
+            released: AtomicBool::new(false),
+        })
     }
 
     /// Appends `line` as one piece: reserved by an atomic add, then copied. Never interleaved
@@ -251,9 +278,33 @@ impl LineSink {
     /// # Errors
     /// The [`pmap::Error`] from trimming.
     pub fn close(self) -> Result<u64> {
-        match Arc::try_unwrap(self.shared) {
+        let shared = Arc::clone(&self.shared);
+        // Counts this handle out (stopping the flush thread if it was the last) before its
+        // own reference goes.
+        drop(self);
+        match Arc::try_unwrap(shared) {
             Ok(mut shared) => shared.finish(),
             Err(shared) => Ok(shared.end.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl LineSink {
+    /// Counts this handle out, once; the last one stops the flush thread and waits for it.
+    fn release(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let flusher = self
+                .shared
+                .flusher
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(flusher) = flusher {
+                flusher.stop();
+            }
         }
     }
 }
@@ -299,7 +350,12 @@ impl Shared {
 
     /// Trims the file to the content (without the zeros of failed writes) and unmaps it.
     fn finish(&mut self) -> Result<u64> {
-        if let Some(flusher) = self.flusher.take() {
+        let flusher = self
+            .flusher
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(flusher) = flusher {
             flusher.stop();
         }
         let mut maps: Vec<SharedMap> = self

@@ -96,18 +96,31 @@ fn dropping_the_last_handle_trims_and_reopening_appends() {
 #[test]
 fn a_flush_timer_runs_and_stops_with_the_sink() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.log");
-    let sink = LineSinkOptions::new()
-        .flush_every(std::time::Duration::from_millis(1))
-        .open(&path)
-        .unwrap();
-    for n in 0..2000 {
-        (&sink).write_all(line(0, n).as_bytes()).unwrap();
+    // Many rounds, each dropped or closed while the 1 ms timer is likely inside a flush: the
+    // trim must still happen in the last handle's drop (or close), before it returns, never
+    // later on the flush thread (seen failing: a file read right after the drop still held
+    // its zero tail).
+    for round in 0..40 {
+        let path = dir.path().join(format!("app{round}.log"));
+        let sink = LineSinkOptions::new()
+            .flush_every(std::time::Duration::from_millis(1))
+            .open(&path)
+            .unwrap();
+        let other = sink.clone();
+        for n in 0..2000 {
+            (&sink).write_all(line(0, n).as_bytes()).unwrap();
+        }
+        drop(other);
+        // The last handle's drop stops the thread and trims (a hang here is the failure).
+        if round % 2 == 0 {
+            drop(sink);
+        } else {
+            let expected: u64 = (0..2000).map(|n| line(0, n).len() as u64).sum();
+            assert_eq!(sink.close().unwrap(), expected, "round {round}");
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(check_lines(&text, 1), [2000], "round {round}");
     }
-    // The last handle's drop stops the thread and trims (a hang here is the failure).
-    drop(sink);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(check_lines(&text, 1), [2000]);
 }
 
 const ROLE: &str = "LINE_SINK_CHILD";
