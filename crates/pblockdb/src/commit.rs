@@ -197,7 +197,7 @@ pub(crate) fn commit(
                 Found::Full => full = true,
             }
         }
-        if full || used > table.capacity / 4 * 3 {
+        if full || used > table.capacity / format::MAX_LOAD.1 * format::MAX_LOAD.0 {
             drop(view);
             let inserts = changes.values().filter(|v| v.is_some()).count() as u64;
             rebuild(lock, counts.count.saturating_add(inserts), durability)?;
@@ -300,6 +300,10 @@ fn find(
                     .store(expected, Ordering::Release);
             }
             match header.state() {
+                // An empty slot holds nothing after its meta word; one that does is a record or
+                // tombstone whose state was damaged: passed over, never taken (the rebuild and
+                // `verify` report it).
+                STATE_EMPTY if image[8..].iter().any(|&b| b != 0) => {}
                 STATE_EMPTY if !taken.contains(&idx) => {
                     return Ok(match first_tomb {
                         Some(slot) => Found::Vacant { slot, fresh: false },

@@ -181,7 +181,7 @@ impl Db {
     }
 
     /// Slots in the current table. It is rebuilt (doubling when needed) once live records plus
-    /// tombstones would pass three quarters of it.
+    /// tombstones would pass seven eighths of it.
     ///
     /// # Errors
     /// Mapping errors while catching up with another process's rebuild.

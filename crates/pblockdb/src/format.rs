@@ -16,6 +16,10 @@ pub const MAX_VALUE_SIZE: usize = 1 << 20;
 pub const MIN_CAPACITY: u64 = 16;
 /// Largest table capacity in slots.
 pub const MAX_CAPACITY: u64 = 1 << 32;
+/// The table is rebuilt when live records plus tombstones would pass this fraction of it
+/// (numerator, denominator): linear probing over a dense hint array stays short up to 7/8, and
+/// a fuller table keeps more of itself in the cache.
+pub(crate) const MAX_LOAD: (u64, u64) = (7, 8);
 /// Smallest history ring, in entries.
 pub const MIN_HISTORY: u64 = 64;
 /// Largest history ring, in entries.

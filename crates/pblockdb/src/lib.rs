@@ -8,7 +8,7 @@
 //! that grows under long readers). pblockdb keeps LMDB's contract without the table:
 //!
 //! - **The blocks form an open-addressing hash table** (linear probing, tombstones, rebuilt
-//!   and doubled at 3/4 load) with a dense array of 4-byte hints in front, so a lookup is O(1)
+//!   and doubled at 7/8 load) with a dense array of 4-byte hints in front, so a lookup is O(1)
 //!   expected, probes in cache, and reads one record's memory.
 //! - **Versions, not locks, isolate readers.** Every commit first saves the versions it
 //!   replaces in a history ring in the file, then rewrites the slots, then publishes a new

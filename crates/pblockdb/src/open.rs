@@ -165,17 +165,17 @@ struct Create {
     fresh: bool,
 }
 
-/// Table slots for room for `records` records below the 3/4 load limit.
+/// Table slots for room for `records` records below the load limit (`format::MAX_LOAD`).
 fn slots_for(records: u64) -> Result<u64> {
     let too_big = || Error::InvalidGeometry {
         what: "capacity",
         value: records,
         min: 0,
-        max: format::MAX_CAPACITY / 4 * 3,
+        max: format::MAX_CAPACITY / format::MAX_LOAD.1 * format::MAX_LOAD.0,
     };
     let wanted = records
-        .checked_mul(4)
-        .map(|n| n / 3 + 1)
+        .checked_mul(format::MAX_LOAD.1)
+        .map(|n| n / format::MAX_LOAD.0 + 1)
         .ok_or_else(too_big)?;
     let slots = wanted
         .max(format::MIN_CAPACITY)
@@ -512,10 +512,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_leave_room_below_three_quarters() {
+    fn slots_leave_room_below_the_load_limit() {
         assert_eq!(slots_for(0).unwrap(), 16);
-        assert_eq!(slots_for(12).unwrap(), 32);
-        assert_eq!(slots_for(100_000).unwrap(), 262_144);
+        assert_eq!(slots_for(13).unwrap(), 16);
+        assert_eq!(slots_for(14).unwrap(), 32);
+        assert_eq!(slots_for(100_000).unwrap(), 131_072);
         assert!(slots_for(u64::MAX).is_err());
         assert!(slots_for(format::MAX_CAPACITY).is_err());
     }

@@ -105,7 +105,7 @@ pub(crate) fn run(command: DbCommand) -> Result<()> {
                 "capacity:    {} slots ({} used, rebuilt at {})",
                 info.capacity,
                 info.used,
-                info.capacity / 4 * 3
+                info.capacity / 8 * 7
             )?;
             writeln!(out, "commits:     {} (clock {})", info.commits, info.clock)?;
             writeln!(out, "history:     {} versions", info.history)?;
