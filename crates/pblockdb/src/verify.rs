@@ -12,6 +12,9 @@ use crate::snapshot::{self, SlotFailure, Step};
 use crate::view::View;
 use crate::{Db, Result};
 
+/// How many times a read-only `verify` starts again when writers outran its snapshot.
+const VERIFY_ATTEMPTS: u32 = 100;
+
 impl Db {
     /// Checks the committed state: every slot's checksum, tag and lengths; every hint against
     /// its slot; that every empty slot holds nothing; that every record is reachable from its
@@ -33,7 +36,21 @@ impl Db {
         stats
     }
 
+    /// Checks the last commit; beside writers (a read-only handle) a scan that outlives its
+    /// snapshot's versions starts again at the newest commit, a bounded number of times.
     fn verify_committed(&self) -> Result<Stats> {
+        for _ in 0..VERIFY_ATTEMPTS {
+            if let Some(stats) = self.verify_once()? {
+                return Ok(stats);
+            }
+        }
+        Err(crate::Error::SnapshotTooOld {
+            path: self.path.clone(),
+        })
+    }
+
+    /// One scan of the last commit; `None` when its snapshot aged out under it.
+    fn verify_once(&self) -> Result<Option<Stats>> {
         self.refresh()?;
         let view = self.read_view();
         // The clock and its counts, read together: beside writers (a read-only handle), the
@@ -45,6 +62,11 @@ impl Db {
                 break (clock, counts.map(|(_, counts)| counts));
             }
         };
+        // A rebuild between the view's refresh and the clock: the view's table may end before
+        // the clock.
+        if !view.is_current()? {
+            return Ok(None);
+        }
         let head = view.map.load_u64(OFF_HISTORY_HEAD, Ordering::Acquire)?;
         if head < clock {
             return Err(self.header_error("history_head", head));
@@ -55,7 +77,7 @@ impl Db {
         self.verify_table(&view, clock, &counts)
     }
 
-    fn verify_table(&self, view: &View, clock: u64, counts: &Counts) -> Result<Stats> {
+    fn verify_table(&self, view: &View, clock: u64, counts: &Counts) -> Result<Option<Stats>> {
         let geo = self.geo;
         let table = view.active;
         let slot_error = |failure: SlotFailure| match failure {
@@ -77,9 +99,7 @@ impl Db {
                 .map_err(slot_error)?
             {
                 Step::Done(state) => state,
-                Step::Retry | Step::TooOld => {
-                    return Err(self.corrupt(idx, "a version of the committed state is missing"));
-                }
+                Step::Retry | Step::TooOld => return Ok(None),
             };
             states[idx as usize] = state as u8;
             view.map.read_at(table.slot_at(&geo, idx), &mut current)?;
@@ -124,8 +144,12 @@ impl Db {
             }
             let step = snapshot::version_at(view, &geo, &table, idx, clock, &mut image)
                 .map_err(slot_error)?;
-            if !matches!(step, Step::Done(STATE_LIVE)) {
-                return Err(self.corrupt(idx, "a version of the committed state is missing"));
+            match step {
+                Step::Done(STATE_LIVE) => {}
+                Step::Retry | Step::TooOld => return Ok(None),
+                Step::Done(_) => {
+                    return Err(self.corrupt(idx, "a record changed state within one snapshot"));
+                }
             }
             let key = format::key_of(&image, &geo).unwrap_or(&[]);
             let mut probe = format::hash_key(key) & table.mask();
@@ -137,12 +161,17 @@ impl Db {
             }
         }
         stats.commits = counts.commits;
+        // Beside writers, a rebuild may have reused the table under the scan.
+        std::sync::atomic::fence(Ordering::Acquire);
+        if !table.still_valid(&view.map)? {
+            return Ok(None);
+        }
         if counts.count != stats.live {
             return Err(self.header_error("count", counts.count));
         }
         if counts.used < stats.live + stats.tombstones {
             return Err(self.header_error("used", counts.used));
         }
-        Ok(stats)
+        Ok(Some(stats))
     }
 }
