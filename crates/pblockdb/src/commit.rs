@@ -87,6 +87,19 @@ pub(crate) fn write_slot(
     idx: u64,
     image: &[u8],
 ) -> Result<()> {
+    write_slot_pausing(view, table, geo, idx, image, || {})
+}
+
+/// [`write_slot`], calling `inside` once the slot is marked mid-write (where a test stops the
+/// writer: [`StallPoint::MidSlot`]).
+fn write_slot_pausing(
+    view: &View,
+    table: &Table,
+    geo: &Geometry,
+    idx: u64,
+    image: &[u8],
+    inside: impl FnOnce(),
+) -> Result<()> {
     let at = table.slot_at(geo, idx);
     let new_meta = format::get_u64(image, 0);
     let word = view.map.atomic_u64(at)?;
@@ -97,6 +110,7 @@ pub(crate) fn write_slot(
     );
     word.store(writing, Ordering::Relaxed);
     fence(Ordering::Release);
+    inside();
     view.map.write_at(at + 8, &image[8..])?;
     word.store(new_meta, Ordering::Release);
     let hint = format::hint(
@@ -107,34 +121,6 @@ pub(crate) fn write_slot(
         .atomic_u32(table.hint_at(idx))?
         .store(hint, Ordering::Release);
     Ok(())
-}
-
-/// [`write_slot`], stopping inside it where a test asked ([`StallPoint::MidSlot`]).
-fn write_slot_stalling(
-    view: &View,
-    table: &Table,
-    geo: &Geometry,
-    idx: u64,
-    image: &[u8],
-    ordinal: u64,
-) -> Result<()> {
-    if !crate::testing::armed() {
-        return write_slot(view, table, geo, idx, image);
-    }
-    let at = table.slot_at(geo, idx);
-    let word = view.map.atomic_u64(at)?;
-    let old = word.load(Ordering::Relaxed);
-    let new_meta = format::get_u64(image, 0);
-    word.store(
-        format::meta(
-            format::version_of(new_meta).wrapping_sub(1),
-            format::state_of(old),
-        ),
-        Ordering::Relaxed,
-    );
-    fence(Ordering::Release);
-    crate::testing::reached(StallPoint::MidSlot(ordinal));
-    write_slot(view, table, geo, idx, image)
 }
 
 /// The next even version after `meta`'s.
@@ -247,7 +233,9 @@ pub(crate) fn commit(
                 head + k as u64,
                 next_version(meta),
             );
-            write_slot_stalling(&view, &table, &geo, p.slot, &new, k as u64)?;
+            write_slot_pausing(&view, &table, &geo, p.slot, &new, || {
+                crate::testing::reached(StallPoint::MidSlot(k as u64));
+            })?;
         }
         crate::testing::reached(StallPoint::BeforePublish);
         // 3. Publish.

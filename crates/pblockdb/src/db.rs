@@ -11,7 +11,7 @@ use crate::buf::Buf;
 use crate::format::{self, Geometry, OFF_COMMIT, OFF_USER_AREA, OFF_USER_VERSION, USER_AREA_SIZE};
 use crate::snapshot::{self, SlotFailure, Step};
 use crate::txn::{ReadTxn, WriteTxn};
-use crate::view::View;
+use crate::view::{Table, View};
 use crate::{Durability, Error, Result};
 
 /// How many times a single-operation read takes a fresh snapshot after its snapshot aged out
@@ -365,6 +365,31 @@ impl Db {
             });
         }
         let mut image = Buf::zeroed(self.geo.slot_size);
+        let found = self.at_snapshot(clock, |view, table, clock| {
+            snapshot::lookup(view, &self.geo, table, key, clock, &mut image)
+        })?;
+        Ok(found.then(|| f(format::value_of(&image, &self.geo).unwrap_or(&[]))))
+    }
+
+    /// Every record live at clock `clock`, as [`snapshot::scan`] lays them out.
+    pub(crate) fn scan_at(&self, clock: u64) -> Result<Vec<u8>> {
+        let mut image = Buf::zeroed(self.geo.slot_size);
+        let mut out = Vec::new();
+        self.at_snapshot(Some(clock), |view, table, clock| {
+            out.clear();
+            snapshot::scan(view, &self.geo, table, clock, &mut image, &mut out)
+        })?;
+        Ok(out)
+    }
+
+    /// Runs the read `step` as of `clock` (`None`: the last commit, read under the same view
+    /// guard) on the table that holds it, starting again when the table was being reused or
+    /// the view was stale, until it is done or the snapshot is too old.
+    fn at_snapshot<T>(
+        &self,
+        clock: Option<u64>,
+        mut step: impl FnMut(&View, &Table, u64) -> snapshot::SlotResult<Step<T>>,
+    ) -> Result<T> {
         loop {
             let view = self.caught_up()?;
             let clock = match clock {
@@ -374,38 +399,8 @@ impl Db {
             let Some(table) = view.table_for(clock) else {
                 return Err(self.too_old());
             };
-            let step = snapshot::lookup(&view, &self.geo, &table, key, clock, &mut image);
-            match self.slot_step(step)? {
-                Step::Done(true) => {
-                    let value = format::value_of(&image, &self.geo).unwrap_or(&[]);
-                    return Ok(Some(f(value)));
-                }
-                Step::Done(false) => return Ok(None),
-                Step::Retry => {
-                    drop(view);
-                    self.reload()?;
-                }
-                Step::TooOld if view.is_current()? => return Err(self.too_old()),
-                Step::TooOld => {
-                    drop(view);
-                    self.refresh()?;
-                }
-            }
-        }
-    }
-
-    /// Every record live at clock `clock`, as [`snapshot::scan`] lays them out.
-    pub(crate) fn scan_at(&self, clock: u64) -> Result<Vec<u8>> {
-        let mut image = Buf::zeroed(self.geo.slot_size);
-        loop {
-            let view = self.caught_up()?;
-            let Some(table) = view.table_for(clock) else {
-                return Err(self.too_old());
-            };
-            let mut out = Vec::new();
-            let step = snapshot::scan(&view, &self.geo, &table, clock, &mut image, &mut out);
-            match self.slot_step(step)? {
-                Step::Done(()) => return Ok(out),
+            match self.slot_step(step(&view, &table, clock))? {
+                Step::Done(value) => return Ok(value),
                 Step::Retry => {
                     drop(view);
                     self.reload()?;

@@ -28,12 +28,6 @@ pub fn stall_at(point: StallPoint, hook: impl Fn() + Send + 'static) {
     ARMED.store(true, Ordering::Release);
 }
 
-/// Whether a test armed a stall (one relaxed load).
-#[inline]
-pub(crate) fn armed() -> bool {
-    ARMED.load(Ordering::Relaxed)
-}
-
 /// Called by the commit path at each point; one relaxed load when no test armed a stall.
 #[inline]
 pub(crate) fn reached(point: StallPoint) {
