@@ -9,7 +9,7 @@
 //!
 //! A crash before 3 leaves `head > commit`: the next writer puts every saved version back.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{Ordering, fence};
 
 use pmap::SharedMap;
@@ -21,12 +21,10 @@ use crate::format::{
 };
 use crate::history::{Entry, read_entry, write_entry};
 use crate::lock::WriteLock;
+use crate::staged::{Change, Staged};
 use crate::testing::StallPoint;
 use crate::view::{Table, View};
 use crate::{Db, Durability, Error, Result};
-
-/// A transaction's changes: each key's new value, or `None` to delete it.
-pub(crate) type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// One slot a commit rewrites.
 struct Planned<'a> {
@@ -36,7 +34,8 @@ struct Planned<'a> {
 }
 
 /// Where a writer's probe for a key ended.
-enum Found {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Found {
     Existing(u64),
     /// A slot to take: `fresh` when it was empty (it adds to `used`).
     Vacant {
@@ -137,11 +136,7 @@ fn flush_if(view: &View, durability: Durability) -> Result<()> {
 
 /// Commits `changes` atomically (the writer lock is held). Deleting an absent key changes
 /// nothing; a transaction that changes nothing commits nothing.
-pub(crate) fn commit(
-    lock: &WriteLock<'_>,
-    changes: &Changes,
-    durability: Durability,
-) -> Result<()> {
+pub(crate) fn commit(lock: &WriteLock<'_>, changes: &Staged, durability: Durability) -> Result<()> {
     let db = lock.db;
     let geo = db.geo;
     loop {
@@ -156,28 +151,45 @@ pub(crate) fn commit(
         let (mut count, mut used) = (counts.count, counts.used);
         let mut full = false;
         let mut scratch = vec![0u8; geo.slot_size];
-        for (key, value) in changes {
-            match find(db, &view, &table, key, &taken, &mut scratch)? {
+        let probed = changes.generation() == table.generation;
+        for change in changes.iter() {
+            let found = match probed {
+                true => still_found(&view, &table, &geo, &change, &taken, &mut scratch)?,
+                false => None,
+            };
+            let found = match found {
+                Some(found) => found,
+                None => find(
+                    db,
+                    &view,
+                    &table,
+                    change.key,
+                    change.hash,
+                    |slot| taken.contains(&slot),
+                    &mut scratch,
+                )?,
+            };
+            match found {
                 Found::Existing(slot) => {
-                    if value.is_none() {
+                    if change.value.is_none() {
                         count = count.saturating_sub(1);
                     }
                     taken.insert(slot);
                     plan.push(Planned {
                         slot,
-                        key,
-                        value: value.as_deref(),
+                        key: change.key,
+                        value: change.value,
                     });
                 }
-                Found::Vacant { .. } if value.is_none() => {}
+                Found::Vacant { .. } if change.value.is_none() => {}
                 Found::Vacant { slot, fresh } => {
                     count = count.saturating_add(1);
                     used = used.saturating_add(u64::from(fresh));
                     taken.insert(slot);
                     plan.push(Planned {
                         slot,
-                        key,
-                        value: value.as_deref(),
+                        key: change.key,
+                        value: change.value,
                     });
                 }
                 Found::Full => full = true,
@@ -185,7 +197,7 @@ pub(crate) fn commit(
         }
         if full || used > table.capacity / format::MAX_LOAD.1 * format::MAX_LOAD.0 {
             drop(view);
-            let inserts = changes.values().filter(|v| v.is_some()).count() as u64;
+            let inserts = changes.iter().filter(|c| c.value.is_some()).count() as u64;
             rebuild(lock, counts.count.saturating_add(inserts), durability)?;
             continue;
         }
@@ -263,11 +275,11 @@ fn find(
     view: &View,
     table: &Table,
     key: &[u8],
-    taken: &Taken,
+    hash: u64,
+    taken: impl Fn(u64) -> bool,
     image: &mut [u8],
 ) -> Result<Found> {
     let geo = db.geo;
-    let hash = format::hash_key(key);
     let tag = format::tag_of(hash);
     let mut idx = hash & table.mask();
     let mut first_tomb = None;
@@ -292,7 +304,7 @@ fn find(
                 // tombstone whose state was damaged: passed over, never taken (the rebuild and
                 // `verify` report it).
                 STATE_EMPTY if image[8..].iter().any(|&b| b != 0) => {}
-                STATE_EMPTY if !taken.contains(&idx) => {
+                STATE_EMPTY if !taken(idx) => {
                     return Ok(match first_tomb {
                         Some(slot) => Found::Vacant { slot, fresh: false },
                         None => Found::Vacant {
@@ -301,7 +313,7 @@ fn find(
                         },
                     });
                 }
-                STATE_TOMB if !taken.contains(&idx) => {
+                STATE_TOMB if !taken(idx) => {
                     first_tomb.get_or_insert(idx);
                 }
                 STATE_LIVE if header.tag == tag && format::key_of(image, &geo) == Some(key) => {
@@ -316,6 +328,57 @@ fn find(
         Some(slot) => Found::Vacant { slot, fresh: false },
         None => Found::Full,
     })
+}
+
+/// A write transaction's probe for `key` (hashed to `hash`) in the active table, before its
+/// commit: where the key is, or the slot an insert of it would take. Staged with the change
+/// ([`Staged`]) so that the commit need not probe again.
+pub(crate) fn probe(
+    db: &Db,
+    view: &View,
+    key: &[u8],
+    hash: u64,
+    image: &mut [u8],
+) -> Result<Found> {
+    find(db, view, &view.active, key, hash, |_| false, image)
+}
+
+/// The staged probe's answer for `change`, if it still holds: under the writer lock only this
+/// transaction's own commit moves slots, but the commit checks each slot it relies on anyway
+/// (a slot another change of this commit has taken, or damage since, sends it to [`find`]).
+fn still_found(
+    view: &View,
+    table: &Table,
+    geo: &Geometry,
+    change: &Change<'_>,
+    taken: &Taken,
+    image: &mut [u8],
+) -> Result<Option<Found>> {
+    let slot = match change.probe {
+        Found::Existing(slot) | Found::Vacant { slot, .. } => slot,
+        Found::Full => return Ok(None),
+    };
+    if slot >= table.capacity || taken.contains(&slot) {
+        return Ok(None);
+    }
+    view.map.read_at(table.slot_at(geo, slot), image)?;
+    let header = SlotHeader::read(image);
+    if format::is_writing(header.meta) {
+        return Ok(None);
+    }
+    let holds = match change.probe {
+        Found::Existing(_) => {
+            header.state() == STATE_LIVE
+                && header.tag == format::tag_of(change.hash)
+                && format::key_of(image, geo) == Some(change.key)
+        }
+        Found::Vacant { fresh: true, .. } => {
+            header.state() == STATE_EMPTY && image[8..].iter().all(|&b| b == 0)
+        }
+        Found::Vacant { fresh: false, .. } => header.state() == STATE_TOMB,
+        Found::Full => false,
+    };
+    Ok(holds.then_some(change.probe))
 }
 
 /// The slots a commit's plan has taken so far: a bitmap when the table is small enough for one

@@ -70,6 +70,7 @@ mod lock;
 mod open;
 mod owners;
 mod snapshot;
+mod staged;
 #[doc(hidden)]
 pub mod testing;
 mod txn;

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use crate::commit::{self, Changes};
+use crate::commit::{self, Found};
 use crate::format::OFF_COMMIT;
 use crate::lock::WriteLock;
 use crate::snapshot;
-use crate::{Db, Durability, Error, Result};
+use crate::staged::{Change, Staged};
+use crate::{Db, Durability, Error, Result, format};
 
 /// A consistent snapshot of the database: every read through it sees the state of one commit,
 /// whatever writers do meanwhile. It takes no lock and registers nowhere, so it never blocks a
@@ -151,17 +152,21 @@ impl<'db> ReadTxn<'db> {
 pub struct WriteTxn<'db> {
     lock: WriteLock<'db>,
     /// The changes of each open level: the transaction itself, then each nested child.
-    levels: Vec<Changes>,
+    levels: Vec<Staged>,
     durability: Durability,
+    /// A slot's bytes, for probes.
+    scratch: Vec<u8>,
 }
 
 impl<'db> WriteTxn<'db> {
     pub(crate) fn new(db: &'db Db) -> Result<Self> {
         let lock = db.lock_writer()?;
+        let generation = db.read_view().active.generation;
         Ok(WriteTxn {
             lock,
-            levels: vec![BTreeMap::new()],
+            levels: vec![Staged::new(db.geo.key_size, db.geo.value_size, generation)],
             durability: db.durability,
+            scratch: vec![0u8; db.geo.slot_size],
         })
     }
 
@@ -191,9 +196,43 @@ impl<'db> WriteTxn<'db> {
         Ok(())
     }
 
-    /// The innermost level's change of `key`, if any level has one.
-    fn pending(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
-        self.levels.iter().rev().find_map(|level| level.get(key))
+    /// The innermost level's change of `key` (hashed to `hash`), if any level has one.
+    fn pending(&self, key: &[u8], hash: u64) -> Option<Change<'_>> {
+        self.levels
+            .iter()
+            .rev()
+            .find_map(|level| level.get(key, hash))
+    }
+
+    /// Where `key` is in the committed state, or where an insert of it would go; an error when
+    /// its record fails its checksum (as a read of it would).
+    fn probe(&mut self, key: &[u8], hash: u64) -> Result<Found> {
+        let db = self.db();
+        let view = db.read_view();
+        let found = commit::probe(db, &view, key, hash, &mut self.scratch)?;
+        if let Found::Existing(slot) = found {
+            if !format::image_is_sound(&self.scratch, &db.geo) {
+                return Err(db.corrupt(slot, "checksum mismatch"));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stages `value` (`None`: a deletion) for `key` in the innermost level; returns whether
+    /// the key held a value before.
+    fn stage(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
+        let hash = format::hash_key(key);
+        let (existed, probe) = match self.pending(key, hash) {
+            Some(change) => (change.value.is_some(), change.probe),
+            None => {
+                let probe = self.probe(key, hash)?;
+                (matches!(probe, Found::Existing(_)), probe)
+            }
+        };
+        if value.is_some() || existed {
+            self.top().set(key, hash, value, probe);
+        }
+        Ok(existed)
     }
 
     /// The value of `key` as this transaction sees it: its own changes over the committed
@@ -203,8 +242,8 @@ impl<'db> WriteTxn<'db> {
     /// [`Error::KeySize`], [`Error::CorruptSlot`], mapping errors.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check(key, None)?;
-        if let Some(change) = self.pending(key) {
-            return Ok(change.clone());
+        if let Some(change) = self.pending(key, format::hash_key(key)) {
+            return Ok(change.value.map(<[u8]>::to_vec));
         }
         self.db().get(key)
     }
@@ -215,8 +254,8 @@ impl<'db> WriteTxn<'db> {
     /// As [`WriteTxn::get`].
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
         self.check(key, None)?;
-        if let Some(change) = self.pending(key) {
-            return Ok(change.is_some());
+        if let Some(change) = self.pending(key, format::hash_key(key)) {
+            return Ok(change.value.is_some());
         }
         self.db().contains(key)
     }
@@ -228,9 +267,7 @@ impl<'db> WriteTxn<'db> {
     /// [`Error::KeySize`], [`Error::ValueSize`], as [`WriteTxn::get`].
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<bool> {
         self.check(key, Some(value))?;
-        let existed = self.contains(key)?;
-        self.top().insert(key.to_vec(), Some(value.to_vec()));
-        Ok(existed)
+        self.stage(key, Some(value))
     }
 
     /// Deletes `key`; returns whether it was stored.
@@ -238,14 +275,11 @@ impl<'db> WriteTxn<'db> {
     /// # Errors
     /// As [`WriteTxn::get`].
     pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
-        let existed = self.contains(key)?;
-        if existed {
-            self.top().insert(key.to_vec(), None);
-        }
-        Ok(existed)
+        self.check(key, None)?;
+        self.stage(key, None)
     }
 
-    fn top(&mut self) -> &mut Changes {
+    fn top(&mut self) -> &mut Staged {
         // `levels` always holds the transaction's own level.
         let last = self.levels.len() - 1;
         &mut self.levels[last]
@@ -262,8 +296,8 @@ impl<'db> WriteTxn<'db> {
             merged.insert(key.to_vec(), Some(value.to_vec()));
         }
         for level in &self.levels {
-            for (key, change) in level {
-                merged.insert(key.clone(), change.clone());
+            for change in level.iter() {
+                merged.insert(change.key.to_vec(), change.value.map(<[u8]>::to_vec));
             }
         }
         let pairs: Vec<_> = merged
@@ -276,7 +310,13 @@ impl<'db> WriteTxn<'db> {
     /// Starts a nested transaction. It borrows this one, which is usable again once the child
     /// is committed or aborted (dropping it aborts it).
     pub fn nested(&mut self) -> Nested<'_, 'db> {
-        self.levels.push(BTreeMap::new());
+        let top = &self.levels[0];
+        let child = Staged::new(
+            self.db().geo.key_size,
+            self.db().geo.value_size,
+            top.generation(),
+        );
+        self.levels.push(child);
         Nested {
             txn: self,
             open: true,
@@ -331,7 +371,7 @@ impl Nested<'_, '_> {
     pub fn commit(mut self) {
         self.open = false;
         if let Some(child) = self.txn.levels.pop() {
-            self.txn.top().extend(child);
+            self.txn.top().absorb(&child);
         }
     }
 
