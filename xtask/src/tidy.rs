@@ -184,6 +184,7 @@ pub(crate) const FORMAT_FIELDS: &[FormatField] = &[
     field(PBD_DOC, "ring descriptor 1", PBD_CODE, "OFF_RINGS", Some(1)),
     field(PBD_DOC, "count record 0", PBD_CODE, "OFF_COUNTS", Some(0)),
     field(PBD_DOC, "count record 1", PBD_CODE, "OFF_COUNTS", Some(1)),
+    field(PBD_DOC, "writer", PBD_CODE, "OFF_WRITER", None),
     field(PBD_DOC, "user_version", PBD_CODE, "OFF_USER_VERSION", None),
     field(
         PBD_DOC,

@@ -36,10 +36,14 @@ pub struct Db {
     pub(crate) history_min: u64,
     pub(crate) view: RwLock<View>,
     pub(crate) writer: Mutex<()>,
-    /// A second, fixed, read-only view of the header whose file handle carries the advisory
-    /// lock, so that waiting for the lock never holds `view` (readers would queue behind a
+    /// A second, fixed view of the header (writable in a writable handle) that holds the
+    /// writer word, or whose file handle carries the advisory lock where there is no writer
+    /// word, so that waiting for the lock never holds `view` (readers would queue behind a
     /// remap that waits on it).
     pub(crate) locker: SharedMap,
+    /// This handle's liveness mark, which it writes into the writer word (`lock.rs`): in a
+    /// writable handle where the platform has marks.
+    pub(crate) mark: Option<pmap::LivenessMark>,
     /// Token of the thread holding the writer lock through this handle, 0 when none.
     pub(crate) owner: AtomicUsize,
     /// Token of the thread holding the writer lock through any handle of this process on

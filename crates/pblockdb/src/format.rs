@@ -59,6 +59,12 @@ pub(crate) const RING_LEN: usize = 40;
 pub(crate) const OFF_COUNTS: [usize; 2] = [320, 320 + COUNTS_LEN];
 pub(crate) const COUNTS_LEN: usize = 48;
 
+/// The writer word (u32): 0 when no writer holds the lock, else the holder's liveness mark id
+/// in the low 31 bits and bit 31 set while someone waits (`lock.rs`, Linux; elsewhere unused).
+pub(crate) const OFF_WRITER: usize = 416;
+const _: () =
+    assert!(OFF_WRITER == OFF_COUNTS[1] + COUNTS_LEN && OFF_WRITER + 4 <= OFF_USER_VERSION);
+
 pub(crate) const OFF_USER_VERSION: usize = 448;
 /// Two copies of the user area; the parity of `user_version` selects the current one.
 pub(crate) const OFF_USER_AREA: [usize; 2] = [512, 512 + USER_AREA_SIZE];
@@ -207,11 +213,14 @@ pub(crate) fn get_u64(bytes: &[u8], at: usize) -> u64 {
 }
 
 fn crc_of_words(words: &[u64]) -> u64 {
-    let mut crc = 0;
-    for word in words {
-        crc = crc32c::crc32c_append(crc, &word.to_le_bytes());
+    // One pass over the words' bytes laid end to end: the same value as appending them one by
+    // one, at one call's cost instead of one per word.
+    let mut bytes = [0u8; 64];
+    let len = words.len().min(8) * 8;
+    for (i, word) in words.iter().take(8).enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
     }
-    u64::from(crc)
+    u64::from(crc32c::crc32c(&bytes[..len]))
 }
 
 /// A table descriptor: where a table lives and from which commit its contents hold.

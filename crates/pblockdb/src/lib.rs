@@ -18,7 +18,9 @@
 //!   writer never blocks it (a slot a writer is inside is read past through the version saved
 //!   first), and a reader that dies leaves nothing behind. A reader older than the history
 //!   gets [`Error::SnapshotTooOld`], never a mixed view; the file never grows for a reader.
-//! - **Writers serialise** on a mutex plus an advisory file lock; a write transaction keeps its
+//! - **Writers serialise** on a mutex plus a lock word in the file (a compare-and-swap; a dead
+//!   holder is told from a live one by a lock the kernel drops when it dies) or, where the
+//!   platform has no such lock, an advisory file lock; a write transaction keeps its
 //!   changes in memory (nested transactions as layers) until commit. A writer killed at any
 //!   instruction leaves a commit whose saved versions the next writer puts back: all of a
 //!   transaction or none of it.

@@ -299,10 +299,14 @@ fn finish(
     history_min: u64,
     file_owner: Arc<AtomicUsize>,
 ) -> Result<Db> {
-    let locker = MapOptions::new()
-        .read_only()
-        .len(format::MIN_FILE_LEN as usize)
-        .open(path)?;
+    let (locker, mark) = match access {
+        Access::ReadOnly => (MapOptions::new().read_only(), None),
+        Access::ReadWrite => (
+            MapOptions::new().must_exist(),
+            pmap::LivenessMark::take(path)?,
+        ),
+    };
+    let locker = locker.len(format::MIN_FILE_LEN as usize).open(path)?;
     let view = View::read(map, &geo, path)?;
     Ok(Db {
         path: path.to_path_buf(),
@@ -313,6 +317,7 @@ fn finish(
         view: RwLock::new(view),
         writer: Mutex::new(()),
         locker: locker.into_shared(),
+        mark,
         owner: AtomicUsize::new(0),
         file_owner,
     })

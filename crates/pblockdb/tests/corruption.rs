@@ -611,3 +611,30 @@ fn crafted_history_chains_end_in_a_typed_error() {
         assert!(db.iter().is_err(), "{what}");
     }
 }
+
+/// The writer word (header offset 416, `lock.rs`) left holding an id that no live handle's
+/// liveness mark holds, as a writer that died leaves it or as damage writes it, with or without
+/// the waiting bit: the next writer takes the lock over at once instead of waiting forever
+/// (seen hanging with the liveness test taken out of the waiting loop).
+#[test]
+fn a_writer_word_no_live_handle_holds_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("word.db");
+    pristine(&path, 50);
+    for word in [1u32, 0x1234_5678, 0x8000_0001, 0xFFFF_FFFF, 0x8000_0000] {
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[416..420].copy_from_slice(&word.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let db = Db::open_existing(&path).unwrap();
+            let result = db.put(&key(1000), &[7u8; 64]).map(|_| db.get(&key(1000)));
+            let _ = done.send(result.map(|r| r.unwrap()));
+        });
+        let got = finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("a writer waited forever on the word {word:#x}"));
+        assert_eq!(got.unwrap(), Some(vec![7u8; 64]), "word {word:#x}");
+    }
+}

@@ -855,3 +855,60 @@ fn stall_writer_stopped_anywhere_in_a_commit_blocks_no_reader() {
         assert_eq!(check(1, &db.get(&key(1)).unwrap().unwrap()), 1);
     }
 }
+
+/// A writer process stopped inside a commit (alive, holding the writer lock) is waited for,
+/// never overtaken: a writer in this process gets the lock only once that process is dead, and
+/// then finds its commit rolled back. Guards the writer word's liveness test (`lock.rs`): a
+/// waiter that took a live holder's word for a dead one's would commit in the middle of the
+/// other's commit (seen failing with `is_held` answering `false`).
+#[test]
+fn concurrent_writer_waits_for_a_stopped_holder_and_takes_over_once_it_is_dead() {
+    if role().is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held.db");
+    let log_path = PathBuf::from(format!("{}.log", path.display()));
+    let db = DbOptions::new(16, 64).open(&path).unwrap();
+    db.put(&key(0), &value(0, 1)).unwrap();
+    // Stop at the first commit, after its history entries are written.
+    let child = spawn("crash_child_writer", "crash", &path, "7:0:history");
+    let mut child = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pmap::Map::open_read_only(&log_path).map_or(0, |m| m.read::<u64>(LOG_COMMITTING).unwrap())
+        != 2
+    {
+        assert!(Instant::now() < deadline, "writer child never stopped");
+        assert!(child.0.try_wait().unwrap().is_none(), "writer child exited");
+        std::thread::yield_now();
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn({
+        let path = path.clone();
+        move || {
+            let db = Db::open_existing(&path).unwrap();
+            db.put(&key(1), &value(1, 1)).unwrap();
+            done.send(()).unwrap();
+            db
+        }
+    });
+    // Thirty of the waiter's liveness checks (every 10 ms) and the spins before them: it must
+    // still be waiting.
+    assert_eq!(
+        finished.recv_timeout(Duration::from_millis(300)),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout),
+        "a writer got the lock while another process held it"
+    );
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the waiter never took over the dead holder's lock");
+    let db2 = waiter.join().unwrap();
+    // The stopped commit was rolled back; the waiter's put and the first one are there.
+    assert_eq!(db2.get(&key(1)).unwrap(), Some(value(1, 1).to_vec()));
+    assert_eq!(db2.get(&key(0)).unwrap(), Some(value(0, 1).to_vec()));
+    assert_eq!(db2.len(), 2);
+    db2.verify().unwrap();
+    drop(db);
+}

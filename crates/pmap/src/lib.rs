@@ -49,6 +49,7 @@ mod advice;
 mod common;
 mod core;
 mod error;
+mod liveness;
 mod map;
 mod options;
 mod process;
@@ -77,6 +78,7 @@ mod os_fallback;
 
 pub use crate::advice::Advice;
 pub use crate::error::{Error, Result};
+pub use crate::liveness::LivenessMark;
 pub use crate::map::Map;
 pub use crate::options::{Lock, MapOptions};
 pub use crate::process::{ProcessState, current_pid, process_state};

@@ -480,6 +480,25 @@ pub(crate) fn unlock_range(raw: &crate::view::View, offset: usize, len: usize) -
     Err(io::ErrorKind::Unsupported.into())
 }
 
+/// No per-open byte-range lock is used here (`crate::liveness`): POSIX record locks are
+/// released by any close of the file in the process, and Windows' ranges are not wired yet.
+pub(crate) const HAS_MARKS: bool = false;
+
+/// Never called where [`HAS_MARKS`] is false.
+pub(crate) fn hold_mark(_file: &std::fs::File, _offset: u64) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// Never called where [`HAS_MARKS`] is false.
+pub(crate) fn release_mark(_file: &std::fs::File, _offset: u64) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// Never called where [`HAS_MARKS`] is false.
+pub(crate) fn mark_held_elsewhere(_file: &std::fs::File, _offset: u64) -> std::io::Result<bool> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -603,3 +622,4 @@ mod tests {
         super::unlock_range(&raw, 3, 100).unwrap();
     }
 }
+

@@ -146,3 +146,52 @@ pub(crate) fn advise(
         Err(e) => Err(e),
     }
 }
+
+/// Open file description locks serve liveness marks here (`crate::liveness`).
+pub(crate) const HAS_MARKS: bool = true;
+
+/// One `F_OFD_*` call on the byte at `offset`; returns the lock description the kernel filled
+/// in (for `F_OFD_GETLK`).
+fn ofd_lock(
+    file: &std::fs::File,
+    command: libc::c_int,
+    kind: libc::c_int,
+    offset: u64,
+) -> io::Result<libc::flock> {
+    use std::os::fd::AsRawFd;
+    let start =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+    // SAFETY: `flock` is a plain C struct of integers, for which all zero bytes are a valid
+    // value; the fields that matter are set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = start;
+    lock.l_len = 1;
+    // OFD locks require `l_pid == 0` (zeroed above).
+    // SAFETY: the descriptor is open for the whole call (borrowed from `file`), and `lock` is a
+    // live, initialised `flock` that the kernel reads and, for `F_OFD_GETLK`, writes.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), command, &mut lock) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lock)
+}
+
+/// Takes a shared lock on the byte at `offset` for `file`'s open file description, without
+/// waiting (no handle ever holds an exclusive one there).
+pub(crate) fn hold_mark(file: &std::fs::File, offset: u64) -> io::Result<()> {
+    ofd_lock(file, libc::F_OFD_SETLK, libc::F_RDLCK, offset).map(|_| ())
+}
+
+/// Drops `file`'s lock on the byte at `offset`.
+pub(crate) fn release_mark(file: &std::fs::File, offset: u64) -> io::Result<()> {
+    ofd_lock(file, libc::F_OFD_SETLK, libc::F_UNLCK, offset).map(|_| ())
+}
+
+/// Whether another open file description holds a lock on the byte at `offset` (a test for an
+/// exclusive lock, which any holder would conflict with; `file`'s own lock never does).
+pub(crate) fn mark_held_elsewhere(file: &std::fs::File, offset: u64) -> io::Result<bool> {
+    let lock = ofd_lock(file, libc::F_OFD_GETLK, libc::F_WRLCK, offset)?;
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}

@@ -1,0 +1,134 @@
+//! Liveness marks: a handle shows that it is alive by holding a shared lock on one byte of a
+//! file, far past any data, which the kernel drops when the handle is closed or its process
+//! dies, however it dies (`SIGKILL`, a crash, in any pid namespace). A lock-free protocol in
+//! shared memory writes the mark's id into a shared word, and whoever finds the word taken asks
+//! [`LivenessMark::is_held`] to tell a dead owner from a slow one, without pids (which are
+//! recycled and differ between namespaces) and without a system call on the owner's side.
+//!
+//! Linux only (open file description locks, `F_OFD_SETLK`): they belong to one open of the
+//! file, so two handles in one process are two marks, and closing another descriptor of the
+//! same file releases nothing (a POSIX record lock would be released by any close in the
+//! process, which is why the other Unixes are not served: see [`LivenessMark::take`]).
+
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// The byte of mark `id` is `MARK_BASE + id`: past any file pounds makes (2^62 bytes), and
+/// locks there neither block nor are blocked by any I/O.
+const MARK_BASE: u64 = 1 << 62;
+
+/// How many ids [`LivenessMark::take`] tries before it gives up (each taken by another live
+/// handle only by a one-in-two-billion chance).
+const TAKE_ATTEMPTS: u32 = 64;
+
+/// A held liveness mark: one id, unique among the live marks on its file, held until this is
+/// dropped (or the process dies).
+#[derive(Debug)]
+pub struct LivenessMark {
+    file: File,
+    path: PathBuf,
+    id: u32,
+}
+
+impl LivenessMark {
+    /// Takes a mark with a fresh id, from 1 to `2^31 - 1`, on the file at `path` (through a
+    /// read-only open of its own). `Ok(None)` where the platform has no per-open byte-range
+    /// lock (every system but Linux, for now): callers fall back to a lock the kernel holds
+    /// for them.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be opened or locked (`ENOLCK`: a file system without
+    /// locks); [`Error::Unsupported`] if every id tried was taken.
+    pub fn take(path: impl AsRef<Path>) -> Result<Option<LivenessMark>> {
+        let path = path.as_ref();
+        if !crate::os::HAS_MARKS {
+            return Ok(None);
+        }
+        let io = |op: &'static str| {
+            move |source| Error::Io {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        };
+        let file = File::open(path).map_err(io("open"))?;
+        let random = std::collections::hash_map::RandomState::new();
+        for attempt in 0..TAKE_ATTEMPTS {
+            let mut hasher = random.build_hasher();
+            hasher.write_u32(std::process::id());
+            hasher.write_u32(attempt);
+            hasher.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            let id = (hasher.finish() as u32 & 0x7fff_ffff).max(1);
+            crate::os::hold_mark(&file, MARK_BASE + u64::from(id)).map_err(io("lock"))?;
+            // Two handles that chose the same id at once both see the other and both try again.
+            if !crate::os::mark_held_elsewhere(&file, MARK_BASE + u64::from(id))
+                .map_err(io("lock"))?
+            {
+                return Ok(Some(LivenessMark {
+                    file,
+                    path: path.to_path_buf(),
+                    id,
+                }));
+            }
+            crate::os::release_mark(&file, MARK_BASE + u64::from(id)).map_err(io("unlock"))?;
+        }
+        Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            op: "take a liveness mark",
+            reason: "every id tried is held by another handle",
+        })
+    }
+
+    /// This mark's id: never 0, below `2^31`.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Whether some other handle, in any process, holds mark `id` on this mark's file: `false`
+    /// means that whoever wrote `id` anywhere is gone (its handle was closed or its process
+    /// died). One system call.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the kernel cannot answer.
+    pub fn is_held(&self, id: u32) -> Result<bool> {
+        crate::os::mark_held_elsewhere(&self.file, MARK_BASE + u64::from(id)).map_err(|source| {
+            Error::Io {
+                op: "test lock",
+                path: self.path.clone(),
+                source,
+            }
+        })
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_is_held_while_it_lives_and_not_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("marks");
+        std::fs::write(&path, b"x").unwrap();
+        let first = LivenessMark::take(&path).unwrap().unwrap();
+        let second = LivenessMark::take(&path).unwrap().unwrap();
+        assert_ne!(first.id(), second.id());
+        assert!(second.is_held(first.id()).unwrap());
+        assert!(first.is_held(second.id()).unwrap());
+        // Never taken.
+        let free = (1..100)
+            .find(|id| *id != first.id() && *id != second.id())
+            .unwrap();
+        assert!(!first.is_held(free).unwrap());
+        let gone = first.id();
+        drop(first);
+        assert!(!second.is_held(gone).unwrap());
+    }
+}
