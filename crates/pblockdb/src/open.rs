@@ -299,14 +299,27 @@ fn finish(
     history_min: u64,
     file_owner: Arc<AtomicUsize>,
 ) -> Result<Db> {
-    let (locker, mark) = match access {
-        Access::ReadOnly => (MapOptions::new().read_only(), None),
-        Access::ReadWrite => (
-            MapOptions::new().must_exist(),
-            pmap::LivenessMark::take(path)?,
-        ),
+    let locker = match access {
+        Access::ReadOnly => MapOptions::new().read_only(),
+        Access::ReadWrite => MapOptions::new().must_exist(),
     };
-    let locker = locker.len(format::MIN_FILE_LEN as usize).open(path)?;
+    let locker = locker
+        .len(format::MIN_FILE_LEN as usize)
+        .open(path)?
+        .into_shared();
+    // The locker must map the file `map` maps (its path may name another by now), or its
+    // writer word would be another file's.
+    if locker.same_file_as(&map) == Some(false) {
+        return Err(Error::Map(pmap::Error::Io {
+            op: "open",
+            path: path.to_path_buf(),
+            source: std::io::Error::other("the file was replaced while it was being opened"),
+        }));
+    }
+    let mark = match access {
+        Access::ReadOnly => None,
+        Access::ReadWrite => locker.take_liveness_mark()?,
+    };
     let view = View::read(map, &geo, path)?;
     Ok(Db {
         path: path.to_path_buf(),
@@ -316,7 +329,7 @@ fn finish(
         history_min,
         view: RwLock::new(view),
         writer: Mutex::new(()),
-        locker: locker.into_shared(),
+        locker,
         mark,
         owner: AtomicUsize::new(0),
         file_owner,

@@ -151,6 +151,14 @@ impl Core {
         }
     }
 
+    pub(crate) fn take_liveness_mark(&self) -> Result<Option<crate::LivenessMark>> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let file = file.try_clone().map_err(self.io("dup"))?;
+        crate::LivenessMark::on_file(file, &self.path)
+    }
+
     pub(crate) fn file_len(&self) -> Result<u64> {
         match &self.file {
             Some(file) => Ok(file.metadata().map_err(self.io("stat"))?.len()),

@@ -55,6 +55,22 @@ impl LivenessMark {
             }
         };
         let file = File::open(path).map_err(io("open"))?;
+        LivenessMark::on_file(file, path)
+    }
+
+    /// [`LivenessMark::take`] through `file` (a handle of its own: the mark lives on its open
+    /// file description).
+    pub(crate) fn on_file(file: File, path: &Path) -> Result<Option<LivenessMark>> {
+        if !crate::os::HAS_MARKS {
+            return Ok(None);
+        }
+        let io = |op: &'static str| {
+            move |source| Error::Io {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        };
         let random = std::collections::hash_map::RandomState::new();
         for attempt in 0..TAKE_ATTEMPTS {
             let mut hasher = random.build_hasher();
@@ -108,6 +124,15 @@ impl LivenessMark {
     }
 }
 
+impl Drop for LivenessMark {
+    fn drop(&mut self) {
+        // Closing the handle releases the mark too, unless the open file description is
+        // shared (a handle cloned from a map's): release it explicitly. A failure leaves it to
+        // the close.
+        let _ = crate::os::release_mark(&self.file, MARK_BASE + u64::from(self.id));
+    }
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
@@ -130,5 +155,20 @@ mod tests {
         let gone = first.id();
         drop(first);
         assert!(!second.is_held(gone).unwrap());
+    }
+
+    #[test]
+    fn a_mark_taken_through_a_map_is_released_when_dropped_while_the_map_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("marks");
+        let map = crate::Map::open(&path, 4096).unwrap().into_shared();
+        let mark = map.take_liveness_mark().unwrap().unwrap();
+        let other = LivenessMark::take(&path).unwrap().unwrap();
+        let id = mark.id();
+        assert!(other.is_held(id).unwrap());
+        // The mark shares the map's open file description, which stays open.
+        drop(mark);
+        assert!(!other.is_held(id).unwrap());
+        drop(map);
     }
 }

@@ -191,6 +191,16 @@ impl SharedMap {
         Ok(())
     }
 
+    /// Takes a [`LivenessMark`](crate::LivenessMark) on the mapped file itself, through a
+    /// duplicate of this map's file handle (so it is on this very file even if its path now
+    /// names another). `Ok(None)` where the platform has no marks, and for anonymous mappings.
+    ///
+    /// # Errors
+    /// As [`LivenessMark::take`](crate::LivenessMark::take).
+    pub fn take_liveness_mark(&self) -> Result<Option<crate::LivenessMark>> {
+        self.core.take_liveness_mark()
+    }
+
     /// Whether this and `other` map the same file, whatever paths they were opened by (a file
     /// renamed away and another put at its path is not the same): `Some` on Unix (device and
     /// inode), `None` where the platform gives no identity and for anonymous mappings.

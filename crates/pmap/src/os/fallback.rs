@@ -622,4 +622,3 @@ mod tests {
         super::unlock_range(&raw, 3, 100).unwrap();
     }
 }
-
