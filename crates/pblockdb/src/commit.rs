@@ -152,6 +152,7 @@ pub(crate) fn commit(lock: &WriteLock<'_>, changes: &Staged, durability: Durabil
         let mut full = false;
         let mut scratch = vec![0u8; geo.slot_size];
         let probed = changes.generation() == table.generation;
+        let max_used = table.capacity / format::MAX_LOAD.1 * format::MAX_LOAD.0;
         for change in changes.iter() {
             let found = match probed {
                 true => still_found(&view, &table, &geo, &change, &taken, &mut scratch)?,
@@ -194,8 +195,13 @@ pub(crate) fn commit(lock: &WriteLock<'_>, changes: &Staged, durability: Durabil
                 }
                 Found::Full => full = true,
             }
+            // The table will be rebuilt first: planning on would only make each later probe
+            // longer (the slots taken count as occupied), quadratic in a large transaction.
+            if full || used > max_used {
+                break;
+            }
         }
-        if full || used > table.capacity / format::MAX_LOAD.1 * format::MAX_LOAD.0 {
+        if full || used > max_used {
             drop(view);
             let inserts = changes.iter().filter(|c| c.value.is_some()).count() as u64;
             rebuild(lock, counts.count.saturating_add(inserts), durability)?;

@@ -386,6 +386,71 @@ impl Db {
         Ok(out)
     }
 
+    /// Calls `f` with every record live at `clock`, in table order, a chunk of slots at a time:
+    /// each chunk is read as of the snapshot and handed out once the table is known to have
+    /// been intact while it was read, with no lock of this handle held (so `f` may use the
+    /// handle). The table cannot change under a snapshot except by being reused, which makes
+    /// the snapshot too old: so a chunk that must be read again is read again from the same
+    /// table, and a snapshot whose table went away after some records were handed out ends in
+    /// [`Error::SnapshotTooOld`] rather than starting over (which would hand records out twice).
+    pub(crate) fn for_each_at(&self, clock: u64, mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        /// Slots a chunk covers: its records fit a few hundred KB, and the view is taken
+        /// again between chunks.
+        const CHUNK: u64 = 4096;
+        let mut image = Buf::zeroed(self.geo.slot_size);
+        let mut out = Vec::new();
+        let mut next = 0u64;
+        let mut generation = None;
+        loop {
+            let view = self.caught_up()?;
+            // Once records were handed out, go on in the table they came from: a rebuild since
+            // then left it as it was at the rebuild's clock, which is at least this snapshot's.
+            let table = match generation {
+                Some(g) => [Some(view.active), view.previous]
+                    .into_iter()
+                    .flatten()
+                    .find(|table| table.generation == g),
+                None => view.table_for(clock),
+            };
+            let Some(table) = table else {
+                return Err(self.too_old());
+            };
+            if next >= table.capacity {
+                return Ok(());
+            }
+            let end = next.saturating_add(CHUNK).min(table.capacity);
+            out.clear();
+            let step = snapshot::scan_range(
+                &view,
+                &self.geo,
+                &table,
+                clock,
+                next..end,
+                &mut image,
+                &mut out,
+            );
+            match self.slot_step(step)? {
+                Step::Done(()) => {
+                    drop(view);
+                    for (key, value) in snapshot::records(&out) {
+                        f(key, value);
+                    }
+                    next = end;
+                    generation = Some(table.generation);
+                }
+                Step::Retry => {
+                    drop(view);
+                    self.reload()?;
+                }
+                Step::TooOld if view.is_current()? => return Err(self.too_old()),
+                Step::TooOld => {
+                    drop(view);
+                    self.refresh()?;
+                }
+            }
+        }
+    }
+
     /// Runs the read `step` as of `clock` (`None`: the last commit, read under the same view
     /// guard) on the table that holds it, starting again when the table was being reused or
     /// the view was stale, until it is done or the snapshot is too old.

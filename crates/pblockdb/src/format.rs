@@ -350,7 +350,20 @@ pub(crate) fn value_of<'a>(image: &'a [u8], geo: &Geometry) -> Option<&'a [u8]> 
 pub(crate) fn slot_crc(image: &[u8], geo: &Geometry) -> Option<u32> {
     let key = key_of(image, geo)?;
     let value = value_of(image, geo)?;
-    let crc = crc32c::crc32c(&image[SLOT_COMMIT..SLOT_CRC]);
+    let head = &image[SLOT_COMMIT..SLOT_CRC];
+    // The three parts laid end to end and checked in one pass when they are small (the same
+    // value as appending them: most slots, at a third of the calls' fixed cost).
+    let mut joined = [0u8; 512];
+    let len = head.len() + key.len() + value.len();
+    if let Some(buf) = joined.get_mut(..len) {
+        let (h, rest) = buf.split_at_mut(head.len());
+        let (k, v) = rest.split_at_mut(key.len());
+        h.copy_from_slice(head);
+        k.copy_from_slice(key);
+        v.copy_from_slice(value);
+        return Some(crc32c::crc32c(buf));
+    }
+    let crc = crc32c::crc32c(head);
     Some(crc32c::crc32c_append(
         crc32c::crc32c_append(crc, key),
         value,

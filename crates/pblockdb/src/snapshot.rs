@@ -291,8 +291,21 @@ pub(crate) fn scan(
     image: &mut [u8],
     out: &mut Vec<u8>,
 ) -> SlotResult<Step<()>> {
+    scan_range(view, geo, table, snapshot, 0..table.capacity, image, out)
+}
+
+/// [`scan`] of the slots `range` only.
+pub(crate) fn scan_range(
+    view: &View,
+    geo: &Geometry,
+    table: &Table,
+    snapshot: u64,
+    range: std::ops::Range<u64>,
+    image: &mut [u8],
+    out: &mut Vec<u8>,
+) -> SlotResult<Step<()>> {
     let map = &view.map;
-    for idx in 0..table.capacity {
+    for idx in range.start..range.end.min(table.capacity) {
         // A slot empty now was empty at the snapshot: slots leave the empty state only forward
         // in a table (a rollback that empties one again restores the snapshot's state). The
         // hint says so without touching the slot's memory (a table is mostly empty slots, and

@@ -94,12 +94,8 @@ impl<'db> ReadTxn<'db> {
     ///
     /// # Errors
     /// As [`ReadTxn::iter`].
-    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
-        let bytes = self.db.scan_at(self.clock)?;
-        for (key, value) in snapshot::records(&bytes) {
-            f(key, value);
-        }
-        Ok(())
+    pub fn for_each(&self, f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        self.db.for_each_at(self.clock, f)
     }
 
     /// Records in this snapshot (counted by a scan when the snapshot is no longer the

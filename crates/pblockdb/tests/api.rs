@@ -784,3 +784,71 @@ fn backup_of_a_live_database_is_one_commit() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
 }
+
+/// `for_each` hands records out a chunk of slots at a time and may use the handle meanwhile:
+/// a rebuild in the middle (by another handle, from inside the callback) leaves the iteration
+/// going on in the table it started in, so each key of the snapshot comes exactly once; two
+/// rebuilds (the first table's region reused) end it with `SnapshotTooOld`, never with a
+/// record twice (seen failing with SnapshotTooOld after one rebuild, when the iteration looked
+/// for the snapshot's table afresh instead of going on in the one its records came from).
+#[test]
+fn for_each_goes_on_through_a_rebuild_and_never_hands_a_key_out_twice() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(16, 64).capacity(6000).open(&path).unwrap();
+    db.write(|txn| {
+        for i in 0..6000 {
+            txn.put(&key(i), &value(i, 0))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let other = Db::open_existing(&path).unwrap();
+    let first = db.table_generation().unwrap();
+    let mut next_new = 1_000_000;
+    // One transaction, so the rebuild it starts with comes at the snapshot's own clock: the
+    // new table then holds that snapshot too, and is not where the iteration's records came
+    // from.
+    let mut insert_until_rebuilt = |other: &Db| {
+        let before = other.table_generation().unwrap();
+        // One more than the table takes at 7/8 load.
+        let inserts = other.capacity().unwrap() / 8 * 7 + 1 - other.len() as u64;
+        other
+            .write(|txn| {
+                for _ in 0..inserts {
+                    txn.put(&key(next_new), &value(next_new, 1))?;
+                    next_new += 1;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_ne!(other.table_generation().unwrap(), before);
+    };
+    let mut seen = std::collections::HashSet::new();
+    db.for_each(|k, v| {
+        let i = u64::from_le_bytes(k[..8].try_into().unwrap());
+        assert!(i < 6000, "a key from after the snapshot: {i}");
+        assert_eq!(v, value(i, 0));
+        assert!(seen.insert(i), "key {i} handed out twice");
+        if seen.len() == 1 {
+            insert_until_rebuilt(&other);
+        }
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 6000);
+    assert!(db.table_generation().unwrap() > first);
+
+    // Two rebuilds under one iteration: the first table is gone.
+    let mut seen = std::collections::HashSet::new();
+    let result = db.for_each(|k, _| {
+        let i = u64::from_le_bytes(k[..8].try_into().unwrap());
+        assert!(seen.insert(i), "key {i} handed out twice");
+        if seen.len() == 1 {
+            insert_until_rebuilt(&other);
+            insert_until_rebuilt(&other);
+        }
+    });
+    assert!(
+        matches!(result, Err(Error::SnapshotTooOld { .. })),
+        "{result:?}"
+    );
+}
