@@ -243,6 +243,9 @@ fn lookup_current(
     let tag = format::tag_of(hash);
     let mut idx = hash & table.mask();
     let mut found = false;
+    // The home slot's lines start loading while the hint is loaded: a hit's two cache misses
+    // (hint, then slot) overlap instead of following each other.
+    map.prefetch(table.slot_at(geo, idx), geo.slot_size);
     for _ in 0..table.capacity {
         let hint = map.load_u32(table.hint_at(idx), Ordering::Acquire)?;
         match u64::from(hint & 3) {

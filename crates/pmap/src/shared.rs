@@ -63,6 +63,34 @@ impl SharedMap {
         Ok(())
     }
 
+    /// Asks the processor to start loading the cache lines of `len` bytes at `offset` (at most
+    /// the first 256), so that a later read of them waits less: a hint, which reads nothing
+    /// and does nothing out of bounds or on other processors than x86-64.
+    #[inline]
+    pub fn prefetch(&self, offset: usize, len: usize) {
+        let Ok(ptr) = self.core.bounds(offset, len) else {
+            return;
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let mut line = 0;
+            while line < len.min(256) {
+                // SAFETY: `_mm_prefetch` needs SSE, which every x86-64 processor has (it is in the
+                // baseline target). A prefetch is a hint: it never faults and never reads or
+                // changes memory for the program, whatever the address; the address is inside
+                // the view anyway (`bounds` above), and `wrapping_add` keeps its computation
+                // defined.
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(line).cast::<i8>().cast_const());
+                }
+                line += 64;
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = ptr;
+    }
+
     /// Copies `data` into the view at `offset`.
     ///
     /// # Errors
