@@ -491,3 +491,151 @@ fn bad_roll_options_are_typed_errors() {
     );
     sink.close().unwrap();
 }
+
+const ROLL_ROLE: &str = "LINE_SINK_ROLL_CHILD";
+const ROLL_PATH: &str = "LINE_SINK_ROLL_PATH";
+
+/// The child: four threads write lines into a sink rolling every 16 KiB until killed; with the
+/// role `closed`, `trimmed`, `renamed` or `opened` it aborts at that step of its fifth roll.
+/// It says `ready` after thread 0's 20,000th line.
+#[test]
+fn line_sink_rolling_child_writer() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let Some((role, path)) = pounds_testkit::child_role_path(ROLL_ROLE, ROLL_PATH) else {
+        return;
+    };
+    let abort_at = match role.as_str() {
+        "closed" => Some(RollStep::Closed),
+        "trimmed" => Some(RollStep::Trimmed),
+        "renamed" => Some(RollStep::Renamed),
+        "opened" => Some(RollStep::Opened),
+        _ => None,
+    };
+    let seen = AtomicU32::new(0);
+    let sink = LineSinkOptions::new()
+        .capacity(4096)
+        .roll(Roll::Size(16 << 10))
+        .roll_hook(move |step| {
+            if Some(step) == abort_at && seen.fetch_add(1, Ordering::Relaxed) == 4 {
+                std::process::abort();
+            }
+        })
+        .open(&path)
+        .unwrap();
+    let writers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let sink = sink.clone();
+            std::thread::spawn(move || {
+                for n in 0.. {
+                    (&sink).write_all(line(t, n).as_bytes()).unwrap();
+                    if t == 0 && n == 20_000 {
+                        println!("ready");
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        let _ = writer.join();
+    }
+}
+
+/// After a rolling writer died: every rolled file is whole lines, numbered from 1 without a
+/// gap; reopened, the sink continues after the last whole line; and the lines of all the
+/// files, oldest first, are each thread's lines in order from its first, none missing but its
+/// last (in flight at the crash), none twice.
+#[cfg(unix)]
+fn check_after_a_rolling_crash(path: &Path, what: &str) {
+    let (rolled, _) = rolled_and_live(path);
+    for (seq, text) in &rolled {
+        assert!(
+            !text.contains('\0'),
+            "{what}: rolled file {seq} holds a NUL byte"
+        );
+        assert!(
+            text.ends_with('\n'),
+            "{what}: rolled file {seq} ends inside a line"
+        );
+    }
+    let numbers: Vec<u64> = rolled.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        numbers,
+        (1..=rolled.len() as u64).collect::<Vec<_>>(),
+        "{what}"
+    );
+    assert!(
+        rolled.len() >= 4,
+        "{what}: {} rolls before the crash",
+        rolled.len()
+    );
+
+    let sink = LineSinkOptions::new()
+        .roll(Roll::Size(16 << 10))
+        .open(path)
+        .unwrap();
+    (&sink).write_all(b"after the crash\n").unwrap();
+    sink.close().unwrap();
+    let all = all_lines(path);
+    let (before, last) = all.trim_end().rsplit_once('\n').unwrap();
+    assert_eq!(last, "after the crash", "{what}");
+    let counts = check_lines(&format!("{before}\n"), 4);
+    // Four rolls of 16 KiB at least: over a thousand lines of about 60 bytes.
+    assert!(counts.iter().sum::<u64>() > 1000, "{what}: {counts:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn crash_at_each_step_of_a_roll_loses_no_line_and_the_reopen_goes_on() {
+    use std::os::unix::process::ExitStatusExt;
+    for step in ["closed", "trimmed", "renamed", "opened"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let out = child_command("line_sink_rolling_child_writer")
+            .env(ROLL_ROLE, step)
+            .env(ROLL_PATH, &path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(6),
+            "{step}: the child did not abort at the step: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let live = std::fs::read(&path);
+        match step {
+            // The live file is closed to new lines but not trimmed: its zero tail is there.
+            "closed" => assert_eq!(live.unwrap().last(), Some(&0), "{step}"),
+            // Renamed, and no new live file yet.
+            "renamed" => assert!(live.is_err(), "{step}"),
+            // A new, empty, pre-sized live file.
+            "opened" => assert!(live.unwrap().iter().all(|&b| b == 0), "{step}"),
+            _ => {}
+        }
+        check_after_a_rolling_crash(&path, step);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn crash_of_a_rolling_writer_killed_at_random_leaves_whole_lines_in_every_file() {
+    let rounds = stress_rounds(2, 5);
+    for round in 0..rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let mut child = child_command("line_sink_rolling_child_writer")
+            .env(ROLL_ROLE, "killed")
+            .env(ROLL_PATH, &path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut said = String::new();
+        while !said.contains("ready") {
+            said.clear();
+            assert!(stdout.read_line(&mut said).unwrap() > 0, "the child ended");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        check_after_a_rolling_crash(&path, &format!("round {round}"));
+    }
+}
