@@ -116,6 +116,12 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
         "tracing-layer",
         "tracing_filtered: plog kept 2 of 4 events, user=bob in span request{id=42}",
     ),
+    (
+        "tracing_sink",
+        "tracing-layer,tracing-sink",
+        "tracing_sink: 4000 events, plog kept 4000, the live file and 3 rolled files, every \
+         line whole",
+    ),
 ];
 
 fn run_examples(sh: &Shell) -> Result<()> {

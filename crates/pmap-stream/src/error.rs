@@ -58,6 +58,19 @@ pub enum Error {
         /// The file concerned.
         path: PathBuf,
     },
+    /// A [`LineSink`](crate::LineSink) was asked to roll at a size of zero bytes.
+    #[error("{path}: a sink rolling by size needs a size of at least one byte")]
+    ZeroRollSize {
+        /// The sink's file.
+        path: PathBuf,
+    },
+    /// A rolling [`LineSink`](crate::LineSink) was given a path with no file name (`/`, `..`),
+    /// so its rolled files would have no name to take.
+    #[error("{path}: a rolling sink needs a path that ends in a file name")]
+    NoFileName {
+        /// The path given.
+        path: PathBuf,
+    },
     /// An operating-system call outside the mapping failed, or the body of [`crate::with_stream`]
     /// returned an I/O error that carried no `pmap-stream` error.
     #[error("{op} {path}: {source}")]
@@ -88,9 +101,11 @@ impl Error {
             | Error::Map(pmap::Error::FixedLength { .. } | pmap::Error::NoSpace { .. }) => {
                 io::ErrorKind::StorageFull
             }
-            Error::SeekOutOfRange { .. } | Error::TooLarge { .. } | Error::ZeroCapacity { .. } => {
-                io::ErrorKind::InvalidInput
-            }
+            Error::SeekOutOfRange { .. }
+            | Error::TooLarge { .. }
+            | Error::ZeroCapacity { .. }
+            | Error::ZeroRollSize { .. }
+            | Error::NoFileName { .. } => io::ErrorKind::InvalidInput,
             Error::Map(_) => io::ErrorKind::Other,
         }
     }

@@ -20,8 +20,8 @@
 //!   drop trim the file.
 //! - [`LineSink`] is the log file sink shared by threads: each line reserved by an atomic add
 //!   and copied whole (never interleaved, no lock on the way), pre-sized and doubled, flushed
-//!   on demand or on a timer, trimmed on close, and cut back to whole lines after a crash. It
-//!   is an `io::Write` for the `log` ecosystem and, with the feature `tracing`, a
+//!   on demand or on a timer, trimmed on close, and cut back to whole lines after a crash;
+//!   it rolls by size or by time ([`Roll`]), keeping the newest N rolled files. It is an `io::Write` for the `log` ecosystem and, with the feature `tracing`, a
 //!   `tracing_subscriber::fmt::MakeWriter`.
 //!
 //! Errors are one typed [`Error`]; inside the I/O traits it travels as the inner error of an
@@ -60,10 +60,12 @@ mod append;
 mod error;
 mod line_sink;
 mod options;
+mod roll;
 mod stream;
 
 pub use crate::append::AppendWriter;
 pub use crate::error::{Error, Result};
 pub use crate::line_sink::{LineSink, LineSinkOptions};
 pub use crate::options::{StreamOptions, with_stream};
+pub use crate::roll::{Roll, RollStep};
 pub use crate::stream::MapStream;

@@ -1,5 +1,5 @@
-//! An `AppendWriter` on a full disk gets an error from `write`, never a `SIGBUS`, and keeps
-//! every byte written before: on a real 4 MiB tmpfs (the test needs root, as CI runs). The
+//! An `AppendWriter` and a `LineSink` (rolling or not) on a full disk get an error from
+//! `write`, never a `SIGBUS`, and keep every byte written before: on a real 4 MiB tmpfs (the test needs root, as CI runs). The
 //! writing runs in a child process (this test binary again), so that dying of a signal shows as
 //! a failed test rather than a crashed test binary.
 #![cfg(target_os = "linux")]
@@ -92,5 +92,105 @@ fn full_disk_append_writer_gets_an_error_and_keeps_what_it_wrote() {
     assert!(
         fs::read(&path).unwrap() == bytes,
         "a refused open changed the file"
+    );
+}
+
+/// Line `n` of the sink tests: numbered, 64 bytes with its newline.
+fn sink_line(n: u64) -> String {
+    format!("line {n:08} {}\n", "=".repeat(50))
+}
+
+/// The child of the sink tests: one thread appends lines through `io::Write` until one fails,
+/// checks that the failure is the typed full-disk error, closes the sink and reports how many
+/// lines went in.
+fn fill_a_sink(dir: &std::path::Path, options: &pmap_stream::LineSinkOptions) {
+    let path = dir.join("app.log");
+    let sink = options.open(&path).unwrap();
+    let mut written = 0u64;
+    let error = loop {
+        match (&sink).write_all(sink_line(written).as_bytes()) {
+            Ok(()) => written += 1,
+            Err(e) => break e,
+        }
+        assert!(written < 1 << 20, "wrote far past the size of the disk");
+    };
+    assert_eq!(error.kind(), std::io::ErrorKind::StorageFull, "{error}");
+    let typed = Error::from_io(error, "write", &path);
+    assert!(
+        matches!(typed, Error::Map(pmap::Error::NoSpace { .. })),
+        "{typed:?}"
+    );
+    // The next line fails the same way, and closing still trims.
+    assert!((&sink).write_all(sink_line(written).as_bytes()).is_err());
+    sink.close().unwrap();
+    println!("{WRITTEN}{written}");
+}
+
+/// The lines in `dir`'s `app.log` and its rolled files, oldest first.
+fn sink_lines(dir: &std::path::Path) -> String {
+    let mut rolled: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("app.log."))
+        .collect();
+    rolled.sort();
+    rolled.push("app.log".into());
+    rolled
+        .iter()
+        .filter_map(|name| fs::read_to_string(dir.join(name)).ok())
+        .collect()
+}
+
+#[test]
+fn full_disk_line_sink_gets_a_typed_error_and_keeps_the_lines_before() {
+    const TEST: &str = "full_disk_line_sink_gets_a_typed_error_and_keeps_the_lines_before";
+    if let Some((_, dir)) = child_role_path(ROLE, DIR) {
+        fill_a_sink(
+            &dir,
+            &pmap_stream::LineSinkOptions::new().capacity(64 << 10),
+        );
+        return;
+    }
+    let disk = Tmpfs::mount("4m");
+    let stdout = run_child(
+        child_command(TEST).env(ROLE, "sink").env(DIR, disk.dir()),
+        "sink writer",
+    );
+    let written = reported(&stdout, WRITTEN);
+    // Doubling from 64 KiB: the 2 MiB generation fits the 4 MiB disk, the 4 MiB one does not.
+    assert!(written * 64 >= 1 << 20, "only {written} lines");
+    let expected: String = (0..written).map(sink_line).collect();
+    assert!(
+        sink_lines(disk.dir()) == expected,
+        "the lines before the full disk differ"
+    );
+}
+
+#[test]
+fn full_disk_rolling_line_sink_gets_a_typed_error_and_keeps_every_file() {
+    const TEST: &str = "full_disk_rolling_line_sink_gets_a_typed_error_and_keeps_every_file";
+    if let Some((_, dir)) = child_role_path(ROLE, DIR) {
+        let options = pmap_stream::LineSinkOptions::new()
+            .capacity(64 << 10)
+            .roll(pmap_stream::Roll::Size(256 << 10));
+        fill_a_sink(&dir, &options);
+        return;
+    }
+    let disk = Tmpfs::mount("4m");
+    let stdout = run_child(
+        child_command(TEST)
+            .env(ROLE, "rolling")
+            .env(DIR, disk.dir()),
+        "rolling sink writer",
+    );
+    let written = reported(&stdout, WRITTEN);
+    // Rolled files are trimmed, so they fill the disk to within a live file's room.
+    assert!(written * 64 >= 3 << 20, "only {written} lines");
+    let rolled = fs::read_dir(disk.dir()).unwrap().count();
+    assert!(rolled >= 12, "{rolled} files");
+    let expected: String = (0..written).map(sink_line).collect();
+    assert!(
+        sink_lines(disk.dir()) == expected,
+        "the lines before the full disk differ"
     );
 }
