@@ -307,9 +307,13 @@ fn find(
             }
             match header.state() {
                 // An empty slot holds nothing after its meta word; one that does is a record or
-                // tombstone whose state was damaged: passed over, never taken (the rebuild and
-                // `verify` report it).
-                STATE_EMPTY if image[8..].iter().any(|&b| b != 0) => {}
+                // tombstone whose state was damaged. It is never taken (that would overwrite the
+                // record), nor passed over: a record placed past it could not be found, since a
+                // reader's probe stops at a slot that says empty. The write is refused (the
+                // rebuild and `verify` report it too).
+                STATE_EMPTY if image[8..].iter().any(|&b| b != 0) => {
+                    return Err(db.corrupt(idx, "empty slot holds a record"));
+                }
                 STATE_EMPTY if !taken(idx) => {
                     return Ok(match first_tomb {
                         Some(slot) => Found::Vacant { slot, fresh: false },

@@ -638,3 +638,47 @@ fn a_writer_word_no_live_handle_holds_is_taken_over() {
         assert_eq!(got.unwrap(), Some(vec![7u8; 64]), "word {word:#x}");
     }
 }
+
+/// A slot whose state says empty but which holds a record (damage), on a new key's probe path:
+/// the put is a typed error, not a record written past it where no lookup can reach it (a
+/// reader's probe stops at a slot that says empty). Found by the `pblockdb_file` fuzz target
+/// (its input is in the corpus); seen failing here: the put returned `Ok(false)` and `get`
+/// then `None`.
+#[test]
+fn a_put_past_an_empty_slot_holding_a_record_is_an_error_not_a_lost_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty-with-bytes.db");
+    let db = DbOptions::new(KEY, VALUE).capacity(20).open(&path).unwrap();
+    for i in 0..10 {
+        db.put(&key(i), &[i as u8; 64]).unwrap();
+    }
+    drop(db);
+    let bytes = std::fs::read(&path).unwrap();
+    let (idx, slot) = slot_of(&bytes, &key(3));
+    let (offset, capacity) = table(&bytes);
+    write_at(
+        &path,
+        slot,
+        &(get_u64(&bytes, slot as usize) & !3).to_le_bytes(),
+    );
+    write_at(&path, offset + 4 * idx, &[0; 4]);
+    // A new key whose probe starts at the damaged slot.
+    let fresh = (1000..)
+        .map(key)
+        .find(|k| common::hash_key(k) & (capacity - 1) == idx)
+        .unwrap();
+    let db = Db::open_existing(&path).unwrap();
+    match db.put(&fresh, &[9; 64]) {
+        Err(Error::CorruptSlot { slot, .. }) => assert_eq!(slot, idx),
+        Ok(_) => assert_eq!(
+            db.get(&fresh).unwrap(),
+            Some(vec![9; 64]),
+            "a put that returned Ok cannot be read back"
+        ),
+        Err(e) => panic!("{e}"),
+    }
+    // Every other record is still there.
+    for i in (0..10).filter(|&i| i != 3) {
+        assert_eq!(db.get(&key(i)).unwrap(), Some(vec![i as u8; 64]));
+    }
+}
