@@ -329,6 +329,11 @@ fn find(
                 STATE_LIVE if header.tag == tag && format::key_of(image, &geo) == Some(key) => {
                     return Ok(Found::Existing(idx));
                 }
+                // State 3 is no state a writer writes: damage, which may be a record. Not
+                // passed over, for the reason above.
+                state if state > STATE_TOMB => {
+                    return Err(db.corrupt(idx, "unknown slot state"));
+                }
                 _ => {}
             }
         }
