@@ -10,6 +10,12 @@
 //! - `bench [ARGS...]`: the full criterion benchmarks (arguments go to criterion).
 //! - `stress [ROUNDS]`: the crash, concurrency, stall and full-disk tests in release mode with
 //!   many more rounds than CI runs (default 500), via `POUNDS_STRESS_ROUNDS`.
+//! - `fuzz [--seconds N] [TARGET...]`: each cargo-fuzz target under `fuzz/` (all by default)
+//!   for N seconds (default 60), growing `fuzz/corpus/<target>/`; a failing input is left in
+//!   `fuzz/artifacts/<target>/`. Needs `cargo install cargo-fuzz`; the targets build with the
+//!   machine's stable toolchain through `RUSTC_BOOTSTRAP=1` (libFuzzer's instrumentation is a
+//!   nightly flag). `cargo xtask ci` replays the corpus through the same functions on stable
+//!   (`crates/fuzz-targets/tests/replay.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,8 +33,11 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::run(&project_root()),
         Some("bench") => bench(&args[1..]),
         Some("stress") => stress(args.get(1).map(String::as_str)),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | tidy | bench [ARGS...] | stress [ROUNDS]>");
+            eprintln!(
+                "usage: cargo xtask <ci | tidy | bench [ARGS...] | stress [ROUNDS] | fuzz [--seconds N] [TARGET...]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -181,6 +190,56 @@ fn count_before(text: &str, word: &str) -> u64 {
 fn bench(args: &[String]) -> Result<()> {
     let sh = shell()?;
     cmd!(sh, "cargo bench -p pounds-benches --benches -- {args...}").run()?;
+    Ok(())
+}
+
+/// The cargo-fuzz targets, as `fuzz/Cargo.toml` names them.
+const FUZZ_TARGETS: &[&str] = &[
+    "plog_file",
+    "pblockdb_file",
+    "pblockdb_model",
+    "stream_model",
+];
+
+fn fuzz(args: &[String]) -> Result<()> {
+    let mut seconds = 60u64;
+    let mut targets = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--seconds" {
+            let value = args.next().ok_or("--seconds needs a number")?;
+            seconds = value
+                .parse()
+                .map_err(|_| format!("--seconds must be a whole number, not {value:?}"))?;
+        } else if FUZZ_TARGETS.contains(&arg.as_str()) {
+            targets.push(arg.clone());
+        } else {
+            return Err(format!("no fuzz target {arg:?}; they are {FUZZ_TARGETS:?}").into());
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.iter().map(|t| (*t).to_string()).collect();
+    }
+    let sh = shell()?;
+    if cmd!(sh, "cargo fuzz --version")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .is_err()
+    {
+        return Err("cargo-fuzz is missing: cargo install cargo-fuzz".into());
+    }
+    sh.change_dir(project_root().join("fuzz"));
+    let max_time = format!("-max_total_time={seconds}");
+    for target in &targets {
+        step(&format!("fuzz {target} for {seconds} s"));
+        cmd!(
+            sh,
+            "cargo fuzz run -O {target} -- {max_time} -rss_limit_mb=4096"
+        )
+        .env("RUSTC_BOOTSTRAP", "1")
+        .run()?;
+    }
     Ok(())
 }
 

@@ -103,6 +103,10 @@ pub(crate) const ALLOWED_DEPS: &[(&str, Option<&[&str]>)] = &[
         Some(&["pounds", "pmap", "pmap-stream", "plog", "pblockdb"]),
     ),
     ("pounds-testkit", Some(&[])),
+    (
+        "pounds-fuzz-targets",
+        Some(&["pmap", "pmap-stream", "plog", "pblockdb"]),
+    ),
     ("pounds-benches", None),
     ("xtask", None),
 ];
