@@ -429,24 +429,32 @@ impl Db {
                 &mut image,
                 &mut out,
             );
-            match self.slot_step(step)? {
-                Step::Done(()) => {
-                    drop(view);
-                    for (key, value) in snapshot::records(&out) {
-                        f(key, value);
-                    }
-                    next = end;
-                    generation = Some(table.generation);
+            if let Some(()) = self.finished(view, self.slot_step(step)?)? {
+                for (key, value) in snapshot::records(&out) {
+                    f(key, value);
                 }
-                Step::Retry => {
-                    drop(view);
-                    self.reload()?;
-                }
-                Step::TooOld if view.is_current()? => return Err(self.too_old()),
-                Step::TooOld => {
-                    drop(view);
-                    self.refresh()?;
-                }
+                next = end;
+                generation = Some(table.generation);
+            }
+        }
+    }
+
+    /// The value of a finished read step, with the view guard released; or `None` after
+    /// catching up for another try (a table being reused: reload; a version gone while the
+    /// view was stale: refresh); or the error when the snapshot is too old.
+    fn finished<T>(&self, view: RwLockReadGuard<'_, View>, step: Step<T>) -> Result<Option<T>> {
+        match step {
+            Step::Done(value) => Ok(Some(value)),
+            Step::Retry => {
+                drop(view);
+                self.reload()?;
+                Ok(None)
+            }
+            Step::TooOld if view.is_current()? => Err(self.too_old()),
+            Step::TooOld => {
+                drop(view);
+                self.refresh()?;
+                Ok(None)
             }
         }
     }
@@ -468,17 +476,9 @@ impl Db {
             let Some(table) = view.table_for(clock) else {
                 return Err(self.too_old());
             };
-            match self.slot_step(step(&view, &table, clock))? {
-                Step::Done(value) => return Ok(value),
-                Step::Retry => {
-                    drop(view);
-                    self.reload()?;
-                }
-                Step::TooOld if view.is_current()? => return Err(self.too_old()),
-                Step::TooOld => {
-                    drop(view);
-                    self.refresh()?;
-                }
+            let done = self.slot_step(step(&view, &table, clock))?;
+            if let Some(value) = self.finished(view, done)? {
+                return Ok(value);
             }
         }
     }

@@ -639,6 +639,47 @@ fn a_writer_word_no_live_handle_holds_is_taken_over() {
     }
 }
 
+/// Ten records, then `damage` applied to key 3's meta word and its hint zeroed; the database
+/// opened again, and a new key whose probe starts at that slot (its index).
+fn damaged_on_a_new_keys_path(path: &Path, damage: impl Fn(u64) -> u64) -> (Db, u64, [u8; 16]) {
+    let db = DbOptions::new(KEY, VALUE).capacity(20).open(path).unwrap();
+    for i in 0..10 {
+        db.put(&key(i), &[i as u8; 64]).unwrap();
+    }
+    drop(db);
+    let bytes = std::fs::read(path).unwrap();
+    let (idx, slot) = slot_of(&bytes, &key(3));
+    let (offset, capacity) = table(&bytes);
+    write_at(
+        path,
+        slot,
+        &damage(get_u64(&bytes, slot as usize)).to_le_bytes(),
+    );
+    write_at(path, offset + 4 * idx, &[0; 4]);
+    let fresh = (1000..)
+        .map(key)
+        .find(|k| common::hash_key(k) & (capacity - 1) == idx)
+        .unwrap();
+    (Db::open_existing(path).unwrap(), idx, fresh)
+}
+
+/// A put of `fresh` is refused at slot `idx`, or, if it returns `Ok`, reads back; the other
+/// records are all there.
+fn put_is_refused_or_readable(db: &Db, idx: u64, fresh: &[u8; 16]) {
+    match db.put(fresh, &[9; 64]) {
+        Err(Error::CorruptSlot { slot, .. }) => assert_eq!(slot, idx),
+        Ok(_) => assert_eq!(
+            db.get(fresh).unwrap(),
+            Some(vec![9; 64]),
+            "a put that returned Ok cannot be read back"
+        ),
+        Err(e) => panic!("{e}"),
+    }
+    for i in (0..10).filter(|&i| i != 3) {
+        assert_eq!(db.get(&key(i)).unwrap(), Some(vec![i as u8; 64]));
+    }
+}
+
 /// A slot whose state says empty but which holds a record (damage), on a new key's probe path:
 /// the put is a typed error, not a record written past it where no lookup can reach it (a
 /// reader's probe stops at a slot that says empty). Found by the `pblockdb_file` fuzz target
@@ -648,39 +689,8 @@ fn a_writer_word_no_live_handle_holds_is_taken_over() {
 fn a_put_past_an_empty_slot_holding_a_record_is_an_error_not_a_lost_write() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("empty-with-bytes.db");
-    let db = DbOptions::new(KEY, VALUE).capacity(20).open(&path).unwrap();
-    for i in 0..10 {
-        db.put(&key(i), &[i as u8; 64]).unwrap();
-    }
-    drop(db);
-    let bytes = std::fs::read(&path).unwrap();
-    let (idx, slot) = slot_of(&bytes, &key(3));
-    let (offset, capacity) = table(&bytes);
-    write_at(
-        &path,
-        slot,
-        &(get_u64(&bytes, slot as usize) & !3).to_le_bytes(),
-    );
-    write_at(&path, offset + 4 * idx, &[0; 4]);
-    // A new key whose probe starts at the damaged slot.
-    let fresh = (1000..)
-        .map(key)
-        .find(|k| common::hash_key(k) & (capacity - 1) == idx)
-        .unwrap();
-    let db = Db::open_existing(&path).unwrap();
-    match db.put(&fresh, &[9; 64]) {
-        Err(Error::CorruptSlot { slot, .. }) => assert_eq!(slot, idx),
-        Ok(_) => assert_eq!(
-            db.get(&fresh).unwrap(),
-            Some(vec![9; 64]),
-            "a put that returned Ok cannot be read back"
-        ),
-        Err(e) => panic!("{e}"),
-    }
-    // Every other record is still there.
-    for i in (0..10).filter(|&i| i != 3) {
-        assert_eq!(db.get(&key(i)).unwrap(), Some(vec![i as u8; 64]));
-    }
+    let (db, idx, fresh) = damaged_on_a_new_keys_path(&path, |meta| meta & !3);
+    put_is_refused_or_readable(&db, idx, &fresh);
 }
 
 /// As above for a slot whose state bits say 3, no state a writer writes (found by the
@@ -690,32 +700,6 @@ fn a_put_past_an_empty_slot_holding_a_record_is_an_error_not_a_lost_write() {
 fn a_put_past_a_slot_of_unknown_state_is_an_error_not_a_lost_write() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state-3.db");
-    let db = DbOptions::new(KEY, VALUE).capacity(20).open(&path).unwrap();
-    for i in 0..10 {
-        db.put(&key(i), &[i as u8; 64]).unwrap();
-    }
-    drop(db);
-    let bytes = std::fs::read(&path).unwrap();
-    let (idx, slot) = slot_of(&bytes, &key(3));
-    let (offset, capacity) = table(&bytes);
-    write_at(
-        &path,
-        slot,
-        &(get_u64(&bytes, slot as usize) | 3).to_le_bytes(),
-    );
-    write_at(&path, offset + 4 * idx, &[0; 4]);
-    let fresh = (1000..)
-        .map(key)
-        .find(|k| common::hash_key(k) & (capacity - 1) == idx)
-        .unwrap();
-    let db = Db::open_existing(&path).unwrap();
-    match db.put(&fresh, &[9; 64]) {
-        Err(Error::CorruptSlot { slot, .. }) => assert_eq!(slot, idx),
-        Ok(_) => assert_eq!(
-            db.get(&fresh).unwrap(),
-            Some(vec![9; 64]),
-            "a put that returned Ok cannot be read back"
-        ),
-        Err(e) => panic!("{e}"),
-    }
+    let (db, idx, fresh) = damaged_on_a_new_keys_path(&path, |meta| meta | 3);
+    put_is_refused_or_readable(&db, idx, &fresh);
 }

@@ -47,14 +47,7 @@ impl LivenessMark {
         if !crate::os::HAS_MARKS {
             return Ok(None);
         }
-        let io = |op: &'static str| {
-            move |source| Error::Io {
-                op,
-                path: path.to_path_buf(),
-                source,
-            }
-        };
-        let file = File::open(path).map_err(io("open"))?;
+        let file = File::open(path).map_err(io_error("open", path))?;
         LivenessMark::on_file(file, path)
     }
 
@@ -64,13 +57,7 @@ impl LivenessMark {
         if !crate::os::HAS_MARKS {
             return Ok(None);
         }
-        let io = |op: &'static str| {
-            move |source| Error::Io {
-                op,
-                path: path.to_path_buf(),
-                source,
-            }
-        };
+        let io = |op| io_error(op, path);
         let random = std::collections::hash_map::RandomState::new();
         for attempt in 0..TAKE_ATTEMPTS {
             let mut hasher = random.build_hasher();
@@ -121,6 +108,15 @@ impl LivenessMark {
                 source,
             }
         })
+    }
+}
+
+/// The [`Error::Io`] of operation `op` on `path`.
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
     }
 }
 
