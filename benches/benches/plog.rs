@@ -17,7 +17,8 @@
 //!   of the ring as JSON lines to `/dev/null`); the throughput line is records per second.
 //!
 //! - `record_parts`: what a write's parts cost alone, to choose among them: the checksum of a
-//!   112-byte record image (`crc32c`, as plog uses it, one serial chain; `xxh3_64`), and the clock
+//!   112-byte record image (`crc32c`, the crate's one serial chain; `crc32c_3way`, the same value
+//!   in three interleaved streams, `pmap::crc32c_append`, as plog uses it; `xxh3_64`), and the clock
 //!   (`quanta` raw counter, `quanta` scaled, `SystemTime::now`).
 //!
 //! Harnesses (printed, not criterion):
@@ -162,6 +163,9 @@ fn bench_record_parts(c: &mut Criterion) {
     let image = [0x5au8; 112];
     group.bench_function("crc32c_112B", |b| {
         b.iter(|| crc32c::crc32c(black_box(&image)))
+    });
+    group.bench_function("crc32c_3way_112B", |b| {
+        b.iter(|| pmap::crc32c_append(0, black_box(&image)))
     });
     group.bench_function("xxh3_64_112B", |b| {
         b.iter(|| xxhash_rust::xxh3::xxh3_64(black_box(&image)))

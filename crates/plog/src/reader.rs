@@ -455,13 +455,20 @@ impl Inner {
             // The claim word as loaded (acquire) stands for the one in the copy.
             arena[b..b + CLAIM_LEN].copy_from_slice(&commit.to_le_bytes());
             let header = RecordHeader::read_from_bytes(&arena[b..b + RECORD_HEADER_LEN]).ok();
-            let Some(header) = header.filter(|h| self.checked_span(at, h) == Some(1)) else {
+            // What `checked_span` checks, for one block without its division: one block, a known
+            // level, content that fits the block (so needs exactly one), inside the ring.
+            let content_len = header.map_or(usize::MAX, |h| {
+                (HEADER_CONTENT + usize::from(h.tag_len)).saturating_add(h.len as usize)
+            });
+            let Some(header) = header.filter(|h| {
+                h.blocks == 1 && Level::from_code(h.level).is_some() && content_len <= room
+            }) else {
                 // Not a one-block record with a consistent header: the caller reads it alone.
                 arena.truncate(b);
                 return i as u64;
             };
+            debug_assert_eq!(self.checked_span(at, &header), Some(1));
             // One block: the content lies whole after the claim word, within `room` bytes.
-            let content_len = HEADER_CONTENT + usize::from(header.tag_len) + header.len as usize;
             let padded_len = padded(content_len);
             let image = &mut arena[b + CLAIM_LEN..b + block];
             // The image (see copy_slot): the crc field and the padding taken as zero, then the
