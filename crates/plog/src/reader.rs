@@ -936,6 +936,7 @@ impl Reader {
     fn dump_batched(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
         let mut written = 0;
         let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+        let mut line = crate::record::LineBuf::new();
         // Unlike `next`, a dump goes on through laps (a dump of a log written faster than it
         // reads skips what was overwritten and counts it) until it reaches the newest record.
         loop {
@@ -953,7 +954,7 @@ impl Reader {
                 continue;
             };
             format
-                .write_ref(&record, &mut out)
+                .write_ref_with(&record, &mut out, &mut line)
                 .map_err(|source| Error::Io {
                     op: "write dump",
                     source,
