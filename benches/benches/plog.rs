@@ -33,6 +33,8 @@
 //! - `latency`: each of `N` writes timed alone with `Instant::now()` pairs, for p50/p99/p99.9,
 //!   then again with raw TSC pairs (`quanta::Clock::raw`, cheaper); each pair's own cost is
 //!   measured the same way and printed beside it.
+//! - `read_vs_write`: a full default ring written, followed and dumped as JSON, alternately in
+//!   one loop (so the machine's load falls on every side alike): medians and ratios.
 //! - `keep_up`: one writer thread writing 64-byte records flat out on the default ring for a
 //!   while, and a follower thread started at the end reading them: written, read, lost, and
 //!   each side's rate.
@@ -176,6 +178,21 @@ fn bench_record_parts(c: &mut Criterion) {
     });
     group.bench_function("crc32c_3way_112B", |b| {
         b.iter(|| pmap::crc32c_append(0, black_box(&image)))
+    });
+    // Latency: each crc starts from the one before, so the calls cannot overlap (in a write,
+    // the crc is on the path to the copy and the publication).
+    let mut chained = 0u32;
+    group.bench_function("crc32c_112B_chained", |b| {
+        b.iter(|| {
+            chained = crc32c::crc32c_append(chained, black_box(&image));
+            chained
+        })
+    });
+    group.bench_function("crc32c_3way_112B_chained", |b| {
+        b.iter(|| {
+            chained = pmap::crc32c_append(chained, black_box(&image));
+            chained
+        })
     });
     group.bench_function("xxh3_64_112B", |b| {
         b.iter(|| xxhash_rust::xxh3::xxh3_64(black_box(&image)))
@@ -327,6 +344,44 @@ fn bench_read(c: &mut Criterion, dir: &Path) {
         })
     });
     group.finish();
+}
+
+/// Writing a full default ring and reading it back, alternately in the same loop, so that the
+/// machine's load (other builds on the two cores) falls on both sides alike: per round, 16384
+/// writes of 64 B timed together, then a follower from the start reading them (borrowed), then
+/// a JSON dump of the ring to /dev/null; medians over the rounds, and their ratios.
+fn read_vs_write(dir: &Path) {
+    let rounds = if smoke() { 3 } else { 300 };
+    let log = Log::open(dir.join("read_vs_write.plog")).unwrap();
+    let msg = message();
+    let mut null = File::create("/dev/null").unwrap();
+    let (mut write, mut follow, mut dump) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..16384 {
+            log.write(Level::Info, "bench", black_box(&msg)).unwrap();
+        }
+        write.push(start.elapsed().as_nanos() as u64);
+        let start = Instant::now();
+        let mut follower = log.follow(FollowOptions::new().from_start(true)).unwrap();
+        for _ in 0..16384 {
+            black_box(follower.next_ref().unwrap().payload);
+        }
+        follow.push(start.elapsed().as_nanos() as u64);
+        let start = Instant::now();
+        let summary = log
+            .dump(&mut null, &plog::Filter::all(), None, plog::Format::Json)
+            .unwrap();
+        dump.push(start.elapsed().as_nanos() as u64);
+        assert_eq!(summary.written, 16384);
+    }
+    let rate = |samples: &mut Vec<u64>| 16384.0 / (percentiles(samples)[0] as f64 / 1e9) / 1e6;
+    let (w, f, d) = (rate(&mut write), rate(&mut follow), rate(&mut dump));
+    println!(
+        "read_vs_write: rounds={rounds} write={w:.1} M/s follower={f:.1} M/s ({:.2}x the writer) dump_json={d:.1} M/s ({:.2}x)",
+        f / w,
+        d / w
+    );
 }
 
 /// One writer flat out, one follower from the end: what the follower reads and loses.
@@ -546,6 +601,7 @@ fn main() {
     bench_record_parts(&mut c);
     bench_facade(&mut c, dir.path());
     c.final_summary();
+    read_vs_write(dir.path());
     keep_up(dir.path());
     first_lap(dir.path());
     latency(dir.path());
