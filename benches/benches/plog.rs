@@ -33,6 +33,8 @@
 //! - `latency`: each of `N` writes timed alone with `Instant::now()` pairs, for p50/p99/p99.9,
 //!   then again with raw TSC pairs (`quanta::Clock::raw`, cheaper); each pair's own cost is
 //!   measured the same way and printed beside it.
+//! - `crc_ab`: 112-byte record images checksummed by the crc32c crate and by
+//!   `pmap::crc32c_append`, chained, alternately in one loop: medians.
 //! - `read_vs_write`: a full default ring written, followed and dumped as JSON, alternately in
 //!   one loop (so the machine's load falls on every side alike): medians and ratios.
 //! - `keep_up`: one writer thread writing 64-byte records flat out on the default ring for a
@@ -384,6 +386,35 @@ fn read_vs_write(dir: &Path) {
     );
 }
 
+/// The record checksum's two computations, alternately in one loop (as `read_vs_write`, so
+/// that the load falls on both alike): per round, 20,000 chained crcs of a 112-byte image by
+/// the crc32c crate (one serial chain) and by `pmap::crc32c_append` (three streams); medians.
+fn crc_ab() {
+    let rounds = if smoke() { 3 } else { 300 };
+    let image = [0x5au8; 112];
+    let (mut serial, mut three) = (Vec::new(), Vec::new());
+    let mut crc = 0u32;
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..20_000 {
+            crc = crc32c::crc32c_append(crc, black_box(&image));
+        }
+        serial.push(start.elapsed().as_nanos() as u64);
+        let start = Instant::now();
+        for _ in 0..20_000 {
+            crc = pmap::crc32c_append(crc, black_box(&image));
+        }
+        three.push(start.elapsed().as_nanos() as u64);
+    }
+    black_box(crc);
+    let ns = |samples: &mut Vec<u64>| percentiles(samples)[0] as f64 / 20_000.0;
+    let (a, b) = (ns(&mut serial), ns(&mut three));
+    println!(
+        "crc_ab/112B_chained: rounds={rounds} crc32c={a:.2}ns 3way={b:.2}ns ({:.2}x)",
+        a / b
+    );
+}
+
 /// One writer flat out, one follower from the end: what the follower reads and loses.
 fn keep_up(dir: &Path) {
     let log = Arc::new(Log::open(dir.join("keep_up.plog")).unwrap());
@@ -601,6 +632,7 @@ fn main() {
     bench_record_parts(&mut c);
     bench_facade(&mut c, dir.path());
     c.final_summary();
+    crc_ab();
     read_vs_write(dir.path());
     keep_up(dir.path());
     first_lap(dir.path());

@@ -104,6 +104,8 @@ fn shift(which: usize, register: u32) -> u32 {
 mod x86 {
     use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u64};
 
+    use super::four_word_lanes;
+
     /// Three streams over `data` (96..768 bytes): the later two of `lanes` words each (4, 8 or
     /// 16, the largest that leaves the first at least as long), the first the rest of the whole
     /// words; then the bytes after the last whole word, serially.
@@ -114,6 +116,10 @@ mod x86 {
     #[allow(unused_unsafe)] // The intrinsics are safe here from Rust 1.87, unsafe before.
     pub(super) unsafe fn interleaved(crc: u32, data: &[u8]) -> u32 {
         let words = data.len() / 8;
+        if words < 24 {
+            // SAFETY: as this function's contract.
+            return unsafe { four_word_lanes(crc, data, words) };
+        }
         let (lanes, which) = if words >= 48 {
             (16, 2)
         } else if words >= 24 {
@@ -153,6 +159,56 @@ mod x86 {
         }
         !register
     }
+}
+
+/// [`x86::interleaved`] for 12..24 words: the later two streams four words each, read from
+/// fixed-size arrays (no bounds checks in the loop), the first stream the rest.
+///
+/// # Safety
+/// The CPU must support SSE 4.2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+#[allow(unused_unsafe)] // The intrinsics are safe here from Rust 1.87, unsafe before.
+unsafe fn four_word_lanes(crc: u32, data: &[u8], words: usize) -> u32 {
+    use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u64};
+    let first = words - 8;
+    let (head, rest) = data.split_at(8 * first);
+    let (Some(tail), Some(bytes)) = (rest.get(..64), rest.get(64..)) else {
+        return crc32c::crc32c_append(crc, data);
+    };
+    let mut lanes = [0u64; 8];
+    for (word, chunk) in lanes.iter_mut().zip(tail.chunks_exact(8)) {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(raw);
+    }
+    let mut a = u64::from(!crc);
+    let (mut b, mut c) = (0u64, 0u64);
+    let mut chunks = head.chunks_exact(8);
+    for i in 0..4 {
+        let mut raw = [0u8; 8];
+        if let Some(chunk) = chunks.next() {
+            raw.copy_from_slice(chunk);
+        }
+        // SAFETY: the CPU supports SSE 4.2 (this function's contract).
+        unsafe {
+            a = _mm_crc32_u64(a, u64::from_le_bytes(raw));
+            b = _mm_crc32_u64(b, lanes[i]);
+            c = _mm_crc32_u64(c, lanes[4 + i]);
+        }
+    }
+    for chunk in chunks {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(chunk);
+        // SAFETY: as above.
+        a = unsafe { _mm_crc32_u64(a, u64::from_le_bytes(raw)) };
+    }
+    let mut register = shift(1, a as u32) ^ shift(0, b as u32) ^ c as u32;
+    for &byte in bytes {
+        // SAFETY: as above.
+        register = unsafe { _mm_crc32_u8(register, byte) };
+    }
+    !register
 }
 
 #[cfg(test)]
