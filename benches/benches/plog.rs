@@ -17,12 +17,26 @@
 //!   of the ring as JSON lines to `/dev/null`); the throughput line is records per second.
 //!
 //! - `record_parts`: what a write's parts cost alone, to choose among them: the checksum of a
-//!   112-byte record image (`crc32c`, as plog uses it, one serial chain; `xxh3_64`), and the clock
+//!   112-byte record image (`crc32c`, the crate's one serial chain; `crc32c_3way`, the same value
+//!   in three interleaved streams, `pmap::crc32c_append`, as plog uses it; `xxh3_64`), and the clock
 //!   (`quanta` raw counter, `quanta` scaled, `SystemTime::now`).
 //!
+//! - `facade_64B`: one `log::info!("{}", msg)` of a 64-byte message per iteration through the
+//!   `log` facade's global logger, which dispatches to `plog` (`plog::Logger`, into a default
+//!   log) or to `spdlog` (spdlog-rs's `log` crate proxy, a logger with its buffered `FileSink`);
+//!   `format_only` is the message formatted into a reused `String` (what formatting costs), and
+//!   `tracing_plog_layer` / `tracing_fmt_appender` are one `tracing::info!("{}", msg)` under a
+//!   registry with `PlogLayer`, or with tracing-subscriber's fmt layer writing through
+//!   tracing-appender's non-blocking writer (lossy off) to a file.
+//!
 //! Harnesses (printed, not criterion):
-//! - `latency`: each of `N` writes timed alone with `Instant::now()` pairs, for p50/p99/p99.9;
-//!   the timer pair's own cost is measured the same way and printed beside it.
+//! - `latency`: each of `N` writes timed alone with `Instant::now()` pairs, for p50/p99/p99.9,
+//!   then again with raw TSC pairs (`quanta::Clock::raw`, cheaper); each pair's own cost is
+//!   measured the same way and printed beside it.
+//! - `crc_ab`: 112-byte record images checksummed by the crc32c crate and by
+//!   `pmap::crc32c_append`, chained, alternately in one loop: medians.
+//! - `read_vs_write`: a full default ring written, followed and dumped as JSON, alternately in
+//!   one loop (so the machine's load falls on every side alike): medians and ratios.
 //! - `keep_up`: one writer thread writing 64-byte records flat out on the default ring for a
 //!   while, and a follower thread started at the end reading them: written, read, lost, and
 //!   each side's rate.
@@ -40,7 +54,8 @@ use std::hint::black_box;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Barrier};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{Criterion, Throughput};
@@ -163,6 +178,24 @@ fn bench_record_parts(c: &mut Criterion) {
     group.bench_function("crc32c_112B", |b| {
         b.iter(|| crc32c::crc32c(black_box(&image)))
     });
+    group.bench_function("crc32c_3way_112B", |b| {
+        b.iter(|| pmap::crc32c_append(0, black_box(&image)))
+    });
+    // Latency: each crc starts from the one before, so the calls cannot overlap (in a write,
+    // the crc is on the path to the copy and the publication).
+    let mut chained = 0u32;
+    group.bench_function("crc32c_112B_chained", |b| {
+        b.iter(|| {
+            chained = crc32c::crc32c_append(chained, black_box(&image));
+            chained
+        })
+    });
+    group.bench_function("crc32c_3way_112B_chained", |b| {
+        b.iter(|| {
+            chained = pmap::crc32c_append(chained, black_box(&image));
+            chained
+        })
+    });
     group.bench_function("xxh3_64_112B", |b| {
         b.iter(|| xxhash_rust::xxh3::xxh3_64(black_box(&image)))
     });
@@ -170,6 +203,104 @@ fn bench_record_parts(c: &mut Criterion) {
     group.bench_function("quanta_raw", |b| b.iter(|| black_box(clock.raw())));
     group.bench_function("quanta_now", |b| b.iter(|| black_box(clock.now())));
     group.bench_function("system_time_now", |b| b.iter(SystemTime::now));
+    group.finish();
+}
+
+/// Which logger the global `log` logger hands records to (the facade allows one per process).
+static FACADE: AtomicU8 = AtomicU8::new(0);
+static PLOG_LOGGER: OnceLock<plog::Logger> = OnceLock::new();
+static SPDLOG_PROXY: OnceLock<&'static spdlog::LogCrateProxy> = OnceLock::new();
+
+/// The process's `log` logger: a switch between plog's and spdlog's, so that both are measured
+/// through the same `log::info!` in one run (each pays this one dispatch).
+struct Switch;
+
+impl log::Log for Switch {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        match FACADE.load(Ordering::Relaxed) {
+            1 => {
+                if let Some(logger) = PLOG_LOGGER.get() {
+                    logger.log(record);
+                }
+            }
+            2 => {
+                if let Some(proxy) = SPDLOG_PROXY.get() {
+                    proxy.log(record);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn bench_facade(c: &mut Criterion, dir: &Path) {
+    let mut group = c.benchmark_group("facade_64B");
+    group.throughput(Throughput::Elements(1));
+    let msg = String::from_utf8(message().to_vec()).unwrap();
+    let _ = log::set_logger(&Switch);
+    log::set_max_level(log::LevelFilter::Trace);
+    let log = Arc::new(Log::open(dir.join("facade.plog")).unwrap());
+    let _ = PLOG_LOGGER.set(plog::Logger::new(Arc::clone(&log)));
+    let spdlog_sink = spdlog::sink::FileSink::builder()
+        .path(dir.join("spdlog.log"))
+        .truncate(true)
+        .build()
+        .unwrap();
+    let spdlog_logger = spdlog::Logger::builder()
+        .sink(Arc::new(spdlog_sink))
+        .level_filter(spdlog::LevelFilter::All)
+        .build()
+        .unwrap();
+    let proxy = spdlog::log_crate_proxy();
+    proxy.set_logger(Some(Arc::new(spdlog_logger)));
+    let _ = SPDLOG_PROXY.set(proxy);
+
+    FACADE.store(1, Ordering::Relaxed);
+    group.bench_function("log_plog", |b| b.iter(|| log::info!("{}", black_box(&msg))));
+    FACADE.store(2, Ordering::Relaxed);
+    group.bench_function("log_spdlog_file", |b| {
+        b.iter(|| log::info!("{}", black_box(&msg)))
+    });
+    FACADE.store(0, Ordering::Relaxed);
+    group.bench_function("log_dispatch_only", |b| {
+        b.iter(|| log::info!("{}", black_box(&msg)))
+    });
+    let mut text = String::new();
+    group.bench_function("format_only", |b| {
+        b.iter(|| {
+            use std::fmt::Write as _;
+            text.clear();
+            write!(text, "{}", black_box(&msg)).unwrap();
+            black_box(&text);
+        })
+    });
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let subscriber = tracing_subscriber::registry().with(plog::PlogLayer::new(Arc::clone(&log)));
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function("tracing_plog_layer", |b| {
+            b.iter(|| tracing::info!("{}", black_box(&msg)))
+        });
+    });
+    let file = File::create(dir.join("appender.log")).unwrap();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(file);
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_ansi(false),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function("tracing_fmt_appender", |b| {
+            b.iter(|| tracing::info!("{}", black_box(&msg)))
+        });
+    });
+    drop(guard);
     group.finish();
 }
 
@@ -215,6 +346,73 @@ fn bench_read(c: &mut Criterion, dir: &Path) {
         })
     });
     group.finish();
+}
+
+/// Writing a full default ring and reading it back, alternately in the same loop, so that the
+/// machine's load (other builds on the two cores) falls on both sides alike: per round, 16384
+/// writes of 64 B timed together, then a follower from the start reading them (borrowed), then
+/// a JSON dump of the ring to /dev/null; medians over the rounds, and their ratios.
+fn read_vs_write(dir: &Path) {
+    let rounds = if smoke() { 3 } else { 300 };
+    let log = Log::open(dir.join("read_vs_write.plog")).unwrap();
+    let msg = message();
+    let mut null = File::create("/dev/null").unwrap();
+    let (mut write, mut follow, mut dump) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..16384 {
+            log.write(Level::Info, "bench", black_box(&msg)).unwrap();
+        }
+        write.push(start.elapsed().as_nanos() as u64);
+        let start = Instant::now();
+        let mut follower = log.follow(FollowOptions::new().from_start(true)).unwrap();
+        for _ in 0..16384 {
+            black_box(follower.next_ref().unwrap().payload);
+        }
+        follow.push(start.elapsed().as_nanos() as u64);
+        let start = Instant::now();
+        let summary = log
+            .dump(&mut null, &plog::Filter::all(), None, plog::Format::Json)
+            .unwrap();
+        dump.push(start.elapsed().as_nanos() as u64);
+        assert_eq!(summary.written, 16384);
+    }
+    let rate = |samples: &mut Vec<u64>| 16384.0 / (percentiles(samples)[0] as f64 / 1e9) / 1e6;
+    let (w, f, d) = (rate(&mut write), rate(&mut follow), rate(&mut dump));
+    println!(
+        "read_vs_write: rounds={rounds} write={w:.1} M/s follower={f:.1} M/s ({:.2}x the writer) dump_json={d:.1} M/s ({:.2}x)",
+        f / w,
+        d / w
+    );
+}
+
+/// The record checksum's two computations, alternately in one loop (as `read_vs_write`, so
+/// that the load falls on both alike): per round, 20,000 chained crcs of a 112-byte image by
+/// the crc32c crate (one serial chain) and by `pmap::crc32c_append` (three streams); medians.
+fn crc_ab() {
+    let rounds = if smoke() { 3 } else { 300 };
+    let image = [0x5au8; 112];
+    let (mut serial, mut three) = (Vec::new(), Vec::new());
+    let mut crc = 0u32;
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..20_000 {
+            crc = crc32c::crc32c_append(crc, black_box(&image));
+        }
+        serial.push(start.elapsed().as_nanos() as u64);
+        let start = Instant::now();
+        for _ in 0..20_000 {
+            crc = pmap::crc32c_append(crc, black_box(&image));
+        }
+        three.push(start.elapsed().as_nanos() as u64);
+    }
+    black_box(crc);
+    let ns = |samples: &mut Vec<u64>| percentiles(samples)[0] as f64 / 20_000.0;
+    let (a, b) = (ns(&mut serial), ns(&mut three));
+    println!(
+        "crc_ab/112B_chained: rounds={rounds} crc32c={a:.2}ns 3way={b:.2}ns ({:.2}x)",
+        a / b
+    );
 }
 
 /// One writer flat out, one follower from the end: what the follower reads and loses.
@@ -318,6 +516,26 @@ fn latency(dir: &Path) {
         "latency/plog_write_64B: n={n} p50={p50}ns p99={p99}ns p99.9={p999}ns max={max}ns \
          (timer pair alone: p50={t50}ns p99={t99}ns p99.9={t999}ns)"
     );
+    // The same with a cheaper timing pair: the raw TSC through quanta (about half the cost of
+    // an Instant pair here), converted to ns after the loop.
+    let clock = quanta::Clock::new();
+    let mut raw = Vec::with_capacity(n);
+    let mut raw_timer = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = clock.raw();
+        black_box(log.write(Level::Info, "bench", black_box(&msg)).unwrap());
+        let end = clock.raw();
+        raw.push(clock.delta_as_nanos(start, end));
+        let start = clock.raw();
+        let end = black_box(clock.raw());
+        raw_timer.push(clock.delta_as_nanos(start, end));
+    }
+    let [p50, p99, p999, max] = percentiles(&mut raw);
+    let [t50, t99, t999, _] = percentiles(&mut raw_timer);
+    println!(
+        "latency/plog_write_64B_tsc: n={n} p50={p50}ns p99={p99}ns p99.9={p999}ns max={max}ns \
+         (tsc pair alone: p50={t50}ns p99={t99}ns p99.9={t999}ns)"
+    );
     let m = if smoke() { 1_000 } else { 200_000 };
     let mut file = File::create(dir.join("latency.log")).unwrap();
     let mut samples = Vec::with_capacity(m);
@@ -412,7 +630,10 @@ fn main() {
     bench_two_threads(&mut c, dir.path());
     bench_read(&mut c, dir.path());
     bench_record_parts(&mut c);
+    bench_facade(&mut c, dir.path());
     c.final_summary();
+    crc_ab();
+    read_vs_write(dir.path());
     keep_up(dir.path());
     first_lap(dir.path());
     latency(dir.path());

@@ -10,7 +10,7 @@ use pmap::SharedMap;
 
 use crate::format::{HEADER_SIZE, SLEEPER, WAKE_OFF};
 use crate::log::Inner;
-use crate::reader::{Found, Step};
+use crate::reader::Step;
 use crate::write::wake_word;
 use crate::{Error, Filter, Format, Log, Reader, Record, RecordRef, Result};
 
@@ -227,6 +227,7 @@ impl Follower {
 
     /// The next record, borrowed, waiting for as long as it takes; `None` once stopped, or
     /// once the file was cut short ([`Self::try_next_ref`] says so).
+    #[inline]
     pub fn next_ref(&mut self) -> Option<RecordRef<'_>> {
         self.try_next_ref().ok().flatten()
     }
@@ -244,7 +245,11 @@ impl Follower {
     /// the follower reads the mapping no more.
     pub fn try_next_ref_timeout(&mut self, timeout: Duration) -> Result<Option<RecordRef<'_>>> {
         let found = self.next_until(Instant::now().checked_add(timeout))?;
-        Ok(found.map(|found| self.reader.view(&found)))
+        Ok(if found {
+            self.reader.current_ref()
+        } else {
+            None
+        })
     }
 
     /// [`Self::next_ref`], with the reason when there is no record because another program
@@ -252,29 +257,36 @@ impl Follower {
     ///
     /// # Errors
     /// As [`Self::try_next_ref_timeout`].
+    #[inline]
     pub fn try_next_ref(&mut self) -> Result<Option<RecordRef<'_>>> {
         let found = self.next_until(None)?;
-        Ok(found.map(|found| self.reader.view(&found)))
+        Ok(if found {
+            self.reader.current_ref()
+        } else {
+            None
+        })
     }
 
-    fn next_until(&mut self, deadline: Option<Instant>) -> Result<Option<Found>> {
+    /// Waits for the next record (the reader's current one when true).
+    #[inline(always)]
+    fn next_until(&mut self, deadline: Option<Instant>) -> Result<bool> {
         let found = self.wait_for_next(deadline);
-        if !matches!(found, Ok(Some(_))) {
+        if !matches!(found, Ok(true)) {
             // Returning without a record: the caller may wait any time before the next call.
             self.reader.look_next_time();
         }
         found
     }
 
-    fn wait_for_next(&mut self, deadline: Option<Instant>) -> Result<Option<Found>> {
+    fn wait_for_next(&mut self, deadline: Option<Instant>) -> Result<bool> {
         loop {
             if self.stop.is_stopped() {
-                return Ok(None);
+                return Ok(false);
             }
             let pending = match self.reader.step() {
-                Step::Record(record) => {
+                Step::Record => {
                     self.waiting_at = None;
-                    return Ok(Some(record));
+                    return Ok(true);
                 }
                 Step::Truncated(len) => return Err(self.reader.truncated(len)),
                 Step::End => {
@@ -283,7 +295,7 @@ impl Follower {
                 }
                 Step::Again => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Ok(None);
+                        return Ok(false);
                     }
                     continue;
                 }
@@ -308,7 +320,7 @@ impl Follower {
             };
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                return Ok(None);
+                return Ok(false);
             }
             if self.sleep(pending, deadline.map(|d| d - now)) {
                 // The file may have been cut short while this follower slept.

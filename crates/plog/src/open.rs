@@ -181,7 +181,7 @@ fn recover_lost_header(mut map: SharedMap, path: &Path) -> Result<(SharedMap, Op
 fn oldest_valid_record_time(map: SharedMap, geometry: Geometry) -> (SharedMap, Option<u64>) {
     let probe = Inner::new(map, geometry, false);
     let mut oldest: Option<u64> = None;
-    let mut arena = Vec::new();
+    let mut arena = crate::reader::Arena::default();
     for slot in 0..geometry.blocks {
         let Ok(word) = probe
             .map

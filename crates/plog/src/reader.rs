@@ -1,7 +1,7 @@
 //! Reading records back: validation of one slot, and the reader that walks the ring.
 
-use std::collections::VecDeque;
 use std::io::Write;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 
@@ -26,6 +26,57 @@ pub(crate) const BATCH_BYTES: usize = 16 << 10;
 /// damaged header can claim a span of gigabytes, and only a record whose bytes check earns it.
 const CHECK_BEFORE_COPY: usize = 64 << 10;
 
+/// A reader's buffer of copied records: a `Vec<u8>` whose bytes are not cleared between uses,
+/// so that growing it again after [`Arena::clear`] costs no zero fill (it did, at every batch, a
+/// few percent of a follower's time). Bytes it grows over hold what an earlier copy left there
+/// (or zeros): every caller overwrites what it grows over before reading it.
+#[derive(Debug, Default)]
+pub(crate) struct Arena {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Arena {
+    /// Makes the arena `len` bytes long.
+    #[inline]
+    pub(crate) fn extend_to(&mut self, len: usize) {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        self.len = len;
+    }
+
+    /// Shortens the arena to `len` bytes (no-op if it is shorter).
+    #[inline]
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Empties the arena, keeping its bytes for the next use.
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+impl std::ops::Deref for Arena {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for Arena {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+}
+
+/// The most blocks [`Inner::copy_run`] copies in one pass.
+const RUN_BLOCKS: usize = BATCH_RECORDS;
+
 /// A record (or padding) copied out of the ring, its header and crc checked, not yet known to
 /// be untorn.
 #[derive(Debug)]
@@ -43,6 +94,31 @@ pub(crate) struct Copied {
     crc_ok: bool,
 }
 
+impl Copied {
+    /// What a copy that passed [`Inner::verdict`] holds.
+    #[inline(always)]
+    fn slot(&self) -> Slot {
+        if self.pad {
+            return Slot::Pad(1);
+        }
+        let header = &self.header;
+        let Some(level) = Level::from_code(header.level) else {
+            return Slot::Invalid;
+        };
+        let found = Found {
+            id: self.pos,
+            time: header.time_ns,
+            level,
+            pid: header.pid,
+            kind: header.kind,
+            tag_len: header.tag_len,
+            len: header.len,
+            tag_at: self.start + HEADER_CONTENT,
+        };
+        Slot::Record(found, self.blocks)
+    }
+}
+
 /// A valid record found in the ring, its bytes in the arena of the reader that copied it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Found {
@@ -53,24 +129,32 @@ pub(crate) struct Found {
     /// The header's kind byte: a kind this build does not know is a valid record that readers
     /// skip (docs/plog-format.md, "Versions").
     pub(crate) kind: u8,
-    /// Arena offset and length of the tag.
-    pub(crate) tag: (usize, usize),
-    /// Arena offset and length of the payload.
-    pub(crate) payload: (usize, usize),
+    /// Length of the tag.
+    pub(crate) tag_len: u8,
+    /// Length of the payload, which follows the tag.
+    pub(crate) len: u32,
+    /// Arena offset of the tag.
+    pub(crate) tag_at: usize,
 }
 
 impl Found {
     /// The record, borrowed from `arena` (the one it was copied to).
+    #[inline(always)]
     pub(crate) fn view<'a>(&self, arena: &'a [u8]) -> RecordRef<'a> {
-        let slice = |(at, len): (usize, usize)| arena.get(at..at + len).unwrap_or(&[]);
+        let tag_end = self.tag_at + usize::from(self.tag_len);
+        let end = tag_end + self.len as usize;
+        let (tag, payload) = match arena.get(self.tag_at..end) {
+            Some(bytes) => bytes.split_at(usize::from(self.tag_len)),
+            None => (&[][..], &[][..]),
+        };
         RecordRef {
             id: self.id,
             time: self.time,
             level: self.level,
             pid: self.pid,
             kind: kind_of(self.kind).unwrap_or_default(),
-            tag: slice(self.tag),
-            payload: slice(self.payload),
+            tag,
+            payload,
         }
     }
 }
@@ -122,7 +206,7 @@ impl Inner {
     /// Reads and validates the record that should start at `pos`. Every field is checked
     /// before it is used, so any byte pattern gives `Invalid`, never a panic or a read out of
     /// bounds.
-    pub(crate) fn read_slot(&self, pos: u64, arena: &mut Vec<u8>) -> Slot {
+    pub(crate) fn read_slot(&self, pos: u64, arena: &mut Arena) -> Slot {
         let Some(copy) = self.copy_slot(pos, arena) else {
             return self.invalid_or_torn(pos);
         };
@@ -135,7 +219,7 @@ impl Inner {
 
     /// Whether a valid record or padding starts at `pos` (what [`Self::read_slot`] returns,
     /// without keeping the copy).
-    pub(crate) fn probe_slot(&self, pos: u64, arena: &mut Vec<u8>) -> Slot {
+    pub(crate) fn probe_slot(&self, pos: u64, arena: &mut Arena) -> Slot {
         let mark = arena.len();
         let slot = self.read_slot(pos, arena);
         arena.truncate(mark);
@@ -150,7 +234,7 @@ impl Inner {
     /// Work is bounded by the record's blocks, and each is examined only after the claim words
     /// of the blocks before it named this record: a crafted ring of start claims costs one
     /// load per candidate, not a copy of the span each claims.
-    fn copy_slot(&self, pos: u64, arena: &mut Vec<u8>) -> Option<Copied> {
+    fn copy_slot(&self, pos: u64, arena: &mut Arena) -> Option<Copied> {
         crate::testing::examined(1);
         let off = self.block_offset(pos);
         let commit = self.map.load_u64(off, Ordering::Acquire).ok()?;
@@ -175,7 +259,7 @@ impl Inner {
         // as the writer's checksum image (content padded to 8, then id and time), so that the
         // crc runs over it in one pass (its definition's order, see format.rs).
         let start = arena.len();
-        arena.resize(start + HEADER_CONTENT, 0);
+        arena.extend_to(start + HEADER_CONTENT);
         let copied = self.gather(pos, 0, &mut arena[start..]).is_ok();
         let mut head = [0u8; RECORD_HEADER_LEN];
         head[..CLAIM_LEN].copy_from_slice(&commit.to_le_bytes());
@@ -199,8 +283,10 @@ impl Inner {
                 break 'copied false;
             }
             let end = padded(content_len);
-            arena.resize(start + end + 16, 0);
+            arena.extend_to(start + end + 16);
             let image = &mut arena[start..];
+            // The arena's bytes are not cleared between uses: the padding is zeroed here.
+            image[content_len..end].fill(0);
             if self
                 .gather(pos, HEADER_CONTENT, &mut image[HEADER_CONTENT..content_len])
                 .is_err()
@@ -279,43 +365,30 @@ impl Inner {
     /// Turns a copy that passed the lap check (after the fence) into a record or padding:
     /// `Torn` if its claim word changed since, `Invalid` if its crc failed.
     fn finish(&self, copy: Copied, arena: &[u8]) -> Slot {
-        let Copied {
-            pos,
-            commit,
-            header,
-            blocks,
-            pad,
-            start,
-            crc_ok,
-        } = copy;
-        let off = self.block_offset(pos);
-        if self.map.load_u64(off, Ordering::Relaxed).unwrap_or(0) != commit {
-            return Slot::Torn;
+        match self.verdict(&copy, arena) {
+            Some(bad) => bad,
+            None => copy.slot(),
         }
-        if pad {
-            return Slot::Pad(1);
+    }
+
+    /// Why a copy that passed the lap check (after the fence) is no record or padding: `Torn`
+    /// if its claim word changed since, `Invalid` if its crc or its level failed or its bytes
+    /// are not all in `arena`; `None` when it is good ([`Copied::slot`] then says what it is).
+    #[inline]
+    fn verdict(&self, copy: &Copied, arena: &[u8]) -> Option<Slot> {
+        let off = self.block_offset(copy.pos);
+        if self.map.load_u64(off, Ordering::Relaxed).unwrap_or(0) != copy.commit {
+            return Some(Slot::Torn);
         }
-        if !crc_ok {
-            return Slot::Invalid;
+        if copy.pad {
+            return None;
         }
-        let Some(level) = Level::from_code(header.level) else {
-            return Slot::Invalid;
-        };
-        let tag_len = usize::from(header.tag_len);
-        let tag_at = start + HEADER_CONTENT;
-        if arena.len() < tag_at + tag_len + header.len as usize {
-            return Slot::Invalid;
+        let header = &copy.header;
+        let end = copy.start + HEADER_CONTENT + usize::from(header.tag_len) + header.len as usize;
+        if !copy.crc_ok || Level::from_code(header.level).is_none() || arena.len() < end {
+            return Some(Slot::Invalid);
         }
-        let found = Found {
-            id: pos,
-            time: header.time_ns,
-            level,
-            pid: header.pid,
-            kind: header.kind,
-            tag: (tag_at, tag_len),
-            payload: (tag_at + tag_len, header.len as usize),
-        };
-        Slot::Record(found, blocks)
+        None
     }
 
     /// Copies up to `limit` consecutive records (and padding) from `pos` on, stopping
@@ -326,17 +399,18 @@ impl Inner {
     /// stops at the first kept copy that fails [`Self::finish`]; the caller reads that slot
     /// again alone. One counter load per batch rather than per record keeps a fast reader from
     /// taking the counter's cache line from the writers at every record.
+    ///
+    /// Returns the first kept position and the range of `copies` that validated, in order.
     pub(crate) fn read_batch(
         &self,
         pos: u64,
         end: u64,
         limit: usize,
-        out: &mut VecDeque<(u64, Slot)>,
-        arena: &mut Vec<u8>,
+        arena: &mut Arena,
         copies: &mut Vec<Copied>,
-    ) -> u64 {
+    ) -> (u64, Range<usize>) {
         self.copy_batch(pos, end, limit, arena, copies);
-        self.validate_batch(pos, copies, out, arena)
+        self.validate_batch(pos, copies, arena)
     }
 
     /// The copying half of [`Self::read_batch`]: into `copies` (cleared first, reused so that a
@@ -346,12 +420,18 @@ impl Inner {
         pos: u64,
         end: u64,
         limit: usize,
-        arena: &mut Vec<u8>,
+        arena: &mut Arena,
         copies: &mut Vec<Copied>,
     ) {
         copies.clear();
         let (mut at, first) = (pos, arena.len());
-        while at < end && copies.len() < limit.max(1) && arena.len() - first < BATCH_BYTES {
+        let limit = limit.max(1);
+        while at < end && copies.len() < limit && arena.len() - first < BATCH_BYTES {
+            let run = self.copy_run(at, end, limit - copies.len(), arena, copies);
+            if run > 0 {
+                at += run;
+                continue;
+            }
             let Some(copy) = self.copy_slot(at, arena) else {
                 break;
             };
@@ -360,28 +440,128 @@ impl Inner {
         }
     }
 
-    /// The validating half of [`Self::read_batch`]: `copies` were made from `pos` on.
-    fn validate_batch(
+    /// Copies a run of one-block records and padding from `pos` on (at most `max` of them,
+    /// [`RUN_BLOCKS`], and stopping before `end` and the ring's end) in one pass: the claim words
+    /// first, each loaded with acquire ordering (so every byte copied after them is at least
+    /// what its writer published, as in [`Self::copy_slot`]), then the blocks in one copy, then
+    /// each record's header and crc checked in the copy. Returns the blocks copied; 0 when the
+    /// block at `pos` is neither padding nor a one-block record with a consistent header (the
+    /// caller then takes [`Self::copy_slot`], which reads any record). Each block is examined
+    /// once.
+    fn copy_run(
         &self,
         pos: u64,
+        end: u64,
+        max: usize,
+        arena: &mut Arena,
         copies: &mut Vec<Copied>,
-        out: &mut VecDeque<(u64, Slot)>,
-        arena: &[u8],
     ) -> u64 {
+        let to_ring_end = self.blocks - self.slot_of(pos);
+        let n = (end - pos).min(to_ring_end).min(max.min(RUN_BLOCKS) as u64) as usize;
+        let mut claims = [0u64; RUN_BLOCKS];
+        let mut m = 0;
+        while m < n {
+            let at = pos + m as u64;
+            let Ok(word) = self.map.load_u64(self.block_offset(at), Ordering::Acquire) else {
+                break;
+            };
+            match Claim::decode(word) {
+                Claim::Start(p) | Claim::Pad(p) if p == at => claims[m] = word,
+                _ => break,
+            }
+            m += 1;
+        }
+        crate::testing::examined(m as u64);
+        if m == 0 {
+            return 0;
+        }
+        let block = self.geometry.block_size as usize;
+        let base = arena.len();
+        arena.extend_to(base + m * block);
+        if self
+            .map
+            .read_at(self.block_offset(pos), &mut arena[base..])
+            .is_err()
+        {
+            arena.truncate(base);
+            return 0;
+        }
+        let room = self.content_per_block;
+        for (i, &commit) in claims[..m].iter().enumerate() {
+            let at = pos + i as u64;
+            let b = base + i * block;
+            if matches!(Claim::decode(commit), Claim::Pad(_)) {
+                copies.push(Copied {
+                    pos: at,
+                    commit,
+                    header: RecordHeader::default(),
+                    blocks: 1,
+                    pad: true,
+                    start: b,
+                    crc_ok: true,
+                });
+                continue;
+            }
+            // The claim word as loaded (acquire) stands for the one in the copy.
+            arena[b..b + CLAIM_LEN].copy_from_slice(&commit.to_le_bytes());
+            let header = RecordHeader::read_from_bytes(&arena[b..b + RECORD_HEADER_LEN]).ok();
+            // What `checked_span` checks, for one block without its division: one block, a known
+            // level, content that fits the block (so needs exactly one), inside the ring.
+            let content_len = header.map_or(usize::MAX, |h| {
+                (HEADER_CONTENT + usize::from(h.tag_len)).saturating_add(h.len as usize)
+            });
+            let Some(header) = header.filter(|h| {
+                h.blocks == 1 && Level::from_code(h.level).is_some() && content_len <= room
+            }) else {
+                // Not a one-block record with a consistent header: the caller reads it alone.
+                arena.truncate(b);
+                return i as u64;
+            };
+            debug_assert_eq!(self.checked_span(at, &header), Some(1));
+            // One block: the content lies whole after the claim word, within `room` bytes.
+            let padded_len = padded(content_len);
+            let image = &mut arena[b + CLAIM_LEN..b + block];
+            // The image (see copy_slot): the crc field and the padding taken as zero, then the
+            // id and the time, in place when the block has room for them after the content.
+            image[20..24].fill(0);
+            image[content_len..padded_len].fill(0);
+            let crc = if padded_len + 16 <= room {
+                image[padded_len..padded_len + 8].copy_from_slice(&at.to_le_bytes());
+                image.copy_within(..8, padded_len + 8);
+                RecordHeader::checksum_image(&image[8..padded_len + 16])
+            } else {
+                let mut tail = [0u8; 16];
+                tail[..8].copy_from_slice(&at.to_le_bytes());
+                tail[8..].copy_from_slice(&image[..8]);
+                crc32c::crc32c_append(RecordHeader::checksum_image(&image[8..padded_len]), &tail)
+            };
+            copies.push(Copied {
+                pos: at,
+                commit,
+                header,
+                blocks: 1,
+                pad: false,
+                start: b + CLAIM_LEN,
+                crc_ok: crc == header.crc,
+            });
+        }
+        m as u64
+    }
+
+    /// The validating half of [`Self::read_batch`]: `copies` were made from `pos` on.
+    /// Returns the first kept position and the range of `copies` that validated.
+    fn validate_batch(&self, pos: u64, copies: &[Copied], arena: &[u8]) -> (u64, Range<usize>) {
         fence(Ordering::Acquire);
         let counter = self.next(Ordering::Relaxed);
         // Positions increase along the batch, so the lapped copies are a prefix.
         let kept = copies.partition_point(|c| counter > c.pos.saturating_add(self.blocks));
         let copied_to = copies.last().map_or(pos, |c| c.pos + c.blocks);
         let first_kept = copies.get(kept).map_or(copied_to, |c| c.pos);
-        for copy in copies.drain(..).skip(kept) {
-            let at = copy.pos;
-            match self.finish(copy, arena) {
-                slot @ (Slot::Record(..) | Slot::Pad(_)) => out.push_back((at, slot)),
-                Slot::Invalid | Slot::Torn => break,
-            }
-        }
-        first_kept
+        let valid = copies[kept..]
+            .iter()
+            .position(|copy| self.verdict(copy, arena).is_some())
+            .map_or(copies.len(), |bad| kept + bad);
+        (first_kept, kept..valid)
     }
     /// The number of blocks the record claims, if its header is consistent: a known level
     /// (any kind: one this build does not know is checked like the others and skipped), a span of 1 to half the ring that does not cross the ring's end, and content that
@@ -401,8 +581,9 @@ impl Inner {
 
 /// What one step of a reader found.
 pub(crate) enum Step {
-    /// The next record passing the filter, its bytes in the reader's arena.
-    Record(Found),
+    /// The next record passing the filter: the reader's [`Reader::current`], its bytes in the
+    /// reader's arena.
+    Record,
     /// The reader is at the newest position: nothing more has been reserved.
     End,
     /// Blocks were reserved but no valid record starts at the reader's position, and none after
@@ -470,8 +651,8 @@ pub struct Reader {
     /// Blocks of valid records of a kind this build does not read, stepped over.
     unknown_kinds: u64,
     filter: Filter,
-    /// Records (and padding) from `pos` on, copied and validated, not yet returned.
-    batch: VecDeque<(u64, Slot)>,
+    /// The copies in `copies`, from `pos` on, validated and not yet returned.
+    ready: Range<usize>,
     /// How many records one validation covers: 1 for a plain reader, so that a record
     /// returned by `next` was intact at that call (records validated ahead and returned by a
     /// later call might have been overwritten between the calls, which a caller interleaving
@@ -485,12 +666,14 @@ pub struct Reader {
     scanned: Option<(u64, u64)>,
     /// The bytes of the records in `batch` (and of the one returned last): reused, so that
     /// reading allocates nothing per record.
-    arena: Vec<u8>,
+    arena: Arena,
     /// Where this reader last resumed after being lapped: a hole there is the middle of a
     /// record it skipped into, not a record in flight.
     landed: Option<u64>,
     /// The copies of the batch being validated: reused.
     copies: Vec<Copied>,
+    /// The record the last [`Step::Record`] returned, its bytes in `arena`.
+    current: Option<Found>,
     /// When this reader next looks at the file's length (another program may truncate it).
     length: LengthCheck,
 }
@@ -531,12 +714,13 @@ impl Reader {
             padding: 0,
             unknown_kinds: 0,
             filter: Filter::all(),
-            batch: VecDeque::new(),
+            ready: 0..0,
             batch_limit: 1,
             scanned: None,
-            arena: Vec::new(),
+            arena: Arena::default(),
             landed: None,
             copies: Vec::new(),
+            current: None,
             length,
         }
     }
@@ -637,11 +821,15 @@ impl Reader {
     pub(crate) fn step(&mut self) -> Step {
         let mut lapped_rounds = 0;
         loop {
-            if let Some((at, slot)) = self.batch.pop_front() {
-                debug_assert_eq!(at, self.pos);
+            if let Some(i) = self.ready.next() {
+                let Some(copy) = self.copies.get(i) else {
+                    continue;
+                };
+                debug_assert_eq!(copy.pos, self.pos);
+                let slot = copy.slot();
                 // read_batch keeps only records and padding.
-                if let Some(record) = self.advance_past(slot) {
-                    return Step::Record(record);
+                if self.advance_past(slot) {
+                    return Step::Record;
                 }
                 continue;
             }
@@ -669,16 +857,16 @@ impl Reader {
             }
             // The batch is empty: the arena's bytes belong to no record any more.
             self.arena.clear();
-            let kept_from = self.inner.read_batch(
+            let (kept_from, ready) = self.inner.read_batch(
                 self.pos,
                 next,
                 self.batch_limit,
-                &mut self.batch,
                 &mut self.arena,
                 &mut self.copies,
             );
-            if kept_from > self.pos || !self.batch.is_empty() {
-                if self.batch.is_empty() {
+            self.ready = ready;
+            if kept_from > self.pos || !self.ready.is_empty() {
+                if self.ready.is_empty() {
                     lapped_rounds += 1;
                 }
                 // Lapped copies were dropped: those blocks are lost.
@@ -688,8 +876,8 @@ impl Reader {
             // No record could be copied at the reader's position: look closer, alone.
             match self.inner.read_slot(self.pos, &mut self.arena) {
                 slot @ (Slot::Record(..) | Slot::Pad(_)) => {
-                    if let Some(record) = self.advance_past(slot) {
-                        return Step::Record(record);
+                    if self.advance_past(slot) {
+                        return Step::Record;
                     }
                 }
                 Slot::Torn => lapped_rounds += 1,
@@ -709,15 +897,17 @@ impl Reader {
         }
     }
 
-    /// Moves past a record or padding read at the reader's position; returns the record if the
-    /// filter accepts it. Invalid and torn slots leave the position alone.
-    fn advance_past(&mut self, slot: Slot) -> Option<Found> {
+    /// Moves past a record or padding read at the reader's position; true if it is a record
+    /// the filter accepts, which becomes [`Self::current`]. Invalid and torn slots leave the
+    /// position alone.
+    #[inline(always)]
+    fn advance_past(&mut self, slot: Slot) -> bool {
         match slot {
             Slot::Record(found, blocks) if kind_of(found.kind).is_none() => {
                 self.pos += blocks;
                 self.unknown_kinds += blocks;
                 self.counting = true;
-                None
+                false
             }
             Slot::Record(found, blocks) => {
                 self.pos += blocks;
@@ -726,15 +916,18 @@ impl Reader {
                     let record = found.view(&self.arena);
                     self.filter.accepts_bytes(record.level, record.tag)
                 };
-                passes.then_some(found)
+                if passes {
+                    self.current = Some(found);
+                }
+                passes
             }
             Slot::Pad(blocks) => {
                 self.pos += blocks;
                 self.padding += blocks;
                 self.counting = true;
-                None
+                false
             }
-            Slot::Invalid | Slot::Torn => None,
+            Slot::Invalid | Slot::Torn => false,
         }
     }
 
@@ -793,11 +986,12 @@ impl Reader {
     fn dump_batched(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
         let mut written = 0;
         let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+        let mut line = crate::record::LineBuf::new();
         // Unlike `next`, a dump goes on through laps (a dump of a log written faster than it
         // reads skips what was overwritten and counts it) until it reaches the newest record.
         loop {
-            let found = match self.step() {
-                Step::Record(found) => found,
+            match self.step() {
+                Step::Record => {}
                 Step::End | Step::Pending => break,
                 Step::Truncated(len) => return Err(self.truncated(len)),
                 Step::Again => continue,
@@ -806,9 +1000,11 @@ impl Reader {
                     continue;
                 }
             };
-            let record = found.view(&self.arena);
+            let Some(record) = self.current_ref() else {
+                continue;
+            };
             format
-                .write_ref(&record, &mut out)
+                .write_ref_with(&record, &mut out, &mut line)
                 .map_err(|source| Error::Io {
                     op: "write dump",
                     source,
@@ -857,7 +1053,7 @@ impl Reader {
     pub fn try_next_ref(&mut self) -> Result<Option<RecordRef<'_>>> {
         for _ in 0..NEXT_ROUNDS {
             match self.step() {
-                Step::Record(found) => return Ok(Some(found.view(&self.arena))),
+                Step::Record => return Ok(self.current_ref()),
                 Step::End | Step::Pending => break,
                 Step::Truncated(len) => return Err(self.truncated(len)),
                 Step::Again => {}
@@ -868,9 +1064,11 @@ impl Reader {
         Ok(None)
     }
 
-    /// The record `found` by this reader's last step, borrowed from its buffer.
-    pub(crate) fn view(&self, found: &Found) -> RecordRef<'_> {
-        found.view(&self.arena)
+    /// The record this reader's last step returned, borrowed from its buffer (`None` before
+    /// any).
+    #[inline(always)]
+    pub(crate) fn current_ref(&self) -> Option<RecordRef<'_>> {
+        self.current.as_ref().map(|found| found.view(&self.arena))
     }
 }
 
@@ -932,14 +1130,16 @@ mod tests {
     use super::*;
     use crate::LogOptions;
 
-    fn ids(out: &VecDeque<(u64, Slot)>, arena: &[u8]) -> Vec<u64> {
-        out.iter()
+    fn ids(copies: &[Copied], ready: Range<usize>, arena: &[u8]) -> Vec<u64> {
+        copies[ready]
+            .iter()
+            .map(|copy| (copy.pos, copy.slot()))
             .map(|(at, slot)| match slot {
                 Slot::Record(found, 1) => {
                     let record = found.view(arena);
-                    assert_eq!(record.id, *at);
+                    assert_eq!(record.id, at);
                     assert_eq!(record.payload, at.to_le_bytes());
-                    *at
+                    at
                 }
                 other => panic!("unexpected slot at {at}: {other:?}"),
             })
@@ -958,26 +1158,26 @@ mod tests {
             assert_eq!(log.write(Level::Info, "", id.to_le_bytes()).unwrap(), id);
         }
         let inner = &log.inner;
-        let (mut arena, mut copies) = (Vec::new(), Vec::new());
+        let (mut arena, mut copies) = (Arena::default(), Vec::new());
         inner.copy_batch(0, 16, BATCH_RECORDS, &mut arena, &mut copies);
         assert_eq!(copies.len(), 16);
         // Writers overwrite slots 0..3 after the copy and before the validation.
         for id in 16..19u64 {
             assert_eq!(log.write(Level::Info, "", id.to_le_bytes()).unwrap(), id);
         }
-        let mut out = VecDeque::new();
-        assert_eq!(inner.validate_batch(0, &mut copies, &mut out, &arena), 3);
-        assert_eq!(ids(&out, &arena), (3..16).collect::<Vec<_>>());
+        let (first, ready) = inner.validate_batch(0, &copies, &arena);
+        assert_eq!(first, 3);
+        assert_eq!(ids(&copies, ready, &arena), (3..16).collect::<Vec<_>>());
 
         // Lapped entirely: nothing kept, and the position moves past every copy.
-        let mut arena = Vec::new();
+        let mut arena = Arena::default();
         inner.copy_batch(3, 8, BATCH_RECORDS, &mut arena, &mut copies);
         for id in 19..30u64 {
             log.write(Level::Info, "", id.to_le_bytes()).unwrap();
         }
-        let mut out = VecDeque::new();
-        assert_eq!(inner.validate_batch(3, &mut copies, &mut out, &arena), 8);
-        assert!(out.is_empty());
+        let (first, ready) = inner.validate_batch(3, &copies, &arena);
+        assert_eq!(first, 8);
+        assert!(ready.is_empty());
     }
 
     #[test]
@@ -991,31 +1191,20 @@ mod tests {
         for id in 0..40u64 {
             log.write(Level::Info, "", id.to_le_bytes()).unwrap();
         }
-        let (mut out, mut arena) = (VecDeque::new(), Vec::new());
+        let read = |from, to, limit| {
+            let (mut arena, mut copies) = (Arena::default(), Vec::new());
+            let (first, ready) = log
+                .inner
+                .read_batch(from, to, limit, &mut arena, &mut copies);
+            (first, ids(&copies, ready, &arena))
+        };
         assert_eq!(
-            log.inner
-                .read_batch(0, 40, BATCH_RECORDS, &mut out, &mut arena, &mut Vec::new()),
-            0
-        );
-        assert_eq!(
-            ids(&out, &arena),
-            (0..BATCH_RECORDS as u64).collect::<Vec<_>>()
+            read(0, 40, BATCH_RECORDS),
+            (0, (0..BATCH_RECORDS as u64).collect::<Vec<_>>())
         );
         // Position 40 is past the counter: reserved by no one, it holds no record.
-        let (mut out, mut arena) = (VecDeque::new(), Vec::new());
-        assert_eq!(
-            log.inner
-                .read_batch(38, 41, BATCH_RECORDS, &mut out, &mut arena, &mut Vec::new()),
-            38
-        );
-        assert_eq!(ids(&out, &arena), [38, 39]);
-        let (mut out, mut arena) = (VecDeque::new(), Vec::new());
-        assert_eq!(
-            log.inner
-                .read_batch(5, 40, 1, &mut out, &mut arena, &mut Vec::new()),
-            5
-        );
-        assert_eq!(ids(&out, &arena), [5]);
+        assert_eq!(read(38, 41, BATCH_RECORDS), (38, vec![38, 39]));
+        assert_eq!(read(5, 40, 1), (5, vec![5]));
     }
 
     #[test]

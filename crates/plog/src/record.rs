@@ -220,6 +220,26 @@ impl<'a> RecordRef<'a> {
     /// # Errors
     /// The destination's I/O error.
     pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        self.write_json_with(out, &mut LineBuf::new())
+    }
+
+    /// [`Self::write_json`], assembling a plain record's line in `line` (reused by a caller
+    /// that writes many).
+    #[inline]
+    pub(crate) fn write_json_with(
+        &self,
+        out: &mut impl Write,
+        line: &mut LineBuf,
+    ) -> io::Result<()> {
+        if self.plain_json_line(line) {
+            out.write_all(line.bytes())
+        } else {
+            self.write_json_general(out)
+        }
+    }
+
+    /// [`Self::write_json`] for any record, field by field.
+    fn write_json_general(&self, out: &mut impl Write) -> io::Result<()> {
         out.write_all(b"{\"id\":")?;
         write_decimal(out, self.id)?;
         out.write_all(b",\"time\":\"")?;
@@ -242,6 +262,112 @@ impl<'a> RecordRef<'a> {
             None => write_json_string(out, &self.message())?,
         }
         out.write_all(b"}\n")
+    }
+}
+
+impl RecordRef<'_> {
+    /// Assembles in `line` the JSON line of a plain record whose tag and payload are printable
+    /// ASCII without `"` or `\\` (so need no escape, and are valid UTF-8) and short enough, for
+    /// one write: the same bytes as the general path of [`Self::write_json`], which takes every
+    /// other record (false).
+    #[inline]
+    fn plain_json_line(&self, line: &mut LineBuf) -> bool {
+        if self.kind != RecordKind::Plain
+            || self.tag.len() + self.payload.len() > LINE_BUF - LINE_FIXED
+            || has_special_byte(self.tag, true)
+            || has_special_byte(self.payload, true)
+        {
+            return false;
+        }
+        line.len = 0;
+        line.overflowed = false;
+        line.push(b"{\"id\":");
+        line.decimal(self.id);
+        line.push(b",\"time\":\"");
+        line.time(self.time);
+        line.push(b"\",\"time_ns\":");
+        line.decimal(self.time);
+        line.push(b",\"level\":\"");
+        line.push(self.level.as_str().as_bytes());
+        line.push(b"\",\"tag\":\"");
+        line.push(self.tag);
+        line.push(b"\",\"pid\":");
+        line.decimal(u64::from(self.pid));
+        line.push(b",\"message\":\"");
+        line.push(self.payload);
+        line.push(b"\"}\n");
+        !line.overflowed
+    }
+}
+
+/// The buffer of [`RecordRef::plain_json_line`].
+const LINE_BUF: usize = 512;
+/// Its bytes other than the tag and the payload, at most: the field names and punctuation
+/// (about 80), three numbers (up to 20 digits each) and the time (30).
+const LINE_FIXED: usize = 192;
+
+/// A line assembled in a fixed buffer; a push past its end marks it overflowed (and the line
+/// is then written by the general path).
+#[derive(Debug)]
+pub(crate) struct LineBuf {
+    buf: [u8; LINE_BUF],
+    len: usize,
+    overflowed: bool,
+    /// The second [`Self::time`] formatted last, and its date and time of day (a dump's records
+    /// come many a second): no thread-local look-up, no 30-byte copy out of one.
+    second: Option<u64>,
+    prefix: [u8; 30],
+}
+
+impl LineBuf {
+    #[inline]
+    pub(crate) fn new() -> LineBuf {
+        LineBuf {
+            buf: [0; LINE_BUF],
+            len: 0,
+            overflowed: false,
+            second: None,
+            prefix: [0; 30],
+        }
+    }
+
+    /// Pushes the RFC 3339 form of `nanos` (the bytes of [`rfc3339_bytes`]).
+    #[inline]
+    fn time(&mut self, nanos: u64) {
+        let secs = nanos / 1_000_000_000;
+        if self.second != Some(secs) {
+            self.prefix = second_prefix(secs);
+            self.second = Some(secs);
+        }
+        let Some(room) = self.buf.get_mut(self.len..self.len + 30) else {
+            self.overflowed = true;
+            return;
+        };
+        room.copy_from_slice(&self.prefix);
+        put_fraction(room, nanos % 1_000_000_000);
+        self.len += 30;
+    }
+
+    #[inline]
+    fn push(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.overflowed = true,
+        }
+    }
+
+    #[inline]
+    fn decimal(&mut self, n: u64) {
+        let mut digits = [0u8; 20];
+        let at = decimal_digits(n, &mut digits);
+        self.push(&digits[at..]);
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -269,9 +395,20 @@ impl Format {
     /// # Errors
     /// The destination's I/O error.
     pub fn write_ref(self, record: &RecordRef<'_>, out: &mut impl Write) -> io::Result<()> {
+        self.write_ref_with(record, out, &mut LineBuf::new())
+    }
+
+    /// [`Self::write_ref`] with a line buffer the caller reuses.
+    #[inline]
+    pub(crate) fn write_ref_with(
+        self,
+        record: &RecordRef<'_>,
+        out: &mut impl Write,
+        line: &mut LineBuf,
+    ) -> io::Result<()> {
         match self {
             Format::Text => record.write_text(out),
-            Format::Json => record.write_json(out),
+            Format::Json => record.write_json_with(out, line),
         }
     }
 }
@@ -287,18 +424,39 @@ fn text_of(bytes: &[u8]) -> Cow<'_, str> {
 }
 
 /// Writes `n` in decimal without allocating.
-fn write_decimal(out: &mut impl Write, mut n: u64) -> io::Result<()> {
+fn write_decimal(out: &mut impl Write, n: u64) -> io::Result<()> {
     let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    let at = decimal_digits(n, &mut digits);
     out.write_all(&digits[at..])
+}
+
+/// The two-digit pairs 00..99, for [`decimal_digits`].
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Writes `n` in decimal at the end of `digits`, two digits a division; returns where it
+/// starts.
+#[inline]
+fn decimal_digits(mut n: u64, digits: &mut [u8; 20]) -> usize {
+    let mut at = digits.len();
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        digits[at] = b'0' + n as u8;
+    }
+    at
 }
 
 /// Whether every byte of `text` is printable ASCII (0x20..=0x7e): no escape is needed in a
@@ -423,12 +581,21 @@ fn rfc3339_bytes(nanos: u64) -> [u8; 30] {
         last.set((secs, prefix));
         prefix
     });
-    let mut value = frac;
-    for i in (20..29).rev() {
-        b[i] = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
+    put_fraction(&mut b, frac);
     b
+}
+
+/// Writes the nine digits of `frac` (below 10^9) at bytes 20..29 of a 30-byte RFC 3339 time:
+/// the first alone, then pairs.
+#[inline]
+fn put_fraction(b: &mut [u8], frac: u64) {
+    let mut value = frac;
+    for at in [27, 25, 23, 21] {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        b[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    b[20] = b'0' + (value % 10) as u8;
 }
 
 thread_local! {
@@ -555,5 +722,82 @@ mod tests {
             "{\"id\":42,\"time\":\"2023-11-14T22:13:20.123456789Z\",\"time_ns\":1700000000123456789,\
              \"level\":\"warn\",\"tag\":\"t\\\"q\",\"pid\":7,\"message\":\"say \\\"hi\\\"\\\\\\n\\u001f\u{fffd}\"}\n"
         );
+    }
+
+    #[test]
+    fn decimals_and_the_one_buffer_json_line_match_the_general_path() {
+        for n in [
+            0u64,
+            7,
+            9,
+            10,
+            42,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            123_456_789,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            write_decimal(&mut out, n).unwrap();
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        for nanos in [
+            0u64,
+            1,
+            999_999_999,
+            1_000_000_000,
+            1_764_633_600_123_456_789,
+        ] {
+            assert_eq!(rfc3339_bytes(nanos), rfc3339(nanos).as_bytes(), "{nanos}");
+        }
+        let long = "x".repeat(LINE_BUF);
+        let texts: [&[u8]; 8] = [
+            b"",
+            b"bench",
+            b"request 12345 served",
+            b"with \"quote\"",
+            b"back\\slash",
+            b"tab\there",
+            "caf\u{e9}".as_bytes(),
+            long.as_bytes(),
+        ];
+        let mut line = LineBuf::new();
+        for tag in texts {
+            for payload in texts {
+                for (id, time, pid) in [(0, 0, 0), (9, 1_764_633_600_000_000_007, 4_000_000_000)] {
+                    for kind in [RecordKind::Plain, RecordKind::Structured] {
+                        let record = RecordRef {
+                            id,
+                            time,
+                            level: Level::Warn,
+                            pid,
+                            kind,
+                            tag,
+                            payload,
+                        };
+                        let (mut fast, mut general) = (Vec::new(), Vec::new());
+                        record.write_json(&mut fast).unwrap();
+                        // And through a line buffer reused across seconds, as a dump does.
+                        let mut reused = Vec::new();
+                        for time in [time, time + 1, time + 1_000_000_000, time] {
+                            reused.clear();
+                            let at = RecordRef { time, ..record };
+                            at.write_json_with(&mut reused, &mut line).unwrap();
+                            let mut expected = Vec::new();
+                            at.write_json_general(&mut expected).unwrap();
+                            assert_eq!(reused, expected);
+                        }
+                        record.write_json_general(&mut general).unwrap();
+                        assert_eq!(
+                            String::from_utf8_lossy(&fast),
+                            String::from_utf8_lossy(&general)
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -123,7 +123,7 @@ impl Inner {
     /// once and the scan is O(count).
     fn newest_end_from(&self, from: u64, count: u64) -> Option<u64> {
         let mut newest: Option<u64> = None;
-        let mut arena = Vec::new();
+        let mut arena = crate::reader::Arena::default();
         for pos in from..from.saturating_add(count.min(self.blocks)) {
             let Ok(word) = self.map.load_u64(self.block_offset(pos), Ordering::Acquire) else {
                 continue;

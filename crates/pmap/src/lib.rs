@@ -19,6 +19,10 @@
 //!   anonymous or in a file that another process maps too, with single-producer and
 //!   single-consumer ends ([`RingProducer`], [`RingConsumer`]) across threads or processes.
 //!
+//! - [`crc32c_append`]: the crc32c of a short buffer in three interleaved streams of the
+//!   hardware instruction (the crates above checksum records with it and may not use
+//!   `unsafe` to reach the instruction); the same value as the `crc32c` crate's.
+//!
 //! Every offset, length and alignment is checked and a bad one is an [`Error`], never a panic.
 //! Options ([`MapOptions`]) cover read-only or read-write, create or must-exist, a view at an
 //! offset with a fixed length, populate, an advisory [`Lock`] and the creation mode.
@@ -48,6 +52,7 @@
 mod advice;
 mod common;
 mod core;
+mod crc;
 mod error;
 mod liveness;
 mod map;
@@ -77,6 +82,7 @@ mod os;
 mod os_fallback;
 
 pub use crate::advice::Advice;
+pub use crate::crc::crc32c_append;
 pub use crate::error::{Error, Result};
 pub use crate::liveness::LivenessMark;
 pub use crate::map::Map;
