@@ -361,7 +361,7 @@ pub(crate) fn slot_crc(image: &[u8], geo: &Geometry) -> Option<u32> {
         h.copy_from_slice(head);
         k.copy_from_slice(key);
         v.copy_from_slice(value);
-        return Some(crc32c::crc32c(buf));
+        return Some(pmap::crc32c_append(0, buf));
     }
     let crc = crc32c::crc32c(head);
     Some(crc32c::crc32c_append(
@@ -416,7 +416,7 @@ pub(crate) fn entry_crc(slot: u64, generation: u64, image: &[u8]) -> u32 {
     let mut head = [0u8; 16];
     put_u64(&mut head, 0, slot);
     put_u64(&mut head, 8, generation);
-    crc32c::crc32c_append(crc32c::crc32c(&head), image)
+    pmap::crc32c_append(crc32c::crc32c(&head), image)
 }
 
 /// The key hash: FxHash-style multiply-rotate over 8-byte little-endian words (the last one
