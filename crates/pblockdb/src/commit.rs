@@ -154,11 +154,12 @@ pub(crate) fn commit(lock: &WriteLock<'_>, changes: &Staged, durability: Durabil
         let probed = changes.generation() == table.generation;
         let max_used = table.capacity / format::MAX_LOAD.1 * format::MAX_LOAD.0;
         for change in changes.iter() {
-            let found = match probed {
-                true => still_found(&view, &table, &geo, &change, &taken, &mut scratch)?,
-                false => None,
+            let staged = if probed {
+                still_found(&view, &table, &geo, &change, &taken, &mut scratch)?
+            } else {
+                None
             };
-            let found = match found {
+            let found = match staged {
                 Some(found) => found,
                 None => find(
                     db,
