@@ -686,3 +686,17 @@ fn a_sink_opened_without_rolling_refuses_to_roll_and_on_request_rolls_when_asked
     assert_eq!(rolled, format!("kept\nafter\n{}", "next\n".repeat(1_000)));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
 }
+
+#[test]
+fn an_empty_file_left_by_a_sink_that_wrote_nothing_opens_empty_and_takes_lines_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    assert_eq!(LineSink::open(&path).unwrap().close().unwrap(), 0);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    // Mapped as one zero byte, then grown: neither that byte nor the room is content.
+    let sink = LineSink::open(&path).unwrap();
+    assert_eq!(sink.len(), 0);
+    (&sink).write_all(b"first\n").unwrap();
+    assert_eq!(sink.close().unwrap(), 6);
+    assert_eq!(std::fs::read(&path).unwrap(), b"first\n");
+}
