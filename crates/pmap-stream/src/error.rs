@@ -64,6 +64,14 @@ pub enum Error {
         /// The sink's file.
         path: PathBuf,
     },
+    /// [`LineSink::roll`](crate::LineSink::roll) on a sink opened without rolling: such a
+    /// sink reaches its one file without a load per line, so it cannot swap it. Open it with
+    /// [`Roll::OnRequest`](crate::Roll::OnRequest) (or a size or a period) to roll it.
+    #[error("{path}: the sink was opened without rolling (Roll::OnRequest lets it roll)")]
+    NotRolling {
+        /// The sink's file.
+        path: PathBuf,
+    },
     /// A rolling [`LineSink`](crate::LineSink) was given a path with no file name (`/`, `..`),
     /// so its rolled files would have no name to take.
     #[error("{path}: a rolling sink needs a path that ends in a file name")]
@@ -106,6 +114,7 @@ impl Error {
             | Error::ZeroCapacity { .. }
             | Error::ZeroRollSize { .. }
             | Error::NoFileName { .. } => io::ErrorKind::InvalidInput,
+            Error::NotRolling { .. } => io::ErrorKind::Unsupported,
             Error::Map(_) => io::ErrorKind::Other,
         }
     }

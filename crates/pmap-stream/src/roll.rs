@@ -21,8 +21,13 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Roll {
-    /// No rolling by size or by time (clears both); the default.
+    /// No rolling at all (clears the others); the default. Such a sink reaches its one file
+    /// without a load per line, and [`LineSink::roll`](crate::LineSink::roll) on it is
+    /// [`Error::NotRolling`].
     Never,
+    /// Roll only when [`LineSink::roll`](crate::LineSink::roll) asks (it may be set beside a
+    /// size or a period, which roll as well).
+    OnRequest,
     /// Roll before a line that would take the live file past this many bytes (a line longer
     /// than that still goes whole into a file of its own).
     Size(u64),
@@ -41,7 +46,7 @@ impl Roll {
             Roll::Minutely => Some(60),
             Roll::Hourly => Some(3600),
             Roll::Daily => Some(86_400),
-            Roll::Never | Roll::Size(_) => None,
+            Roll::Never | Roll::OnRequest | Roll::Size(_) => None,
         }
     }
 }
@@ -72,6 +77,8 @@ pub(crate) type Hook = Arc<dyn Fn(RollStep) + Send + Sync>;
 pub(crate) struct Policy {
     pub(crate) size: Option<u64>,
     pub(crate) period: Option<u64>,
+    /// [`Roll::OnRequest`]: rolls when asked, even with no size or period.
+    pub(crate) on_request: bool,
     pub(crate) keep: Option<usize>,
     pub(crate) clock: Option<Clock>,
     pub(crate) hook: Option<Hook>,
@@ -82,6 +89,7 @@ impl fmt::Debug for Policy {
         f.debug_struct("Policy")
             .field("size", &self.size)
             .field("period", &self.period)
+            .field("on_request", &self.on_request)
             .field("keep", &self.keep)
             .field("clock", &self.clock.as_ref().map(|_| "injected"))
             .finish_non_exhaustive()
@@ -91,15 +99,17 @@ impl fmt::Debug for Policy {
 impl Policy {
     pub(crate) fn set(&mut self, roll: Roll) {
         match roll {
-            Roll::Never => (self.size, self.period) = (None, None),
+            Roll::Never => (self.size, self.period, self.on_request) = (None, None, false),
+            Roll::OnRequest => self.on_request = true,
             Roll::Size(bytes) => self.size = Some(bytes),
             other => self.period = other.period(),
         }
     }
 
-    /// Whether the sink rolls at all (and so needs a directory and a file name).
+    /// Whether the sink rolls at all (and so needs a directory and a file name, and writers
+    /// that load the live file for each line).
     pub(crate) fn rolls(&self) -> bool {
-        self.size.is_some() || self.period.is_some()
+        self.on_request || self.size.is_some() || self.period.is_some()
     }
 
     /// Now, in whole seconds since the epoch (0 before it).

@@ -639,3 +639,64 @@ fn crash_of_a_rolling_writer_killed_at_random_leaves_whole_lines_in_every_file()
         check_after_a_rolling_crash(&path, &format!("round {round}"));
     }
 }
+
+#[test]
+fn a_sink_opened_without_rolling_refuses_to_roll_and_on_request_rolls_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let first_rolled = dir.path().join("app.log.000001");
+    let plain = LineSink::open(&path).unwrap();
+    (&plain).write_all(b"kept\n").unwrap();
+    let refused = plain.roll();
+    assert!(
+        matches!(&refused, Err(pmap_stream::Error::NotRolling { .. })),
+        "{refused:?}"
+    );
+    (&plain).write_all(b"after\n").unwrap();
+    assert_eq!(plain.close().unwrap(), 11);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "kept\nafter\n");
+    assert!(!first_rolled.exists(), "a sink without rolling rolled");
+
+    // Roll::Never clears Roll::OnRequest.
+    let cleared = LineSinkOptions::new()
+        .roll(Roll::OnRequest)
+        .roll(Roll::Never)
+        .open(&path)
+        .unwrap();
+    let refused = cleared.roll();
+    assert!(
+        matches!(&refused, Err(pmap_stream::Error::NotRolling { .. })),
+        "{refused:?}"
+    );
+    cleared.close().unwrap();
+
+    // Roll::OnRequest rolls when asked and never by itself.
+    let sink = LineSinkOptions::new()
+        .roll(Roll::OnRequest)
+        .open(&path)
+        .unwrap();
+    for _ in 0..1_000 {
+        (&sink).write_all(b"next\n").unwrap();
+    }
+    assert!(!first_rolled.exists(), "rolled before it was asked");
+    assert_eq!(sink.roll().unwrap(), Some(first_rolled.clone()));
+    (&sink).write_all(b"new\n").unwrap();
+    assert_eq!(sink.close().unwrap(), 4);
+    let rolled = std::fs::read_to_string(&first_rolled).unwrap();
+    assert_eq!(rolled, format!("kept\nafter\n{}", "next\n".repeat(1_000)));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+}
+
+#[test]
+fn an_empty_file_left_by_a_sink_that_wrote_nothing_opens_empty_and_takes_lines_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    assert_eq!(LineSink::open(&path).unwrap().close().unwrap(), 0);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    // Mapped as one zero byte, then grown: neither that byte nor the room is content.
+    let sink = LineSink::open(&path).unwrap();
+    assert_eq!(sink.len(), 0);
+    (&sink).write_all(b"first\n").unwrap();
+    assert_eq!(sink.close().unwrap(), 6);
+    assert_eq!(std::fs::read(&path).unwrap(), b"first\n");
+}
