@@ -24,10 +24,12 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
 use pmap_stream::{LineSinkOptions, Roll};
 use pounds_benches::smoke;
 
@@ -36,6 +38,34 @@ fn line() -> [u8; 64] {
     line[..20].copy_from_slice(b"2026-01-01T00:00:00 ");
     line[63] = b'\n';
     line
+}
+
+/// `line_sink`: `lines` copies of `line` through a `LineSink` on a fresh file at `path`, closed
+/// (trimmed) at the end.
+fn bench_line_sink(group: &mut BenchmarkGroup<'_, WallTime>, path: &Path, lines: u64, line: &[u8]) {
+    group.bench_function("line_sink", |b| {
+        b.iter(|| {
+            let _ = std::fs::remove_file(path);
+            let sink = pmap_stream::LineSink::open(path).unwrap();
+            for _ in 0..lines {
+                (&sink).write_all(line).unwrap();
+            }
+            assert_eq!(sink.close().unwrap(), lines * line.len() as u64);
+        });
+    });
+}
+
+/// `bufwriter_file`: the same through a `BufWriter<File>`, flushed at the end.
+fn bench_bufwriter(group: &mut BenchmarkGroup<'_, WallTime>, path: &Path, lines: u64, line: &[u8]) {
+    group.bench_function("bufwriter_file", |b| {
+        b.iter(|| {
+            let mut out = BufWriter::new(std::fs::File::create(path).unwrap());
+            for _ in 0..lines {
+                out.write_all(line).unwrap();
+            }
+            out.flush().unwrap();
+        });
+    });
 }
 
 fn bench_sink(c: &mut Criterion) {
@@ -49,16 +79,7 @@ fn bench_sink(c: &mut Criterion) {
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(3));
 
-    group.bench_function("line_sink", |b| {
-        b.iter(|| {
-            let _ = std::fs::remove_file(&path);
-            let sink = pmap_stream::LineSink::open(&path).unwrap();
-            for _ in 0..lines {
-                (&sink).write_all(&line).unwrap();
-            }
-            assert_eq!(sink.close().unwrap(), lines * 64);
-        });
-    });
+    bench_line_sink(&mut group, &path, lines, &line);
     let roll_size: u64 = if smoke() { 16 << 10 } else { 1 << 20 };
     group.bench_function("line_sink_rolling_1MiB", |b| {
         b.iter_batched(
@@ -79,15 +100,7 @@ fn bench_sink(c: &mut Criterion) {
             BatchSize::PerIteration,
         );
     });
-    group.bench_function("bufwriter_file", |b| {
-        b.iter(|| {
-            let mut out = BufWriter::new(std::fs::File::create(&path).unwrap());
-            for _ in 0..lines {
-                out.write_all(&line).unwrap();
-            }
-            out.flush().unwrap();
-        });
-    });
+    bench_bufwriter(&mut group, &path, lines, &line);
     group.bench_function("tracing_appender_nonblocking", |b| {
         b.iter(|| {
             let file = std::fs::File::create(&path).unwrap();
@@ -209,25 +222,8 @@ fn bench_small(c: &mut Criterion) {
     group.sample_size(20);
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(2));
-    group.bench_function("line_sink", |b| {
-        b.iter(|| {
-            let _ = std::fs::remove_file(&path);
-            let sink = pmap_stream::LineSink::open(&path).unwrap();
-            for _ in 0..lines {
-                (&sink).write_all(&line).unwrap();
-            }
-            assert_eq!(sink.close().unwrap(), lines * 64);
-        });
-    });
-    group.bench_function("bufwriter_file", |b| {
-        b.iter(|| {
-            let mut out = BufWriter::new(std::fs::File::create(&path).unwrap());
-            for _ in 0..lines {
-                out.write_all(&line).unwrap();
-            }
-            out.flush().unwrap();
-        });
-    });
+    bench_line_sink(&mut group, &path, lines, &line);
+    bench_bufwriter(&mut group, &path, lines, &line);
     group.finish();
 }
 

@@ -127,16 +127,9 @@ fn a_flush_timer_runs_and_stops_with_the_sink() {
 
 const ROLE: &str = "LINE_SINK_CHILD";
 
-/// The child: four threads write lines until killed; it says `ready` after many.
-#[test]
-fn line_sink_child_writer() {
-    let Some(path) = child_role(ROLE) else {
-        return;
-    };
-    let sink = LineSinkOptions::new()
-        .capacity(64 << 10)
-        .open(&path)
-        .unwrap();
+/// Four threads writing numbered lines into `sink` until the process is killed; `ready` on
+/// stdout once the first has written 20,000.
+fn write_until_killed(sink: &LineSink) {
     let writers: Vec<_> = (0..4u64)
         .map(|t| {
             let sink = sink.clone();
@@ -153,6 +146,19 @@ fn line_sink_child_writer() {
     for writer in writers {
         let _ = writer.join();
     }
+}
+
+/// The child: four threads write lines until killed; it says `ready` after many.
+#[test]
+fn line_sink_child_writer() {
+    let Some(path) = child_role(ROLE) else {
+        return;
+    };
+    let sink = LineSinkOptions::new()
+        .capacity(64 << 10)
+        .open(&path)
+        .unwrap();
+    write_until_killed(&sink);
 }
 
 #[cfg(unix)]
@@ -522,22 +528,7 @@ fn line_sink_rolling_child_writer() {
         })
         .open(&path)
         .unwrap();
-    let writers: Vec<_> = (0..4u64)
-        .map(|t| {
-            let sink = sink.clone();
-            std::thread::spawn(move || {
-                for n in 0.. {
-                    (&sink).write_all(line(t, n).as_bytes()).unwrap();
-                    if t == 0 && n == 20_000 {
-                        println!("ready");
-                    }
-                }
-            })
-        })
-        .collect();
-    for writer in writers {
-        let _ = writer.join();
-    }
+    write_until_killed(&sink);
 }
 
 /// After a rolling writer died: every rolled file is whole lines, numbered from 1 without a
