@@ -59,6 +59,26 @@ fn spawn(test: &str, role: &str, path: &Path, arg: &str) -> Child {
         .unwrap()
 }
 
+/// Starts `readers` and `writers` (each: the child's test name, its role, how many; the
+/// children get their index as argument), waits for every writer to succeed, then creates
+/// `<path>.done` and waits for every reader to succeed.
+fn run_writers_then_readers(path: &Path, writers: (&str, &str, u64), readers: (&str, &str, u64)) {
+    let start = |(test, role, n): (&str, &str, u64)| -> Vec<Child> {
+        (0..n)
+            .map(|i| spawn(test, role, path, &i.to_string()))
+            .collect()
+    };
+    let readers = start(readers);
+    let writers = start(writers);
+    for mut child in writers {
+        assert!(child.wait().unwrap().success(), "a writer failed");
+    }
+    std::fs::write(format!("{}.done", path.display()), b"").unwrap();
+    for mut child in readers {
+        assert!(child.wait().unwrap().success(), "a reader failed");
+    }
+}
+
 /// A child process killed when this goes out of scope, so that a failing test leaves none
 /// behind.
 struct KillOnDrop(Child);
@@ -194,33 +214,11 @@ fn concurrent_processes_readers_never_see_torn_values() {
     let path = dir.path().join("shared.db");
     // A small table, so the writers grow it (and readers remap) while everyone runs.
     DbOptions::new(16, 64).capacity(8).open(&path).unwrap();
-    let readers: Vec<Child> = (0..READERS)
-        .map(|r| {
-            spawn(
-                "concurrent_processes_child_reader",
-                "reader",
-                &path,
-                &r.to_string(),
-            )
-        })
-        .collect();
-    let writers: Vec<Child> = (0..WRITERS)
-        .map(|w| {
-            spawn(
-                "concurrent_processes_child_writer",
-                "writer",
-                &path,
-                &w.to_string(),
-            )
-        })
-        .collect();
-    for mut child in writers {
-        assert!(child.wait().unwrap().success(), "a writer failed");
-    }
-    std::fs::write(format!("{}.done", path.display()), b"").unwrap();
-    for mut child in readers {
-        assert!(child.wait().unwrap().success(), "a reader failed");
-    }
+    run_writers_then_readers(
+        &path,
+        ("concurrent_processes_child_writer", "writer", WRITERS),
+        ("concurrent_processes_child_reader", "reader", READERS),
+    );
     let db = Db::open_existing(&path).unwrap();
     let stats = db.verify().unwrap();
     let mut expected = 0;
@@ -682,33 +680,11 @@ fn concurrent_processes_transfers_keep_every_snapshot_consistent() {
         Ok(())
     })
     .unwrap();
-    let readers: Vec<Child> = (0..2)
-        .map(|r| {
-            spawn(
-                "concurrent_transfers_child_reader",
-                "transfer-reader",
-                &path,
-                &r.to_string(),
-            )
-        })
-        .collect();
-    let writers: Vec<Child> = (0..2)
-        .map(|w| {
-            spawn(
-                "concurrent_transfers_child_writer",
-                "transfer-writer",
-                &path,
-                &w.to_string(),
-            )
-        })
-        .collect();
-    for mut child in writers {
-        assert!(child.wait().unwrap().success(), "a writer failed");
-    }
-    std::fs::write(format!("{}.done", path.display()), b"").unwrap();
-    for mut child in readers {
-        assert!(child.wait().unwrap().success(), "a reader failed");
-    }
+    run_writers_then_readers(
+        &path,
+        ("concurrent_transfers_child_writer", "transfer-writer", 2),
+        ("concurrent_transfers_child_reader", "transfer-reader", 2),
+    );
     let (mut checked, mut aged) = (0, 0);
     for r in 0..2 {
         let report = std::fs::read_to_string(format!("{}.reader{r}", path.display())).unwrap();
