@@ -130,7 +130,7 @@ impl Inner {
                 }
                 Placement::Refused
             } else if blocks == 1 && content <= STACK_IMAGE {
-                self.place_small(counter, pos, pid, &mut header, tag, payload)?
+                self.place_small(counter, pos, pid, &header, tag, payload)?
             } else {
                 Placement::NoBuffer
             };
@@ -169,7 +169,7 @@ impl Inner {
         counter: &AtomicU64,
         pos: u64,
         pid: u32,
-        header: &mut RecordHeader,
+        header: &RecordHeader,
         tag: &[u8],
         payload: &[u8],
     ) -> Result<Placement> {
@@ -182,11 +182,12 @@ impl Inner {
             let Ok(mut buf) = cell.try_borrow_mut() else {
                 return Ok(Placement::NoBuffer);
             };
-            let end = build_small(pos, header, tag, payload, &mut buf.0);
+            let (end, crc) = build_small(pos, header, tag, payload, &mut buf.0);
             if claim::take_seen(word, seen, pos, pid, counter, self.blocks) != Taken::Mine {
                 return Ok(Placement::Refused);
             }
             crate::testing::at(StallPoint::Claimed, pos);
+            buf.0[20..24].copy_from_slice(&crc.to_le_bytes());
             if !block.write_at(CLAIM_LEN, &buf.0[..end]) {
                 // Cannot happen (a one-block record's content fits its block); if it did,
                 // nothing was written: give the block back rather than leave it held.
@@ -285,18 +286,21 @@ impl Inner {
 }
 
 /// Assembles a one-block record of at most [`STACK_IMAGE`] content bytes (all but its claim
-/// word) in `buf`: `[time][content 8.., padded to 8][id][time]`, computes the checksum over
-/// `buf[8..]` (its definition's order, see format.rs) in one pass and stores it in place.
+/// word) in `buf`: `[time][content 8.., padded to 8][id][time]`, and computes the checksum over
+/// `buf[8..]` (its definition's order, see format.rs) in one pass, with the crc field zero.
 /// Returns the length of the part to copy to the block (`buf[..end]`: the content padded to 8,
-/// which stays inside the block, whose content room is a multiple of 8).
+/// which stays inside the block, whose content room is a multiple of 8) and the checksum, which
+/// the caller stores at `buf[20..24]` only after taking the claim: the claim's locked
+/// compare-and-swap waits for every earlier store to drain, so a store of the crc before it
+/// would put the crc's whole dependency chain in front of the swap.
 #[inline]
 fn build_small(
     pos: u64,
-    header: &mut RecordHeader,
+    header: &RecordHeader,
     tag: &[u8],
     payload: &[u8],
     buf: &mut [u8; STACK_IMAGE + 16],
-) -> usize {
+) -> (usize, u32) {
     let content = HEADER_CONTENT + tag.len() + payload.len();
     let end = padded(content);
     // The buffer is reused: zero the padding (at most 7 bytes, inside the last word) by
@@ -313,10 +317,7 @@ fn build_small(
     buf[32 + tag.len()..content].copy_from_slice(payload);
     buf[end..end + 8].copy_from_slice(&pos.to_le_bytes());
     buf[end + 8..end + 16].copy_from_slice(&time);
-    let crc = RecordHeader::checksum_image(&buf[8..end + 16]);
-    buf[20..24].copy_from_slice(&crc.to_le_bytes());
-    header.crc = crc;
-    end
+    (end, RecordHeader::checksum_image(&buf[8..end + 16]))
 }
 
 /// What one placement attempt did.
