@@ -46,7 +46,9 @@
 //!   series of records written 200 us apart; the latency is the system clock at wake minus the
 //!   system clock the writer put in the payload.
 //!
-//! `-- --test` (criterion's smoke mode) shrinks the harnesses so the pass is quick.
+//! `-- --test` (criterion's smoke mode) shrinks the harnesses so the pass is quick;
+//! `PLOG_BENCH_HARNESSES=latency` (a comma-separated list, or `none`) runs only the harnesses
+//! named, after the criterion benches the arguments select.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;
@@ -64,6 +66,7 @@ use pounds_benches::smoke;
 
 const FOLLOWER_ENV: &str = "PLOG_BENCH_FOLLOWER";
 const FOLLOW_COUNT_ENV: &str = "PLOG_BENCH_FOLLOW_COUNT";
+const HARNESSES_ENV: &str = "PLOG_BENCH_HARNESSES";
 
 fn message() -> [u8; 64] {
     let mut m = [b'x'; 64];
@@ -632,10 +635,23 @@ fn main() {
     bench_record_parts(&mut c);
     bench_facade(&mut c, dir.path());
     c.final_summary();
-    crc_ab();
-    read_vs_write(dir.path());
-    keep_up(dir.path());
-    first_lap(dir.path());
-    latency(dir.path());
-    follow_latency(dir.path());
+    let harnesses: [(&str, &dyn Fn()); 6] = [
+        ("crc_ab", &crc_ab),
+        ("read_vs_write", &|| read_vs_write(dir.path())),
+        ("keep_up", &|| keep_up(dir.path())),
+        ("first_lap", &|| first_lap(dir.path())),
+        ("latency", &|| latency(dir.path())),
+        ("follow", &|| follow_latency(dir.path())),
+    ];
+    // `PLOG_BENCH_HARNESSES=latency,crc_ab` runs only those (`none` runs none), so that an A/B
+    // of one criterion bench or one harness need not wait for the others.
+    let only = std::env::var(HARNESSES_ENV).ok();
+    for (name, run) in harnesses {
+        if only
+            .as_deref()
+            .is_none_or(|list| list.split(',').any(|h| h.trim() == name))
+        {
+            run();
+        }
+    }
 }

@@ -145,6 +145,31 @@ pub(crate) fn take(
     )
 }
 
+/// [`take_from`] with its common case inlined: `seen` is the state the block is expected in
+/// (the record of the lap before, or never written), which names an older position than `pos`,
+/// so [`take_from`] would go straight to its compare-and-swap; that compare-and-swap is made
+/// here, and any other state (or a failed swap, with the value it found) goes to [`take_from`],
+/// which judges it exactly as before.
+#[inline]
+pub(crate) fn take_seen(
+    word: &AtomicU64,
+    seen: u64,
+    pos: u64,
+    pid: u32,
+    counter: &AtomicU64,
+    ring_blocks: u64,
+) -> Taken {
+    let mut current = seen;
+    if seen == expected_before(pos, ring_blocks) {
+        let mine = Claim::busy(pos, pid).encode();
+        match word.compare_exchange(seen, mine, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Taken::Mine,
+            Err(actual) => current = actual,
+        }
+    }
+    take_from(word, current, pos, pid, counter, ring_blocks)
+}
+
 /// [`take`], starting from `seen`, a value of the word loaded earlier (the write path loads it
 /// right after its reservation so that the block's cache line is on its way while the record's
 /// checksum is computed). `seen` is judged like any value the word holds before the
@@ -308,6 +333,41 @@ mod tests {
         );
         pad_unclaimed(&word, 36, ring);
         assert_eq!(Claim::decode(word.load(Ordering::Relaxed)), Claim::Pad(36));
+    }
+
+    /// The inlined fast path decides as `take_from` does, from every kind of state, whether
+    /// `seen` is the word's value or a stale one.
+    #[test]
+    fn take_seen_decides_as_take_from() {
+        let ring = 8;
+        let me = std::process::id();
+        let states = [
+            Claim::Empty,
+            Claim::Start(2),
+            Claim::Start(10),
+            Claim::Start(18),
+            Claim::Cont(10),
+            Claim::Pad(10),
+            Claim::Pad(18),
+            Claim::busy(10, me),
+        ];
+        for pos in [2, 10, 18, 26] {
+            for actual in states {
+                for seen in states {
+                    let counter = AtomicU64::new(pos + 1);
+                    let a = AtomicU64::new(actual.encode());
+                    let b = AtomicU64::new(actual.encode());
+                    let fast = take_seen(&a, seen.encode(), pos, 77, &counter, ring);
+                    let slow = take_from(&b, seen.encode(), pos, 77, &counter, ring);
+                    assert_eq!(fast, slow, "{pos} {actual:?} {seen:?}");
+                    assert_eq!(
+                        a.load(Ordering::Relaxed),
+                        b.load(Ordering::Relaxed),
+                        "{pos} {actual:?} {seen:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[cfg(unix)]

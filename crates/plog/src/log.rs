@@ -23,6 +23,10 @@ pub(crate) struct Inner {
     pub(crate) ring_off: usize,
     pub(crate) blocks: u64,
     pub(crate) block_shift: u32,
+    /// Bytes per block (`1 << block_shift`).
+    pub(crate) block_size: usize,
+    /// The largest record content (`Geometry::max_content`), kept for the write path.
+    pub(crate) max_content: usize,
     /// Content bytes per block: the block less its claim word.
     pub(crate) content_per_block: usize,
     /// `blocks - 1` when `blocks` is a power of two (the default geometry): a slot is then a
@@ -40,6 +44,8 @@ impl Inner {
             ring_off: HEADER_SIZE as usize,
             blocks: geometry.blocks,
             block_shift: geometry.block_size.trailing_zeros(),
+            block_size: geometry.block_size as usize,
+            max_content: geometry.max_content(),
             content_per_block: geometry.content_per_block(),
             slot_mask: geometry
                 .blocks

@@ -116,6 +116,9 @@ pub struct Field<'a> {
 pub struct StructuredPayload {
     bytes: Vec<u8>,
     has_message: bool,
+    /// Where the message's text starts and how long it is, while `has_message` (the message
+    /// item is always first): the layers write it without parsing the item again.
+    message_at: (usize, usize),
     /// Where the first span item starts (`bytes.len()` while there is none): a message set
     /// late goes to the front, fields before it belong to the event.
     spans_at: Option<usize>,
@@ -131,6 +134,7 @@ impl StructuredPayload {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.has_message = false;
+        self.message_at = (0, 0);
         self.spans_at = None;
     }
 
@@ -147,16 +151,42 @@ impl StructuredPayload {
     #[cfg_attr(not(any(feature = "log", feature = "tracing")), allow(dead_code))]
     /// Whether the payload holds only a message (or nothing): a plain record says as much.
     pub(crate) fn is_message_only(&self) -> bool {
-        self.bytes.is_empty() || (self.has_message && self.message_item_len() == self.bytes.len())
+        self.bytes.is_empty()
+            || (self.has_message && self.message_at.0 + self.message_at.1 == self.bytes.len())
     }
 
     #[cfg_attr(not(any(feature = "log", feature = "tracing")), allow(dead_code))]
-    /// The message set so far ("" if none).
-    pub(crate) fn message_text(&self) -> &str {
-        match next_item(&self.bytes) {
-            Some((Item::Message(text), _)) if self.has_message => text,
-            _ => "",
+    /// The message's bytes (UTF-8, written from a `str`; empty if none), without parsing the
+    /// item or checking the text again.
+    pub(crate) fn message_bytes(&self) -> &[u8] {
+        let (at, len) = self.message_at;
+        match self.has_message {
+            true => self.bytes.get(at..at + len).unwrap_or_default(),
+            false => &[],
         }
+    }
+
+    #[cfg_attr(not(any(feature = "log", feature = "tracing")), allow(dead_code))]
+    /// Sets the message to `args` formatted straight into the payload (no intermediate
+    /// string), moved to the front when other items came first; a second message is kept as a
+    /// field named `message`, as [`Self::message`] does.
+    pub(crate) fn message_fmt(&mut self, args: fmt::Arguments<'_>) {
+        if self.has_message {
+            self.field_fmt("message", args);
+            return;
+        }
+        let old_len = self.bytes.len();
+        self.bytes.push(ITEM_MESSAGE);
+        let (len_bytes, text_len) = self.push_formatted(args);
+        let item_len = self.bytes.len() - old_len;
+        if old_len > 0 {
+            self.bytes.rotate_right(item_len);
+        }
+        if let Some(at) = self.spans_at.as_mut() {
+            *at += item_len;
+        }
+        self.has_message = true;
+        self.message_at = (1 + len_bytes, text_len);
     }
 
     /// Sets the message. It is stored first whenever it is set (a visitor may meet the
@@ -180,6 +210,7 @@ impl StructuredPayload {
             *at += item_len;
         }
         self.has_message = true;
+        self.message_at = (head_len, text.len());
         self
     }
 
@@ -278,20 +309,15 @@ impl StructuredPayload {
             self.bytes.copy_within(text_at..text_at + end, head_len);
             self.bytes[..head_len].copy_from_slice(&head[..head_len]);
             keep = head_len + end;
+            self.message_at = (head_len, end);
         }
         self.bytes.truncate(keep);
         if self.spans_at.is_some_and(|at| at >= keep) {
             self.spans_at = None;
         }
         self.has_message = self.has_message && keep > 0;
-    }
-
-    #[cfg_attr(not(any(feature = "log", feature = "tracing")), allow(dead_code))]
-    /// The bytes of the message item (0 if there is none).
-    fn message_item_len(&self) -> usize {
-        match next_item(&self.bytes) {
-            Some((Item::Message(_), after)) if self.has_message => self.bytes.len() - after.len(),
-            _ => 0,
+        if !self.has_message {
+            self.message_at = (0, 0);
         }
     }
 
@@ -305,7 +331,8 @@ impl StructuredPayload {
 
     /// Pushes `args` formatted, with its length before it: room for the longest length is
     /// left, the text written after it, and the text moved back when the length is shorter.
-    fn push_formatted(&mut self, args: fmt::Arguments<'_>) {
+    /// Returns the bytes of the length and the text's length.
+    fn push_formatted(&mut self, args: fmt::Arguments<'_>) -> (usize, usize) {
         let len_at = self.bytes.len();
         self.bytes.extend_from_slice(&[0; MAX_LEN_BYTES]);
         let text_at = self.bytes.len();
@@ -320,6 +347,7 @@ impl StructuredPayload {
         self.bytes[len_at..len_at + n].copy_from_slice(&len[..n]);
         self.bytes.copy_within(text_at.., len_at + n);
         self.bytes.truncate(len_at + n + text_len);
+        (n, text_len)
     }
 }
 
@@ -716,6 +744,28 @@ mod tests {
             String::from_utf8(text).unwrap(),
             "request{id=-7}:db{ratio=0.5 who=\"a b\"}: slow query retries=3 ok=false latency=5ms"
         );
+    }
+
+    /// A message formatted after fields (and a span) goes to the front as `message` would put
+    /// it, and its bytes are known without parsing; a second one is a field.
+    #[test]
+    fn a_formatted_message_is_the_same_as_a_set_one() {
+        let mut set = StructuredPayload::new();
+        set.field("k", 1u64)
+            .span("s")
+            .message("m 2")
+            .field("message", "again");
+        let mut formatted = StructuredPayload::new();
+        formatted.field("k", 1u64).span("s");
+        formatted.message_fmt(format_args!("m {}", 2));
+        formatted.message_fmt(format_args!("{}", "again"));
+        assert_eq!(formatted.as_bytes(), set.as_bytes());
+        assert_eq!(formatted.message_bytes(), b"m 2");
+        assert!(!formatted.is_message_only());
+        let mut alone = StructuredPayload::new();
+        alone.message_fmt(format_args!("only"));
+        assert!(alone.is_message_only());
+        assert_eq!(alone.message_bytes(), b"only");
     }
 
     #[test]

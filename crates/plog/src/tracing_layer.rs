@@ -126,15 +126,9 @@ impl Visit for Visitor<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
-            // The message is format_args!: its Debug is its Display. Formatted once into the
-            // per-thread buffer of the visit's caller.
-            MESSAGE.with(|message| {
-                if let Ok(mut message) = message.try_borrow_mut() {
-                    message.clear();
-                    let _ = fmt::write(&mut *message, format_args!("{value:?}"));
-                    self.0.message(&message);
-                }
-            });
+            // The message is format_args!: its Debug is its Display. Formatted once, straight
+            // into the payload.
+            self.0.message_fmt(format_args!("{value:?}"));
         } else {
             self.0.field_fmt(field.name(), format_args!("{value:?}"));
         }
@@ -144,8 +138,6 @@ impl Visit for Visitor<'_> {
 thread_local! {
     /// The event being encoded.
     static PAYLOAD: RefCell<StructuredPayload> = RefCell::new(StructuredPayload::new());
-    /// The message formatted, before it goes to the front of the payload.
-    static MESSAGE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 fn level_of(level: &tracing::Level) -> Level {
@@ -207,9 +199,10 @@ where
                 }
             }
             payload.fit(self.log.max_message(tag.len()));
-            // A layer has nowhere to report its own failure.
+            // A layer has nowhere to report its own failure. A message alone goes as the bytes
+            // it was formatted into (UTF-8 already, not parsed and checked again).
             let _ = if payload.is_message_only() {
-                self.log.write(level, tag, payload.message_text())
+                self.log.write(level, tag, payload.message_bytes())
             } else {
                 self.log.write_structured(level, tag, &payload)
             };
@@ -284,6 +277,51 @@ mod tests {
             (record.kind, record.payload.as_slice()),
             (crate::RecordKind::Plain, b"started".as_slice())
         );
+    }
+
+    /// The message formatted once, straight into the payload, and written without being
+    /// parsed again: the record's message and fields are what the event said, whether the
+    /// message comes alone, after fields, inside a span, or cut to fit a small log.
+    #[test]
+    fn messages_formatted_once_are_recorded_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(
+            crate::LogOptions::new()
+                .blocks(16)
+                .block_size(64)
+                .open(dir.path().join("t"))
+                .unwrap(),
+        );
+        let max = log.max_message("plog::tracing_layer::tests".len());
+        let long = "é".repeat(max);
+        let subscriber = tracing_subscriber::registry().with(PlogLayer::new(Arc::clone(&log)));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("a {} c", "b");
+            tracing::info!(n = 1u64, "m {}", 2);
+            tracing::info!("{long}");
+            let _span = tracing::info_span!("s").entered();
+            tracing::info!("in {}", "span");
+        });
+        let records: Vec<_> = log.reader().collect();
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[0].kind, crate::RecordKind::Plain);
+        assert_eq!(records[0].payload, b"a b c");
+        assert_eq!(records[1].message(), "m 2");
+        let fields: Vec<_> = records[1].fields().map(|f| (f.name, f.value)).collect();
+        assert_eq!(fields, [("n", Value::U64(1))]);
+        assert_eq!(records[2].kind, crate::RecordKind::Plain);
+        let cut = std::str::from_utf8(&records[2].payload).unwrap();
+        assert!(
+            !cut.is_empty() && long.starts_with(cut),
+            "a whole-character prefix"
+        );
+        assert!(
+            cut.len() <= max && cut.len() + 2 > max - 6,
+            "{} of {max}",
+            cut.len()
+        );
+        assert_eq!(records[3].message(), "in span");
+        assert_eq!(records[3].spans().next().unwrap().name, "s");
     }
 
     #[test]

@@ -26,6 +26,21 @@ const MIN_ATTEMPTS: u64 = 64;
 /// Bytes of a record header after its claim word: the start of a record's content.
 const HEADER_CONTENT: usize = RECORD_HEADER_LEN - CLAIM_LEN;
 
+/// The header bytes a write touches, from the counter at [`NEXT_OFF`] to the end of the wake
+/// word at [`WAKE_OFF`], as one span.
+const HEAD_SPAN: usize = WAKE_OFF + 4 - NEXT_OFF;
+
+/// The error for an access outside a checked span (the spans' accessors answer `None`/`false`
+/// rather than an error, to keep the write path short).
+#[cold]
+fn out_of_span(offset: usize, len: usize, map_len: usize) -> pmap::Error {
+    pmap::Error::OutOfBounds {
+        offset,
+        len,
+        map_len,
+    }
+}
+
 thread_local! {
     /// The per-thread record buffer: reused, so that a write does not zero 272 bytes first.
     static IMAGE: std::cell::RefCell<AlignedImage<{ STACK_IMAGE + 16 }>> =
@@ -52,7 +67,7 @@ impl Inner {
                 max: MAX_TAG_LEN,
             });
         }
-        let max_content = self.geometry.max_content();
+        let max_content = self.max_content;
         let content = HEADER_CONTENT + tag.len() + payload.len();
         if payload.len() > max_content || content > max_content {
             return Err(Error::MessageTooLarge {
@@ -79,15 +94,20 @@ impl Inner {
             reserved0: 0,
             reserved1: 0,
         };
-        let counter = self.map.atomic_u64(NEXT_OFF)?;
-        let give_up_after = MIN_ATTEMPTS.max(4 * self.blocks / blocks);
+        // One checked span for the two header words a write touches (the counter and the wake
+        // word): constant offsets inside it, so their own checks fold away.
+        let head = self.map.span(NEXT_OFF, HEAD_SPAN)?;
+        let counter = head.first_u64();
+        let Some(wake_word) = head.atomic_u32(WAKE_OFF - NEXT_OFF) else {
+            return Err(out_of_span(WAKE_OFF, 4, NEXT_OFF + head.len()).into());
+        };
         let mut attempts = 0;
         loop {
             // SeqCst on the reservation and on the load of the wake word after it: with the
             // follower's SeqCst registration, either this writer sees the sleeper bit or the
             // follower sees this reservation (docs/plog-format.md, "Follow").
             let pos = counter.fetch_add(blocks, Ordering::SeqCst);
-            let wake = self.map.load_u32(WAKE_OFF, Ordering::SeqCst)?;
+            let wake = wake_word.load(Ordering::SeqCst);
             // Every store below comes after the reservation for any reader that sees one of
             // them: the reader's acquire fence then shows it the counter past this lap.
             fence(Ordering::Release);
@@ -110,7 +130,7 @@ impl Inner {
                 }
                 Placement::Refused
             } else if blocks == 1 && content <= STACK_IMAGE {
-                self.place_small(counter, pos, pid, &mut header, tag, payload)?
+                self.place_small(counter, pos, pid, &header, tag, payload)?
             } else {
                 Placement::NoBuffer
             };
@@ -125,7 +145,9 @@ impl Inner {
             }
             match placed {
                 Placement::Published => return Ok(pos),
-                _ if attempts >= give_up_after => {
+                // The division only once the cheap bound is passed: a write that succeeds
+                // at once never pays it.
+                _ if attempts >= MIN_ATTEMPTS && attempts >= 4 * self.blocks / blocks => {
                     return Err(Error::NoFreeBlocks {
                         path: self.path(),
                         attempts,
@@ -147,23 +169,31 @@ impl Inner {
         counter: &AtomicU64,
         pos: u64,
         pid: u32,
-        header: &mut RecordHeader,
+        header: &RecordHeader,
         tag: &[u8],
         payload: &[u8],
     ) -> Result<Placement> {
-        let word = self.claim_word(pos)?;
+        // The whole block checked once: its claim word and its content are then reached
+        // without a check against the map each.
+        let block = self.map.span(self.block_offset(pos), self.block_size)?;
+        let word = block.first_u64();
         let seen = word.load(Ordering::Acquire);
         let placed = IMAGE.try_with(|cell| {
             let Ok(mut buf) = cell.try_borrow_mut() else {
                 return Ok(Placement::NoBuffer);
             };
-            let end = build_small(pos, header, tag, payload, &mut buf.0);
-            if claim::take_from(word, seen, pos, pid, counter, self.blocks) != Taken::Mine {
+            let (end, crc) = build_small(pos, header, tag, payload, &mut buf.0);
+            if claim::take_seen(word, seen, pos, pid, counter, self.blocks) != Taken::Mine {
                 return Ok(Placement::Refused);
             }
             crate::testing::at(StallPoint::Claimed, pos);
-            self.map
-                .write_at(self.block_offset(pos) + CLAIM_LEN, &buf.0[..end])?;
+            buf.0[20..24].copy_from_slice(&crc.to_le_bytes());
+            if !block.write_at(CLAIM_LEN, &buf.0[..end]) {
+                // Cannot happen (a one-block record's content fits its block); if it did,
+                // nothing was written: give the block back rather than leave it held.
+                claim::give_back(word, pos);
+                return Err(out_of_span(CLAIM_LEN, end, block.len()).into());
+            }
             claim::publish(word, Claim::Start(pos));
             Ok(Placement::Published)
         });
@@ -256,20 +286,27 @@ impl Inner {
 }
 
 /// Assembles a one-block record of at most [`STACK_IMAGE`] content bytes (all but its claim
-/// word) in `buf`: `[time][content 8.., padded to 8][id][time]`, computes the checksum over
-/// `buf[8..]` (its definition's order, see format.rs) in one pass and stores it in place.
+/// word) in `buf`: `[time][content 8.., padded to 8][id][time]`, and computes the checksum over
+/// `buf[8..]` (its definition's order, see format.rs) in one pass, with the crc field zero.
 /// Returns the length of the part to copy to the block (`buf[..end]`: the content padded to 8,
-/// which stays inside the block, whose content room is a multiple of 8).
+/// which stays inside the block, whose content room is a multiple of 8) and the checksum, which
+/// the caller stores at `buf[20..24]` only after taking the claim: the claim's locked
+/// compare-and-swap waits for every earlier store to drain, so a store of the crc before it
+/// would put the crc's whole dependency chain in front of the swap.
 #[inline]
 fn build_small(
     pos: u64,
-    header: &mut RecordHeader,
+    header: &RecordHeader,
     tag: &[u8],
     payload: &[u8],
     buf: &mut [u8; STACK_IMAGE + 16],
-) -> usize {
+) -> (usize, u32) {
     let content = HEADER_CONTENT + tag.len() + payload.len();
     let end = padded(content);
+    // The buffer is reused: zero the padding (at most 7 bytes, inside the last word) by
+    // zeroing that whole word first (one store, not a call to memset of 0..7 bytes); the
+    // header, tag and payload then overwrite what of it they cover.
+    buf[end - 8..end].fill(0);
     let time = header.time_ns.to_le_bytes();
     buf[..8].copy_from_slice(&time);
     buf[8..32].copy_from_slice(&header.as_bytes()[16..]);
@@ -278,14 +315,9 @@ fn build_small(
     buf[20..24].fill(0);
     buf[32..32 + tag.len()].copy_from_slice(tag);
     buf[32 + tag.len()..content].copy_from_slice(payload);
-    // The buffer is reused: zero the padding (at most 7 bytes, inside the last word).
-    buf[content..end].fill(0);
     buf[end..end + 8].copy_from_slice(&pos.to_le_bytes());
     buf[end + 8..end + 16].copy_from_slice(&time);
-    let crc = RecordHeader::checksum_image(&buf[8..end + 16]);
-    buf[20..24].copy_from_slice(&crc.to_le_bytes());
-    header.crc = crc;
-    end
+    (end, RecordHeader::checksum_image(&buf[8..end + 16]))
 }
 
 /// What one placement attempt did.

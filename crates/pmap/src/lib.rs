@@ -61,6 +61,7 @@ mod process;
 mod reserve;
 pub mod ring;
 mod shared;
+mod span;
 #[cfg(unix)]
 #[doc(hidden)]
 pub mod testing;
@@ -92,6 +93,7 @@ pub use crate::ring::{
     InfiniteRing, Ring, RingBufReader, RingBufWriter, RingConsumer, RingOptions, RingProducer,
 };
 pub use crate::shared::SharedMap;
+pub use crate::span::SharedSpan;
 
 /// Opens `path` read-write, creating it if absent and extending it to at least `size` bytes;
 /// shorthand for [`Map::open`].

@@ -32,6 +32,7 @@ pub fn process_state(pid: u32) -> ProcessState {
 /// This process's id, at the cost of an atomic load: cached at the first call and refreshed in
 /// the child of every `fork` (by a `pthread_atfork` handler on Unix), so that a forked child that
 /// goes on using an inherited mapping stamps its own id, not its parent's.
+#[inline]
 pub fn current_pid() -> u32 {
     crate::os::current_pid()
 }

@@ -38,7 +38,7 @@ use crate::{Lock, Map, Result, os};
 /// ```
 #[derive(Debug)]
 pub struct SharedMap {
-    core: Core,
+    pub(crate) core: Core,
 }
 
 impl SharedMap {
@@ -308,7 +308,7 @@ unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
 ///
 /// # Safety
 /// `dst..dst + src.len()` must lie in a live, writable mapping.
-unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
+pub(crate) unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
     let head = dst.align_offset(WORD).min(src.len());
     let (bytes, rest) = src.split_at(head);
     for (i, &byte) in bytes.iter().enumerate() {

@@ -365,3 +365,75 @@ fn file_len_sees_another_handle_truncate_and_grow_the_file() {
     let anonymous = Map::anonymous(4096).unwrap().into_shared();
     assert_eq!(anonymous.file_len().unwrap(), 4096);
 }
+
+/// A span is checked once against the map (bounds, writability, alignment, at least a word),
+/// and then only against its own length: every offset and length around its ends, against a
+/// `Vec<u8>` model of the whole map, and its words are the map's words.
+#[test]
+fn spans_are_checked_once_and_write_only_inside() {
+    let (_dir, map) = shared(4096);
+    assert!(matches!(
+        map.span(4096 - 56, 64),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        map.span(usize::MAX - 3, 8),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(map.span(4, 64), Err(Error::Misaligned { .. })));
+    assert!(matches!(map.span(4092, 0), Err(Error::OutOfBounds { .. })));
+    assert_eq!(
+        map.span(4088, 0).unwrap().len(),
+        8,
+        "a span holds its first word"
+    );
+    let base = 256;
+    let span = map.span(base, 64).unwrap();
+    assert_eq!(span.len(), 64);
+    let mut model = vec![0u8; 4096];
+    let mut stamp = 1u8;
+    for offset in [0, 1, 7, 8, 9, 31, 56, 57, 63, 64, 65, usize::MAX] {
+        for len in [0, 1, 7, 8, 9, 40, 56, 63, 64] {
+            let data: Vec<u8> = (0..len).map(|i| stamp.wrapping_add(i as u8)).collect();
+            stamp = stamp.wrapping_add(17);
+            let fits = offset.checked_add(len).is_some_and(|end| end <= 64);
+            assert_eq!(span.write_at(offset, &data), fits, "{offset} {len}");
+            if fits {
+                model[base + offset..base + offset + len].copy_from_slice(&data);
+            }
+            let mut back = vec![0u8; 4096];
+            map.read_at(0, &mut back).unwrap();
+            assert!(
+                back == model,
+                "{offset} {len}: a byte outside the write changed"
+            );
+        }
+    }
+    span.first_u64()
+        .store(0x0102_0304_0506_0708, Ordering::Release);
+    assert_eq!(
+        map.load_u64(base, Ordering::Acquire).unwrap(),
+        0x0102_0304_0506_0708
+    );
+    span.atomic_u64(56).unwrap().store(9, Ordering::Relaxed);
+    assert_eq!(map.load_u64(base + 56, Ordering::Acquire).unwrap(), 9);
+    span.atomic_u32(60).unwrap().store(5, Ordering::Relaxed);
+    assert_eq!(map.load_u32(base + 60, Ordering::Acquire).unwrap(), 5);
+    assert!(span.atomic_u64(60).is_none(), "misaligned");
+    assert!(span.atomic_u64(64).is_none(), "past the end");
+    assert!(span.atomic_u64(usize::MAX - 7).is_none(), "overflow");
+    assert!(span.atomic_u32(62).is_none(), "misaligned");
+    assert!(span.atomic_u32(64).is_none(), "past the end");
+}
+
+#[test]
+fn spans_need_a_writable_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.bin");
+    drop(pmap::open(&path, 4096).unwrap());
+    let map = Map::open_read_only(&path).unwrap().into_shared();
+    assert!(matches!(
+        map.span(0, 64),
+        Err(Error::ReadOnlyMapping { .. })
+    ));
+}

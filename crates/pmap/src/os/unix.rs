@@ -40,12 +40,22 @@ extern "C" fn refresh_pid_in_child() {
 }
 
 /// This process's id, cached; a `pthread_atfork` child handler refreshes it after a fork.
+/// Inlined (it is on every log write): one relaxed load and a branch once cached.
+#[inline]
 pub(crate) fn current_pid() -> u32 {
     use std::sync::atomic::Ordering;
     let pid = PID.load(Ordering::Relaxed);
     if pid != 0 {
         return pid;
     }
+    first_pid()
+}
+
+/// The first call of [`current_pid`]: registers the fork handler and caches the id.
+#[cold]
+#[inline(never)]
+fn first_pid() -> u32 {
+    use std::sync::atomic::Ordering;
     ATFORK.call_once(|| {
         // SAFETY: the handler is a plain `extern "C" fn` with no captured state that lives for
         // the whole program; registering it has no other precondition. If registration fails
