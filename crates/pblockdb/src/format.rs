@@ -200,12 +200,14 @@ pub(crate) fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
     bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }
 
+#[inline]
 pub(crate) fn get_u32(bytes: &[u8], at: usize) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(&bytes[at..at + 4]);
     u32::from_le_bytes(word)
 }
 
+#[inline]
 pub(crate) fn get_u64(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
@@ -220,7 +222,7 @@ fn crc_of_words(words: &[u64]) -> u64 {
     for (i, word) in words.iter().take(8).enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
     }
-    u64::from(crc32c::crc32c(&bytes[..len]))
+    u64::from(pmap::crc32c_append(0, &bytes[..len]))
 }
 
 /// A table descriptor: where a table lives and from which commit its contents hold.
@@ -318,14 +320,18 @@ pub(crate) struct SlotHeader {
 
 impl SlotHeader {
     pub(crate) fn read(image: &[u8]) -> SlotHeader {
+        // One bounds check for the whole header; the fields are then at constant offsets of a
+        // fixed-size array (a reader decodes a header per slot it looks at).
+        let mut head = [0u8; SLOT_HEADER];
+        head.copy_from_slice(&image[..SLOT_HEADER]);
         SlotHeader {
-            meta: get_u64(image, SLOT_META),
-            commit: get_u64(image, SLOT_COMMIT),
-            undo: get_u64(image, SLOT_UNDO),
-            tag: get_u32(image, SLOT_TAG),
-            key_len: get_u32(image, SLOT_KEY_LEN),
-            value_len: get_u32(image, SLOT_VALUE_LEN),
-            crc: get_u32(image, SLOT_CRC),
+            meta: get_u64(&head, SLOT_META),
+            commit: get_u64(&head, SLOT_COMMIT),
+            undo: get_u64(&head, SLOT_UNDO),
+            tag: get_u32(&head, SLOT_TAG),
+            key_len: get_u32(&head, SLOT_KEY_LEN),
+            value_len: get_u32(&head, SLOT_VALUE_LEN),
+            crc: get_u32(&head, SLOT_CRC),
         }
     }
 
@@ -352,36 +358,26 @@ pub(crate) fn slot_crc(image: &[u8], geo: &Geometry) -> Option<u32> {
     let value = value_of(image, geo)?;
     let head = &image[SLOT_COMMIT..SLOT_CRC];
     if key.len() == geo.key_size {
-        // A key that fills its room runs straight into the value: two passes, no copy.
+        // A key that fills its room runs straight into the value: two parts, not three.
         let rest = &image[SLOT_HEADER..geo.value_at() + value.len()];
-        return Some(pmap::crc32c_append(crc32c::crc32c(head), rest));
+        return Some(pmap::crc32c_append_parts(0, &[head, rest]));
     }
-    // The three parts laid end to end and checked in one pass when they are small (the same
-    // value as appending them: most slots, at a third of the calls' fixed cost).
-    let mut joined = [0u8; 512];
-    let len = head.len() + key.len() + value.len();
-    if let Some(buf) = joined.get_mut(..len) {
-        let (h, rest) = buf.split_at_mut(head.len());
-        let (k, v) = rest.split_at_mut(key.len());
-        h.copy_from_slice(head);
-        k.copy_from_slice(key);
-        v.copy_from_slice(value);
-        return Some(pmap::crc32c_append(0, buf));
-    }
-    let crc = crc32c::crc32c(head);
-    Some(crc32c::crc32c_append(
-        crc32c::crc32c_append(crc, key),
-        value,
-    ))
+    Some(pmap::crc32c_append_parts(0, &[head, key, value]))
 }
 
 /// Whether a live or tombstone image is whole: lengths in range, checksum and tag right.
 pub(crate) fn image_is_sound(image: &[u8], geo: &Geometry) -> bool {
-    let header = SlotHeader::read(image);
     let Some(key) = key_of(image, geo) else {
         return false;
     };
-    slot_crc(image, geo) == Some(header.crc) && header.tag == tag_of(hash_key(key))
+    checksum_holds(image, geo) && get_u32(image, SLOT_TAG) == tag_of(hash_key(key))
+}
+
+/// Whether an image's checksum matches its bytes (lengths in range). Enough for an image a
+/// lookup matched by tag and key: its tag is then the looked-up key's, so [`image_is_sound`]'s
+/// tag check would hash the same key again.
+pub(crate) fn checksum_holds(image: &[u8], geo: &Geometry) -> bool {
+    slot_crc(image, geo) == Some(get_u32(image, SLOT_CRC))
 }
 
 /// Fills `image` (zeroed, `slot_size` bytes) as a record of `key` and `value` (or, when
@@ -421,7 +417,7 @@ pub(crate) fn entry_crc(slot: u64, generation: u64, image: &[u8]) -> u32 {
     let mut head = [0u8; 16];
     put_u64(&mut head, 0, slot);
     put_u64(&mut head, 8, generation);
-    pmap::crc32c_append(crc32c::crc32c(&head), image)
+    pmap::crc32c_append(pmap::crc32c_append(0, &head), image)
 }
 
 /// The key hash: FxHash-style multiply-rotate over 8-byte little-endian words (the last one

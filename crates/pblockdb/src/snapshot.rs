@@ -223,7 +223,7 @@ pub(crate) fn lookup(
     if !table.still_valid(&view.map)? {
         return Ok(Step::Retry);
     }
-    if found && !format::image_is_sound(image, geo) {
+    if found && !format::checksum_holds(image, geo) {
         return Err(problem(idx, "checksum mismatch"));
     }
     Ok(Step::Done(found))
@@ -276,7 +276,7 @@ fn lookup_current(
     if map.load_u64(OFF_HISTORY_HEAD, Ordering::Relaxed)? != snapshot || !table.still_valid(map)? {
         return Ok(None);
     }
-    if found && !format::image_is_sound(image, geo) {
+    if found && !format::checksum_holds(image, geo) {
         return Err(problem(idx, "checksum mismatch"));
     }
     Ok(Some(found))

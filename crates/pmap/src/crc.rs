@@ -30,7 +30,44 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
         // (the detection is cached after the first call).
         return unsafe { x86::interleaved(crc, data) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if data.len() < INTERLEAVED_MIN && std::arch::is_x86_feature_detected!("sse4.2") {
+        // SAFETY: as above, SSE 4.2 was detected.
+        return unsafe { serial(crc, data) };
+    }
     crc32c::crc32c_append(crc, data)
+}
+
+/// The crc32c of `parts` laid end to end, appended to `crc`: the value of
+/// [`crc32c_append`] over their concatenation, with the CPU check done once and no staging
+/// copy (a record checksummed over its header, key and value, which lie apart in memory).
+///
+/// ```
+/// let (a, b) = ([1u8; 28], [2u8; 80]);
+/// let whole: Vec<u8> = a.iter().chain(&b).copied().collect();
+/// assert_eq!(pmap::crc32c_append_parts(0, &[&a, &b]), crc32c::crc32c(&whole));
+/// ```
+#[inline]
+pub fn crc32c_append_parts(crc: u32, parts: &[&[u8]]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("sse4.2") {
+        let mut crc = crc;
+        for part in parts {
+            crc = if part.len() < INTERLEAVED_MIN {
+                // SAFETY: SSE 4.2 was detected just above.
+                unsafe { serial(crc, part) }
+            } else if part.len() < INTERLEAVED_MAX {
+                // SAFETY: as above.
+                unsafe { x86::interleaved(crc, part) }
+            } else {
+                crc32c::crc32c_append(crc, part)
+            };
+        }
+        return crc;
+    }
+    parts
+        .iter()
+        .fold(crc, |crc, part| crc32c::crc32c_append(crc, part))
 }
 
 /// Shorter buffers are not worth three streams.
@@ -212,6 +249,47 @@ unsafe fn four_word_lanes(crc: u32, data: &[u8], words: usize) -> u32 {
     !register
 }
 
+/// One chain of `crc32` over a short buffer (under 96 bytes): a word at a time, read unaligned
+/// straight from `data`, then a four-byte, two-byte and one-byte step for the rest. The `crc32c`
+/// crate computes the same value but first steps byte by byte to an aligned address and goes
+/// through its dispatch, which is most of the cost at these lengths (a slot's 28-byte header
+/// and 80-byte key and value: 290 instructions through the crate against about 40 here).
+///
+/// # Safety
+/// The CPU must support SSE 4.2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+#[inline]
+#[allow(unused_unsafe)] // The intrinsics are safe here from Rust 1.87, unsafe before.
+unsafe fn serial(crc: u32, data: &[u8]) -> u32 {
+    use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64};
+    let mut words = data.chunks_exact(8);
+    let mut register = u64::from(!crc);
+    for word in words.by_ref() {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(word);
+        // SAFETY: the CPU supports SSE 4.2 (this function's contract).
+        register = unsafe { _mm_crc32_u64(register, u64::from_le_bytes(raw)) };
+    }
+    let mut register = register as u32;
+    let mut rest = words.remainder();
+    if let Some((four, tail)) = rest.split_first_chunk::<4>() {
+        // SAFETY: as above.
+        register = unsafe { _mm_crc32_u32(register, u32::from_le_bytes(*four)) };
+        rest = tail;
+    }
+    if let Some((two, tail)) = rest.split_first_chunk::<2>() {
+        // SAFETY: as above.
+        register = unsafe { _mm_crc32_u16(register, u16::from_le_bytes(*two)) };
+        rest = tail;
+    }
+    if let Some(&byte) = rest.first() {
+        // SAFETY: as above.
+        register = unsafe { _mm_crc32_u8(register, byte) };
+    }
+    !register
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +308,30 @@ mod tests {
                         crc32c::crc32c_append(crc, bytes),
                         "len {len} skew {skew} crc {crc:#x}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parts_equal_the_crc32c_crate_over_their_concatenation() {
+        let data: Vec<u8> = (0..2000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        for first in [0, 1, 7, 28, 95, 96, 300, 767, 768, 900] {
+            for second in [0, 3, 8, 80, 96, 200, 800] {
+                for third in [0, 5, 64] {
+                    let (a, rest) = data.split_at(first);
+                    let (b, rest) = rest[1..].split_at(second);
+                    let c = &rest[..third];
+                    let whole: Vec<u8> = a.iter().chain(b).chain(c).copied().collect();
+                    for crc in [0, 0xdead_beef] {
+                        assert_eq!(
+                            crc32c_append_parts(crc, &[a, b, c]),
+                            crc32c::crc32c_append(crc, &whole),
+                            "parts {first} {second} {third} crc {crc:#x}"
+                        );
+                    }
                 }
             }
         }

@@ -22,6 +22,7 @@
 //! - [`crc32c_append`]: the crc32c of a short buffer in three interleaved streams of the
 //!   hardware instruction (the crates above checksum records with it and may not use
 //!   `unsafe` to reach the instruction); the same value as the `crc32c` crate's.
+//!   [`crc32c_append_parts`] checksums parts that lie apart (a header, a key, a value) as one.
 //!
 //! Every offset, length and alignment is checked and a bad one is an [`Error`], never a panic.
 //! Options ([`MapOptions`]) cover read-only or read-write, create or must-exist, a view at an
@@ -83,7 +84,7 @@ mod os;
 mod os_fallback;
 
 pub use crate::advice::Advice;
-pub use crate::crc::crc32c_append;
+pub use crate::crc::{crc32c_append, crc32c_append_parts};
 pub use crate::error::{Error, Result};
 pub use crate::liveness::LivenessMark;
 pub use crate::map::Map;
