@@ -40,7 +40,7 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions};
 use pblockdb::{Db, DbOptions};
-use pounds_benches::{Rng, smoke};
+use pounds_benches::{Rng, quick, smoke};
 use redb::ReadableTable;
 
 fn key(i: u64) -> [u8; 16] {
@@ -374,6 +374,8 @@ fn commit_synced(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n
 fn main() {
     let sizes: &[u64] = if smoke() {
         &[2_000]
+    } else if quick() {
+        &[100_000]
     } else {
         &[100_000, 1_000_000]
     };

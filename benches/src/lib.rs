@@ -5,3 +5,9 @@
 #![deny(missing_docs)]
 
 pub use pounds_testkit::{Rng, smoke};
+
+/// Whether `cargo xtask bench --quick` runs this (`POUNDS_BENCH_QUICK` set): benches and
+/// harnesses then shorten their counts and skip their largest sizes.
+pub fn quick() -> bool {
+    std::env::var_os("POUNDS_BENCH_QUICK").is_some()
+}

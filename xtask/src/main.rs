@@ -7,7 +7,7 @@
 //! - `tidy`: the conventions ARCHITECTURE.md states, checked over the tree (module docs, the
 //!   layering, `unsafe` only in pmap, no host-endian conversions, format docs against the
 //!   code); see `tidy.rs`.
-//! - `bench [ARGS...]`: the full criterion benchmarks (arguments go to criterion).
+//! - `bench [--quick] [ARGS...]`: the full criterion benchmarks (arguments go to criterion).
 //! - `stress [ROUNDS]`: the crash, concurrency, stall and full-disk tests in release mode with
 //!   many more rounds than CI runs (default 500), via `POUNDS_STRESS_ROUNDS`.
 //! - `fuzz [--seconds N] [TARGET...]`: each cargo-fuzz target under `fuzz/` (all by default)
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | tidy | bench [ARGS...] | stress [ROUNDS] | fuzz [--seconds N] [TARGET...]>"
+                "usage: cargo xtask <ci | tidy | bench [--quick] [ARGS...] | stress [ROUNDS] | fuzz [--seconds N] [TARGET...]>"
             );
             return ExitCode::from(2);
         }
@@ -187,10 +187,87 @@ fn count_before(text: &str, word: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The criterion bench targets under `benches/`, in the order `cargo xtask bench` runs them.
+const BENCH_TARGETS: &[&str] = &["plog", "pblockdb", "stream", "ring", "grow", "sink"];
+
+/// `cargo xtask bench [--quick] [CRITERION ARGS...]`: every criterion benchmark and harness
+/// under `benches/`, then `bench_report`, which regenerates the generated part of
+/// `docs/benchmarks.md` and `docs/benchmarks.svg` from the results. `--quick` shortens
+/// criterion's measurement and the harnesses' counts (`POUNDS_BENCH_QUICK`), and runs only the
+/// quick plog harnesses (latency, follow).
 fn bench(args: &[String]) -> Result<()> {
     let sh = shell()?;
-    cmd!(sh, "cargo bench -p pounds-benches --benches -- {args...}").run()?;
+    let quick = args.iter().any(|a| a == "--quick");
+    let extra: Vec<&String> = args.iter().filter(|a| *a != "--quick").collect();
+    let results = project_root().join("target/bench-results");
+    std::fs::create_dir_all(&results)?;
+    // Say when, how loaded and with which compiler the run started (the report reads it).
+    let started = cmd!(sh, "date -u +%Y-%m-%dT%H:%M:%SZ").read()?;
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let rustc = cmd!(sh, "rustc -V").read()?;
+    let mode = if quick { "quick" } else { "full" };
+    std::fs::write(
+        results.join("run.json"),
+        format!(
+            "{{\"started\":\"{started}\",\"load\":\"{load}\",\"rustc\":\"{rustc}\",\"mode\":\"{mode}\"}}\n"
+        ),
+    )?;
+    step("cargo bench: build");
+    cmd!(sh, "cargo bench -p pounds-benches --no-run").run()?;
+    let criterion_quick: &[&str] = if quick {
+        &[
+            "--quick",
+            "--warm-up-time",
+            "0.1",
+            "--measurement-time",
+            "0.3",
+            "--noplot",
+        ]
+    } else {
+        &["--noplot"]
+    };
+    let _quick_env = quick.then(|| sh.push_env("POUNDS_BENCH_QUICK", "1"));
+    let _harnesses = quick.then(|| sh.push_env("PLOG_BENCH_HARNESSES", "latency,follow"));
+    // The harnesses print one `group/name: figures` line each; the report tabulates them.
+    let mut harness_lines = String::new();
+    for target in BENCH_TARGETS {
+        step(&format!("cargo bench --bench {target}"));
+        let extra = extra.iter();
+        let output = cmd!(
+            sh,
+            "cargo bench -p pounds-benches --bench {target} -- {criterion_quick...} {extra...}"
+        )
+        .read()?;
+        println!("{output}");
+        for line in output.lines().filter(|l| is_harness_line(l)) {
+            harness_lines.push_str(line);
+            harness_lines.push('\n');
+        }
+    }
+    std::fs::write(results.join("harnesses.txt"), harness_lines)?;
+    step("cargo bench --bench loggers");
+    cmd!(sh, "cargo bench -p pounds-benches --bench loggers").run()?;
+    step("bench_report");
+    cmd!(
+        sh,
+        "cargo run --release -p pounds-benches --bin bench_report"
+    )
+    .run()?;
     Ok(())
+}
+
+/// Whether a line of bench output is a harness result: `group/name: key=value ...`.
+fn is_harness_line(line: &str) -> bool {
+    line.split_once(": ").is_some_and(|(name, rest)| {
+        name.contains('/')
+            && !name.contains(' ')
+            && rest
+                .split_whitespace()
+                .next()
+                .is_some_and(|w| w.contains('='))
+    })
 }
 
 /// The cargo-fuzz targets, as `fuzz/Cargo.toml` names them.
@@ -260,7 +337,21 @@ fn stress(rounds: Option<&str>) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::count_before;
+    use super::{count_before, is_harness_line};
+
+    #[test]
+    fn harness_lines_are_told_from_criterion_output() {
+        assert!(is_harness_line(
+            "latency/plog_write_64B: n=2000000 p50=70ns p99=120ns"
+        ));
+        assert!(is_harness_line("follow/cross_process: n=5000 p50=9000ns"));
+        assert!(!is_harness_line(
+            "pblockdb_100000/get_hit/pblockdb time:   [341.97 ns 393.02 ns 450.1 ns]"
+        ));
+        assert!(!is_harness_line(
+            "Benchmarking plog_write_64B/plog: Warming up"
+        ));
+    }
 
     #[test]
     fn counts_are_read_from_test_result_lines() {
