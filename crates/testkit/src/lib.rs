@@ -2,10 +2,11 @@
 //! generator ([`Rng`]), the round counts of `cargo xtask stress` ([`stress_rounds`]), the
 //! "run this test binary again as a child in a role" harness ([`child_command`],
 //! [`child_role`], [`run_child`], [`reported`], [`signal`]), a real small tmpfs ([`Tmpfs`],
-//! Linux, needs root), the formats' checksum computed bit by bit from its definition
-//! ([`crc32c`]) and criterion's smoke mode ([`smoke`]).
+//! Linux, needs root) and the formats' checksum computed bit by bit from its definition
+//! ([`crc32c`]).
 //!
-//! It depends on none of the pounds crates, so it sits below all of them. What stays in each
+//! It is a dev-dependency only (`cargo xtask tidy` refuses it in any `[dependencies]`), and it
+//! depends on none of the pounds crates, so it sits below all of them. What stays in each
 //! crate's own tests: its format forgers (headers, records, slots), written from its format
 //! doc. A test should not trust the code it tests, and this kit knows nothing of any pounds
 //! format; its checksum is the CRC-32C of the definition, not pmap's.
@@ -66,13 +67,6 @@ pub fn stress_rounds(ci_default: u32, per: u32) -> u32 {
 #[must_use]
 pub fn stress_run() -> bool {
     std::env::var_os(STRESS_ROUNDS).is_some()
-}
-
-/// Whether a criterion bench binary runs in its smoke mode (`cargo bench -- --test`, as
-/// `cargo xtask ci` does): benches shrink their sizes so that the pass is quick.
-#[must_use]
-pub fn smoke() -> bool {
-    std::env::args().any(|a| a == "--test")
 }
 
 #[cfg(test)]
