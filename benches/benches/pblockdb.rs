@@ -40,7 +40,8 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions};
 use pblockdb::{Db, DbOptions};
-use pounds_benches::{Rng, quick, smoke};
+use pounds_benches::{quick, smoke};
+use pounds_testkit::Rng;
 use redb::ReadableTable;
 
 fn key(i: u64) -> [u8; 16] {

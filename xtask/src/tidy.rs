@@ -7,7 +7,8 @@
 //! - `doc`: every `.rs` file under `crates/`, `xtask/` and `benches/` opens with a `//!` doc
 //!   line (its first non-empty line; not after `#![...]` attributes).
 //! - `layering`: each crate's `[dependencies]` (and `[target.*.dependencies]`; not
-//!   dev-dependencies) name only the crates of ours below it ([`ALLOWED_DEPS`]).
+//!   dev-dependencies) name only the crates of ours below it ([`ALLOWED_DEPS`]), and never a
+//!   dev-only crate ([`DEV_ONLY`]: the test kit), which is for `[dev-dependencies]` alone.
 //! - `unsafe`: no `unsafe {`, `unsafe fn`, `unsafe impl`, `unsafe trait` or `unsafe extern`
 //!   outside `crates/pmap`, tests and benches included, in code (comments and string literals
 //!   are skipped by a small lexer). [`UNSAFE_EXEMPT`] names the one file that cannot comply.
@@ -110,6 +111,11 @@ pub(crate) const ALLOWED_DEPS: &[(&str, Option<&[&str]>)] = &[
     ("pounds-benches", None),
     ("xtask", None),
 ];
+
+/// Crates of ours that only tests and benches may use: allowed in any crate's
+/// `[dev-dependencies]`, never in its `[dependencies]` (not even where [`ALLOWED_DEPS`] allows
+/// anything), so that no build of a pounds crate links them.
+pub(crate) const DEV_ONLY: &[&str] = &["pounds-testkit"];
 
 /// A header field documented in a format doc, and the constant that must hold its offset:
 /// (doc, field as the table names it, code file, constant, index into an array constant).
@@ -590,29 +596,50 @@ pub(crate) fn check_layering(path: &str, text: &str) -> Vec<Violation> {
             ),
         )];
     };
-    let Some(allowed) = allowed else {
-        return Vec::new();
-    };
-    let ours: Vec<&str> = ALLOWED_DEPS.iter().map(|(n, _)| *n).collect();
-    deps.iter()
-        .filter(|(dep, _)| ours.contains(&dep.as_str()) && !allowed.contains(&dep.as_str()))
+    let mut found: Vec<Violation> = deps
+        .iter()
+        .filter(|(dep, _)| DEV_ONLY.contains(&dep.as_str()))
         .map(|(dep, line)| {
             violation(
                 path,
                 *line,
                 Check::Layering,
                 format!(
-                    "`{name}` depends on `{dep}`, which is beside or above it; `{name}` may \
-                     depend only on {}",
-                    if allowed.is_empty() {
-                        "none of ours".to_string()
-                    } else {
-                        allowed.join(", ")
-                    }
+                    "`{name}` has `{dep}` as a normal dependency; it is dev-only: move it to \
+                     `[dev-dependencies]`"
                 ),
             )
         })
-        .collect()
+        .collect();
+    let Some(allowed) = allowed else {
+        return found;
+    };
+    let ours: Vec<&str> = ALLOWED_DEPS.iter().map(|(n, _)| *n).collect();
+    found.extend(
+        deps.iter()
+            .filter(|(dep, _)| {
+                ours.contains(&dep.as_str())
+                    && !allowed.contains(&dep.as_str())
+                    && !DEV_ONLY.contains(&dep.as_str())
+            })
+            .map(|(dep, line)| {
+                violation(
+                    path,
+                    *line,
+                    Check::Layering,
+                    format!(
+                        "`{name}` depends on `{dep}`, which is beside or above it; `{name}` may \
+                     depend only on {}",
+                        if allowed.is_empty() {
+                            "none of ours".to_string()
+                        } else {
+                            allowed.join(", ")
+                        }
+                    ),
+                )
+            }),
+    );
+    found
 }
 
 /// The package name and the normal dependencies (name as the package is called, 1-based
@@ -932,6 +959,18 @@ mod tests {
         assert_eq!(check_layering("crates/pounds/Cargo.toml", up).len(), 1);
         let xtask = "[package]\nname = \"xtask\"\n[dependencies]\npounds-cli.workspace = true\n";
         assert!(check_layering("xtask/Cargo.toml", xtask).is_empty());
+
+        // The test kit: a dev-dependency of anyone, a normal dependency of no one.
+        let dev = "[package]\nname = \"pounds-benches\"\n[dependencies]\npmap.workspace = true\n[dev-dependencies]\npounds-testkit.workspace = true\n";
+        assert!(check_layering("benches/Cargo.toml", dev).is_empty());
+        let normal = "[package]\nname = \"pounds-benches\"\n[dependencies]\npounds-testkit.workspace = true\n";
+        let found = check_layering("benches/Cargo.toml", normal);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].message.contains("dev-only"), "{}", found[0]);
+        let below = "[package]\nname = \"pblockdb\"\n[dependencies]\npmap.workspace = true\n[target.'cfg(unix)'.dependencies]\npounds-testkit = { path = \"../testkit\" }\n";
+        let found = check_layering("crates/pblockdb/Cargo.toml", below);
+        assert_eq!(found.iter().map(|v| v.line).collect::<Vec<_>>(), [6]);
+        assert!(found[0].message.contains("dev-only"), "{}", found[0]);
 
         let unknown = "[package]\nname = \"pnew\"\n[dependencies]\n";
         let found = check_layering("crates/pnew/Cargo.toml", unknown);

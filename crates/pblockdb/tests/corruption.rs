@@ -171,7 +171,7 @@ fn slot_of(bytes: &[u8], k: &[u8; 16]) -> (u64, u64) {
 /// open, the file untouched; damaged counts are recounted by the next writer.
 #[test]
 fn crafted_headers_with_valid_checksums_are_refused_or_recovered() {
-    assert_eq!(common::crc32c_append(0, b"123456789"), 0xE306_9283);
+    assert_eq!(pounds_testkit::crc32c_append(0, b"123456789"), 0xE306_9283);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("header.db");
     let good = pristine(&path, 20);

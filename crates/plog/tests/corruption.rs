@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
-use common::crc32c;
-use pounds_testkit::{Rng, stress_rounds};
+use common::{Forged, forged_record};
+use pounds_testkit::{Rng, crc32c, stress_rounds};
 
 use std::fs;
 use std::time::Duration;
@@ -161,19 +161,6 @@ fn garbage_files_are_refused() {
     }
 }
 
-/// The fields of a forged record header (docs/plog-format.md, "Records").
-#[derive(Clone, Copy)]
-struct Forged {
-    commit: u64,
-    len: u32,
-    blocks: u32,
-    level: u8,
-    kind: u8,
-    tag_len: u8,
-    /// The id the crc binds.
-    crc_id: u64,
-}
-
 const RING: usize = 4096;
 const BS: usize = 64;
 const NB: u64 = 16;
@@ -182,21 +169,7 @@ const NB: u64 = 16;
 /// for `fields.crc_id`: only the reader's field checks stand between it and the caller.
 fn forge(bytes: &mut Vec<u8>, id: u64, f: Forged, tag: &[u8], payload: &[u8]) {
     let off = RING + (id % NB) as usize * BS;
-    let mut rec = Vec::new();
-    rec.extend_from_slice(&f.commit.to_le_bytes());
-    rec.extend_from_slice(&1_700_000_000_000_000_000u64.to_le_bytes());
-    rec.extend_from_slice(&f.len.to_le_bytes());
-    rec.extend_from_slice(&4242u32.to_le_bytes());
-    rec.extend_from_slice(&f.blocks.to_le_bytes());
-    rec.extend_from_slice(&0u32.to_le_bytes());
-    rec.extend_from_slice(&[f.level, f.kind, f.tag_len, 0, 0, 0, 0, 0]);
-    rec.extend_from_slice(tag);
-    rec.extend_from_slice(payload);
-    let mut image = rec[16..].to_vec();
-    image.resize(image.len().div_ceil(8) * 8, 0);
-    image.extend_from_slice(&f.crc_id.to_le_bytes());
-    image.extend_from_slice(&rec[8..16]);
-    rec[28..32].copy_from_slice(&crc32c(&image).to_le_bytes());
+    let rec = forged_record(f, tag, payload);
     if bytes.len() < off + rec.len() {
         bytes.resize(off + rec.len(), 0);
     }

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
-use common::crc32c;
+use common::{Forged, forged_record};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -152,23 +152,16 @@ fn forge_valid_record(bytes: &mut [u8], id: u64, payload: &[u8]) {
     let tag = b"forged";
     let body = 40 + tag.len() + payload.len();
     assert!(body <= BLOCK_SIZE as usize);
-    let time: u64 = 1_700_000_000_000_000_000;
-    let mut record = vec![0u8; body];
-    record[0..8].copy_from_slice(&(id + 1).to_le_bytes());
-    record[8..16].copy_from_slice(&time.to_le_bytes());
-    record[16..20].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    record[20..24].copy_from_slice(&4242u32.to_le_bytes());
-    record[24..28].copy_from_slice(&1u32.to_le_bytes());
-    record[32] = 2; // info
-    record[33] = 0; // a record
-    record[34] = tag.len() as u8;
-    record[40..40 + tag.len()].copy_from_slice(tag);
-    record[40 + tag.len()..].copy_from_slice(payload);
-    let mut image = record[16..].to_vec();
-    image.resize(body.div_ceil(8) * 8 - 16, 0);
-    image.extend_from_slice(&id.to_le_bytes());
-    image.extend_from_slice(&time.to_le_bytes());
-    record[28..32].copy_from_slice(&crc32c(&image).to_le_bytes());
+    let fields = Forged {
+        commit: id + 1,
+        len: payload.len() as u32,
+        blocks: 1,
+        level: 2, // info
+        kind: 0,  // a record
+        tag_len: tag.len() as u8,
+        crc_id: id,
+    };
+    let record = forged_record(fields, tag, payload);
     let off = RING_OFF + (id % BLOCKS) as usize * BLOCK_SIZE as usize;
     bytes[off..off + BLOCK_SIZE as usize].fill(0);
     bytes[off..off + body].copy_from_slice(&record);

@@ -1,8 +1,7 @@
 //! One test per rule and error of `docs/plog-format.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-use common::crc32c;
+use pounds_testkit::crc32c;
 
 use std::fs;
 use std::path::PathBuf;

@@ -8,12 +8,12 @@
 
 mod common;
 use common::{check, payload};
-use pounds_testkit::{Rng, child_command, stress_rounds, stress_run};
+use pounds_testkit::{Rng, child_command, signal, stress_rounds, stress_run};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Lines, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 use std::time::Duration;
 
 use plog::{Level, Log, LogOptions};
@@ -81,14 +81,6 @@ fn spawn_writer(path: &Path, id: u32, count: u32, out: &Path) -> Child {
         .unwrap()
 }
 
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} failed");
-}
-
 /// Every id a writer was told was written and that lies in the final lap is readable and
 /// holds exactly what that writer wrote.
 fn check_final_lap(log: &Log, acknowledged: &HashMap<u64, (u32, u32)>) -> usize {
@@ -141,11 +133,11 @@ fn stall_stopped_writers_never_destroy_published_records() {
                 break;
             }
             let victim = &children[running[rng.below(running.len() as u64) as usize]];
-            signal(victim, "-STOP");
+            signal(victim.id(), "-STOP");
             stops += 1;
             // How long the writer stays stopped: the stall being tested, not a wait for anything.
             std::thread::sleep(Duration::from_micros(rng.below(2000)));
-            signal(victim, "-CONT");
+            signal(victim.id(), "-CONT");
             std::thread::sleep(Duration::from_micros(rng.below(500)));
         }
         let mut acknowledged = HashMap::new();

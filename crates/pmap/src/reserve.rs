@@ -278,28 +278,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn full_disk_a_failed_allocation_or_fallback_is_no_space_and_gives_the_blocks_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let mount = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-            .arg(dir.path())
-            .status();
-        assert!(
-            mount.is_ok_and(|s| s.success()),
-            "cannot mount a tmpfs on {} (this test needs root)",
-            dir.path().display()
-        );
-        struct Unmount<'a>(&'a Path);
-        impl Drop for Unmount<'_> {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("umount")
-                    .arg("-l")
-                    .arg(self.0)
-                    .status();
-            }
-        }
-        let _unmount = Unmount(dir.path());
-        let free = || os::space(&File::open(dir.path()).unwrap(), dir.path()).unwrap();
-        let path = dir.path().join("f");
+        let disk = pounds_testkit::Tmpfs::mount("1m");
+        let dir = disk.dir();
+        let free = || os::space(&File::open(dir).unwrap(), dir).unwrap();
+        let path = dir.join("f");
         fs::write(&path, pattern(5000)).unwrap();
         // The old bytes hold two pages.
         assert_eq!(free().available, (1 << 20) - 2 * 4096);

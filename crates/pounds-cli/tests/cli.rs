@@ -5,6 +5,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use pounds_testkit::Rng;
+#[cfg(unix)]
+use pounds_testkit::signal;
+
 mod rsyslog;
 
 fn pounds(args: &[&str]) -> Output {
@@ -29,6 +33,30 @@ fn pounds_with_stdin(args: &[&str], stdin: &str) -> Output {
         .write_all(stdin.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// `pounds ARGS` started with its stdout and stderr piped.
+fn spawn_pounds(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_pounds"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Creates a log of 16 blocks of 128 bytes at `file`: a few lines lap it.
+fn small_log(file: &str) {
+    let out = pounds(&[
+        "log",
+        "create",
+        file,
+        "--blocks",
+        "16",
+        "--block-size",
+        "128",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 fn stdout(output: &Output) -> String {
@@ -373,12 +401,7 @@ fn db_reads_work_on_a_read_only_file() {
 
 /// Runs `pounds` and fails the test if it takes longer than `limit` (a hang).
 fn pounds_within(args: &[&str], limit: std::time::Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pounds"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_pounds(args);
     let deadline = std::time::Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
         if std::time::Instant::now() > deadline {
@@ -445,13 +468,8 @@ fn damaged_files_never_panic_or_hang_the_command() {
     let log_bytes = std::fs::read(&good_log).unwrap();
     let db_bytes = std::fs::read(&good_db).unwrap();
 
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut random = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = Rng::new(0x2545_F491_4F6C_DD1D);
+    let mut random = move || rng.next_u64();
     let damaged = dir.path().join("damaged");
     let damaged_str = path_str(&damaged);
     let limit = std::time::Duration::from_secs(20);
@@ -510,24 +528,8 @@ fn damaged_files_never_panic_or_hang_the_command() {
 #[cfg(target_os = "linux")]
 #[test]
 fn full_disk_log_create_larger_than_the_disk_exits_one() {
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(self.0).status();
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(dir.path())
-        .status();
-    assert!(
-        mounted.is_ok_and(|s| s.success()),
-        "cannot mount a 4 MiB tmpfs on {} (this test needs root)",
-        dir.path().display()
-    );
-    let _unmount = Unmount(dir.path());
-    let file = dir.path().join("big.log");
+    let disk = pounds_testkit::Tmpfs::mount("4m");
+    let file = disk.path("big.log");
     let out = pounds(&["log", "create", path_str(&file), "--blocks", "65536"]);
     assert_clean_error(&out);
     let err = stderr(&out);
@@ -685,16 +687,7 @@ fn log_dump_and_follow_n_show_the_last_records() {
 
 /// A log of 16 one-block records' room holding records `m0..m39`: ids 0..=23 were lapped.
 fn lapped_log(file: &str) {
-    let out = pounds(&[
-        "log",
-        "create",
-        file,
-        "--blocks",
-        "16",
-        "--block-size",
-        "128",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    small_log(file);
     let lines: String = (0..40).map(|i| format!("m{i}\n")).collect();
     let out = pounds_with_stdin(&["log", "write", file], &lines);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -743,57 +736,30 @@ fn log_follow_reports_a_lap_in_the_stream() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("follow-lapped.plog");
     let file = path_str(&file);
-    let out = pounds(&[
-        "log",
-        "create",
-        file,
-        "--blocks",
-        "16",
-        "--block-size",
-        "128",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    small_log(file);
     assert!(pounds(&["log", "write", file, "first"]).status.success());
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_pounds"))
-        .args([
-            "log",
-            "follow",
-            file,
-            "--from-start",
-            "--json",
-            "--count",
-            "3",
-            "--strict",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut follower = spawn_pounds(&[
+        "log",
+        "follow",
+        file,
+        "--from-start",
+        "--json",
+        "--count",
+        "3",
+        "--strict",
+    ]);
     let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains(r#""message":"first""#), "{first}");
     // Stop the follower, lap it, let it go on.
-    let pid = follower.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(follower.id(), "-STOP");
     let many: String = (0..40).map(|i| format!("m{i}\n")).collect();
     assert!(
         pounds_with_stdin(&["log", "write", file], &many)
             .status
             .success()
     );
-    assert!(
-        Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(follower.id(), "-CONT");
     let lost = lines.next().unwrap().unwrap();
     assert!(
         lost.starts_with(r#"{"lost":"#) && lost.contains(r#""from":1,"to":"#),
@@ -829,12 +795,7 @@ fn follow_and_dump_into_a_closed_pipe_exit_zero_quietly() {
         assert!(pounds(&["log", "write", file, word]).status.success());
     }
     // `follow | head -1`: the reader goes away after one line, and no record comes after.
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_pounds"))
-        .args(["log", "follow", file, "-n", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut follower = spawn_pounds(&["log", "follow", file, "-n", "1"]);
     let mut head = std::io::BufReader::new(follower.stdout.take().unwrap());
     let mut line = String::new();
     head.read_line(&mut line).unwrap();
@@ -845,12 +806,7 @@ fn follow_and_dump_into_a_closed_pipe_exit_zero_quietly() {
     assert_eq!(stderr(&out), "");
 
     // The same when the next record comes before the follower noticed.
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_pounds"))
-        .args(["log", "follow", file])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut follower = spawn_pounds(&["log", "follow", file]);
     drop(follower.stdout.take());
     assert!(pounds(&["log", "write", file, "three"]).status.success());
     let out = wait_within(follower, std::time::Duration::from_secs(10));
@@ -864,12 +820,7 @@ fn follow_and_dump_into_a_closed_pipe_exit_zero_quietly() {
             .status
             .success()
     );
-    let mut dump = Command::new(env!("CARGO_BIN_EXE_pounds"))
-        .args(["log", "dump", file])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut dump = spawn_pounds(&["log", "dump", file]);
     drop(dump.stdout.take());
     let out = wait_within(dump, std::time::Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -881,16 +832,7 @@ fn log_write_from_stdin_skips_bad_lines_and_writes_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("stdin.plog");
     let file = path_str(&file);
-    let out = pounds(&[
-        "log",
-        "create",
-        file,
-        "--blocks",
-        "16",
-        "--block-size",
-        "128",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    small_log(file);
     let mut input = b"ok1\n\xff\xfe not utf-8\nok2\r\n".to_vec();
     input.extend_from_slice(&[b'x'; 5000]);
     input.extend_from_slice(b"\nok3");
@@ -1254,12 +1196,7 @@ fn log_follow_cursor_resumes_and_saves_its_position() {
     assert_eq!(messages(&text).join(","), "b");
 
     // Saved when the reader of the output goes away (`follow --cursor p | head -1`).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pounds"))
-        .args(["log", "follow", file, "--cursor", "p", "--from-start"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_pounds(&["log", "follow", file, "--cursor", "p", "--from-start"]);
     let mut first = String::new();
     {
         use std::io::BufRead;
@@ -1414,11 +1351,7 @@ fn demo_writers_die_with_the_demo_on_sigterm_and_sigint() {
             assert!(std::time::Instant::now() < deadline, "no writers started");
             std::thread::sleep(std::time::Duration::from_millis(20));
         };
-        let killed = Command::new("kill")
-            .args([signal, &demo.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        pounds_testkit::signal(demo.id(), signal);
         let _ = demo.wait().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while children.iter().any(|&pid| running(pid)) {
@@ -1499,16 +1432,7 @@ fn log_export_json_lines_resume_at_the_cursor_advanced_past_what_was_written() {
     // Records lapped before they were exported: an object in the stream and a line on stderr.
     let lapped = dir.path().join("lapped.plog");
     let lapped = path_str(&lapped);
-    let out = pounds(&[
-        "log",
-        "create",
-        lapped,
-        "--blocks",
-        "16",
-        "--block-size",
-        "128",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    small_log(lapped);
     assert!(pounds(&["log", "write", lapped, "first"]).status.success());
     let out = pounds_within(&["log", "export", lapped, "--cursor", "ship"], limit);
     assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
@@ -1533,12 +1457,7 @@ fn log_export_follow_writes_each_record_as_it_comes() {
     let file = dir.path().join("live.plog");
     let file = path_str(&file);
     assert!(pounds(&["log", "write", file, "before"]).status.success());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pounds"))
-        .args(["log", "export", file, "--cursor", "live", "--follow"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_pounds(&["log", "export", file, "--cursor", "live", "--follow"]);
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     // One at a time: each line comes before the next record is written (no batch waits to fill).
@@ -1692,16 +1611,7 @@ fn log_export_to_rsyslog_reports_records_lapped_before_they_were_sent() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lapped.plog");
     let file = path_str(&file);
-    let out = pounds(&[
-        "log",
-        "create",
-        file,
-        "--blocks",
-        "16",
-        "--block-size",
-        "128",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    small_log(file);
     let rsyslog = rsyslog::Rsyslog::start(dir.path());
     let to = format!("relp://127.0.0.1:{}", rsyslog.port);
     let limit = std::time::Duration::from_secs(60);
@@ -1924,12 +1834,7 @@ fn log_follow_of_a_file_another_program_truncates_is_an_error_not_a_bus_error() 
                 .status
                 .success()
         );
-        let mut follower = Command::new(env!("CARGO_BIN_EXE_pounds"))
-            .args(["log", "follow", file_str, "--from-start"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut follower = spawn_pounds(&["log", "follow", file_str, "--from-start"]);
         // A line printed: the follower is in its loop, and then waits for the next record.
         let line = first_line_within(&mut follower, std::time::Duration::from_secs(30));
         assert!(

@@ -4,7 +4,7 @@
 //!
 //! The parent starts it with [`child_command`] (adding the variables that name the role and its
 //! inputs); the child's test begins with [`child_role`] and does nothing when it is not set, so
-//! that an ordinary `cargo test` passes over it.
+//! that an ordinary `cargo test` passes over it. [`signal`] stops, continues or ends a child.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -66,4 +66,18 @@ pub fn reported(stdout: &str, key: &str) -> u64 {
 #[must_use]
 pub fn child_role_path(role_var: &str, path_var: &str) -> Option<(String, PathBuf)> {
     Some((child_role(role_var)?, std::env::var_os(path_var)?.into()))
+}
+
+/// Sends `signal` (as the `kill` command takes it: `"-STOP"`, `"-CONT"`, `"-TERM"`) to process
+/// `pid`, with the `kill` command, so that tests need no `unsafe` `libc::kill`.
+///
+/// # Panics
+/// If `kill` cannot be run or fails (no such process).
+#[cfg(unix)]
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill {signal} {pid} failed");
 }

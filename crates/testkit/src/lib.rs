@@ -1,15 +1,18 @@
 //! Dev-only helpers that the pounds tests and benches share, written once: a seeded xorshift
 //! generator ([`Rng`]), the round counts of `cargo xtask stress` ([`stress_rounds`]), the
 //! "run this test binary again as a child in a role" harness ([`child_command`],
-//! [`child_role`], [`run_child`], [`reported`]), a real small tmpfs ([`Tmpfs`], Linux, needs
-//! root) and criterion's smoke mode ([`smoke`]).
+//! [`child_role`], [`run_child`], [`reported`], [`signal`]), a real small tmpfs ([`Tmpfs`],
+//! Linux, needs root) and the formats' checksum computed bit by bit from its definition
+//! ([`crc32c`]).
 //!
-//! What stays in each crate's own tests: its format forgers and checksum helpers. A test should
-//! not trust the code it tests, and this kit knows nothing of any pounds format (it depends on
-//! none of the pounds crates).
+//! It is a dev-dependency only (`cargo xtask tidy` refuses it in any `[dependencies]`), and it
+//! depends on none of the pounds crates, so it sits below all of them. What stays in each
+//! crate's own tests: its format forgers (headers, records, slots), written from its format
+//! doc. A test should not trust the code it tests, and this kit knows nothing of any pounds
+//! format; its checksum is the CRC-32C of the definition, not pmap's.
 //!
 //! ```
-//! use pounds_testkit::{Rng, stress_rounds};
+//! use pounds_testkit::{Rng, crc32c, crc32c_append, stress_rounds};
 //!
 //! // The same seed gives the same numbers, in the parent and in its children.
 //! let mut a = Rng::new(0x5eed);
@@ -20,6 +23,10 @@
 //! // 20 rounds by default; under `cargo xtask stress` POUNDS_STRESS_ROUNDS / 10, at least one.
 //! let rounds = stress_rounds(20, 10);
 //! assert!(rounds >= 1);
+//!
+//! // CRC-32C's check value, in one piece or continued.
+//! assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+//! assert_eq!(crc32c_append(crc32c(b"1234"), b"56789"), 0xE306_9283);
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -27,11 +34,15 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod child;
+mod crc;
 mod rng;
 #[cfg(unix)]
 mod tmpfs;
 
+#[cfg(unix)]
+pub use child::signal;
 pub use child::{child_command, child_role, child_role_path, reported, run_child};
+pub use crc::{crc32c, crc32c_append};
 pub use rng::Rng;
 #[cfg(unix)]
 pub use tmpfs::{Tmpfs, fill_until_full};
@@ -56,13 +67,6 @@ pub fn stress_rounds(ci_default: u32, per: u32) -> u32 {
 #[must_use]
 pub fn stress_run() -> bool {
     std::env::var_os(STRESS_ROUNDS).is_some()
-}
-
-/// Whether a criterion bench binary runs in its smoke mode (`cargo bench -- --test`, as
-/// `cargo xtask ci` does): benches shrink their sizes so that the pass is quick.
-#[must_use]
-pub fn smoke() -> bool {
-    std::env::args().any(|a| a == "--test")
 }
 
 #[cfg(test)]

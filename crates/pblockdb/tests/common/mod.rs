@@ -1,22 +1,7 @@
-//! Helpers shared by the pblockdb test binaries.
+//! Helpers shared by the pblockdb test binaries: forgers of the format, written again from
+//! `docs/pblockdb-format.md` (the checksum is the test kit's bitwise CRC-32C, not pmap's).
 
-/// CRC-32C (Castagnoli, reflected polynomial `0x82F63B78`), bitwise, continuing from `crc` (0
-/// to start) as `crc32c::crc32c_append` does, so tests can craft checksums without the crate
-/// under test's own code.
-pub(crate) fn crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
-    let mut c = !crc;
-    for &byte in bytes {
-        c ^= u32::from(byte);
-        for _ in 0..8 {
-            c = if c & 1 == 1 {
-                (c >> 1) ^ 0x82F6_3B78
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
+use pounds_testkit::crc32c_append;
 
 /// The key hash of `docs/pblockdb-format.md`, written again from the document.
 pub(crate) fn hash_key(key: &[u8]) -> u64 {

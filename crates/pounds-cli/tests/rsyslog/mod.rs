@@ -122,11 +122,7 @@ impl Rsyslog {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        pounds_testkit::signal(child.id(), "-TERM");
         let deadline = Instant::now() + START_LIMIT;
         while child.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "rsyslogd did not stop");
