@@ -11,7 +11,8 @@ use std::sync::atomic::{Ordering, fence};
 
 use crate::Result;
 use crate::format::{
-    self, Geometry, NO_UNDO, OFF_COMMIT, OFF_HISTORY_HEAD, STATE_EMPTY, STATE_LIVE, SlotHeader,
+    self, Geometry, NO_UNDO, OFF_COMMIT, OFF_HISTORY_HEAD, STATE_EMPTY, STATE_LIVE, STATE_TOMB,
+    SlotHeader,
 };
 use crate::history::{Entry, read_entry};
 use crate::view::{Table, View};
@@ -20,6 +21,9 @@ use crate::view::{Table, View};
 /// calls the slot damaged. Each round is a few loads: a live writer moves on in nanoseconds,
 /// and a dead one left the history entry that the first round finds.
 const MID_WRITE_ROUNDS: u32 = 10_000;
+
+/// How many slots ahead a scan prefetches the next live one.
+const SCAN_PREFETCH_DISTANCE: u64 = 8;
 
 /// The result of a step that may have to start again.
 #[derive(Debug)]
@@ -308,7 +312,22 @@ pub(crate) fn scan_range(
     out: &mut Vec<u8>,
 ) -> SlotResult<Step<()>> {
     let map = &view.map;
-    for idx in range.start..range.end.min(table.capacity) {
+    // When no slot changed since the snapshot (the history head still at its clock), a slot
+    // whose hint says tombstone was one at the snapshot too, and is passed over unread: a table
+    // that saw churn holds as many tombstones as records. Whether nothing changed is known only
+    // after the chunk: checked at its end, after a fence, as `lookup_current` checks, and when
+    // something did change the chunk is read again the slow way (`Retry`).
+    let unchanged = map.load_u64(OFF_HISTORY_HEAD, Ordering::Acquire)? == snapshot;
+    let mut passed_over = false;
+    let end = range.end.min(table.capacity);
+    for idx in range.start..end {
+        // The slot a few ahead starts loading now when its hint says it holds something: in a
+        // sparse table (one grown for a peak, or full of tombstones) the live slots lie apart
+        // and the hardware prefetcher does not follow them.
+        let ahead = idx + SCAN_PREFETCH_DISTANCE;
+        if ahead < end && map.load_u32(table.hint_at(ahead), Ordering::Relaxed)? & 3 == 1 {
+            map.prefetch(table.slot_at(geo, ahead), geo.slot_size);
+        }
         // A slot empty now was empty at the snapshot: slots leave the empty state only forward
         // in a table (a rollback that empties one again restores the snapshot's state). The
         // hint says so without touching the slot's memory (a table is mostly empty slots, and
@@ -316,7 +335,12 @@ pub(crate) fn scan_range(
         // slot being filled under a zero hint is a write newer than the snapshot. A zeroed
         // hint over a record (damage) hides it from iteration as it does from lookups, until
         // a writer passes by and rewrites it; `verify` reports it.
-        if map.load_u32(table.hint_at(idx), Ordering::Acquire)? == 0 {
+        let hint = map.load_u32(table.hint_at(idx), Ordering::Acquire)?;
+        if hint == 0 {
+            continue;
+        }
+        if unchanged && u64::from(hint & 3) == STATE_TOMB {
+            passed_over = true;
             continue;
         }
         match version_at(view, geo, table, idx, snapshot, image)? {
@@ -343,6 +367,11 @@ pub(crate) fn scan_range(
     }
     fence(Ordering::Acquire);
     if !table.still_valid(map)? {
+        return Ok(Step::Retry);
+    }
+    if passed_over && map.load_u64(OFF_HISTORY_HEAD, Ordering::Relaxed)? != snapshot {
+        // A writer moved since: a tombstone passed over may be newer than the snapshot. The
+        // next try finds the head moved and reads every slot.
         return Ok(Step::Retry);
     }
     Ok(Step::Done(()))
