@@ -44,7 +44,9 @@
 //!   ring populated at open and without.
 //! - `follow`: a follower in a child process (this binary re-executed) wakes on each of a
 //!   series of records written 200 us apart; the latency is the system clock at wake minus the
-//!   system clock the writer put in the payload.
+//!   system clock the writer put in the payload. Beside it, `follow/poll_file_1ms`: the same
+//!   records appended as lines to a plain file, found by a child polling the file's length
+//!   every millisecond (the way to follow a file without a wake-up channel).
 //!
 //! `-- --test` (criterion's smoke mode) shrinks the harnesses so the pass is quick;
 //! `PLOG_BENCH_HARNESSES=latency` (a comma-separated list, or `none`) runs only the harnesses
@@ -65,6 +67,11 @@ use plog::{FollowOptions, Level, Log};
 use pounds_benches::smoke;
 
 const FOLLOWER_ENV: &str = "PLOG_BENCH_FOLLOWER";
+/// The child role of `follow/poll_file`: the path of the text file to poll.
+const POLLER_ENV: &str = "PLOG_BENCH_POLLER";
+/// How often the file poller looks at the file's length: `tail -f` looks once a second; a
+/// millisecond is as eager as a poller usually gets without spinning.
+const POLL_EVERY: Duration = Duration::from_millis(1);
 const FOLLOW_COUNT_ENV: &str = "PLOG_BENCH_FOLLOW_COUNT";
 const HARNESSES_ENV: &str = "PLOG_BENCH_HARNESSES";
 
@@ -605,6 +612,81 @@ fn follower(path: &str, count: usize) {
     println!("FOLLOW n={n} p50={p50}ns p99={p99}ns p99.9={p999}ns max={max}ns");
 }
 
+/// The child role of `follow/poll_file`: polls a text file's length every [`POLL_EVERY`], reads
+/// what was appended, and for each line (a send time in ns) takes the wake-up latency; then
+/// prints one line of percentiles, as [`follower`] does.
+fn poller(path: &str, count: usize) {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = File::open(path).unwrap();
+    println!("READY");
+    let mut offset = 0u64;
+    let mut pending = Vec::new();
+    let mut samples = Vec::with_capacity(count);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while samples.len() < count && Instant::now() < deadline {
+        let len = file.metadata().unwrap().len();
+        if len > offset {
+            file.seek(SeekFrom::Start(offset)).unwrap();
+            let mut chunk = Vec::new();
+            std::io::Read::by_ref(&mut file)
+                .take(len - offset)
+                .read_to_end(&mut chunk)
+                .unwrap();
+            offset = len;
+            let now = system_ns();
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if let Ok(sent) = std::str::from_utf8(&line[..end])
+                    .unwrap_or("")
+                    .parse::<u64>()
+                {
+                    samples.push(now.saturating_sub(sent));
+                }
+            }
+        } else {
+            std::thread::sleep(POLL_EVERY);
+        }
+    }
+    if samples.is_empty() {
+        println!("FOLLOW none");
+        return;
+    }
+    let n = samples.len();
+    let [p50, p99, p999, max] = percentiles(&mut samples);
+    println!("FOLLOW n={n} p50={p50}ns p99={p99}ns p99.9={p999}ns max={max}ns");
+}
+
+/// The peer of `follow/cross_process`: the same paced records appended as lines to a plain
+/// file, and a child process that finds them by polling the file's length.
+fn poll_file_latency(dir: &Path) {
+    let count = if smoke() { 50 } else { 5_000 };
+    let path = dir.join("poll.log");
+    let mut file = File::create(&path).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(POLLER_ENV, &path)
+        .env(FOLLOW_COUNT_ENV, count.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "READY", "the poller did not start");
+    for _ in 0..count {
+        // Pacing, not synchronisation, as in `follow_latency`.
+        std::thread::sleep(Duration::from_micros(200));
+        writeln!(file, "{}", system_ns()).unwrap();
+    }
+    for line in out.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("FOLLOW ") {
+            println!("follow/poll_file_1ms: {rest}");
+        }
+    }
+    child.wait().unwrap();
+}
+
 fn follow_latency(dir: &Path) {
     let count = if smoke() { 50 } else { 5_000 };
     let path = dir.join("follow.plog");
@@ -643,6 +725,11 @@ fn follow_latency(dir: &Path) {
 }
 
 fn main() {
+    if let Ok(path) = std::env::var(POLLER_ENV) {
+        let count = std::env::var(FOLLOW_COUNT_ENV).unwrap().parse().unwrap();
+        poller(&path, count);
+        return;
+    }
     if let Ok(path) = std::env::var(FOLLOWER_ENV) {
         let count = std::env::var(FOLLOW_COUNT_ENV).unwrap().parse().unwrap();
         follower(&path, count);
@@ -662,7 +749,10 @@ fn main() {
         ("keep_up", &|| keep_up(dir.path())),
         ("first_lap", &|| first_lap(dir.path())),
         ("latency", &|| latency(dir.path())),
-        ("follow", &|| follow_latency(dir.path())),
+        ("follow", &|| {
+            follow_latency(dir.path());
+            poll_file_latency(dir.path());
+        }),
     ];
     // `PLOG_BENCH_HARNESSES=latency,crc_ab` runs only those (`none` runs none), so that an A/B
     // of one criterion bench or one harness need not wait for the others.
