@@ -3,11 +3,18 @@
 //! - `ci`: everything CI checks, stopping at the first failure: formatting, `tidy`, clippy with
 //!   warnings denied, the whole test suite with doc tests, every example under
 //!   `crates/pounds/examples` run and its output checked, the docs with warnings denied, and one
-//!   smoke pass of every benchmark (criterion's `--test` mode).
+//!   smoke pass of every benchmark (criterion's `--test` mode), and the loom models at
+//!   [`CI_PREEMPTIONS`] preemptions.
 //! - `tidy`: the conventions ARCHITECTURE.md states, checked over the tree (module docs, the
 //!   layering, `unsafe` only in pmap, no host-endian conversions, format docs against the
 //!   code); see `tidy.rs`.
-//! - `bench [--quick] [ARGS...]`: the full criterion benchmarks (arguments go to criterion).
+//! - `loom [PREEMPTIONS]`: the loom models of the protocols (`crates/plog/src/loom_models.rs`,
+//!   `crates/pblockdb/src/loom_models.rs`) at full length: every interleaving with up to
+//!   PREEMPTIONS preemptions (default [`FULL_PREEMPTIONS`]), through `LOOM_MAX_PREEMPTIONS`. They
+//!   build with `RUSTFLAGS="--cfg loom"` in a target directory of their own (`loom/` inside the
+//!   usual one), so that the flag does not throw away the normal build's cache.
+//! - `bench [--quick] [ARGS...]`: every criterion benchmark and harness under `benches/`, then
+//!   `bench_report` (the generated part of `docs/benchmarks.md` and `docs/benchmarks.svg`).
 //! - `stress [ROUNDS]`: the crash, concurrency, stall and full-disk tests in release mode with
 //!   many more rounds than CI runs (default 500), via `POUNDS_STRESS_ROUNDS`.
 //! - `fuzz [--seconds N] [TARGET...]`: each cargo-fuzz target under `fuzz/` (all by default)
@@ -33,10 +40,11 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::run(&project_root()),
         Some("bench") => bench(&args[1..]),
         Some("stress") => stress(args.get(1).map(String::as_str)),
+        Some("loom") => loom(args.get(1).map(String::as_str)),
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | tidy | bench [--quick] [ARGS...] | stress [ROUNDS] | fuzz [--seconds N] [TARGET...]>"
+                "usage: cargo xtask <ci | tidy | loom [PREEMPTIONS] | bench [--quick] [ARGS...] | stress [ROUNDS] | fuzz [--seconds N] [TARGET...]>"
             );
             return ExitCode::from(2);
         }
@@ -85,6 +93,10 @@ fn ci() -> Result<()> {
 
     step("cargo test (all features, with doc tests)");
     let (passed, failed) = run_counting_tests(cmd!(sh, "cargo test --workspace --all-features"))?;
+
+    step("loom models (short: bounded preemptions)");
+    let (loom_passed, loom_failed) = run_loom(&sh, CI_PREEMPTIONS, false)?;
+    let (passed, failed) = (passed + loom_passed, failed + loom_failed);
 
     step("examples (each run, its output checked)");
     run_examples(&sh)?;
@@ -318,6 +330,54 @@ fn fuzz(args: &[String]) -> Result<()> {
         .run()?;
     }
     Ok(())
+}
+
+/// The preemption bound of `cargo xtask ci`'s short loom run: under a minute on two cores, its
+/// debug build from nothing included (about 45 s; the models run in about 5 s of it).
+const CI_PREEMPTIONS: u32 = 2;
+/// The preemption bound of `cargo xtask loom` unless given: the full run (a release build).
+const FULL_PREEMPTIONS: u32 = 5;
+
+fn loom(preemptions: Option<&str>) -> Result<()> {
+    let sh = shell()?;
+    let bound = match preemptions {
+        None => FULL_PREEMPTIONS,
+        Some(text) => text
+            .parse::<u32>()
+            .map_err(|_| format!("PREEMPTIONS must be a whole number, not {text:?}"))?,
+    };
+    let started = std::time::Instant::now();
+    let (passed, failed) = run_loom(&sh, bound, true)?;
+    eprintln!(
+        "\nxtask loom: {passed} models passed at {bound} preemptions in {:.0?}",
+        started.elapsed()
+    );
+    println!("loom: {passed} passed, {failed} failed");
+    Ok(())
+}
+
+/// Builds and runs the loom models (the `loom_models` unit tests of plog and pblockdb, which
+/// exist only under `--cfg loom`) with at most `preemptions` preemptions per execution, in the
+/// loom target directory (`loom/` inside `CARGO_TARGET_DIR`, or `target/loom`); `release` for an
+/// optimised build (the long runs), else a debug one (quicker to build, for the short run).
+fn run_loom(sh: &Shell, preemptions: u32, release: bool) -> Result<(u64, u64)> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from)
+        .join("loom");
+    let profile = release.then_some("--release");
+    let (passed, failed) = run_counting_tests(
+        cmd!(
+            sh,
+            "cargo test {profile...} -p plog -p pblockdb --lib loom_models"
+        )
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", &target)
+        .env("LOOM_MAX_PREEMPTIONS", preemptions.to_string()),
+    )?;
+    if passed == 0 {
+        return Err("the loom run ran no model".into());
+    }
+    Ok((passed, failed))
 }
 
 fn stress(rounds: Option<&str>) -> Result<()> {

@@ -16,6 +16,9 @@
 //!   little-endian. A use whose host order is the point (the bytes of a native word in memory,
 //!   never of a file format) carries the marker `tidy:host-endian` in a comment on its line or
 //!   in a comment line just before it, saying why.
+//! - `model-only`: a dependency of [`MODEL_ONLY_DEPS`] (loom) appears in a crate's manifest only
+//!   in a `[target.'cfg(loom)'.dependencies]` or `[target.'cfg(loom)'.dev-dependencies]`
+//!   section, so that a normal build never compiles it.
 //! - `format-doc`: the header offsets in `docs/plog-format.md` and `docs/pblockdb-format.md`
 //!   equal the `..._OFF`/`OFF_...` constants of the crates' `format.rs` ([`FORMAT_FIELDS`]).
 //!
@@ -34,6 +37,7 @@ pub(crate) enum Check {
     Unsafe,
     HostEndian,
     FormatDoc,
+    ModelOnly,
 }
 
 impl fmt::Display for Check {
@@ -44,6 +48,7 @@ impl fmt::Display for Check {
             Check::Unsafe => "unsafe",
             Check::HostEndian => "host-endian",
             Check::FormatDoc => "format-doc",
+            Check::ModelOnly => "model-only",
         })
     }
 }
@@ -90,6 +95,15 @@ pub(crate) const UNSAFE_EXEMPT: &[(&str, &str)] = &[(
     "benches/benches/pblockdb.rs",
     "heed's `EnvOpenOptions::open` and `flags` are `unsafe fn`s: LMDB, the peer this bench \
      measures against, cannot be opened without them",
+)];
+
+/// Crates from outside that only the model-checking build (`--cfg loom`, `cargo xtask loom`) may
+/// use, with the reason: each only under `[target.'cfg(loom)'.*dependencies]` (check
+/// `model-only`).
+pub(crate) const MODEL_ONLY_DEPS: &[(&str, &str)] = &[(
+    "loom",
+    "the model checker of the protocol kernels: pmap implements `pmap::word` for its atomics, \
+     plog's and pblockdb's `loom_models` run the kernels with them",
 )];
 
 /// The crates of ours each crate may depend on (normal dependencies). `None`: any.
@@ -234,6 +248,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         let rel = relative(root, &manifest);
         let text = std::fs::read_to_string(&manifest).map_err(|e| format!("{rel}: {e}"))?;
         found.extend(check_layering(&rel, &text));
+        found.extend(check_model_only(&rel, &text));
     }
     found.extend(check_format_docs(&|rel: &str| {
         std::fs::read_to_string(root.join(rel)).map_err(|e| format!("{rel}: {e}"))
@@ -642,6 +657,43 @@ pub(crate) fn check_layering(path: &str, text: &str) -> Vec<Violation> {
     found
 }
 
+/// Every [`MODEL_ONLY_DEPS`] entry named in a dependency section of a manifest that is not a
+/// `cfg(loom)` target section.
+pub(crate) fn check_model_only(path: &str, text: &str) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut header = String::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some(h) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            header = h.trim().to_string();
+            continue;
+        }
+        let deps_section = header.ends_with("dependencies");
+        let loom_section = header.starts_with("target.'cfg(loom)'.")
+            || header.starts_with("target.\"cfg(loom)\".");
+        let Some((key, _)) = line.split_once('=') else {
+            continue;
+        };
+        let dep = unquote(key.split('.').next().unwrap_or(key));
+        if deps_section
+            && !loom_section
+            && header != "workspace.dependencies"
+            && MODEL_ONLY_DEPS.iter().any(|(name, _)| *name == dep)
+        {
+            out.push(violation(
+                path,
+                n + 1,
+                Check::ModelOnly,
+                format!(
+                    "`{dep}` is for the model-checking build only: list it under \
+                     `[target.'cfg(loom)'.dependencies]` (or `.dev-dependencies`), not `[{header}]`"
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// The package name and the normal dependencies (name as the package is called, 1-based
 /// line). A line parser for the manifests of this workspace: `[dependencies]`,
 /// `[target.'...'.dependencies]` and `[dependencies.NAME]` sections; `name = ...`,
@@ -934,6 +986,16 @@ mod tests {
             ]
         );
         assert_eq!(parse_manifest("[dependencies]\npmap = \"1\"\n"), None);
+    }
+
+    #[test]
+    fn loom_is_a_dependency_of_loom_builds_only() {
+        let fine = "[package]\nname = \"pmap\"\n[target.'cfg(loom)'.dependencies]\nloom.workspace = true\n[target.'cfg(loom)'.dev-dependencies]\nloom = \"0.7\"\n";
+        assert!(check_model_only("crates/pmap/Cargo.toml", fine).is_empty());
+        let bad = "[package]\nname = \"plog\"\n[dev-dependencies]\nloom.workspace = true\n[target.'cfg(unix)'.dependencies]\nloom = \"0.7\"\n";
+        let found = check_model_only("crates/plog/Cargo.toml", bad);
+        assert_eq!(found.iter().map(|v| v.line).collect::<Vec<_>>(), vec![4, 6]);
+        assert!(found.iter().all(|v| v.check == Check::ModelOnly));
     }
 
     #[test]

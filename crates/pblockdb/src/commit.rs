@@ -21,6 +21,7 @@ use crate::format::{
 };
 use crate::history::{Entry, read_entry, write_entry};
 use crate::lock::WriteLock;
+use crate::seqlock::Seqlock;
 use crate::staged::{Change, Staged};
 use crate::testing::StallPoint;
 use crate::view::{Table, View};
@@ -107,11 +108,10 @@ fn write_slot_pausing(
         format::version_of(new_meta).wrapping_sub(1),
         format::state_of(old),
     );
-    word.store(writing, Ordering::Relaxed);
-    fence(Ordering::Release);
+    Seqlock::begin_write(word, writing);
     inside();
     view.map.write_at(at + 8, &image[8..])?;
-    word.store(new_meta, Ordering::Release);
+    Seqlock::end_write(word, new_meta);
     let hint = format::hint(
         format::state_of(new_meta),
         format::get_u32(image, format::SLOT_TAG),

@@ -3,13 +3,12 @@
 //! saw; after a crash, the versions an unfinished commit replaced are put back. Each entry is
 //! its own seqlock: its number word reads [`ENTRY_WRITING`] while it is rewritten.
 
-use std::sync::atomic::{Ordering, fence};
-
 use crate::Result;
 use crate::format::{
     self, ENTRY_CRC, ENTRY_GENERATION, ENTRY_HEADER, ENTRY_NUMBER, ENTRY_SLOT, ENTRY_WRITING,
     Geometry,
 };
+use crate::seqlock::Seqlock;
 use crate::view::{Ring, View};
 
 /// What reading a history entry found.
@@ -37,14 +36,14 @@ pub(crate) fn read_entry(
     };
     let at = ring.entry_at(geo, number);
     let map = &view.map;
-    if map.load_u64(at + ENTRY_NUMBER, Ordering::Acquire)? != number {
+    let word = map.load_word_u64(at + ENTRY_NUMBER)?;
+    if Seqlock::begin_read(&word) != number {
         return Ok(Entry::Gone);
     }
     let mut head = [0u8; ENTRY_HEADER];
     map.read_at(at, &mut head)?;
     map.read_at(at + ENTRY_HEADER, image)?;
-    fence(Ordering::Acquire);
-    if map.load_u64(at + ENTRY_NUMBER, Ordering::Relaxed)? != number || !ring.still_valid(map)? {
+    if !Seqlock::unchanged(&word, number) || !ring.still_valid(map)? {
         return Ok(Entry::Gone);
     }
     let slot = format::get_u64(&head, ENTRY_SLOT);
@@ -69,8 +68,7 @@ pub(crate) fn write_entry(
     let map = &view.map;
     let at = ring.entry_at(geo, number);
     let word = map.atomic_u64(at + ENTRY_NUMBER)?;
-    word.store(ENTRY_WRITING, Ordering::Relaxed);
-    fence(Ordering::Release);
+    Seqlock::begin_write(word, ENTRY_WRITING);
     let mut head = [0u8; ENTRY_HEADER - 8];
     format::put_u64(&mut head, ENTRY_SLOT - 8, slot);
     format::put_u64(&mut head, ENTRY_GENERATION - 8, generation);
@@ -81,6 +79,6 @@ pub(crate) fn write_entry(
     );
     map.write_at(at + 8, &head)?;
     map.write_at(at + ENTRY_HEADER, image)?;
-    word.store(number, Ordering::Release);
+    Seqlock::end_write(word, number);
     Ok(())
 }

@@ -71,6 +71,7 @@ mod history;
 mod lock;
 mod open;
 mod owners;
+mod seqlock;
 mod snapshot;
 mod staged;
 #[doc(hidden)]
@@ -79,6 +80,10 @@ mod txn;
 mod typed;
 mod verify;
 mod view;
+
+// The protocol models of `cargo xtask loom` (`RUSTFLAGS="--cfg loom"`).
+#[cfg(all(test, loom))]
+mod loom_models;
 
 #[doc(hidden)]
 pub use crate::commit::slots_examined;

@@ -15,6 +15,7 @@ use crate::format::{
     SlotHeader,
 };
 use crate::history::{Entry, read_entry};
+use crate::seqlock::Seqlock;
 use crate::view::{Table, View};
 
 /// How many times a reader re-reads a slot that a writer keeps changing under it before it
@@ -81,13 +82,13 @@ pub(crate) fn version_at(
     let map = &view.map;
     let mut rounds = 0;
     loop {
-        let meta = map.load_u64(at, Ordering::Acquire)?;
+        let word = map.load_word_u64(at)?;
+        let meta = Seqlock::begin_read(&word);
         let read = if format::is_writing(meta) {
             in_flight_pre_image(view, geo, table, idx, image)?
         } else {
             map.read_at(at, image)?;
-            fence(Ordering::Acquire);
-            map.load_u64(at, Ordering::Relaxed)? == meta
+            Seqlock::unchanged(&word, meta)
         };
         if read {
             break;
@@ -256,13 +257,13 @@ fn lookup_current(
             STATE_EMPTY => break,
             STATE_LIVE if format::hint_matches(hint, tag) => {
                 let at = table.slot_at(geo, idx);
-                let meta = map.load_u64(at, Ordering::Acquire)?;
+                let word = map.load_word_u64(at)?;
+                let meta = Seqlock::begin_read(&word);
                 if format::is_writing(meta) {
                     return Ok(None);
                 }
                 map.read_at(at, image)?;
-                fence(Ordering::Acquire);
-                if map.load_u64(at, Ordering::Relaxed)? != meta
+                if !Seqlock::unchanged(&word, meta)
                     || format::get_u64(image, format::SLOT_COMMIT) > snapshot
                 {
                     return Ok(None);

@@ -9,9 +9,10 @@
 //! overwritten: the newer writer sees the claim and leaves the block alone. Positions are
 //! unique and increasing, so a word never returns to a value a slow writer saw earlier.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use pmap::ProcessState;
+use pmap::word::{Load64, Word64};
 
 /// Bits of a claim word below the state: a position + 1, or (busy) position bits and a pid.
 const VALUE_BITS: u32 = 62;
@@ -128,11 +129,11 @@ fn expected_before(pos: u64, ring_blocks: u64) -> u64 {
 /// Ordering: AcqRel on success, so that the previous owner's stores to the block happen
 /// before this writer's (their modification order follows), and the claim is ordered after the
 /// caller's reservation and release fence.
-pub(crate) fn take(
-    word: &AtomicU64,
+pub(crate) fn take<W: Word64, C: Load64>(
+    word: &W,
     pos: u64,
     pid: u32,
-    counter: &AtomicU64,
+    counter: &C,
     ring_blocks: u64,
 ) -> Taken {
     take_from(
@@ -145,18 +146,25 @@ pub(crate) fn take(
     )
 }
 
+/// The claim word of the block a writer reserved, loaded (acquire) ahead of [`take_seen`], so
+/// that the block's cache line travels while the record is assembled.
+#[inline(always)]
+pub(crate) fn seen<W: Load64>(word: &W) -> u64 {
+    word.load(Ordering::Acquire)
+}
+
 /// [`take_from`] with its common case inlined: `seen` is the state the block is expected in
 /// (the record of the lap before, or never written), which names an older position than `pos`,
 /// so [`take_from`] would go straight to its compare-and-swap; that compare-and-swap is made
 /// here, and any other state (or a failed swap, with the value it found) goes to [`take_from`],
 /// which judges it exactly as before.
 #[inline]
-pub(crate) fn take_seen(
-    word: &AtomicU64,
+pub(crate) fn take_seen<W: Word64, C: Load64>(
+    word: &W,
     seen: u64,
     pos: u64,
     pid: u32,
-    counter: &AtomicU64,
+    counter: &C,
     ring_blocks: u64,
 ) -> Taken {
     let mut current = seen;
@@ -174,12 +182,12 @@ pub(crate) fn take_seen(
 /// right after its reservation so that the block's cache line is on its way while the record's
 /// checksum is computed). `seen` is judged like any value the word holds before the
 /// compare-and-swap is tried.
-pub(crate) fn take_from(
-    word: &AtomicU64,
+pub(crate) fn take_from<W: Word64, C: Load64>(
+    word: &W,
     seen: u64,
     pos: u64,
     pid: u32,
-    counter: &AtomicU64,
+    counter: &C,
     ring_blocks: u64,
 ) -> Taken {
     let mine = Claim::busy(pos, pid).encode();
@@ -215,7 +223,7 @@ pub(crate) fn take_from(
 /// Marks the block at `pos` as padding unless a writer holds it or a newer one used it: a
 /// block reserved at `pos` that will hold no record. Ring-end padding is written this way,
 /// without a busy phase, since it carries no bytes.
-pub(crate) fn pad_unclaimed(word: &AtomicU64, pos: u64, ring_blocks: u64) {
+pub(crate) fn pad_unclaimed<W: Word64>(word: &W, pos: u64, ring_blocks: u64) {
     let pad = Claim::Pad(pos).encode();
     let mut current = expected_before(pos, ring_blocks);
     loop {
@@ -236,20 +244,20 @@ pub(crate) fn pad_unclaimed(word: &AtomicU64, pos: u64, ring_blocks: u64) {
 /// after its other blocks), `Cont(pos)` for the others. Release: a reader that loads the word
 /// with acquire ordering sees every byte written before it.
 #[inline]
-pub(crate) fn publish(word: &AtomicU64, claim: Claim) {
+pub(crate) fn publish<W: Word64>(word: &W, claim: Claim) {
     word.store(claim.encode(), Ordering::Release);
 }
 
 /// Gives back a block this writer holds without a record in it: readers skip it as padding,
 /// and any newer writer may take it.
 #[inline]
-pub(crate) fn give_back(word: &AtomicU64, pos: u64) {
+pub(crate) fn give_back<W: Word64>(word: &W, pos: u64) {
     word.store(Claim::Pad(pos).encode(), Ordering::Release);
 }
 
 /// Releases, at open, a busy claim whose process is dead (or whose pid is no process), so that
 /// its block is not held forever: `true` if the word was released to [`Claim::Empty`].
-pub(crate) fn release_dead(word: &AtomicU64) -> bool {
+pub(crate) fn release_dead<W: Word64>(word: &W) -> bool {
     let current = word.load(Ordering::Acquire);
     let Claim::Busy { pid, .. } = Claim::decode(current) else {
         return false;
@@ -268,6 +276,8 @@ pub(crate) fn release_dead(word: &AtomicU64) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
+
     use super::*;
 
     #[test]

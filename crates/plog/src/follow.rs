@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use pmap::SharedMap;
 
-use crate::format::{HEADER_SIZE, SLEEPER, WAKE_OFF};
+use crate::format::{HEADER_SIZE, NEXT_OFF, POSITION_LIMIT, WAKE_OFF};
 use crate::log::Inner;
+use crate::protocol::Sleeper;
 use crate::reader::Step;
 use crate::write::wake_word;
 use crate::{Error, Filter, Format, Log, Reader, Record, RecordRef, Result};
@@ -362,11 +363,9 @@ impl Follower {
         }
         // Announce the sleep (sleeper bit) before the last look, so that a writer reserving
         // after this look sees the bit and wakes us (docs/plog-format.md, "Follow").
+        // `protocol::Sleeper` holds the orderings.
         let (expected, mut timeout) = match announce.map(|map| map.atomic_u32(WAKE_OFF)) {
-            Some(Ok(word)) => (
-                word.fetch_or(SLEEPER, Ordering::SeqCst) | SLEEPER,
-                self.options.max_sleep,
-            ),
+            Some(Ok(word)) => (Sleeper::announce(word), self.options.max_sleep),
             _ => (
                 inner.map.load_u32(WAKE_OFF, Ordering::SeqCst).unwrap_or(0),
                 self.options.poll,
@@ -375,7 +374,11 @@ impl Follower {
         if self.stop.is_stopped() {
             return false;
         }
-        let next = inner.next(Ordering::SeqCst);
+        let next = inner
+            .map
+            .load_word_u64(NEXT_OFF)
+            .map_or(0, |counter| Sleeper::recheck(&counter))
+            .min(POSITION_LIMIT);
         if !pending && next > self.reader.position() {
             return false; // Published or reserved since the step: look again.
         }

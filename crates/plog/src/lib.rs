@@ -75,6 +75,7 @@ mod log_adapter_shared;
 mod open;
 mod options;
 mod panic_hook;
+mod protocol;
 mod reader;
 mod record;
 mod recover;
@@ -85,6 +86,10 @@ pub mod testing;
 mod tracing_layer;
 mod truncation;
 mod write;
+
+// The protocol models of `cargo xtask loom` (`RUSTFLAGS="--cfg loom"`).
+#[cfg(all(test, loom))]
+mod loom_models;
 
 pub use crate::error::{Error, Result};
 pub use crate::follow::{FollowOptions, FollowThread, Follower, StopHandle};

@@ -3,15 +3,17 @@
 use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::Ordering;
 
 use zerocopy::FromBytes;
 
 use crate::claim::Claim;
 use crate::format::{
-    CLAIM_LEN, KIND_RECORD, KIND_STRUCTURED, RECORD_HEADER_LEN, RecordHeader, padded,
+    CLAIM_LEN, KIND_RECORD, KIND_STRUCTURED, NEXT_OFF, POSITION_LIMIT, RECORD_HEADER_LEN,
+    RecordHeader, padded,
 };
 use crate::log::Inner;
+use crate::protocol::LapCheck;
 use crate::record::RecordKind;
 use crate::truncation::LengthCheck;
 use crate::{Error, Filter, Format, Level, Log, Record, RecordRef, Result};
@@ -187,15 +189,23 @@ pub(crate) enum Slot {
 const HEADER_CONTENT: usize = RECORD_HEADER_LEN - CLAIM_LEN;
 
 impl Inner {
-    /// Whether writers have reserved past `pos + blocks`, so the slot of `pos` may hold bytes
-    /// of a later lap. Called after the copy and an acquire fence (docs/plog-format.md,
-    /// "Reading").
+    /// The counter after a copy ([`LapCheck::counter_after_copy`]: an acquire fence, then the
+    /// counter; docs/plog-format.md, "Reading").
+    #[inline]
+    fn counter_after_copy(&self) -> u64 {
+        self.map
+            .load_word_u64(NEXT_OFF)
+            .map_or(0, |counter| LapCheck::counter_after_copy(&counter))
+            .min(POSITION_LIMIT)
+    }
+
+    /// Whether writers have reserved past `pos + blocks` by the end of a copy of `pos`, so the
+    /// slot may hold bytes of a later lap ([`LapCheck`]).
     fn lapped(&self, pos: u64) -> bool {
-        self.next(Ordering::Relaxed) > pos.saturating_add(self.blocks)
+        LapCheck::lapped(self.counter_after_copy(), pos, self.blocks)
     }
 
     fn invalid_or_torn(&self, pos: u64) -> Slot {
-        fence(Ordering::Acquire);
         if self.lapped(pos) {
             Slot::Torn
         } else {
@@ -210,7 +220,6 @@ impl Inner {
         let Some(copy) = self.copy_slot(pos, arena) else {
             return self.invalid_or_torn(pos);
         };
-        fence(Ordering::Acquire);
         if self.lapped(pos) {
             return Slot::Torn;
         }
@@ -237,7 +246,7 @@ impl Inner {
     fn copy_slot(&self, pos: u64, arena: &mut Arena) -> Option<Copied> {
         crate::testing::examined(1);
         let off = self.block_offset(pos);
-        let commit = self.map.load_u64(off, Ordering::Acquire).ok()?;
+        let commit = LapCheck::open(&self.map.load_word_u64(off).ok()?);
         match Claim::decode(commit) {
             Claim::Start(at) if at == pos => {}
             Claim::Pad(at) if at == pos => {
@@ -318,8 +327,8 @@ impl Inner {
         (1..blocks).all(|i| {
             crate::testing::examined(1);
             self.map
-                .load_u64(self.block_offset(pos + i), Ordering::Acquire)
-                .is_ok_and(|word| Claim::decode(word) == Claim::Cont(pos + i))
+                .load_word_u64(self.block_offset(pos + i))
+                .is_ok_and(|word| Claim::decode(LapCheck::open(&word)) == Claim::Cont(pos + i))
         })
     }
 
@@ -377,7 +386,11 @@ impl Inner {
     #[inline]
     fn verdict(&self, copy: &Copied, arena: &[u8]) -> Option<Slot> {
         let off = self.block_offset(copy.pos);
-        if self.map.load_u64(off, Ordering::Relaxed).unwrap_or(0) != copy.commit {
+        if !self
+            .map
+            .load_word_u64(off)
+            .is_ok_and(|claim| LapCheck::unchanged(&claim, copy.commit))
+        {
             return Some(Slot::Torn);
         }
         if copy.pad {
@@ -462,9 +475,10 @@ impl Inner {
         let mut m = 0;
         while m < n {
             let at = pos + m as u64;
-            let Ok(word) = self.map.load_u64(self.block_offset(at), Ordering::Acquire) else {
+            let Ok(word) = self.map.load_word_u64(self.block_offset(at)) else {
                 break;
             };
+            let word = LapCheck::open(&word);
             match Claim::decode(word) {
                 Claim::Start(p) | Claim::Pad(p) if p == at => claims[m] = word,
                 _ => break,
@@ -551,10 +565,9 @@ impl Inner {
     /// The validating half of [`Self::read_batch`]: `copies` were made from `pos` on.
     /// Returns the first kept position and the range of `copies` that validated.
     fn validate_batch(&self, pos: u64, copies: &[Copied], arena: &[u8]) -> (u64, Range<usize>) {
-        fence(Ordering::Acquire);
-        let counter = self.next(Ordering::Relaxed);
+        let counter = self.counter_after_copy();
         // Positions increase along the batch, so the lapped copies are a prefix.
-        let kept = copies.partition_point(|c| counter > c.pos.saturating_add(self.blocks));
+        let kept = copies.partition_point(|c| LapCheck::lapped(counter, c.pos, self.blocks));
         let copied_to = copies.last().map_or(pos, |c| c.pos + c.blocks);
         let first_kept = copies.get(kept).map_or(copied_to, |c| c.pos);
         let valid = copies[kept..]

@@ -1,6 +1,6 @@
 //! The write path: reserve, claim, copy, publish (docs/plog-format.md, "Writing").
 
-use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pmap::SharedMap;
 use zerocopy::IntoBytes;
@@ -8,9 +8,10 @@ use zerocopy::IntoBytes;
 use crate::claim::{self, Claim, Taken};
 use crate::format::{
     AlignedImage, CLAIM_LEN, KIND_RECORD, MAX_TAG_LEN, NEXT_OFF, RECORD_HEADER_LEN, RecordHeader,
-    SLEEPER, WAKE_OFF, WRITE_LIMIT, padded,
+    WAKE_OFF, WRITE_LIMIT, padded,
 };
 use crate::log::Inner;
+use crate::protocol::{Reservation, Sleeper};
 use crate::testing::StallPoint;
 use crate::{Error, Level, Result};
 
@@ -103,14 +104,10 @@ impl Inner {
         };
         let mut attempts = 0;
         loop {
-            // SeqCst on the reservation and on the load of the wake word after it: with the
-            // follower's SeqCst registration, either this writer sees the sleeper bit or the
-            // follower sees this reservation (docs/plog-format.md, "Follow").
-            let pos = counter.fetch_add(blocks, Ordering::SeqCst);
-            let wake = wake_word.load(Ordering::SeqCst);
-            // Every store below comes after the reservation for any reader that sees one of
-            // them: the reader's acquire fence then shows it the counter past this lap.
-            fence(Ordering::Release);
+            // The reservation, the wake word's load and the release fence, as
+            // `protocol::Reservation::reserve` argues them.
+            let reservation = Reservation::reserve(counter, wake_word, blocks);
+            let pos = reservation.pos;
             if pos >= WRITE_LIMIT {
                 // Give the blocks back, so that refused writes cannot push the counter past
                 // the limit that `open` checks (a file the library itself made unopenable).
@@ -140,7 +137,7 @@ impl Inner {
                 }
                 other => other,
             };
-            if wake & SLEEPER != 0 {
+            if reservation.sleeper_seen() {
                 self.wake_followers()?;
             }
             match placed {
@@ -177,7 +174,7 @@ impl Inner {
         // without a check against the map each.
         let block = self.map.span(self.block_offset(pos), self.block_size)?;
         let word = block.first_u64();
-        let seen = word.load(Ordering::Acquire);
+        let seen = claim::seen(word);
         let placed = IMAGE.try_with(|cell| {
             let Ok(mut buf) = cell.try_borrow_mut() else {
                 return Ok(Placement::NoBuffer);
@@ -335,10 +332,7 @@ enum Placement {
 /// Bumps the wake word of `map` (a log's mapping, or a follower's side mapping of its header):
 /// the sequence advances, the sleeper bit clears, and every sleeper in every process wakes.
 pub(crate) fn wake_word(map: &SharedMap) -> Result<()> {
-    let word = map.atomic_u32(WAKE_OFF)?;
-    let _ = word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-        Some(w.wrapping_add(1) & !SLEEPER)
-    });
+    Sleeper::wake(map.atomic_u32(WAKE_OFF)?);
     map.wake_u32(WAKE_OFF)?;
     Ok(())
 }

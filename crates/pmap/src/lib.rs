@@ -67,6 +67,7 @@ mod span;
 #[doc(hidden)]
 pub mod testing;
 mod view;
+pub mod word;
 
 // What every Unix shares, used by both platform files.
 #[cfg(unix)]

@@ -10,6 +10,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use crate::Error;
 use crate::common::common_methods;
 use crate::core::Core;
+use crate::word::{Load64, LoadWord64};
 use crate::{Lock, Map, Result, os};
 
 /// A mapping that many threads and processes read and write at once.
@@ -163,15 +164,27 @@ impl SharedMap {
     /// As [`AtomicU64::load`], on `Release` or `AcqRel`.
     #[inline]
     pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64> {
+        Ok(self.load_word_u64(offset)?.load(order))
+    }
+
+    /// The 8-byte-aligned word at `offset` as a [`LoadWord64`]: a word a protocol kernel (see
+    /// [`crate::word`]) may load, on read-only mappings too, as [`Self::load_u64`] does.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`] or [`Error::Misaligned`].
+    #[inline]
+    pub fn load_word_u64(&self, offset: usize) -> Result<LoadWord64<'_>> {
         let ptr = self.core.aligned(offset, 8, 8)?;
-        // SAFETY: in bounds and aligned (checked), and the reference does not outlive this
-        // call. On a read-only view only a relaxed load is made: std promises only "sufficiently
+        // SAFETY: in bounds and aligned (checked), and the borrow is tied to `&self` (the view
+        // is unmapped only through `&mut self` or by value). `LoadWord64` only loads: on a
+        // read-only view only a relaxed load is made, since std promises only "sufficiently
         // small" *relaxed* loads work on read-only memory ("Atomic accesses to read-only
         // memory"); `load_ordered` supplies the ordering with fences.
         let word = unsafe { AtomicU64::from_ptr(ptr.cast::<u64>()) };
-        Ok(load_ordered(self.core.is_writable(), order, |o| {
-            word.load(o)
-        }))
+        Ok(LoadWord64 {
+            word,
+            writable: self.core.is_writable(),
+        })
     }
 
     /// Atomically loads the 4-byte-aligned word at `offset`; works on read-only mappings.
@@ -247,7 +260,12 @@ impl SharedMap {
 /// read-only pages) and gets the ordering from fences: an acquire fence after a relaxed load
 /// synchronises with a release store it read from, and `SeqCst` fences on both sides keep the
 /// load in the single total order.
-fn load_ordered<T>(writable: bool, order: Ordering, load: impl FnOnce(Ordering) -> T) -> T {
+#[inline(always)]
+pub(crate) fn load_ordered<T>(
+    writable: bool,
+    order: Ordering,
+    load: impl FnOnce(Ordering) -> T,
+) -> T {
     if writable {
         return load(order);
     }

@@ -1,0 +1,50 @@
+//! Reads back the records of a default log, for counting a read's instructions under callgrind,
+//! which load on the machine does not change:
+//!
+//! ```text
+//! cargo build --release -p plog --example read_n
+//! valgrind --tool=callgrind --toggle-collect='read_n::measured' \
+//!     target/release/examples/read_n /tmp/r.plog 10
+//! ```
+//!
+//! One lap of the ring is written with 64-byte records first (outside `measured`), then
+//! `measured` reads the whole ring COUNT times (default 10) with a fresh `Reader` from the oldest
+//! record (`Reader::next_ref`, one validation per record). Instructions per read: the `measured`
+//! total divided by the records it prints.
+
+use std::hint::black_box;
+
+use plog::{Level, Log};
+
+/// Reads the ring `rounds` times and returns the records read.
+#[inline(never)]
+fn measured(log: &Log, rounds: u64) -> u64 {
+    let mut records = 0;
+    for _ in 0..rounds {
+        let mut reader = log.reader();
+        while let Some(record) = reader.next_ref() {
+            black_box(record.payload);
+            records += 1;
+        }
+    }
+    records
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().ok_or("usage: read_n PATH [COUNT]")?;
+    let rounds: u64 = match args.next() {
+        Some(count) => count.parse()?,
+        None => 10,
+    };
+    let _ = std::fs::remove_file(&path);
+    let mut msg = [b'x'; 64];
+    msg[..20].copy_from_slice(b"request 12345 served");
+    let log = Log::open(&path)?;
+    for _ in 0..log.stats().blocks {
+        log.write(Level::Info, "bench", msg)?;
+    }
+    let records = measured(&log, rounds);
+    println!("{records} records read");
+    Ok(())
+}
