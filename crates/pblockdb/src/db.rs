@@ -90,12 +90,13 @@ pub struct Info {
 }
 
 impl Db {
-    /// Opens an existing database, adopting its sizes and capacity.
+    /// Opens an existing database read-write, adopting its sizes and capacity (creating one
+    /// takes its sizes: [`crate::DbOptions::open`]).
     ///
     /// # Errors
     /// [`Error::Map`] with [`pmap::Error::NotFound`] when the file does not exist, the
     /// validation errors listed in `docs/pblockdb-format.md`, or an I/O error.
-    pub fn open_existing(path: impl AsRef<Path>) -> Result<Db> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
         crate::open::open_existing(path.as_ref(), crate::open::Access::ReadWrite)
     }
 
@@ -104,7 +105,7 @@ impl Db {
     /// versions are in the history), so this needs no recovery and writes nothing.
     ///
     /// # Errors
-    /// As [`Db::open_existing`].
+    /// As [`Db::open`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Db> {
         crate::open::open_existing(path.as_ref(), crate::open::Access::ReadOnly)
     }
@@ -429,7 +430,7 @@ impl Db {
                 &mut image,
                 &mut out,
             );
-            if let Some(()) = self.finished(view, self.slot_step(step)?)? {
+            if let Some(()) = self.resolve_step(view, self.slot_step(step)?)? {
                 for (key, value) in snapshot::records(&out) {
                     f(key, value);
                 }
@@ -442,7 +443,7 @@ impl Db {
     /// The value of a finished read step, with the view guard released; or `None` after
     /// catching up for another try (a table being reused: reload; a version gone while the
     /// view was stale: refresh); or the error when the snapshot is too old.
-    fn finished<T>(&self, view: RwLockReadGuard<'_, View>, step: Step<T>) -> Result<Option<T>> {
+    fn resolve_step<T>(&self, view: RwLockReadGuard<'_, View>, step: Step<T>) -> Result<Option<T>> {
         match step {
             Step::Done(value) => Ok(Some(value)),
             Step::Retry => {
@@ -477,7 +478,7 @@ impl Db {
                 return Err(self.too_old());
             };
             let done = self.slot_step(step(&view, &table, clock))?;
-            if let Some(value) = self.finished(view, done)? {
+            if let Some(value) = self.resolve_step(view, done)? {
                 return Ok(value);
             }
         }

@@ -769,7 +769,7 @@ impl Segment {
         let cap = self.initial << generation;
         let map = usize::try_from(cap)
             .ok()
-            .map(|_| pmap::open(path, cap))
+            .map(|_| pmap::Map::create(path, cap))
             .ok_or_else(too_large)??;
         Ok(self.generations[generation].get_or_init(|| map.into_shared()))
     }

@@ -94,13 +94,22 @@ impl MapStream {
         Ok(Self::new(map, len, true))
     }
 
-    /// Opens `path` as `options` say: see [`StreamOptions`].
+    /// Opens (or creates) `path` as a growable read-write stream holding the file's bytes,
+    /// positioned at 0: `StreamOptions::new().open(path)`. See [`StreamOptions`] for the rest.
     ///
     /// # Errors
-    /// The [`pmap::Error`] from opening the mapping, or [`Error::Io`] if the file's length
-    /// cannot be read.
-    pub fn open(path: impl AsRef<Path>, options: &StreamOptions) -> Result<Self> {
-        options.open(path.as_ref())
+    /// As [`StreamOptions::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        StreamOptions::new().open(path)
+    }
+
+    /// Opens an existing, non-empty file as a read-only stream:
+    /// `StreamOptions::new().read_only().open(path)`.
+    ///
+    /// # Errors
+    /// As [`StreamOptions::open`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        StreamOptions::new().read_only().open(path)
     }
 
     /// The position of the next read or write.

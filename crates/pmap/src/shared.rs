@@ -27,7 +27,7 @@ use crate::{Lock, Map, Result, os};
 /// use std::sync::atomic::Ordering;
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("ring.bin");
-/// let shared = pmap::open(&path, 4096)?.into_shared();
+/// let shared = pmap::Map::create(&path, 4096)?.into_shared();
 /// let counter = shared.atomic_u64(0)?;
 /// let at = 64 + counter.fetch_add(16, Ordering::Relaxed) as usize;
 /// shared.write_at(at, b"sixteen bytes!!!")?;

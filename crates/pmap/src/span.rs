@@ -29,7 +29,7 @@ const SPAN_ALIGN: usize = 8;
 /// use std::sync::atomic::Ordering;
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("blocks.bin");
-/// let shared = pmap::open(&path, 4096)?.into_shared();
+/// let shared = pmap::Map::create(&path, 4096)?.into_shared();
 /// let block = shared.span(128, 64)?; // checked once
 /// block.first_u64().store(7, Ordering::Release);
 /// assert!(block.write_at(8, b"payload!"));
