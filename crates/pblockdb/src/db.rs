@@ -154,16 +154,19 @@ impl Db {
     }
 
     /// The file's path.
+    #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// The largest key, in bytes.
+    #[must_use]
     pub fn key_size(&self) -> usize {
         self.geo.key_size
     }
 
     /// The largest value, in bytes.
+    #[must_use]
     pub fn value_size(&self) -> usize {
         self.geo.value_size
     }
@@ -176,11 +179,13 @@ impl Db {
     }
 
     /// Whether this handle was opened read-only.
+    #[must_use]
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
 
     /// How commits through this handle reach the disk unless a transaction says otherwise.
+    #[must_use]
     pub fn durability(&self) -> Durability {
         self.durability
     }
@@ -206,17 +211,20 @@ impl Db {
     }
 
     /// Records stored now (another process may be committing).
+    #[must_use]
     pub fn len(&self) -> usize {
         let count = self.begin_read().and_then(|txn| txn.len()).unwrap_or(0);
         usize::try_from(count).unwrap_or(usize::MAX)
     }
 
     /// Whether no record is stored.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Transactions committed over the life of the file, by any process.
+    #[must_use]
     pub fn commit_count(&self) -> u64 {
         let view = self.read_view();
         let Ok(clock) = view.map.load_u64(OFF_COMMIT, Ordering::Acquire) else {

@@ -113,6 +113,7 @@ impl Log {
     }
 
     /// Every saved cursor, as (name, position).
+    #[must_use]
     pub fn cursors(&self) -> Vec<(String, u64)> {
         (0..CURSOR_SLOTS)
             .filter_map(|slot| {
@@ -137,6 +138,7 @@ impl Log {
     }
 
     /// A copy of the 1024-byte user area in the header, free for the application's own use.
+    #[must_use]
     pub fn user_area(&self) -> Vec<u8> {
         let mut area = vec![0u8; crate::format::USER_AREA_SIZE];
         // In bounds: the header page is mapped (checked at open).

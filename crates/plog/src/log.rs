@@ -245,21 +245,25 @@ impl Log {
     }
 
     /// The file's path.
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.inner.map.path()
     }
 
     /// Whether this handle can write.
+    #[must_use]
     pub fn is_read_only(&self) -> bool {
         !self.inner.writable
     }
 
     /// The largest payload a record with a tag of `tag_len` bytes can carry.
+    #[must_use]
     pub fn max_message(&self, tag_len: usize) -> usize {
         self.inner.max_message(tag_len)
     }
 
     /// Geometry and counters. Finding `oldest_id` scans at most one ring of block headers.
+    #[must_use]
     pub fn stats(&self) -> Stats {
         let g = self.inner.geometry;
         let header = self.inner.map.read::<StaticHeader>(0).ok();

@@ -740,6 +740,7 @@ impl Reader {
     }
 
     /// The position (id) this reader looks at next: save it to resume later.
+    #[must_use]
     pub fn position(&self) -> u64 {
         self.pos
     }
@@ -750,6 +751,7 @@ impl Reader {
     /// upper bound, exact when every record takes one block. Padding is not counted, nor are
     /// invalid blocks skipped to find the first record when the reader started inside the ring
     /// (it may start inside a record whose head was overwritten); laps always are.
+    #[must_use]
     pub fn lost(&self) -> u64 {
         self.lost
     }
@@ -759,6 +761,7 @@ impl Reader {
     /// published within a follower's [`crate::FollowOptions::hole_grace`]). Counted as
     /// [`Self::lost`] counts holes: not before the first record of a reader started inside the
     /// ring.
+    #[must_use]
     pub fn invalid(&self) -> u64 {
         self.invalid
     }
@@ -766,12 +769,14 @@ impl Reader {
     /// Blocks of padding this reader stepped over (written where a record would have crossed
     /// the ring's end). With [`Self::lost`], [`Self::unknown_kinds`] and the blocks of the
     /// records read, it accounts for every id the reader advanced over.
+    #[must_use]
     pub fn padding(&self) -> u64 {
         self.padding
     }
 
     /// Blocks of valid records of a kind this build does not read (written by a later
     /// format's writer), stepped over: not lost, and not returned.
+    #[must_use]
     pub fn unknown_kinds(&self) -> u64 {
         self.unknown_kinds
     }
@@ -1094,6 +1099,7 @@ pub struct DumpSummary {
 
 impl Log {
     /// A reader from the oldest surviving record to the newest.
+    #[must_use]
     pub fn reader(&self) -> Reader {
         Reader::new(Arc::clone(&self.inner), None)
     }
@@ -1101,6 +1107,7 @@ impl Log {
     /// A reader from record `id` on (ids are positions: from the first record at or after
     /// `id`). An id older than the oldest surviving record starts at the oldest; one past the
     /// newest starts at the end.
+    #[must_use]
     pub fn reader_from(&self, id: u64) -> Reader {
         Reader::new(Arc::clone(&self.inner), Some(id))
     }

@@ -111,21 +111,25 @@ impl AppendWriter {
     }
 
     /// Bytes in the file so far (what [`AppendWriter::finish`] would leave).
+    #[must_use]
     pub fn len(&self) -> u64 {
         self.stream.len()
     }
 
     /// Whether the file holds no bytes yet.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.stream.is_empty()
     }
 
     /// The mapping's current length: bytes that fit before the next doubling.
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.stream.capacity()
     }
 
     /// The file's path.
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.stream.path()
     }

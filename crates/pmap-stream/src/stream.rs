@@ -113,6 +113,7 @@ impl MapStream {
     }
 
     /// The position of the next read or write.
+    #[must_use]
     pub fn position(&self) -> u64 {
         self.pos
     }
@@ -124,36 +125,43 @@ impl MapStream {
 
     /// The stream's length: the mapping's length for a fixed stream, the high-water mark for a
     /// growable one.
+    #[must_use]
     pub fn len(&self) -> u64 {
         self.end as u64
     }
 
     /// Whether the stream holds no bytes.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.end == 0
     }
 
     /// The mapping's current length, the room before the next growth.
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.map.as_ref().map_or(0, Map::len)
     }
 
     /// Whether writes past the end grow the mapping.
+    #[must_use]
     pub fn is_growable(&self) -> bool {
         self.growable
     }
 
     /// Whether the stream accepts writes (its mapping is read-write).
+    #[must_use]
     pub fn is_writable(&self) -> bool {
         self.map.as_ref().is_some_and(Map::is_writable)
     }
 
     /// The mapped file's path.
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.map.as_ref().map_or(Path::new(""), Map::path)
     }
 
     /// The stream's bytes, from 0 to its end.
+    #[must_use]
     pub fn as_slice(&self) -> &[u8] {
         // The mapping is at least `end` long, except after a growth whose remap failed twice
         // (pmap then leaves no view): show nothing rather than panic.

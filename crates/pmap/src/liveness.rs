@@ -90,6 +90,7 @@ impl LivenessMark {
     }
 
     /// This mark's id: never 0, below `2^31`.
+    #[must_use]
     pub fn id(&self) -> u32 {
         self.id
     }

@@ -90,6 +90,7 @@ impl Map {
 
     /// The whole view.
     #[inline]
+    #[must_use]
     pub fn as_slice(&self) -> &[u8] {
         match self.core.bounds(0, self.core.len()) {
             // SAFETY: `bounds` checked that `len` bytes from the pointer lie in the live view.

@@ -232,6 +232,7 @@ impl SharedMap {
     /// Whether this and `other` map the same file, whatever paths they were opened by (a file
     /// renamed away and another put at its path is not the same): `Some` on Unix (device and
     /// inode), `None` where the platform gives no identity and for anonymous mappings.
+    #[must_use]
     pub fn same_file_as(&self, other: &SharedMap) -> Option<bool> {
         self.core.same_file(&other.core)
     }
