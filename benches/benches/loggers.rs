@@ -9,7 +9,9 @@
 //! tracing-subscriber's fmt layer writing through tracing-appender's non-blocking writer, lossy
 //! off / on), `ftlog` (`log::info!` into ftlog, the `log` backend built for speed),
 //! `file_write` (one `write(2)` of the line per message) and `bufwriter` (`BufWriter<File>`,
-//! never flushed by the caller).
+//! never flushed by the caller). Then `lttng_ust`: a C program (`benches/lttng/`) firing one
+//! LTTng-UST tracepoint per message under a snapshot-mode session, where the machine has
+//! LTTng (Debian: `lttng-tools`, `liblttng-ust-dev`); the table says when it was not measured.
 //!
 //! Each writer runs in a child process of its own (this binary re-executed with
 //! `LOGGERS_ROLE`), because the `log` and `tracing` facades take one global backend per
@@ -345,6 +347,77 @@ fn kept(dir: &Path) -> usize {
     seen.len()
 }
 
+/// LTTng-UST, the multi-process flight recorder to beat: `benches/lttng/bench.c` (the same
+/// message, the same timing) built against liblttng-ust, run under a snapshot-mode session
+/// (overwrite, in memory: LTTng's flight-recorder mode) that this function creates, starts,
+/// stops and destroys. `Err` says why it could not be measured (no `lttng`, no compiler or
+/// headers, no session daemon). What an abort leaves is not counted: the events stay in the
+/// consumer daemon's buffers until a `lttng snapshot record` and a trace reader count them.
+fn lttng(n: &Counts) -> Result<String, String> {
+    let run = |program: &str, args: &[&str]| -> Result<String, String> {
+        let out = Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|e| format!("`{program}` could not run ({e})"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`{program} {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    run("lttng", &["--version"])?;
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("lttng");
+    let dir = results_path();
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let binary = dir.join("lttng_bench");
+    let include = format!("-I{}", source.display());
+    let bench_c = source.join("bench.c").display().to_string();
+    let tp_c = source.join("tp.c").display().to_string();
+    let output = binary.display().to_string();
+    run(
+        "cc",
+        &[
+            "-O2",
+            &include,
+            "-o",
+            &output,
+            &bench_c,
+            &tp_c,
+            "-llttng-ust",
+            "-ldl",
+            "-lpthread",
+        ],
+    )?;
+    let session = format!("pounds-bench-{}", std::process::id());
+    let traces = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let traces = traces.path().display().to_string();
+    run("lttng", &["create", &session, "--snapshot", "-o", &traces])?;
+    let measured = (|| {
+        run(
+            "lttng",
+            &["enable-event", "-u", "-s", &session, "pounds_bench:msg"],
+        )?;
+        run("lttng", &["start", &session])?;
+        let out = run(&output, &[&n.timed.to_string(), &n.throughput.to_string()]);
+        run("lttng", &["stop", &session])?;
+        out
+    })();
+    let destroyed = run("lttng", &["destroy", &session]);
+    let out = measured?;
+    destroyed?;
+    let result = out
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .ok_or("the C program printed no result")?;
+    Ok(format!(
+        "{},\"abort_written\":null,\"abort_kept\":null}}",
+        result.trim_end_matches('}')
+    ))
+}
+
 fn run_child(role: &str, name: &str, dir: &Path) -> std::process::Output {
     Command::new(std::env::current_exe().unwrap())
         .env(ROLE_ENV, format!("{role}:{name}:{}", dir.display()))
@@ -432,6 +505,19 @@ fn main() {
             field("two_threads_per_s"),
             format!("{kept}/{}", n.abort),
         );
+        lines.push(line);
+    }
+    if filter.is_empty() || filter.iter().any(|f| "lttng_ust".contains(f.as_str())) {
+        let line = match lttng(&n) {
+            Ok(result) => result,
+            Err(why) => {
+                println!("{:<18} not measured: {why}", "lttng_ust");
+                format!("{{\"writer\":\"lttng_ust\",\"not_measured\":\"{why}\"}}")
+            }
+        };
+        if !line.contains("not_measured") {
+            println!("{:<18} {line}", "lttng_ust");
+        }
         lines.push(line);
     }
     let dir = results_path();

@@ -12,7 +12,9 @@
 //!   transaction per put (mutex plus the writer word, history entry, slot, commit word);
 //!   `pblockdb_txn1000` commits transactions of 1,000 such puts (the median is a whole
 //!   transaction); `heed` commits one write transaction per put (NO_SYNC, NO_META_SYNC);
-//!   `heed_txn1000` as `pblockdb_txn1000`.
+//!   `heed_txn1000` as `pblockdb_txn1000`; `heed_writemap` as `heed` on an environment opened
+//!   with `WRITE_MAP` (LMDB writing through a writable map, as pblockdb does), and
+//!   `get_*/heed_writemap_shared_txn` reads it.
 //! - `put_new/*`, `delete/*`: `iters` fresh keys inserted (or deleted) in the timed part, and
 //!   removed (or inserted) again untimed, so the table size stays put. Rebuilds that insertion
 //!   triggers are paid in the timing.
@@ -63,8 +65,33 @@ struct Contenders {
     db: Db,
     env: Env,
     lmdb: Database<Bytes, Bytes>,
+    /// The same, opened with `WRITE_MAP` (LMDB writes through a writable map, as pblockdb).
+    env_writemap: Env,
+    lmdb_writemap: Database<Bytes, Bytes>,
     redb: redb::Database,
     map: HashMap<[u8; 16], [u8; 64]>,
+}
+
+/// An LMDB environment in `dir/name` with `extra` flags beside NO_SYNC and NO_META_SYNC, holding
+/// the bench's `n` entries.
+fn lmdb_env(dir: &Path, name: &str, extra: EnvFlags, n: u64) -> (Env, Database<Bytes, Bytes>) {
+    let env_dir = dir.join(name);
+    std::fs::create_dir_all(&env_dir).unwrap();
+    let mut options = EnvOpenOptions::new();
+    options.map_size(8 << 30).max_dbs(1);
+    // SAFETY: see the crate-level SAFETY note: sole opener, private directory, no durability
+    // wanted.
+    let env = unsafe {
+        options.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC | extra);
+        options.open(&env_dir).unwrap()
+    };
+    let mut wtxn = env.write_txn().unwrap();
+    let lmdb: Database<Bytes, Bytes> = env.create_database(&mut wtxn, None).unwrap();
+    for i in 0..n {
+        lmdb.put(&mut wtxn, &key(i), &value(i)).unwrap();
+    }
+    wtxn.commit().unwrap();
+    (env, lmdb)
 }
 
 fn setup(dir: &Path, n: u64) -> Contenders {
@@ -79,22 +106,9 @@ fn setup(dir: &Path, n: u64) -> Contenders {
         Ok(())
     })
     .unwrap();
-    let env_dir = dir.join(format!("lmdb{n}"));
-    std::fs::create_dir_all(&env_dir).unwrap();
-    let mut options = EnvOpenOptions::new();
-    options.map_size(8 << 30).max_dbs(1);
-    // SAFETY: see the crate-level SAFETY note: sole opener, private directory, no durability
-    // wanted.
-    let env = unsafe {
-        options.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC);
-        options.open(&env_dir).unwrap()
-    };
-    let mut wtxn = env.write_txn().unwrap();
-    let lmdb: Database<Bytes, Bytes> = env.create_database(&mut wtxn, None).unwrap();
-    for i in 0..n {
-        lmdb.put(&mut wtxn, &key(i), &value(i)).unwrap();
-    }
-    wtxn.commit().unwrap();
+    let (env, lmdb) = lmdb_env(dir, &format!("lmdb{n}"), EnvFlags::empty(), n);
+    let (env_writemap, lmdb_writemap) =
+        lmdb_env(dir, &format!("lmdb_writemap{n}"), EnvFlags::WRITE_MAP, n);
     let redb = redb::Database::create(dir.join(format!("redb{n}"))).unwrap();
     let write = redb.begin_write().unwrap();
     {
@@ -109,6 +123,8 @@ fn setup(dir: &Path, n: u64) -> Contenders {
         db,
         env,
         lmdb,
+        env_writemap,
+        lmdb_writemap,
         redb,
         map,
     }
@@ -146,6 +162,15 @@ fn gets(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64, hit: b
         let rtxn = c.env.read_txn().unwrap();
         b.iter(|| {
             c.lmdb
+                .get(&rtxn, black_box(&pick(&mut rng)))
+                .unwrap()
+                .map(<[u8]>::len)
+        })
+    });
+    group.bench_function(format!("{name}/heed_writemap_shared_txn"), |b| {
+        let rtxn = c.env_writemap.read_txn().unwrap();
+        b.iter(|| {
+            c.lmdb_writemap
                 .get(&rtxn, black_box(&pick(&mut rng)))
                 .unwrap()
                 .map(<[u8]>::len)
@@ -193,6 +218,16 @@ fn put_replace(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: 
             let i = rng.below(n);
             let mut wtxn = c.env.write_txn().unwrap();
             c.lmdb
+                .put(&mut wtxn, black_box(&key(i)), &value(i))
+                .unwrap();
+            wtxn.commit().unwrap();
+        })
+    });
+    group.bench_function("put_replace/heed_writemap", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            let mut wtxn = c.env_writemap.write_txn().unwrap();
+            c.lmdb_writemap
                 .put(&mut wtxn, black_box(&key(i)), &value(i))
                 .unwrap();
             wtxn.commit().unwrap();

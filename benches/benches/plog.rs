@@ -37,9 +37,9 @@
 //!   `pmap::crc32c_append`, chained, alternately in one loop: medians.
 //! - `read_vs_write`: a full default ring written, followed and dumped as JSON, alternately in
 //!   one loop (so the machine's load falls on every side alike): medians and ratios.
-//! - `keep_up`: one writer thread writing 64-byte records flat out on the default ring for a
-//!   while, and a follower thread started at the end reading them: written, read, lost, and
-//!   each side's rate.
+//! - `keep_up`: one writer thread writing 64-byte records on the default ring for a second,
+//!   flat out and then paced at 1, 5 and 10 M/s, with a follower thread reading them: written,
+//!   read, lost, and each side's rate.
 //! - `first_lap`: each write of the first lap of a fresh 1M-block log timed alone, with the
 //!   ring populated at open and without.
 //! - `follow`: a follower in a child process (this binary re-executed) wakes on each of a
@@ -420,7 +420,21 @@ fn crc_ab() {
 
 /// One writer flat out, one follower from the end: what the follower reads and loses.
 fn keep_up(dir: &Path) {
-    let log = Arc::new(Log::open(dir.join("keep_up.plog")).unwrap());
+    keep_up_at(dir, None);
+    for rate in [1.0e6, 5.0e6, 10.0e6] {
+        keep_up_at(dir, Some(rate));
+    }
+}
+
+/// [`keep_up`] with the writer flat out (`None`) or paced at `rate` messages a second (in bursts
+/// of 1,000, each started when the run is behind its schedule).
+fn keep_up_at(dir: &Path, rate: Option<f64>) {
+    let name = match rate {
+        None => "keep_up/one_writer".to_string(),
+        Some(rate) => format!("keep_up/paced_{}M", rate / 1e6),
+    };
+    let log =
+        Arc::new(Log::open(dir.join(format!("keep_up_{}.plog", rate.unwrap_or(0.0)))).unwrap());
     let run_for = if smoke() {
         Duration::from_millis(20)
     } else {
@@ -435,6 +449,13 @@ fn keep_up(dir: &Path) {
             let start = Instant::now();
             let mut written = 0u64;
             while start.elapsed() < run_for {
+                if let Some(rate) = rate {
+                    // Pacing the writer to a rate, not synchronising with the reader.
+                    let due = Duration::from_secs_f64(written as f64 / rate);
+                    while start.elapsed() < due {
+                        std::hint::spin_loop();
+                    }
+                }
                 for _ in 0..1000 {
                     log.write(Level::Info, "bench", black_box(&msg)).unwrap();
                 }
@@ -456,7 +477,7 @@ fn keep_up(dir: &Path) {
     let (read, lost, read_for) = reader.join().unwrap();
     let mps = |n: u64, t: Duration| n as f64 / t.as_secs_f64() / 1e6;
     println!(
-        "keep_up/one_writer: written={written} ({:.1} M/s) read={read} ({:.1} M/s over the follower's run) lost={lost} read+lost={}",
+        "{name}: written={written} ({:.1} M/s) read={read} ({:.1} M/s over the follower's run) lost={lost} read+lost={}",
         mps(written, wrote_for),
         mps(read, read_for),
         read + lost
