@@ -496,3 +496,37 @@ fn concurrent_opener_waiting_for_the_lock_sees_the_trimmed_length() {
     assert_eq!(waiter.join().unwrap(), b"first");
     assert_eq!(fs::read(&path).unwrap(), b"first+second");
 }
+
+/// `StreamOptions` hands its shared setters to the `MapOptions` it wraps: the kind chosen last
+/// decides the access, and a missing file a stream must not create stays missing.
+#[test]
+fn stream_options_delegate_to_the_map_options_they_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file_with(dir.path(), "data", b"abc");
+    let stream = StreamOptions::new()
+        .read_only()
+        .growable(8)
+        .open(&path)
+        .unwrap();
+    assert!(stream.is_writable() && stream.is_growable());
+    assert_eq!(stream.finish().unwrap(), 3);
+    let stream = StreamOptions::new()
+        .fixed(0)
+        .read_only()
+        .open(&path)
+        .unwrap();
+    assert!(!stream.is_writable());
+    drop(stream);
+    let missing = dir.path().join("missing");
+    for options in [
+        StreamOptions::new().must_exist().growable(8),
+        StreamOptions::new().must_exist().fixed(4096),
+    ] {
+        let error = options.open(&missing).unwrap_err();
+        assert!(
+            matches!(&error, Error::Map(pmap::Error::NotFound { path }) if path == &missing),
+            "{error:?}"
+        );
+        assert!(!missing.exists(), "a must-exist open created the file");
+    }
+}
