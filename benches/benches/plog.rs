@@ -340,7 +340,7 @@ fn bench_read(c: &mut Criterion, dir: &Path) {
     });
     group.bench_function("follower_batched", |b| {
         b.iter(|| {
-            let mut follower = log.follow(FollowOptions::new().from_start(true)).unwrap();
+            let mut follower = log.follow(FollowOptions::new().from_start()).unwrap();
             for _ in 0..16384 {
                 black_box(follower.next_ref().unwrap().payload);
             }
@@ -375,7 +375,7 @@ fn read_vs_write(dir: &Path) {
         }
         write.push(start.elapsed().as_nanos() as u64);
         let start = Instant::now();
-        let mut follower = log.follow(FollowOptions::new().from_start(true)).unwrap();
+        let mut follower = log.follow(FollowOptions::new().from_start()).unwrap();
         for _ in 0..16384 {
             black_box(follower.next_ref().unwrap().payload);
         }
@@ -501,7 +501,11 @@ fn first_lap(dir: &Path) {
         let opened = Instant::now();
         let log = plog::LogOptions::new()
             .blocks(blocks)
-            .populate(populate)
+            .populate(if populate {
+                plog::Populate::Always
+            } else {
+                plog::Populate::Never
+            })
             .open(&path)
             .unwrap();
         let open_time = opened.elapsed();

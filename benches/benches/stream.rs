@@ -23,7 +23,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput};
-use pmap_stream::{AppendWriter, MapStream, StreamOptions};
+use pmap_stream::{AppendOptions, StreamOptions};
 use pounds_benches::smoke;
 
 const CHUNKS: [(usize, &str); 3] = [(64, "64B"), (4 << 10, "4KiB"), (1 << 20, "1MiB")];
@@ -62,7 +62,7 @@ fn bench_stream(c: &mut Criterion) {
     let mut target = vec![0u8; total];
     let mut stream = {
         let path = dir.path().join("stream.bin");
-        let mut stream = MapStream::open(&path, &StreamOptions::new().growable(total)).unwrap();
+        let mut stream = StreamOptions::new().growable(total).open(&path).unwrap();
         // Touch every page once so that the loop measures copies, as for `target`.
         stream.write_all(&vec![1u8; total]).unwrap();
         stream
@@ -111,7 +111,10 @@ fn bench_stream(c: &mut Criterion) {
                     let _ = fs::remove_file(&append_path);
                 },
                 |()| {
-                    let mut out = AppendWriter::with_capacity(&append_path, 1 << 20).unwrap();
+                    let mut out = AppendOptions::new()
+                        .capacity(1 << 20)
+                        .open(&append_path)
+                        .unwrap();
                     pump(total, chunk, &src, |_, bytes| out.write_all(bytes).unwrap());
                     out.finish().unwrap()
                 },

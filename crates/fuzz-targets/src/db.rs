@@ -23,7 +23,7 @@ pub fn pblockdb_file(data: &[u8]) {
         let _ = db.get(b"k");
         let _ = db.info();
     }
-    if let Ok(db) = pblockdb::Db::open_existing(&path) {
+    if let Ok(db) = pblockdb::Db::open(&path) {
         let key = &b"fuzz-key"[..db.key_size().min(8)];
         let value = &b"fuzz-value"[..db.value_size().min(10)];
         if db.put(key, value).is_ok() {
@@ -134,7 +134,7 @@ pub fn pblockdb_model(data: &[u8]) {
             // Reopen.
             4 => {
                 drop(db);
-                db = pblockdb::Db::open_existing(&path).unwrap();
+                db = pblockdb::Db::open(&path).unwrap();
             }
             // Check everything, iteration included.
             _ => {

@@ -14,7 +14,7 @@ const MAX_POS: u64 = 1 << 16;
 pub fn stream_model(data: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fuzz.stream");
-    let map = pmap::Map::open(&path, 4096).unwrap();
+    let map = pmap::Map::create(&path, 4096).unwrap();
     let mut stream = pmap_stream::MapStream::growable_with_len(map, 0).unwrap();
     let mut model = Cursor::new(Vec::new());
     let mut bytes = Bytes::new(data);

@@ -457,8 +457,16 @@ fn prepare_region(
     end: u64,
     capacity_err: impl Fn(Error) -> Error,
 ) -> Result<()> {
-    let end = usize::try_from(end)
-        .map_err(|_| capacity_err(pmap::Error::TooLarge { requested: end }.into()))?;
+    let end = usize::try_from(end).map_err(|_| {
+        let path = db.path.clone();
+        capacity_err(
+            pmap::Error::TooLarge {
+                path,
+                requested: end,
+            }
+            .into(),
+        )
+    })?;
     let offset = offset as usize;
     let old_len = {
         let mut guard = db.write_view();

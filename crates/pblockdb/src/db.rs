@@ -90,12 +90,13 @@ pub struct Info {
 }
 
 impl Db {
-    /// Opens an existing database, adopting its sizes and capacity.
+    /// Opens an existing database read-write, adopting its sizes and capacity (creating one
+    /// takes its sizes: [`crate::DbOptions::open`]).
     ///
     /// # Errors
     /// [`Error::Map`] with [`pmap::Error::NotFound`] when the file does not exist, the
     /// validation errors listed in `docs/pblockdb-format.md`, or an I/O error.
-    pub fn open_existing(path: impl AsRef<Path>) -> Result<Db> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
         crate::open::open_existing(path.as_ref(), crate::open::Access::ReadWrite)
     }
 
@@ -104,7 +105,7 @@ impl Db {
     /// versions are in the history), so this needs no recovery and writes nothing.
     ///
     /// # Errors
-    /// As [`Db::open_existing`].
+    /// As [`Db::open`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Db> {
         crate::open::open_existing(path.as_ref(), crate::open::Access::ReadOnly)
     }
@@ -153,16 +154,19 @@ impl Db {
     }
 
     /// The file's path.
+    #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// The largest key, in bytes.
+    #[must_use]
     pub fn key_size(&self) -> usize {
         self.geo.key_size
     }
 
     /// The largest value, in bytes.
+    #[must_use]
     pub fn value_size(&self) -> usize {
         self.geo.value_size
     }
@@ -175,11 +179,13 @@ impl Db {
     }
 
     /// Whether this handle was opened read-only.
+    #[must_use]
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
 
     /// How commits through this handle reach the disk unless a transaction says otherwise.
+    #[must_use]
     pub fn durability(&self) -> Durability {
         self.durability
     }
@@ -205,17 +211,20 @@ impl Db {
     }
 
     /// Records stored now (another process may be committing).
+    #[must_use]
     pub fn len(&self) -> usize {
         let count = self.begin_read().and_then(|txn| txn.len()).unwrap_or(0);
         usize::try_from(count).unwrap_or(usize::MAX)
     }
 
     /// Whether no record is stored.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Transactions committed over the life of the file, by any process.
+    #[must_use]
     pub fn commit_count(&self) -> u64 {
         let view = self.read_view();
         let Ok(clock) = view.map.load_u64(OFF_COMMIT, Ordering::Acquire) else {
@@ -429,7 +438,7 @@ impl Db {
                 &mut image,
                 &mut out,
             );
-            if let Some(()) = self.finished(view, self.slot_step(step)?)? {
+            if let Some(()) = self.resolve_step(view, self.slot_step(step)?)? {
                 for (key, value) in snapshot::records(&out) {
                     f(key, value);
                 }
@@ -442,7 +451,7 @@ impl Db {
     /// The value of a finished read step, with the view guard released; or `None` after
     /// catching up for another try (a table being reused: reload; a version gone while the
     /// view was stale: refresh); or the error when the snapshot is too old.
-    fn finished<T>(&self, view: RwLockReadGuard<'_, View>, step: Step<T>) -> Result<Option<T>> {
+    fn resolve_step<T>(&self, view: RwLockReadGuard<'_, View>, step: Step<T>) -> Result<Option<T>> {
         match step {
             Step::Done(value) => Ok(Some(value)),
             Step::Retry => {
@@ -477,7 +486,7 @@ impl Db {
                 return Err(self.too_old());
             };
             let done = self.slot_step(step(&view, &table, clock))?;
-            if let Some(value) = self.finished(view, done)? {
+            if let Some(value) = self.resolve_step(view, done)? {
                 return Ok(value);
             }
         }

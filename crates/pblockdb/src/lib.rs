@@ -48,7 +48,7 @@
 //! })?;
 //!
 //! // Another handle (or process) sees the same records.
-//! let other = Db::open_existing(&path)?;
+//! let other = Db::open(&path)?;
 //! let snapshot = other.begin_read()?;
 //! assert_eq!(snapshot.len()?, 1);
 //! assert!(!snapshot.contains(b"/mnt/a")?);

@@ -50,6 +50,7 @@ pub enum Durability {
 /// assert_eq!((db.key_size(), db.value_size()), (16, 64));
 /// # Ok(()) }
 /// ```
+#[must_use]
 #[derive(Debug, Clone)]
 pub struct DbOptions {
     key_size: usize,
@@ -143,7 +144,7 @@ impl DbOptions {
             Ok(geo) => geo,
             Err(Failed(e)) => return Err(e),
         };
-        finish(
+        build_db(
             map,
             path,
             geo,
@@ -228,7 +229,7 @@ pub(crate) fn open_existing(path: &Path, access: Access) -> Result<Db> {
         Err(Failed(e)) => return Err(e),
     };
     let history = default_history(&geo);
-    finish(
+    build_db(
         map,
         path,
         geo,
@@ -290,7 +291,9 @@ impl SetupError {
     }
 }
 
-fn finish(
+/// The last step of every open: maps the header page that holds the lock and the writer word
+/// (a read-write handle takes its liveness mark there), reads the view and makes the handle.
+fn build_db(
     map: SharedMap,
     path: &Path,
     geo: Geometry,
@@ -474,7 +477,11 @@ fn unfinished(head: &[u8]) -> bool {
 /// hold old bytes, so everything it lays out is zeroed first.
 fn initialise(map: &mut SharedMap, create: &Create) -> Result<()> {
     let geo = &create.geo;
-    let too_big = |requested| pmap::Error::TooLarge { requested };
+    let path = map.path().to_path_buf();
+    let too_big = |requested| pmap::Error::TooLarge {
+        path: path.clone(),
+        requested,
+    };
     let table_bytes = geo.table_bytes(create.slots).ok_or(too_big(u64::MAX))?;
     let ring_offset = format::round_up(format::HEADER_SIZE + table_bytes, format::PAGE)
         .ok_or(too_big(u64::MAX))?;

@@ -52,6 +52,7 @@ impl<'db> ReadTxn<'db> {
     }
 
     /// The commit clock this snapshot reads.
+    #[must_use]
     pub fn clock(&self) -> u64 {
         self.clock
     }

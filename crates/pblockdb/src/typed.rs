@@ -55,6 +55,7 @@ impl<K: Codec, V: Codec> TypedDb<K, V> {
     }
 
     /// The byte-level database underneath.
+    #[must_use]
     pub fn db(&self) -> &Db {
         &self.db
     }
@@ -136,11 +137,13 @@ impl<K: Codec, V: Codec> TypedDb<K, V> {
     }
 
     /// Records stored now.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.db.len()
     }
 
     /// Whether no record is stored.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.db.is_empty()
     }

@@ -122,7 +122,7 @@ fn reopen_adopts_geometry_and_rejects_a_different_one() {
         let db = DbOptions::new(16, 64).capacity(100).open(&path).unwrap();
         db.put(&key(7), &value(7, 0)).unwrap();
     }
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     assert_eq!((db.key_size(), db.value_size()), (16, 64));
     assert_eq!(db.get(&key(7)).unwrap().unwrap(), value(7, 0));
     let cap = db.capacity().unwrap();
@@ -175,7 +175,7 @@ fn invalid_geometry_is_refused() {
 fn missing_directory_and_read_only_errors() {
     let (dir, path) = temp();
     assert!(matches!(
-        Db::open_existing(&path),
+        Db::open(&path),
         Err(Error::Map(pmap::Error::NotFound { .. }))
     ));
     assert!(matches!(
@@ -208,7 +208,7 @@ fn missing_directory_and_read_only_errors() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
         // Root ignores permissions; only check when the file really is unwritable.
         if std::fs::OpenOptions::new().write(true).open(&path).is_err() {
-            assert!(matches!(Db::open_existing(&path), Err(Error::Map(_))));
+            assert!(matches!(Db::open(&path), Err(Error::Map(_))));
         }
         assert!(matches!(
             DbOptions::new(8, 8).open(&path),
@@ -223,10 +223,7 @@ fn foreign_truncated_and_damaged_files_are_typed_errors() {
     let (dir, _) = temp();
     let foreign = dir.path().join("foreign");
     std::fs::write(&foreign, vec![b'#'; 8192]).unwrap();
-    assert!(matches!(
-        Db::open_existing(&foreign),
-        Err(Error::BadMagic { .. })
-    ));
+    assert!(matches!(Db::open(&foreign), Err(Error::BadMagic { .. })));
     assert!(matches!(
         DbOptions::new(8, 8).open(&foreign),
         Err(Error::BadMagic { .. })
@@ -239,10 +236,7 @@ fn foreign_truncated_and_damaged_files_are_typed_errors() {
 
     let tiny = dir.path().join("tiny");
     std::fs::write(&tiny, b"\x89PBD").unwrap();
-    assert!(matches!(
-        Db::open_existing(&tiny),
-        Err(Error::Truncated { .. })
-    ));
+    assert!(matches!(Db::open(&tiny), Err(Error::Truncated { .. })));
     assert_eq!(
         std::fs::read(&tiny).unwrap().len(),
         4,
@@ -251,10 +245,7 @@ fn foreign_truncated_and_damaged_files_are_typed_errors() {
 
     let zeros = dir.path().join("zeros");
     std::fs::write(&zeros, vec![0u8; 4096]).unwrap();
-    assert!(matches!(
-        Db::open_existing(&zeros),
-        Err(Error::Uninitialized { .. })
-    ));
+    assert!(matches!(Db::open(&zeros), Err(Error::Uninitialized { .. })));
     let db = DbOptions::new(8, 8).open(&zeros).unwrap();
     db.put(b"k", b"v").unwrap();
     drop(db);
@@ -269,16 +260,13 @@ fn foreign_truncated_and_damaged_files_are_typed_errors() {
     let damaged = |at: usize, bytes: &[u8]| {
         std::fs::write(&path, &pristine).unwrap();
         write_bytes(&path, at as u64, bytes);
-        Db::open_existing(&path)
+        Db::open(&path)
     };
     // Text-mode damage: CRLF -> LF shifts everything.
     let mut text = pristine.clone();
     text.remove(4);
     std::fs::write(&path, &text).unwrap();
-    assert!(matches!(
-        Db::open_existing(&path),
-        Err(Error::BadMagic { .. })
-    ));
+    assert!(matches!(Db::open(&path), Err(Error::BadMagic { .. })));
     // A format 1 file (or any other version) is refused by name, untouched.
     assert!(matches!(
         damaged(8, &1u32.to_le_bytes()),
@@ -304,10 +292,7 @@ fn foreign_truncated_and_damaged_files_are_typed_errors() {
     ));
     // Truncate the table away.
     std::fs::write(&path, &pristine[..5000]).unwrap();
-    assert!(matches!(
-        Db::open_existing(&path),
-        Err(Error::Truncated { .. })
-    ));
+    assert!(matches!(Db::open(&path), Err(Error::Truncated { .. })));
     // Damaged counts are recounted by a writable open.
     std::fs::write(&path, &pristine).unwrap();
     write_bytes(&path, 320, &[0xEE; 96]);
@@ -318,7 +303,7 @@ fn foreign_truncated_and_damaged_files_are_typed_errors() {
             ..
         })
     ));
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     assert_eq!(db.len(), 1);
     db.verify().unwrap();
 }
@@ -334,10 +319,7 @@ fn crash_during_creation_leaves_a_file_that_open_initialises_again() {
     write_bytes(&path, 0, &[0; 8]);
     // Garbage in the table region, as if the file had held something before.
     write_bytes(&path, 4096, &[0xAB; 256]);
-    assert!(matches!(
-        Db::open_existing(&path),
-        Err(Error::Uninitialized { .. })
-    ));
+    assert!(matches!(Db::open(&path), Err(Error::Uninitialized { .. })));
     assert!(matches!(
         Db::open_read_only(&path),
         Err(Error::Uninitialized { .. })
@@ -363,7 +345,7 @@ fn crash_during_creation_leaves_a_file_that_open_initialises_again() {
 fn growth_keeps_every_record_and_other_handles_follow() {
     let (_dir, path) = temp();
     let db = DbOptions::new(16, 64).capacity(10).open(&path).unwrap();
-    let other = Db::open_existing(&path).unwrap();
+    let other = Db::open(&path).unwrap();
     let start = db.capacity().unwrap();
     for i in 0..2000 {
         db.put(&key(i), &value(i, 0)).unwrap();
@@ -485,7 +467,7 @@ fn user_area_and_commit_counter_persist() {
     db.put(b"a", b"b").unwrap();
     assert_eq!(db.commit_count(), 1);
     drop(db);
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     let area = db.user_area().unwrap();
     assert_eq!(&area[..5], b"2nd\0\0", "the shorter write zero-fills");
     assert_eq!(db.commit_count(), 1);
@@ -520,7 +502,7 @@ fn transactions_and_synced_commits() {
     txn.abort();
     assert!(!db.contains(b"gone").unwrap());
     drop(db);
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     assert_eq!(db.len(), 99);
     db.verify().unwrap();
 }
@@ -678,7 +660,7 @@ fn writes_from_inside_a_write_transaction_are_refused_not_deadlocked() {
 fn two_handles_in_one_thread_are_a_typed_error_not_a_deadlock() {
     let (_dir, path) = temp();
     let a = DbOptions::new(8, 8).open(&path).unwrap();
-    let b = Db::open_existing(&path).unwrap();
+    let b = Db::open(&path).unwrap();
     let ro = Db::open_read_only(&path).unwrap();
     let (done, results) = std::sync::mpsc::channel();
     let thread_path = path.clone();
@@ -688,7 +670,7 @@ fn two_handles_in_one_thread_are_a_typed_error_not_a_deadlock() {
         let delete = b.delete(b"k").map(drop);
         let batch_b = b.begin_write().map(drop);
         let verify = ro.verify().map(drop);
-        let open = Db::open_existing(&thread_path).map(|db| db.get(b"k").map(drop));
+        let open = Db::open(&thread_path).map(|db| db.get(b"k").map(drop));
         // Another thread queued inside `b` holds its mutex while it waits for the file lock:
         // this thread must not wait for that mutex either.
         let (queued, waiter) = std::thread::scope(|s| {
@@ -726,7 +708,7 @@ fn two_handles_in_one_thread_are_a_typed_error_not_a_deadlock() {
         !after.unwrap(),
         "once the lock is released the other handle writes"
     );
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     assert_eq!(db.get(b"k").unwrap().unwrap(), b"v");
     assert_eq!(db.len(), 2);
 }
@@ -768,7 +750,7 @@ fn backup_of_a_live_database_is_one_commit() {
         for round in 0..5 {
             let dest = dir.path().join(format!("backup{round}.db"));
             assert_eq!(db.backup_to(&dest).unwrap(), 100);
-            let copy = Db::open_existing(&dest).unwrap();
+            let copy = Db::open(&dest).unwrap();
             copy.verify().unwrap();
             let sum: u64 = copy
                 .iter()
@@ -802,7 +784,7 @@ fn for_each_goes_on_through_a_rebuild_and_never_hands_a_key_out_twice() {
         Ok(())
     })
     .unwrap();
-    let other = Db::open_existing(&path).unwrap();
+    let other = Db::open(&path).unwrap();
     let first = db.table_generation().unwrap();
     let mut next_new = 1_000_000;
     // One transaction, so the rebuild it starts with comes at the snapshot's own clock: the

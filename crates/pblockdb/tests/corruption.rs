@@ -113,7 +113,7 @@ fn random_flips_and_truncations_never_panic() {
             Ok(db) => exercise(&db, n),
             Err(e) => assert!(!e.to_string().is_empty()),
         }
-        match Db::open_existing(&path) {
+        match Db::open(&path) {
             Ok(db) => {
                 opened += 1;
                 exercise(&db, n);
@@ -240,7 +240,7 @@ fn crafted_headers_with_valid_checksums_are_refused_or_recovered() {
         let mut bytes = good.clone();
         craft(&mut bytes);
         std::fs::write(&path, &bytes).unwrap();
-        for result in [Db::open_existing(&path), Db::open_read_only(&path)] {
+        for result in [Db::open(&path), Db::open_read_only(&path)] {
             match result {
                 Err(Error::CorruptHeader { field: f, .. }) if f == *field => {}
                 Err(Error::Truncated { .. }) if *field == "truncated" => {}
@@ -266,7 +266,7 @@ fn crafted_headers_with_valid_checksums_are_refused_or_recovered() {
             Db::open_read_only(&path),
             Err(Error::CorruptHeader { .. })
         ));
-        let db = Db::open_existing(&path).unwrap();
+        let db = Db::open(&path).unwrap();
         db.put(&key(100), &[1]).unwrap();
         let live = db.verify().unwrap().live;
         assert_eq!(db.len() as u64, live);
@@ -282,7 +282,7 @@ fn crafted_headers_with_valid_checksums_are_refused_or_recovered() {
             ..
         })
     ));
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     let expect = db.iter().unwrap().count();
     db.put(&key(100), &[1]).unwrap();
     assert_eq!(db.len(), expect + 1);
@@ -312,7 +312,7 @@ fn zeroed_hints_never_let_a_put_overwrite_a_live_record() {
         &vec![0; (capacity * 4).next_multiple_of(64) as usize],
     );
 
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     assert!(
         matches!(
             db.verify(),
@@ -377,7 +377,7 @@ fn damaged_meta_words_never_drop_a_record_at_rebuild() {
 
     // State bits live -> unknown (3).
     write_at(&path, slot, &(meta | 3).to_le_bytes());
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     assert!(matches!(db.verify(), Err(Error::CorruptSlot { slot, .. }) if slot == idx));
     assert!(
         matches!(
@@ -395,7 +395,7 @@ fn damaged_meta_words_never_drop_a_record_at_rebuild() {
     std::fs::write(&path, &bytes).unwrap();
     write_at(&path, slot, &(meta & !3).to_le_bytes());
     write_at(&path, offset + 4 * idx, &[0; 4]);
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     assert!(
         matches!(
             db.verify(),
@@ -463,7 +463,7 @@ fn crafted_huge_sparse_table_opens_with_bounded_work() {
             Err(Error::CorruptHeader { field: "count", .. })
         ));
         let before = pblockdb::slots_examined();
-        let db = Db::open_existing(&path).unwrap();
+        let db = Db::open(&path).unwrap();
         assert_eq!(db.get(&key(2)).unwrap(), None);
         assert!(db.len() as u64 <= capacity);
         // Taking the writer lock runs recovery, which must not scan the claimed table.
@@ -543,7 +543,7 @@ fn crafted_history_entry_cannot_write_one_keys_record_into_anothers_slot() {
         let mut bytes = good.clone();
         crash_with_entry(&mut bytes, a, pre, &now);
         std::fs::write(&path, &bytes).unwrap();
-        let db = Db::open_existing(&path).unwrap();
+        let db = Db::open(&path).unwrap();
         db.put(&key(50), &[5; 64]).unwrap();
         assert_eq!(db.get(&key(2)).unwrap(), Some(vec![2; 64]), "{what}");
         assert_eq!(db.get(&key(77)).unwrap(), None, "{what}");
@@ -571,7 +571,7 @@ fn crafted_history_entry_cannot_write_one_keys_record_into_anothers_slot() {
         Some(vec![1; 64]),
         "read past the crash"
     );
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     db.verify().unwrap();
     assert_eq!(db.get(&key(1)).unwrap(), Some(vec![1; 64]));
     assert_eq!(db.len(), 10);
@@ -628,7 +628,7 @@ fn a_writer_word_no_live_handle_holds_is_taken_over() {
         let (done, finished) = std::sync::mpsc::channel();
         let path = path.clone();
         std::thread::spawn(move || {
-            let db = Db::open_existing(&path).unwrap();
+            let db = Db::open(&path).unwrap();
             let result = db.put(&key(1000), &[7u8; 64]).map(|_| db.get(&key(1000)));
             let _ = done.send(result.map(|r| r.unwrap()));
         });
@@ -660,7 +660,7 @@ fn damaged_on_a_new_keys_path(path: &Path, damage: impl Fn(u64) -> u64) -> (Db, 
         .map(key)
         .find(|k| common::hash_key(k) & (capacity - 1) == idx)
         .unwrap();
-    (Db::open_existing(path).unwrap(), idx, fresh)
+    (Db::open(path).unwrap(), idx, fresh)
 }
 
 /// A put of `fresh` is refused at slot `idx`, or, if it returns `Ok`, reads back; the other

@@ -78,7 +78,7 @@ fn full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record() 
         "only {stored} records before the disk was full"
     );
     // The database opens again, checks out, and holds every record stored.
-    let db = Db::open_existing(disk.path("full.db")).unwrap();
+    let db = Db::open(disk.path("full.db")).unwrap();
     db.verify().unwrap();
     assert_eq!(db.len() as u64, stored);
     for i in 0..stored {

@@ -96,7 +96,7 @@ proptest! {
         let mut db = DbOptions::new(6, 3).capacity(1).history(1 << 14).open(&path).unwrap();
         let mut model = Model::new();
         // Snapshots through a second handle, which is never reopened.
-        let reader = Db::open_existing(&path).unwrap();
+        let reader = Db::open(&path).unwrap();
         let mut snapshots = Vec::new();
         for op in ops {
             match op {
@@ -117,7 +117,7 @@ proptest! {
                 }
                 Op::Reopen => {
                     drop(db);
-                    db = Db::open_existing(&path).unwrap();
+                    db = Db::open(&path).unwrap();
                 }
                 Op::Txn { changes, child, commit_child, commit } => {
                     let mut txn = db.begin_write().unwrap();

@@ -115,7 +115,7 @@ fn concurrent_processes_child_writer() {
         return;
     }
     let w: u64 = arg.parse().unwrap();
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (w + 1));
     let mut state: HashMap<u64, Option<u64>> = HashMap::new();
     for counter in 1..=OPS_PER_WRITER {
@@ -219,7 +219,7 @@ fn concurrent_processes_readers_never_see_torn_values() {
         ("concurrent_processes_child_writer", "writer", WRITERS),
         ("concurrent_processes_child_reader", "reader", READERS),
     );
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     let stats = db.verify().unwrap();
     let mut expected = 0;
     for w in 0..WRITERS {
@@ -283,9 +283,9 @@ fn crash_child_writer() {
         };
         (after, point)
     });
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     let log_path = format!("{}.log", path.display());
-    let log = pmap::open(&log_path, (LOG_START + 16 * LOG_RECORDS) as u64)
+    let log = pmap::Map::create(&log_path, (LOG_START + 16 * LOG_RECORDS) as u64)
         .unwrap()
         .into_shared();
     let logged = log.atomic_u64(0).unwrap();
@@ -300,7 +300,7 @@ fn crash_child_writer() {
             let _ = after;
             let log_path = log_path.clone();
             pblockdb::testing::stall_at(point, move || {
-                let log = pmap::open(&log_path, 0).unwrap().into_shared();
+                let log = pmap::Map::open(&log_path).unwrap().into_shared();
                 let word = log.atomic_u64(LOG_COMMITTING).unwrap();
                 word.store(2, std::sync::atomic::Ordering::Release);
                 loop {
@@ -458,7 +458,7 @@ fn crash_writers_killed_mid_transaction_leave_all_or_nothing() {
         let before = applied(&known, &records[..16 * committed]);
         let after = applied(&known, &records[..16 * logged]);
 
-        let db = Db::open_existing(&path).unwrap();
+        let db = Db::open(&path).unwrap();
         let stats = db
             .verify()
             .unwrap_or_else(|e| panic!("round {round}: index rejected: {e}"));
@@ -509,7 +509,7 @@ fn full_child() {
     if role != "full" {
         return;
     }
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     let len = std::fs::metadata(&path).unwrap().len();
     pmap::testing::limit_file_size(len + 4096).unwrap();
     let mut stored = 0u64;
@@ -548,7 +548,7 @@ fn full_disk_is_a_typed_error_and_loses_nothing() {
         .parse()
         .unwrap();
     assert!(stored >= 8);
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     assert_eq!(db.len() as u64, stored);
     assert_eq!(check(0, &db.get(&key(0)).unwrap().unwrap()), 2);
     db.verify().unwrap();
@@ -580,7 +580,7 @@ fn concurrent_transfers_child_writer() {
         return;
     }
     let w: u64 = arg.parse().unwrap();
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     let mut rng = Rng::new(0x5eed ^ (w + 1));
     for t in 0..TRANSFERS {
         let (from, to) = (rng.below(ACCOUNTS), rng.below(ACCOUNTS));
@@ -731,7 +731,7 @@ fn stall_child_writer() {
             std::thread::park();
         }
     });
-    let db = Db::open_existing(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     db.write(|txn| {
         for i in 0..STALL_KEYS {
             txn.put(&key(i), &value(i, 2))?;
@@ -762,7 +762,7 @@ fn all_at(path: &Path, counter: u64, what: &str) {
     let path = path.to_path_buf();
     let what = what.to_string();
     within(Duration::from_secs(20), &what.clone(), move || {
-        for handle in [Db::open_existing(&path), Db::open_read_only(&path)] {
+        for handle in [Db::open(&path), Db::open_read_only(&path)] {
             let db = handle.unwrap();
             for _ in 0..20 {
                 for i in 0..STALL_KEYS {
@@ -824,7 +824,7 @@ fn stall_writer_stopped_anywhere_in_a_commit_blocks_no_reader() {
         // Dead: the same, and without anyone recovering the file first.
         all_at(&path, 1, &format!("{point}, writer dead"));
         // The next writer rolls it back and commits on top.
-        let db = Db::open_existing(&path).unwrap();
+        let db = Db::open(&path).unwrap();
         db.verify().unwrap();
         db.put(&key(0), &value(0, 3)).unwrap();
         assert_eq!(check(0, &db.get(&key(0)).unwrap().unwrap()), 3);
@@ -862,7 +862,7 @@ fn concurrent_writer_waits_for_a_stopped_holder_and_takes_over_once_it_is_dead()
     let waiter = std::thread::spawn({
         let path = path.clone();
         move || {
-            let db = Db::open_existing(&path).unwrap();
+            let db = Db::open(&path).unwrap();
             db.put(&key(1), &value(1, 1)).unwrap();
             done.send(()).unwrap();
             db

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::format::{CURSOR_SLOT_LEN, CURSOR_SLOTS, CURSORS_OFF, MAX_CURSOR_NAME};
-use crate::log::Inner;
+use crate::log::LogState;
 use crate::{Error, Log, Reader, Result};
 
 const FREE: u64 = 0;
@@ -36,7 +36,7 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 /// The name in slot `slot` if the slot is in use.
-fn slot_name(inner: &Inner, slot: usize) -> Option<Vec<u8>> {
+fn slot_name(inner: &LogState, slot: usize) -> Option<Vec<u8>> {
     let off = slot_off(slot);
     if inner.map.load_u64(off, Ordering::Acquire).ok()? != IN_USE {
         return None;
@@ -47,11 +47,11 @@ fn slot_name(inner: &Inner, slot: usize) -> Option<Vec<u8>> {
     Some(name[..len].to_vec())
 }
 
-fn find(inner: &Inner, name: &str) -> Option<usize> {
+fn find(inner: &LogState, name: &str) -> Option<usize> {
     (0..CURSOR_SLOTS).find(|&slot| slot_name(inner, slot).is_some_and(|n| n == name.as_bytes()))
 }
 
-pub(crate) fn save(inner: &Inner, name: &str, position: u64) -> Result<()> {
+pub(crate) fn save(inner: &LogState, name: &str, position: u64) -> Result<()> {
     check_name(name)?;
     inner.require_writable("save_cursor")?;
     // The slots are in the header, which a file cut short may have lost.
@@ -113,6 +113,7 @@ impl Log {
     }
 
     /// Every saved cursor, as (name, position).
+    #[must_use]
     pub fn cursors(&self) -> Vec<(String, u64)> {
         (0..CURSOR_SLOTS)
             .filter_map(|slot| {
@@ -137,6 +138,7 @@ impl Log {
     }
 
     /// A copy of the 1024-byte user area in the header, free for the application's own use.
+    #[must_use]
     pub fn user_area(&self) -> Vec<u8> {
         let mut area = vec![0u8; crate::format::USER_AREA_SIZE];
         // In bounds: the header page is mapped (checked at open).

@@ -100,8 +100,10 @@ pub enum Error {
         found_block_size: u32,
     },
     /// The geometry asked for is not allowed (see [`crate::LogOptions`]).
-    #[error("invalid geometry: {field} = {value} ({rule})")]
+    #[error("{path}: invalid geometry: {field} = {value} ({rule})")]
     InvalidGeometry {
+        /// The path given.
+        path: PathBuf,
         /// `blocks` or `block_size`.
         field: &'static str,
         /// The value asked for.

@@ -4,7 +4,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::log::Inner;
+use crate::log::LogState;
 
 /// The background flush thread; dropping it stops and joins it.
 ///
@@ -21,7 +21,7 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
-    pub(crate) fn start(inner: Arc<Inner>, interval: Duration) -> Flusher {
+    pub(crate) fn start(inner: Arc<LogState>, interval: Duration) -> Flusher {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new()

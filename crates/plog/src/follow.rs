@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use pmap::SharedMap;
 
 use crate::format::{HEADER_SIZE, NEXT_OFF, POSITION_LIMIT, WAKE_OFF};
-use crate::log::Inner;
+use crate::log::LogState;
 use crate::protocol::Sleeper;
 use crate::reader::Step;
 use crate::write::wake_word;
 use crate::{Error, Filter, Format, Log, Reader, Record, RecordRef, Result};
 
 /// Where a follower starts, which records it returns, and how it waits.
+#[must_use]
 #[derive(Debug, Clone)]
 pub struct FollowOptions {
     from: Option<u64>,
@@ -49,8 +50,8 @@ impl FollowOptions {
     }
 
     /// Start at the oldest surviving record instead of after the newest.
-    pub fn from_start(mut self, from_start: bool) -> FollowOptions {
-        self.from_start = from_start;
+    pub fn from_start(mut self) -> FollowOptions {
+        self.from_start = true;
         self
     }
 
@@ -102,14 +103,14 @@ impl FollowOptions {
 #[derive(Debug, Clone)]
 pub struct StopHandle {
     flag: Arc<AtomicBool>,
-    inner: Arc<Inner>,
+    inner: Arc<LogState>,
     side: Option<Arc<SharedMap>>,
 }
 
 /// Where a follower announces its sleep and sleeps: the log's own mapping when it is writable,
 /// else a small read-write mapping of the header page if the file's permissions allow it
 /// (only the wake word is ever written through it), else nowhere (the follower polls).
-fn wake_map<'a>(inner: &'a Inner, side: Option<&'a Arc<SharedMap>>) -> Option<&'a SharedMap> {
+fn wake_map<'a>(inner: &'a LogState, side: Option<&'a Arc<SharedMap>>) -> Option<&'a SharedMap> {
     if inner.writable {
         Some(&inner.map)
     } else {
@@ -117,7 +118,7 @@ fn wake_map<'a>(inner: &'a Inner, side: Option<&'a Arc<SharedMap>>) -> Option<&'
     }
 }
 
-fn open_side_map(inner: &Inner) -> Option<Arc<SharedMap>> {
+fn open_side_map(inner: &LogState) -> Option<Arc<SharedMap>> {
     if inner.writable {
         return None;
     }

@@ -36,6 +36,7 @@ impl Level {
     ];
 
     /// The lowercase name: `trace`, `debug`, `info`, `warn`, `error`.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Trace => "trace",
@@ -47,6 +48,7 @@ impl Level {
     }
 
     /// The uppercase name padded to five characters, as text lines show it.
+    #[must_use]
     pub fn as_padded_upper(self) -> &'static str {
         match self {
             Level::Trace => "TRACE",
@@ -58,11 +60,13 @@ impl Level {
     }
 
     /// The level stored as `code` in a record, if it is one.
+    #[must_use]
     pub fn from_code(code: u8) -> Option<Level> {
         Level::ALL.get(usize::from(code)).copied()
     }
 
     /// The code stored in a record (0 for trace to 4 for error).
+    #[must_use]
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -104,6 +108,7 @@ impl FromStr for Level {
 /// assert!(!filter.accepts(Level::Info, "db"));
 /// assert!(!filter.accepts(Level::Error, "net"));
 /// ```
+#[must_use]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
     levels: u8,
@@ -148,22 +153,26 @@ impl Filter {
     }
 
     /// Whether a record of `level` and `tag` passes.
+    #[must_use]
     pub fn accepts(&self, level: Level, tag: &str) -> bool {
         self.levels & (1 << level.code()) != 0 && self.tag.as_deref().is_none_or(|t| t == tag)
     }
 
     /// Whether a record of `level` and tag bytes `tag` passes (tags are compared as bytes).
+    #[must_use]
     pub fn accepts_bytes(&self, level: Level, tag: &[u8]) -> bool {
         self.levels & (1 << level.code()) != 0
             && self.tag.as_deref().is_none_or(|t| t.as_bytes() == tag)
     }
 
     /// Whether `record` passes.
+    #[must_use]
     pub fn matches(&self, record: &crate::Record) -> bool {
         self.accepts(record.level, &record.tag)
     }
 
     /// Whether this filter accepts everything (readers then skip the check).
+    #[must_use]
     pub fn is_all(&self) -> bool {
         self.levels == 0b1_1111 && self.tag.is_none()
     }

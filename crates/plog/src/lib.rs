@@ -103,7 +103,7 @@ pub use crate::level::{Filter, Level, ParseLevelError};
 pub use crate::log::{Log, Stats};
 #[cfg(feature = "log")]
 pub use crate::log_adapter::Logger;
-pub use crate::options::{LogOptions, POPULATE_BYTES};
+pub use crate::options::{LogOptions, POPULATE_BYTES, Populate};
 pub use crate::panic_hook::{PANIC_TAG, install_panic_hook};
 pub use crate::reader::{DumpSummary, Reader};
 pub use crate::record::{Format, Record, RecordKind, RecordRef, rfc3339};

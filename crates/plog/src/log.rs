@@ -1,4 +1,4 @@
-//! [`Log`], the handle users hold, and [`Inner`], the state its readers and writers share.
+//! [`Log`], the handle users hold, and [`LogState`], the state its readers and writers share.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::{Error, Level, LogOptions, Result};
 
 /// The shared state of one open log: the mapping and what was learned at open.
 #[derive(Debug)]
-pub(crate) struct Inner {
+pub(crate) struct LogState {
     pub(crate) map: SharedMap,
     pub(crate) geometry: Geometry,
     pub(crate) writable: bool,
@@ -35,9 +35,9 @@ pub(crate) struct Inner {
     pub(crate) clock: WallClock,
 }
 
-impl Inner {
-    pub(crate) fn new(map: SharedMap, geometry: Geometry, writable: bool) -> Inner {
-        Inner {
+impl LogState {
+    pub(crate) fn new(map: SharedMap, geometry: Geometry, writable: bool) -> LogState {
+        LogState {
             map,
             geometry,
             writable,
@@ -151,7 +151,7 @@ impl Inner {
 /// ```
 #[derive(Debug)]
 pub struct Log {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<LogState>,
     // Held for its Drop, which stops and joins the thread.
     pub(crate) _flusher: Option<Flusher>,
 }
@@ -200,7 +200,7 @@ impl Log {
     /// # Errors
     /// As [`LogOptions::open`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Log> {
-        LogOptions::new().read_only(true).open(path)
+        LogOptions::new().read_only().open(path)
     }
 
     /// Writes one record and returns its id. Lock-free: one atomic add reserves the blocks,
@@ -245,21 +245,25 @@ impl Log {
     }
 
     /// The file's path.
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.inner.map.path()
     }
 
     /// Whether this handle can write.
+    #[must_use]
     pub fn is_read_only(&self) -> bool {
         !self.inner.writable
     }
 
     /// The largest payload a record with a tag of `tag_len` bytes can carry.
+    #[must_use]
     pub fn max_message(&self, tag_len: usize) -> usize {
         self.inner.max_message(tag_len)
     }
 
     /// Geometry and counters. Finding `oldest_id` scans at most one ring of block headers.
+    #[must_use]
     pub fn stats(&self) -> Stats {
         let g = self.inner.geometry;
         let header = self.inner.map.read::<StaticHeader>(0).ok();

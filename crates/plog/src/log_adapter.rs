@@ -66,6 +66,7 @@ impl<'kvs> ::log::kv::VisitSource<'kvs> for KeyValues<'_> {
 
 impl Logger {
     /// A logger writing into `log`, accepting every level.
+    #[must_use]
     pub fn new(log: Arc<Log>) -> Logger {
         Logger {
             log,
@@ -74,6 +75,7 @@ impl Logger {
     }
 
     /// Accepts only records at `level` or more important.
+    #[must_use]
     pub fn max_level(mut self, level: ::log::LevelFilter) -> Logger {
         self.max_level = level;
         self

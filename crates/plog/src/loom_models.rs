@@ -68,7 +68,7 @@ impl<W: Word64 + Zero, K: Word32 + Zero> Ring<W, K> {
         }
     }
 
-    /// `Inner::write` for a one-block record, one attempt (a refused writer would reserve
+    /// `LogState::write` for a one-block record, one attempt (a refused writer would reserve
     /// again; one attempt each is what the lap needs). Returns the reservation.
     fn write(&self) -> Reservation {
         let pid = std::process::id();
@@ -87,7 +87,7 @@ impl<W: Word64 + Zero, K: Word32 + Zero> Ring<W, K> {
         reservation
     }
 
-    /// `Inner::read_slot` of position `pos`: the copy if the reader accepts it.
+    /// `LogState::read_slot` of position `pos`: the copy if the reader accepts it.
     fn read(&self, pos: u64) -> Option<[u64; 2]> {
         let commit = LapCheck::open(&self.block.claim);
         if Claim::decode(commit) != Claim::Start(pos) {
@@ -178,7 +178,7 @@ fn sleeper_no_lost_wakeup() {
         let writer = {
             let (ring, futex) = (Arc::clone(&ring), Arc::clone(&futex));
             thread::spawn(move || {
-                // `Inner::write`: reserve, place, then wake if a sleeper was announced.
+                // `LogState::write`: reserve, place, then wake if a sleeper was announced.
                 let reservation = ring.write();
                 if reservation.sleeper_seen() {
                     Sleeper::wake(&ring.wake);

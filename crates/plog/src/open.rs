@@ -14,7 +14,7 @@ use crate::format::{
     COMPAT_VERSION, FORMAT_VERSION, Geometry, HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE,
     NEXT_OFF, POSITION_LIMIT, StaticHeader, WRITE_LIMIT,
 };
-use crate::log::Inner;
+use crate::log::LogState;
 use crate::reader::Slot;
 use crate::{Error, Result};
 
@@ -40,7 +40,12 @@ pub(crate) fn open_writable(
     geometry: Geometry,
     create: bool,
 ) -> Result<(SharedMap, Found)> {
-    let options = MapOptions::new().create(create).lock(Lock::Exclusive);
+    let options = if create {
+        MapOptions::new()
+    } else {
+        MapOptions::new().must_exist()
+    };
+    let options = options.lock(Lock::Exclusive);
     let (map, was_empty) = match options.clone().open(path) {
         Ok(map) => (map, false),
         // A file just created (by us or a racing process) or left empty.
@@ -85,6 +90,7 @@ pub(crate) fn open_writable(
 fn initialise(map: &mut SharedMap, geometry: Geometry) -> Result<()> {
     if (map.len() as u64) < geometry.file_len() {
         let len = usize::try_from(geometry.file_len()).map_err(|_| pmap::Error::TooLarge {
+            path: map.path().to_path_buf(),
             requested: geometry.file_len(),
         })?;
         map.grow(len)?;
@@ -179,7 +185,7 @@ fn recover_lost_header(mut map: SharedMap, path: &Path) -> Result<(SharedMap, Op
 /// if any: one claim-word load per block, and a validation only where the word names a record
 /// starting in that very slot.
 fn oldest_valid_record_time(map: SharedMap, geometry: Geometry) -> (SharedMap, Option<u64>) {
-    let probe = Inner::new(map, geometry, false);
+    let probe = LogState::new(map, geometry, false);
     let mut oldest: Option<u64> = None;
     let mut arena = crate::reader::Arena::default();
     for slot in 0..geometry.blocks {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::flusher::Flusher;
 use crate::format::{DEFAULT_BLOCK_SIZE, DEFAULT_BLOCKS, Geometry};
-use crate::log::{Inner, Log};
+use crate::log::{Log, LogState};
 use crate::open::{Found, open_read_only, open_writable, validate};
 use crate::{Error, Result};
 
@@ -27,14 +27,27 @@ use crate::{Error, Result};
 /// assert_eq!(plog::Log::open(&path)?.stats().block_size, 256);
 /// # Ok(()) }
 /// ```
+#[must_use]
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
     blocks: Option<u64>,
     block_size: Option<u32>,
     read_only: bool,
-    no_create: bool,
+    must_exist: bool,
     flush_every: Option<Duration>,
-    populate: Option<bool>,
+    populate: Populate,
+}
+
+/// Whether a read-write open faults the ring's pages in ([`LogOptions::populate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Populate {
+    /// Rings up to [`POPULATE_BYTES`] are populated, larger ones are not (the default).
+    #[default]
+    Auto,
+    /// Populate any ring.
+    Always,
+    /// Populate none: the first write to each page faults it in.
+    Never,
 }
 
 /// Rings up to this size are faulted in writable at every read-write open unless
@@ -63,14 +76,20 @@ impl LogOptions {
 
     /// Open read-only: the file must exist and be a valid log; writing is refused. Works while
     /// other processes write the file.
-    pub fn read_only(mut self, read_only: bool) -> LogOptions {
-        self.read_only = read_only;
+    pub fn read_only(mut self) -> LogOptions {
+        self.read_only = true;
         self
     }
 
-    /// Create the file when absent (the default for read-write opens).
-    pub fn create(mut self, create: bool) -> LogOptions {
-        self.no_create = !create;
+    /// Open read-write (the default).
+    pub fn read_write(mut self) -> LogOptions {
+        self.read_only = false;
+        self
+    }
+
+    /// The file must already exist (by default a read-write open creates it when absent).
+    pub fn must_exist(mut self) -> LogOptions {
+        self.must_exist = true;
         self
     }
 
@@ -85,10 +104,10 @@ impl LogOptions {
     /// Fault the ring's pages in writable at a read-write open (`madvise(MADV_POPULATE_WRITE)`
     /// on Linux), so that the first lap of a fresh log, or the first writes of a process that
     /// just opened one, take no page fault (one per 4 KiB, several microseconds each in a VM).
-    /// By default rings up to [`POPULATE_BYTES`] are populated and larger ones are not; `true`
-    /// populates any ring, `false` none. Elsewhere than Linux it does nothing.
-    pub fn populate(mut self, populate: bool) -> LogOptions {
-        self.populate = Some(populate);
+    /// By default ([`Populate::Auto`]) rings up to [`POPULATE_BYTES`] are populated and larger
+    /// ones are not. Elsewhere than Linux it does nothing.
+    pub fn populate(mut self, populate: Populate) -> LogOptions {
+        self.populate = populate;
         self
     }
 
@@ -105,11 +124,16 @@ impl LogOptions {
             self.blocks.unwrap_or(DEFAULT_BLOCKS),
             self.block_size.unwrap_or(DEFAULT_BLOCK_SIZE),
         )
-        .map_err(|(field, value, rule)| Error::InvalidGeometry { field, value, rule })?;
+        .map_err(|(field, value, rule)| Error::InvalidGeometry {
+            path: path.to_path_buf(),
+            field,
+            value,
+            rule,
+        })?;
         let explicit = self.blocks.is_some() || self.block_size.is_some();
         let writable = !self.read_only;
         let (map, found) = if writable {
-            open_writable(path, asked, !self.no_create)?
+            open_writable(path, asked, !self.must_exist)?
         } else {
             (open_read_only(path)?, Found::Existing)
         };
@@ -126,12 +150,13 @@ impl LogOptions {
                 found_block_size: geometry.block_size,
             });
         }
-        let inner = Inner::new(map, geometry, writable);
-        if writable
-            && self
-                .populate
-                .unwrap_or(geometry.ring_bytes() <= POPULATE_BYTES)
-        {
+        let inner = LogState::new(map, geometry, writable);
+        let populate = match self.populate {
+            Populate::Auto => geometry.ring_bytes() <= POPULATE_BYTES,
+            Populate::Always => true,
+            Populate::Never => false,
+        };
+        if writable && populate {
             // Only an optimisation: a kernel without the advice leaves the first stores to fault.
             let ring = usize::try_from(geometry.ring_bytes()).unwrap_or(usize::MAX);
             inner.map.populate_for_write(inner.ring_off, ring)?;

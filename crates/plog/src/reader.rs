@@ -12,13 +12,13 @@ use crate::format::{
     CLAIM_LEN, KIND_RECORD, KIND_STRUCTURED, NEXT_OFF, POSITION_LIMIT, RECORD_HEADER_LEN,
     RecordHeader, padded,
 };
-use crate::log::Inner;
+use crate::log::LogState;
 use crate::protocol::LapCheck;
 use crate::record::RecordKind;
 use crate::truncation::LengthCheck;
 use crate::{Error, Filter, Format, Level, Log, Record, RecordRef, Result};
 
-/// The most records one [`Inner::read_batch`] copies before it validates them.
+/// The most records one [`LogState::read_batch`] copies before it validates them.
 pub(crate) const BATCH_RECORDS: usize = 32;
 /// The most bytes one batch copies (past the record that crosses it).
 pub(crate) const BATCH_BYTES: usize = 16 << 10;
@@ -76,7 +76,7 @@ impl std::ops::DerefMut for Arena {
     }
 }
 
-/// The most blocks [`Inner::copy_run`] copies in one pass.
+/// The most blocks [`LogState::copy_run`] copies in one pass.
 const RUN_BLOCKS: usize = BATCH_RECORDS;
 
 /// A record (or padding) copied out of the ring, its header and crc checked, not yet known to
@@ -97,7 +97,7 @@ pub(crate) struct Copied {
 }
 
 impl Copied {
-    /// What a copy that passed [`Inner::verdict`] holds.
+    /// What a copy that passed [`LogState::verdict`] holds.
     #[inline(always)]
     fn slot(&self) -> Slot {
         if self.pad {
@@ -188,7 +188,7 @@ pub(crate) enum Slot {
 /// Content bytes of a record header (after its claim word).
 const HEADER_CONTENT: usize = RECORD_HEADER_LEN - CLAIM_LEN;
 
-impl Inner {
+impl LogState {
     /// The counter after a copy ([`LapCheck::counter_after_copy`]: an acquire fence, then the
     /// counter; docs/plog-format.md, "Reading").
     #[inline]
@@ -223,7 +223,7 @@ impl Inner {
         if self.lapped(pos) {
             return Slot::Torn;
         }
-        self.finish(copy, arena)
+        self.checked_slot(copy, arena)
     }
 
     /// Whether a valid record or padding starts at `pos` (what [`Self::read_slot`] returns,
@@ -238,7 +238,7 @@ impl Inner {
     /// Copies the record or padding that should start at `pos` and checks its header, its
     /// later blocks' claim words and its crc, without the lap check: `None` when the copy shows
     /// no record there (yet). The copy is trusted only after an acquire fence and a load of the
-    /// counter that shows the slot was not lapped ([`Self::lapped`]), then [`Self::finish`].
+    /// counter that shows the slot was not lapped ([`Self::lapped`]), then [`Self::checked_slot`].
     ///
     /// Work is bounded by the record's blocks, and each is examined only after the claim words
     /// of the blocks before it named this record: a crafted ring of start claims costs one
@@ -373,7 +373,7 @@ impl Inner {
 
     /// Turns a copy that passed the lap check (after the fence) into a record or padding:
     /// `Torn` if its claim word changed since, `Invalid` if its crc failed.
-    fn finish(&self, copy: Copied, arena: &[u8]) -> Slot {
+    fn checked_slot(&self, copy: Copied, arena: &[u8]) -> Slot {
         match self.verdict(&copy, arena) {
             Some(bad) => bad,
             None => copy.slot(),
@@ -409,7 +409,7 @@ impl Inner {
     /// validates them all with one acquire fence and one load of the counter. The records a
     /// writer may have overwritten (`counter > pos + blocks`) are a prefix: they are dropped,
     /// and the returned position is the first kept one (`end` if none was kept). Validation
-    /// stops at the first kept copy that fails [`Self::finish`]; the caller reads that slot
+    /// stops at the first kept copy that fails [`Self::checked_slot`]; the caller reads that slot
     /// again alone. One counter load per batch rather than per record keeps a fast reader from
     /// taking the counter's cache line from the writers at every record.
     ///
@@ -654,7 +654,7 @@ pub(crate) enum Step {
 /// ```
 #[derive(Debug)]
 pub struct Reader {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<LogState>,
     pos: u64,
     counting: bool,
     lost: u64,
@@ -699,7 +699,7 @@ const STEP_ROUNDS: usize = 4;
 const NEXT_ROUNDS: usize = 16;
 
 impl Reader {
-    pub(crate) fn new(inner: Arc<Inner>, from: Option<u64>) -> Reader {
+    pub(crate) fn new(inner: Arc<LogState>, from: Option<u64>) -> Reader {
         // A file already cut short may have lost the counter too: the reader starts at 0 and
         // its first step reports the truncation.
         let mut length = LengthCheck::new();
@@ -739,7 +739,7 @@ impl Reader {
     }
 
     /// Validates up to [`BATCH_RECORDS`] records with one load of the counter (see
-    /// [`Inner::read_batch`]): for readers that return what they read at once.
+    /// [`LogState::read_batch`]): for readers that return what they read at once.
     pub(crate) fn batched(mut self) -> Reader {
         self.batch_limit = BATCH_RECORDS;
         self
@@ -753,6 +753,7 @@ impl Reader {
     }
 
     /// The position (id) this reader looks at next: save it to resume later.
+    #[must_use]
     pub fn position(&self) -> u64 {
         self.pos
     }
@@ -763,6 +764,7 @@ impl Reader {
     /// upper bound, exact when every record takes one block. Padding is not counted, nor are
     /// invalid blocks skipped to find the first record when the reader started inside the ring
     /// (it may start inside a record whose head was overwritten); laps always are.
+    #[must_use]
     pub fn lost(&self) -> u64 {
         self.lost
     }
@@ -772,6 +774,7 @@ impl Reader {
     /// published within a follower's [`crate::FollowOptions::hole_grace`]). Counted as
     /// [`Self::lost`] counts holes: not before the first record of a reader started inside the
     /// ring.
+    #[must_use]
     pub fn invalid(&self) -> u64 {
         self.invalid
     }
@@ -779,12 +782,14 @@ impl Reader {
     /// Blocks of padding this reader stepped over (written where a record would have crossed
     /// the ring's end). With [`Self::lost`], [`Self::unknown_kinds`] and the blocks of the
     /// records read, it accounts for every id the reader advanced over.
+    #[must_use]
     pub fn padding(&self) -> u64 {
         self.padding
     }
 
     /// Blocks of valid records of a kind this build does not read (written by a later
     /// format's writer), stepped over: not lost, and not returned.
+    #[must_use]
     pub fn unknown_kinds(&self) -> u64 {
         self.unknown_kinds
     }
@@ -948,7 +953,7 @@ impl Reader {
     /// padding starts; `Some(None)` if there is none, `None` if the reader was lapped meanwhile.
     ///
     /// Each block is examined at most once per look (a candidate start costs its claim words
-    /// before any copy, see [`Inner::copy_slot`]), and a look that found nothing is remembered
+    /// before any copy, see [`LogState::copy_slot`]), and a look that found nothing is remembered
     /// ([`Reader::scanned`]): the next look from the same position examines only the blocks
     /// reserved since, then, if it finds one, the blocks before it once more (a record there
     /// may have been published meanwhile).
@@ -1107,6 +1112,7 @@ pub struct DumpSummary {
 
 impl Log {
     /// A reader from the oldest surviving record to the newest.
+    #[must_use]
     pub fn reader(&self) -> Reader {
         Reader::new(Arc::clone(&self.inner), None)
     }
@@ -1114,6 +1120,7 @@ impl Log {
     /// A reader from record `id` on (ids are positions: from the first record at or after
     /// `id`). An id older than the oldest surviving record starts at the oldest; one past the
     /// newest starts at the end.
+    #[must_use]
     pub fn reader_from(&self, id: u64) -> Reader {
         Reader::new(Arc::clone(&self.inner), Some(id))
     }

@@ -41,6 +41,7 @@ pub struct Record {
 impl Record {
     /// The message: the payload as text (invalid UTF-8 replaced by U+FFFD), or a structured
     /// record's message.
+    #[must_use]
     pub fn message(&self) -> Cow<'_, str> {
         match self.structured() {
             Some(structured) => Cow::Borrowed(structured.message()),
@@ -49,27 +50,32 @@ impl Record {
     }
 
     /// A structured record's payload, decoded (see [`RecordRef::structured`]).
+    #[must_use]
     pub fn structured(&self) -> Option<Structured<'_>> {
         self.as_record_ref().structured()
     }
 
     /// A structured record's own fields; none for a plain record.
+    #[must_use]
     pub fn fields(&self) -> Fields<'_> {
         self.as_record_ref().fields()
     }
 
     /// The spans a structured record was written in, from the outermost; none for a plain
     /// record.
+    #[must_use]
     pub fn spans(&self) -> Spans<'_> {
         self.as_record_ref().spans()
     }
 
     /// The time as RFC 3339 UTC with nanoseconds, e.g. `2026-01-02T03:04:05.123456789Z`.
+    #[must_use]
     pub fn time_rfc3339(&self) -> String {
         rfc3339(self.time)
     }
 
     /// This record, borrowed.
+    #[must_use]
     pub fn as_record_ref(&self) -> RecordRef<'_> {
         RecordRef {
             id: self.id,
@@ -99,6 +105,7 @@ impl Record {
     }
 
     /// The text line, as a `String` (with its newline).
+    #[must_use]
     pub fn to_text_line(&self) -> String {
         let mut out = Vec::new();
         // Writing into a Vec cannot fail.
@@ -107,6 +114,7 @@ impl Record {
     }
 
     /// The JSON line, as a `String` (with its newline).
+    #[must_use]
     pub fn to_json_line(&self) -> String {
         let mut out = Vec::new();
         let _ = self.write_json(&mut out);
@@ -138,6 +146,7 @@ pub struct RecordRef<'a> {
 impl<'a> RecordRef<'a> {
     /// A structured record's payload, decoded; `None` for a plain record, and for a
     /// structured one whose payload does not decode (then it reads as a plain record).
+    #[must_use]
     pub fn structured(&self) -> Option<Structured<'a>> {
         match self.kind {
             RecordKind::Structured => Structured::parse(self.payload),
@@ -157,6 +166,7 @@ impl<'a> RecordRef<'a> {
     }
 
     /// An owned copy.
+    #[must_use]
     pub fn to_owned(&self) -> Record {
         Record {
             id: self.id,
@@ -171,6 +181,7 @@ impl<'a> RecordRef<'a> {
 
     /// The message: the payload as text (invalid UTF-8 replaced by U+FFFD; borrowed when
     /// valid), or a structured record's message.
+    #[must_use]
     pub fn message(&self) -> Cow<'a, str> {
         match self.structured() {
             Some(structured) => Cow::Borrowed(structured.message()),
@@ -179,6 +190,7 @@ impl<'a> RecordRef<'a> {
     }
 
     /// The tag as text (invalid UTF-8 replaced by U+FFFD; borrowed when valid).
+    #[must_use]
     pub fn tag_str(&self) -> Cow<'a, str> {
         text_of(self.tag)
     }
@@ -556,6 +568,7 @@ pub(crate) fn write_json_string(out: &mut impl Write, text: &str) -> io::Result<
 /// assert_eq!(plog::rfc3339(0), "1970-01-01T00:00:00.000000000Z");
 /// assert_eq!(plog::rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z");
 /// ```
+#[must_use]
 pub fn rfc3339(nanos: u64) -> String {
     String::from_utf8_lossy(&rfc3339_bytes(nanos)).into_owned()
 }

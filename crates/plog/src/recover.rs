@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use crate::Result;
 use crate::claim::{self, Claim};
 use crate::format::{NEXT_OFF, WRITE_LIMIT};
-use crate::log::Inner;
+use crate::log::LogState;
 use crate::reader::Slot;
 
 /// Rings of at most this many bytes are scanned whole at every read-write open: exact whatever
@@ -34,7 +34,7 @@ pub(crate) struct Recovery {
     pub released: u64,
 }
 
-impl Inner {
+impl LogState {
     /// Raises the reservation counter to the end of the newest fully valid record in the ring
     /// when the counter is behind it; never lowers it. Other processes may already be writing:
     /// their records lie below the live counter, and the raise is a `fetch_max`.

@@ -126,6 +126,7 @@ pub struct StructuredPayload {
 
 impl StructuredPayload {
     /// An empty payload.
+    #[must_use]
     pub fn new() -> StructuredPayload {
         StructuredPayload::default()
     }
@@ -139,11 +140,13 @@ impl StructuredPayload {
     }
 
     /// The encoded bytes (the record's payload).
+    #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
 
     /// Whether nothing has been added.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
@@ -472,6 +475,7 @@ pub struct Structured<'a> {
 impl<'a> Structured<'a> {
     /// Decodes `payload`; `None` unless every byte belongs to a well-formed item and a message,
     /// if any, comes first. Linear in the payload's length, whatever its bytes.
+    #[must_use]
     pub fn parse(payload: &'a [u8]) -> Option<Structured<'a>> {
         let (message, items) = match next_item(payload) {
             Some((Item::Message(text), rest)) => (text, rest),
@@ -489,16 +493,19 @@ impl<'a> Structured<'a> {
     }
 
     /// The message (empty if the writer gave none).
+    #[must_use]
     pub fn message(&self) -> &'a str {
         self.message
     }
 
     /// The event's own fields (not its spans').
+    #[must_use]
     pub fn fields(&self) -> Fields<'a> {
         Fields { rest: self.items }
     }
 
     /// The spans the event was in, from the outermost.
+    #[must_use]
     pub fn spans(&self) -> Spans<'a> {
         Spans { rest: self.items }
     }
@@ -639,6 +646,7 @@ pub struct Span<'a> {
 
 impl<'a> Span<'a> {
     /// The span's fields.
+    #[must_use]
     pub fn fields(&self) -> Fields<'a> {
         Fields { rest: self.fields }
     }

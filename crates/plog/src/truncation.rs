@@ -8,7 +8,7 @@
 //! [`LENGTH_CHECK_READS`]-th read otherwise. A truncation while it reads between two looks is
 //! still a `SIGBUS`.
 
-use crate::log::Inner;
+use crate::log::LogState;
 use crate::{Error, Result};
 
 /// A reader that keeps reading without a pause looks at the file's length before at least one
@@ -42,7 +42,7 @@ impl LengthCheck {
 
     /// Before a read of the ring: `Err` with the file's length if the file is (or was once
     /// found) shorter than the log, looking at it if a look is due.
-    pub(crate) fn before_read(&mut self, inner: &Inner) -> Result<(), u64> {
+    pub(crate) fn before_read(&mut self, inner: &LogState) -> Result<(), u64> {
         if let Some(len) = self.cut_to {
             return Err(len);
         }
@@ -61,7 +61,7 @@ impl LengthCheck {
     }
 }
 
-impl Inner {
+impl LogState {
     /// The file's length if it is shorter than the log (another program truncated it since it
     /// was opened). A length the system cannot tell (a failed `fstat`) counts as whole: the
     /// reader goes on, as it did before it looked.

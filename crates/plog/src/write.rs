@@ -10,7 +10,7 @@ use crate::format::{
     AlignedImage, CLAIM_LEN, KIND_RECORD, MAX_TAG_LEN, NEXT_OFF, RECORD_HEADER_LEN, RecordHeader,
     WAKE_OFF, WRITE_LIMIT, padded,
 };
-use crate::log::Inner;
+use crate::log::LogState;
 use crate::protocol::{Reservation, Sleeper};
 use crate::testing::StallPoint;
 use crate::{Error, Level, Result};
@@ -48,7 +48,7 @@ thread_local! {
         const { std::cell::RefCell::new(AlignedImage([0; STACK_IMAGE + 16])) };
 }
 
-impl Inner {
+impl LogState {
     pub(crate) fn write(&self, level: Level, tag: &[u8], payload: &[u8]) -> Result<u64> {
         self.write_kind(level, KIND_RECORD, tag, payload)
     }

@@ -147,7 +147,7 @@ fn a_lapped_follower_returns_after_bounded_work() {
             }
         })
     };
-    let mut follower = log.follow(FollowOptions::new().from_start(true)).unwrap();
+    let mut follower = log.follow(FollowOptions::new().from_start()).unwrap();
     let mut worst_work = 0;
     let mut worst_time = Duration::ZERO;
     let mut returned = 0;

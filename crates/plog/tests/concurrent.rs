@@ -247,7 +247,7 @@ fn concurrent_processes_every_record_once() {
         .open(&path)
         .unwrap();
     // A follower in this process sees the children's records as they are published.
-    let mut follower = log.follow(FollowOptions::new().from_start(true)).unwrap();
+    let mut follower = log.follow(FollowOptions::new().from_start()).unwrap();
     let children: Vec<_> = (0..4)
         .map(|w| spawn_writer(&path, w, Some(10_000)))
         .collect();

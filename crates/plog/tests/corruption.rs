@@ -43,7 +43,7 @@ fn exercise(path: &std::path::Path, bytes: &[u8], writable: bool) -> usize {
     let _ = log.reader_from(stats.next_id.saturating_sub(5)).count();
     let _ = log.cursors();
     let _ = log.load_cursor("c");
-    let mut follower = log.follow(FollowOptions::new().from_start(true)).unwrap();
+    let mut follower = log.follow(FollowOptions::new().from_start()).unwrap();
     while follower.next_timeout(Duration::ZERO).is_some() {}
     if writable {
         // Still writable: the write lands and reads back.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use plog::{Error, Filter, FollowOptions, Format, Level, Log, LogOptions};
+use plog::{Error, Filter, FollowOptions, Format, Level, Log, LogOptions, Populate};
 
 fn tmp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -114,7 +114,7 @@ fn missing_file_and_no_create() {
         Err(Error::Map(pmap::Error::NotFound { .. }))
     ));
     assert!(matches!(
-        LogOptions::new().create(false).open(&path),
+        LogOptions::new().must_exist().open(&path),
         Err(Error::Map(pmap::Error::NotFound { .. }))
     ));
     let dir = path.parent().unwrap();
@@ -657,7 +657,7 @@ fn follow_wakes_on_new_records_and_stops_cleanly() {
     let (_d, path) = tmp();
     let log = Arc::new(small(&path, 256, 128));
     log.write(Level::Info, "old", "before").unwrap();
-    let mut from_start = log.follow(FollowOptions::new().from_start(true)).unwrap();
+    let mut from_start = log.follow(FollowOptions::new().from_start()).unwrap();
     assert_eq!(from_start.next().unwrap().message(), "before");
     let mut follower = log
         .follow(FollowOptions::new().filter(Filter::all().tag("keep")))
@@ -816,7 +816,7 @@ fn start_following_prints_in_the_background() {
     let printer = log
         .start_following_with(
             buf.clone(),
-            FollowOptions::new().from_start(true).format(Format::Json),
+            FollowOptions::new().from_start().format(Format::Json),
         )
         .unwrap();
     log.write(Level::Warn, "bg", "one").unwrap();
@@ -939,7 +939,7 @@ fn a_follower_from_the_start_of_a_wrapped_ring_does_not_wait_out_its_first_hole(
     }
     assert_eq!(log.stats().next_id, 12);
     let options = FollowOptions::new()
-        .from_start(true)
+        .from_start()
         .hole_grace(Duration::from_secs(60));
     let mut follower = log.follow(options).unwrap();
     let first = follower.next_timeout(Duration::from_secs(2));
@@ -999,7 +999,7 @@ fn minor_faults() -> u64 {
 }
 
 /// A read-write open faults the ring in writable, so the first lap of a fresh log takes no page
-/// fault per page (counted, not timed); with `populate(false)` it takes one per page.
+/// fault per page (counted, not timed); with `Populate::Never` it takes one per page.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_populated_log_writes_its_first_lap_without_page_faults() {
@@ -1008,7 +1008,11 @@ fn a_populated_log_writes_its_first_lap_without_page_faults() {
         let log = LogOptions::new()
             .blocks(2048)
             .block_size(4096)
-            .populate(populate)
+            .populate(if populate {
+                Populate::Always
+            } else {
+                Populate::Never
+            })
             .open(&path)
             .unwrap();
         let before = minor_faults();

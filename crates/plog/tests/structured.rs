@@ -97,7 +97,7 @@ fn a_record_of_a_kind_this_build_does_not_know_is_skipped_not_lost() {
     let mut follower = log
         .follow(
             FollowOptions::new()
-                .from_start(true)
+                .from_start()
                 .hole_grace(Duration::from_secs(3600)),
         )
         .unwrap();

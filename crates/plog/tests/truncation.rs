@@ -59,7 +59,7 @@ fn follower_sleeps(path: &Path) -> bool {
 fn a_follower_asleep_when_the_file_is_cut_short_returns_truncated() {
     for cut_to in [0, 4096, FILE_LEN - 1] {
         let (_dir, path, log) = log_with_records(1);
-        let mut follower = log.follow(FollowOptions::new().from_start(true)).unwrap();
+        let mut follower = log.follow(FollowOptions::new().from_start()).unwrap();
         let (send, receive) = mpsc::channel();
         let reading = std::thread::spawn(move || {
             let first = follower.try_next_ref().map(|r| r.map(|r| r.id));
@@ -123,7 +123,7 @@ fn a_reader_at_the_end_and_a_new_reader_and_dump_of_a_file_cut_short_return_trun
     assert_truncated(&fresh.try_next_ref().unwrap_err(), &path, 4096);
     let dumped = log.dump(&mut Vec::new(), &Filter::all(), None, Format::Text);
     assert_truncated(&dumped.unwrap_err(), &path, 4096);
-    let followed = log.follow(FollowOptions::new().from_start(true)).unwrap();
+    let followed = log.follow(FollowOptions::new().from_start()).unwrap();
     let mut followed = followed;
     assert_truncated(&followed.try_next_ref().unwrap_err(), &path, 4096);
     // Cursors live in the header: saving one there is refused, not a crash.

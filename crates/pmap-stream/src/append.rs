@@ -10,8 +10,8 @@ use crate::{Error, MapStream, Result, StreamOptions};
 /// An append-only [`Write`] into a mapped file that grows by doubling and is trimmed to the
 /// bytes written when it finishes.
 ///
-/// - It opens with room for `capacity` bytes past the file's current end (default
-///   [`AppendWriter::DEFAULT_CAPACITY`], 10 MiB) and appends after that end, so re-opening a
+/// - It opens with room for `capacity` bytes past the file's current end
+///   ([`AppendOptions::capacity`], default [`AppendWriter::DEFAULT_CAPACITY`], 10 MiB) and appends after that end, so re-opening a
 ///   file continues it.
 /// - A write is a copy into the mapping; when the room runs out the mapping (and file) doubles
 ///   ([`pmap::Map::reserve`]), keeping every byte.
@@ -27,9 +27,9 @@ use crate::{Error, MapStream, Result, StreamOptions};
 /// # let dir = tempfile::tempdir()?;
 /// # let path = dir.path().join("out.log");
 /// use std::io::Write;
-/// use pmap_stream::AppendWriter;
+/// use pmap_stream::{AppendOptions, AppendWriter};
 ///
-/// let mut out = AppendWriter::with_capacity(&path, 16)?;
+/// let mut out = AppendOptions::new().capacity(16).open(&path)?;
 /// for i in 0..100 {
 ///     writeln!(out, "line {i}")?; // grows 16 -> 32 -> ... as needed
 /// }
@@ -46,57 +46,90 @@ pub struct AppendWriter {
     stream: MapStream,
 }
 
-impl AppendWriter {
-    /// The room an [`AppendWriter::open`] reserves: 10 MiB.
-    pub const DEFAULT_CAPACITY: usize = 10 << 20;
+/// How an [`AppendWriter`] opens: `AppendOptions::new()`, the setters, then
+/// [`AppendOptions::open`]; [`AppendWriter::open`] is the shortcut for the defaults.
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct AppendOptions {
+    capacity: usize,
+}
 
-    /// Opens (or creates) `path` for appending with [`AppendWriter::DEFAULT_CAPACITY`] of room.
-    ///
-    /// # Errors
-    /// As [`AppendWriter::with_capacity`].
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::with_capacity(path, Self::DEFAULT_CAPACITY)
+impl Default for AppendOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AppendOptions {
+    /// Room for [`AppendWriter::DEFAULT_CAPACITY`] bytes.
+    pub fn new() -> Self {
+        AppendOptions {
+            capacity: AppendWriter::DEFAULT_CAPACITY,
+        }
     }
 
-    /// Opens (or creates) `path` for appending, with room for `capacity` bytes past its end
-    /// before the first growth.
+    /// Room for `bytes` past the file's end before the first growth (at least 1).
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// Opens (or creates) `path` for appending after its current end.
     ///
     /// # Errors
     /// [`Error::ZeroCapacity`]; [`pmap::Error::LockContended`] when another writer holds the
     /// file; or the [`pmap::Error`] from opening it (a directory, a read-only file, ...).
-    pub fn with_capacity(path: impl AsRef<Path>, capacity: usize) -> Result<Self> {
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<AppendWriter> {
         let path = path.as_ref();
-        if capacity == 0 {
+        if self.capacity == 0 {
             return Err(Error::ZeroCapacity {
                 path: path.to_path_buf(),
             });
         }
-        let options = StreamOptions::new()
-            .growable(capacity)
-            .try_lock(Lock::Exclusive);
-        let mut stream = MapStream::open(path, &options)?;
+        let mut stream = StreamOptions::new()
+            .growable(self.capacity)
+            .try_lock(Lock::Exclusive)
+            .open(path)?;
         stream
             .seek(SeekFrom::End(0))
             .map_err(|e| Error::from_io(e, "seek", path))?;
         Ok(AppendWriter { stream })
     }
+}
+
+impl AppendWriter {
+    /// The room an [`AppendWriter::open`] reserves: 10 MiB.
+    pub const DEFAULT_CAPACITY: usize = 10 << 20;
+
+    /// Opens (or creates) `path` for appending with [`AppendWriter::DEFAULT_CAPACITY`] of room:
+    /// `AppendOptions::new().open(path)`.
+    ///
+    /// # Errors
+    /// As [`AppendOptions::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        AppendOptions::new().open(path)
+    }
 
     /// Bytes in the file so far (what [`AppendWriter::finish`] would leave).
+    #[must_use]
     pub fn len(&self) -> u64 {
         self.stream.len()
     }
 
     /// Whether the file holds no bytes yet.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.stream.is_empty()
     }
 
     /// The mapping's current length: bytes that fit before the next doubling.
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.stream.capacity()
     }
 
     /// The file's path.
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.stream.path()
     }

@@ -98,6 +98,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// The [`io::ErrorKind`] this error travels under inside the I/O traits.
+    #[must_use]
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Error::Map(pmap::Error::Io { source, .. }) | Error::Io { source, .. } => source.kind(),

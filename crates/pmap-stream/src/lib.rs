@@ -36,7 +36,7 @@
 //! use pmap_stream::{Error, MapStream, StreamOptions};
 //!
 //! // A growable stream: writing past the end grows the file, finishing trims it.
-//! let mut stream = MapStream::open(&path, &StreamOptions::new())?;
+//! let mut stream = MapStream::open(&path)?;
 //! stream.write_all(b"hello, world")?;
 //! stream.seek(SeekFrom::Start(7))?;
 //! let mut word = String::new();
@@ -46,7 +46,7 @@
 //! assert_eq!(std::fs::read(&path)?, b"hello, world");
 //!
 //! // A fixed stream over the same 12 bytes refuses a write that does not fit, writing nothing.
-//! let mut fixed = MapStream::fixed(pmap::open(&path, 0)?);
+//! let mut fixed = MapStream::fixed(pmap::Map::open(&path)?);
 //! fixed.seek(SeekFrom::Start(10))?;
 //! let refused = fixed.write(b"!!!").unwrap_err();
 //! assert!(matches!(Error::from_io(refused, "write", &path), Error::NoRoom { .. }));
@@ -63,7 +63,7 @@ mod options;
 mod roll;
 mod stream;
 
-pub use crate::append::AppendWriter;
+pub use crate::append::{AppendOptions, AppendWriter};
 pub use crate::error::{Error, Result};
 pub use crate::line_sink::{LineSink, LineSinkOptions};
 pub use crate::options::{StreamOptions, with_stream};

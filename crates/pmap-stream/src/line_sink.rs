@@ -377,16 +377,19 @@ impl LineSink {
 
     /// Bytes reserved so far in the live file (its content, once writers in flight have
     /// copied theirs).
+    #[must_use]
     pub fn len(&self) -> u64 {
         self.shared.len()
     }
 
     /// Whether the live file holds nothing.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The live file's path (rolled files are beside it, `<path>.<number>`).
+    #[must_use]
     pub fn path(&self) -> &Path {
         &self.shared.path
     }
@@ -769,7 +772,7 @@ impl Segment {
         let cap = self.initial << generation;
         let map = usize::try_from(cap)
             .ok()
-            .map(|_| pmap::open(path, cap))
+            .map(|_| pmap::Map::create(path, cap))
             .ok_or_else(too_large)??;
         Ok(self.generations[generation].get_or_init(|| map.into_shared()))
     }

@@ -17,7 +17,9 @@ enum Kind {
     Growable { capacity: usize },
 }
 
-/// How [`MapStream::open`] and [`with_stream`] open a file.
+/// How a [`MapStream`] opens a file: `StreamOptions::new()`, the setters, then
+/// [`StreamOptions::open`] (or [`with_stream`]); [`MapStream::open`] and
+/// [`MapStream::open_read_only`] are the shortcuts for the defaults.
 ///
 /// The default is a **growable** read-write stream that creates the file when absent, holds the
 /// file's current bytes, starts at position 0, and reserves 64 KiB of room past the end (the
@@ -29,19 +31,20 @@ enum Kind {
 /// # let path = dir.path().join("data.bin");
 /// use pmap_stream::{MapStream, StreamOptions};
 ///
-/// let fixed = MapStream::open(&path, &StreamOptions::new().fixed(4096))?;
+/// let fixed = StreamOptions::new().fixed(4096).open(&path)?;
 /// assert_eq!((fixed.len(), fixed.is_growable()), (4096, false));
 /// fixed.finish()?;
-/// let reader = MapStream::open(&path, &StreamOptions::new().read_only())?;
+/// let reader = MapStream::open_read_only(&path)?;
 /// assert!(!reader.is_writable());
 /// # Ok(()) }
 /// ```
+#[must_use]
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
     kind: Kind,
-    create: bool,
-    lock: Lock,
-    lock_wait: bool,
+    /// What opening the mapping takes from the caller (create or must exist, read-only, lock,
+    /// mode); the stream adds its kind and the size.
+    map: MapOptions,
 }
 
 impl Default for StreamOptions {
@@ -57,16 +60,15 @@ impl StreamOptions {
             kind: Kind::Growable {
                 capacity: DEFAULT_STREAM_CAPACITY,
             },
-            create: true,
-            lock: Lock::None,
-            lock_wait: true,
+            map: MapOptions::new(),
         }
     }
 
-    /// A growable stream (the default) reserving `capacity` bytes past the file's current end
-    /// when it opens. A capacity of 0 is taken as 1, as a mapping cannot be empty.
+    /// A growable read-write stream (the default) reserving `capacity` bytes past the file's
+    /// current end when it opens. A capacity of 0 is taken as 1, as a mapping cannot be empty.
     pub fn growable(mut self, capacity: usize) -> Self {
         self.kind = Kind::Growable { capacity };
+        self.map = self.map.read_write();
         self
     }
 
@@ -74,70 +76,76 @@ impl StreamOptions {
     /// bytes (0 keeps an existing file's length). Writes past its end are refused.
     pub fn fixed(mut self, size: u64) -> Self {
         self.kind = Kind::Fixed { size };
+        self.map = self.map.read_write();
         self
     }
 
-    /// A read-only stream over an existing, non-empty file; every write is refused.
+    /// A read-only stream over an existing, non-empty file; every write is refused
+    /// ([`MapOptions::read_only`]).
     pub fn read_only(mut self) -> Self {
         self.kind = Kind::ReadOnly;
-        self.create = false;
+        self.map = self.map.read_only();
         self
     }
 
-    /// The file must already exist.
+    /// The file must already exist ([`MapOptions::must_exist`]).
     pub fn must_exist(mut self) -> Self {
-        self.create = false;
+        self.map = self.map.must_exist();
         self
     }
 
-    /// Holds an advisory lock on the file while the stream is open, waiting for it.
+    /// Holds an advisory lock on the file while the stream is open, waiting for it
+    /// ([`MapOptions::lock`]).
     pub fn lock(mut self, lock: Lock) -> Self {
-        self.lock = lock;
-        self.lock_wait = true;
+        self.map = self.map.lock(lock);
         self
     }
 
     /// Holds an advisory lock on the file while the stream is open; a conflicting holder makes
-    /// opening fail with [`pmap::Error::LockContended`].
+    /// opening fail with [`pmap::Error::LockContended`] ([`MapOptions::try_lock`]).
     pub fn try_lock(mut self, lock: Lock) -> Self {
-        self.lock = lock;
-        self.lock_wait = false;
+        self.map = self.map.try_lock(lock);
         self
     }
 
-    fn map_options(&self) -> MapOptions {
-        let options = MapOptions::new().create(self.create);
-        if self.lock_wait {
-            options.lock(self.lock)
-        } else {
-            options.try_lock(self.lock)
-        }
+    /// Permission bits for a file this open creates ([`MapOptions::mode`]; Unix only).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.map = self.map.mode(mode);
+        self
     }
 
-    pub(crate) fn open(&self, path: &Path) -> Result<MapStream> {
+    /// Opens `path` as a stream: see [`StreamOptions`].
+    ///
+    /// # Errors
+    /// The [`pmap::Error`] from opening the mapping (inside [`Error::Map`]), or [`Error::Io`]
+    /// if the file's length cannot be read.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<MapStream> {
+        let path = path.as_ref();
         match self.kind {
-            Kind::ReadOnly => {
-                let options = self.map_options().read_only();
-                Ok(MapStream::fixed(options.open(path)?))
-            }
-            Kind::Fixed { size } => Ok(MapStream::fixed(self.map_options().size(size).open(path)?)),
+            Kind::ReadOnly => Ok(MapStream::fixed(self.map.open(path)?)),
+            Kind::Fixed { size } => Ok(MapStream::fixed(self.map.clone().size(size).open(path)?)),
             Kind::Growable { capacity } => {
                 let room = capacity.max(1);
                 // Map the file as it is first, so that its length is read while the lock is
                 // held (a stat before opening could miss bytes another writer appends while
                 // this one waits for the lock), then make room.
-                match self.map_options().must_exist().open(path) {
+                match self.map.clone().must_exist().open(path) {
                     Ok(mut map) => {
                         let used = map.len();
-                        let wanted = used.checked_add(room).ok_or(pmap::Error::TooLarge {
-                            requested: used as u64,
-                        })?;
+                        let wanted =
+                            used.checked_add(room)
+                                .ok_or_else(|| pmap::Error::TooLarge {
+                                    path: path.to_path_buf(),
+                                    requested: used as u64,
+                                })?;
                         map.grow(wanted)?;
                         MapStream::growable_with_len(map, used)
                     }
-                    // Nothing to map: a missing file (when creating is allowed) or an empty one.
-                    Err(pmap::Error::NotFound { .. }) if self.create => self.open_empty(path, room),
-                    Err(pmap::Error::ZeroLength { .. }) => self.open_empty(path, room),
+                    // Nothing to map: a missing file (created now unless it must exist, when
+                    // this open fails with `NotFound` again) or an empty one.
+                    Err(pmap::Error::NotFound { .. } | pmap::Error::ZeroLength { .. }) => {
+                        self.open_empty(path, room)
+                    }
                     Err(error) => Err(error.into()),
                 }
             }
@@ -145,7 +153,7 @@ impl StreamOptions {
     }
 
     fn open_empty(&self, path: &Path, room: usize) -> Result<MapStream> {
-        let map = self.map_options().size(room as u64).open(path)?;
+        let map = self.map.clone().size(room as u64).open(path)?;
         MapStream::growable_with_len(map, 0)
     }
 }
@@ -179,7 +187,7 @@ pub fn with_stream<T>(
     body: impl FnOnce(&mut MapStream) -> io::Result<T>,
 ) -> Result<T> {
     let path = path.as_ref();
-    let mut stream = MapStream::open(path, options)?;
+    let mut stream = options.open(path)?;
     match body(&mut stream) {
         Ok(value) => {
             stream.finish()?;

@@ -94,16 +94,26 @@ impl MapStream {
         Ok(Self::new(map, len, true))
     }
 
-    /// Opens `path` as `options` say: see [`StreamOptions`].
+    /// Opens (or creates) `path` as a growable read-write stream holding the file's bytes,
+    /// positioned at 0: `StreamOptions::new().open(path)`. See [`StreamOptions`] for the rest.
     ///
     /// # Errors
-    /// The [`pmap::Error`] from opening the mapping, or [`Error::Io`] if the file's length
-    /// cannot be read.
-    pub fn open(path: impl AsRef<Path>, options: &StreamOptions) -> Result<Self> {
-        options.open(path.as_ref())
+    /// As [`StreamOptions::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        StreamOptions::new().open(path)
+    }
+
+    /// Opens an existing, non-empty file as a read-only stream:
+    /// `StreamOptions::new().read_only().open(path)`.
+    ///
+    /// # Errors
+    /// As [`StreamOptions::open`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        StreamOptions::new().read_only().open(path)
     }
 
     /// The position of the next read or write.
+    #[must_use]
     pub fn position(&self) -> u64 {
         self.pos
     }
@@ -115,36 +125,43 @@ impl MapStream {
 
     /// The stream's length: the mapping's length for a fixed stream, the high-water mark for a
     /// growable one.
+    #[must_use]
     pub fn len(&self) -> u64 {
         self.end as u64
     }
 
     /// Whether the stream holds no bytes.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.end == 0
     }
 
     /// The mapping's current length, the room before the next growth.
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.map.as_ref().map_or(0, Map::len)
     }
 
     /// Whether writes past the end grow the mapping.
+    #[must_use]
     pub fn is_growable(&self) -> bool {
         self.growable
     }
 
     /// Whether the stream accepts writes (its mapping is read-write).
+    #[must_use]
     pub fn is_writable(&self) -> bool {
         self.map.as_ref().is_some_and(Map::is_writable)
     }
 
     /// The mapped file's path.
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.map.as_ref().map_or(Path::new(""), Map::path)
     }
 
     /// The stream's bytes, from 0 to its end.
+    #[must_use]
     pub fn as_slice(&self) -> &[u8] {
         // The mapping is at least `end` long, except after a growth whose remap failed twice
         // (pmap then leaves no view): show nothing rather than panic.

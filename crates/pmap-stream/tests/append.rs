@@ -5,7 +5,7 @@
 use std::fs;
 use std::io::Write;
 
-use pmap_stream::{AppendWriter, Error};
+use pmap_stream::{AppendOptions, AppendWriter, Error};
 
 #[test]
 fn starts_with_the_default_capacity_and_an_empty_file() {
@@ -29,7 +29,7 @@ fn starts_with_the_default_capacity_and_an_empty_file() {
 fn grows_by_doubling_without_losing_a_byte() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
-    let mut writer = AppendWriter::with_capacity(&path, 16).unwrap();
+    let mut writer = AppendOptions::new().capacity(16).open(&path).unwrap();
     let mut expected = Vec::new();
     let mut capacities = vec![writer.capacity()];
     for i in 0u8..60 {
@@ -50,7 +50,7 @@ fn grows_by_doubling_without_losing_a_byte() {
 fn a_write_larger_than_double_grows_to_fit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
-    let mut writer = AppendWriter::with_capacity(&path, 4).unwrap();
+    let mut writer = AppendOptions::new().capacity(4).open(&path).unwrap();
     writer.write_all(&[7u8; 100]).unwrap();
     assert_eq!(writer.capacity(), 100);
     writer.write_all(b"x").unwrap();
@@ -62,7 +62,7 @@ fn a_write_larger_than_double_grows_to_fit() {
 fn drop_trims_the_file_to_the_bytes_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
-    let mut writer = AppendWriter::with_capacity(&path, 1 << 16).unwrap();
+    let mut writer = AppendOptions::new().capacity(1 << 16).open(&path).unwrap();
     writer.write_all(b"kept").unwrap();
     drop(writer);
     assert_eq!(fs::read(&path).unwrap(), b"kept");
@@ -74,7 +74,7 @@ fn reopening_appends_after_the_current_end() {
     let path = dir.path().join("log");
     fs::write(&path, b"old;").unwrap();
     for word in ["one;", "two;"] {
-        let mut writer = AppendWriter::with_capacity(&path, 64).unwrap();
+        let mut writer = AppendOptions::new().capacity(64).open(&path).unwrap();
         assert_eq!(
             writer.capacity(),
             fs::metadata(&path).unwrap().len() as usize
@@ -89,7 +89,7 @@ fn reopening_appends_after_the_current_end() {
 fn flush_syncs_what_was_appended() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
-    let mut writer = AppendWriter::with_capacity(&path, 1 << 20).unwrap();
+    let mut writer = AppendOptions::new().capacity(1 << 20).open(&path).unwrap();
     writer.flush().unwrap(); // nothing appended yet
     writer.write_all(b"first ").unwrap();
     writer.flush().unwrap();
@@ -107,7 +107,7 @@ fn flush_syncs_what_was_appended() {
 fn a_zero_capacity_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
-    let error = AppendWriter::with_capacity(&path, 0).unwrap_err();
+    let error = AppendOptions::new().capacity(0).open(&path).unwrap_err();
     assert!(matches!(error, Error::ZeroCapacity { .. }));
     assert!(error.to_string().contains("log"), "{error}");
     assert!(!path.exists());
@@ -117,9 +117,9 @@ fn a_zero_capacity_is_refused() {
 fn a_second_writer_on_the_same_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
-    let mut first = AppendWriter::with_capacity(&path, 64).unwrap();
+    let mut first = AppendOptions::new().capacity(64).open(&path).unwrap();
     first.write_all(b"mine").unwrap();
-    let error = AppendWriter::with_capacity(&path, 64).unwrap_err();
+    let error = AppendOptions::new().capacity(64).open(&path).unwrap_err();
     assert!(
         matches!(error, Error::Map(pmap::Error::LockContended { .. })),
         "{error:?}"
@@ -165,7 +165,7 @@ fn hundred_mib_in_uneven_chunks_keeps_length_and_checksum() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bulk");
     let table = pattern();
-    let mut writer = AppendWriter::with_capacity(&path, 1 << 20).unwrap();
+    let mut writer = AppendOptions::new().capacity(1 << 20).open(&path).unwrap();
     let (mut written, mut crc, mut chunk_no) = (0usize, 0u32, 0usize);
     while written < TOTAL {
         // Sizes from 1 byte to ~32 KiB, never a multiple of the page size by design.

@@ -8,7 +8,7 @@
 use std::fs;
 use std::io::Write;
 
-use pmap_stream::{AppendWriter, Error};
+use pmap_stream::{AppendOptions, Error};
 use pounds_testkit::{Tmpfs, child_command, child_role_path, reported, run_child};
 
 const ROLE: &str = "PMAP_STREAM_FULL_DISK_ROLE";
@@ -32,7 +32,7 @@ fn full_disk_append_writer_gets_an_error_and_keeps_what_it_wrote() {
     if let Some((_, dir)) = child_role_path(ROLE, DIR) {
         // The child: append until the disk is full.
         let path = dir.join("out.log");
-        let mut out = AppendWriter::with_capacity(&path, 64 << 10).unwrap();
+        let mut out = AppendOptions::new().capacity(64 << 10).open(&path).unwrap();
         let mut written = 0u64;
         let error = loop {
             match out.write_all(&chunk_at(written, CHUNK)) {
@@ -85,7 +85,7 @@ fn full_disk_append_writer_gets_an_error_and_keeps_what_it_wrote() {
 
     // Re-opening asks for room the full disk does not have: a clear error, the file unchanged.
     let path = disk.path("out.log");
-    match AppendWriter::with_capacity(&path, 64 << 10) {
+    match AppendOptions::new().capacity(64 << 10).open(&path) {
         Err(Error::Map(pmap::Error::NoSpace { .. })) => {}
         other => panic!("expected NoSpace re-opening on a full disk, got {other:?}"),
     }

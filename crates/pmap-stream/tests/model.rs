@@ -89,7 +89,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.bin");
         std::fs::write(&path, &initial).unwrap();
-        let mut stream = MapStream::open(&path, &StreamOptions::new().growable(capacity)).unwrap();
+        let mut stream = StreamOptions::new().growable(capacity).open(&path).unwrap();
         let mut model = Cursor::new(initial);
 
         for op in &ops {
@@ -166,7 +166,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fixed.bin");
         std::fs::write(&path, &initial).unwrap();
-        let mut stream = MapStream::open(&path, &StreamOptions::new().fixed(0)).unwrap();
+        let mut stream = StreamOptions::new().fixed(0).open(&path).unwrap();
         let mut model = FixedModel(Cursor::new(initial.clone()));
 
         for op in &ops {
@@ -189,7 +189,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("read_only.bin");
         std::fs::write(&path, &initial).unwrap();
-        let mut stream = MapStream::open(&path, &StreamOptions::new().read_only()).unwrap();
+        let mut stream = MapStream::open_read_only(&path).unwrap();
         let mut model = Cursor::new(initial.clone());
 
         for op in &ops {

@@ -21,7 +21,7 @@ fn typed(error: io::Error) -> Error {
 fn reads_stop_at_the_end_with_ok_zero() {
     let dir = tempfile::tempdir().unwrap();
     let path = file_with(dir.path(), "a", b"0123456789");
-    let mut stream = MapStream::open(&path, &StreamOptions::new().read_only()).unwrap();
+    let mut stream = MapStream::open_read_only(&path).unwrap();
     let mut buf = [0u8; 4];
     assert_eq!(stream.read(&mut buf).unwrap(), 4);
     assert_eq!(&buf, b"0123");
@@ -39,7 +39,7 @@ fn reads_stop_at_the_end_with_ok_zero() {
 fn growable_reads_never_show_the_reserved_tail() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g");
-    let mut stream = MapStream::open(&path, &StreamOptions::new().growable(8)).unwrap();
+    let mut stream = StreamOptions::new().growable(8).open(&path).unwrap();
     assert_eq!((stream.len(), stream.capacity()), (0, 8));
     stream.write_all(b"abcdefghijk").unwrap();
     assert!(
@@ -59,7 +59,7 @@ fn growable_reads_never_show_the_reserved_tail() {
 fn fixed_stream_refuses_a_write_that_does_not_fit_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = file_with(dir.path(), "f", b"0123456789");
-    let mut stream = MapStream::open(&path, &StreamOptions::new().fixed(0)).unwrap();
+    let mut stream = StreamOptions::new().fixed(0).open(&path).unwrap();
     assert!(!stream.is_growable());
     stream.seek(SeekFrom::Start(8)).unwrap();
     let error = stream.write(b"XYZ").unwrap_err();
@@ -106,7 +106,7 @@ fn fixed_stream_accepts_an_empty_write_anywhere() {
 fn fixed_option_extends_a_small_file_and_keeps_its_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let path = file_with(dir.path(), "f", b"abc");
-    let stream = MapStream::open(&path, &StreamOptions::new().fixed(4096)).unwrap();
+    let stream = StreamOptions::new().fixed(4096).open(&path).unwrap();
     assert_eq!(stream.len(), 4096);
     assert_eq!(&stream.as_slice()[..4], b"abc\0");
     stream.finish().unwrap();
@@ -121,7 +121,7 @@ fn fixed_option_extends_a_small_file_and_keeps_its_bytes() {
 fn seeking_past_the_end_then_writing_grows_with_zeros() {
     let dir = tempfile::tempdir().unwrap();
     let path = file_with(dir.path(), "g", b"ab");
-    let mut stream = MapStream::open(&path, &StreamOptions::new().growable(1)).unwrap();
+    let mut stream = StreamOptions::new().growable(1).open(&path).unwrap();
     assert_eq!(stream.seek(SeekFrom::End(5)).unwrap(), 7);
     stream.write_all(b"cd").unwrap();
     assert_eq!(stream.as_slice(), b"ab\0\0\0\0\0cd");
@@ -144,7 +144,7 @@ fn seeking_past_the_end_then_writing_errors_when_fixed() {
 fn the_gap_reads_as_zeros_even_over_old_bytes_past_the_given_length() {
     let dir = tempfile::tempdir().unwrap();
     let path = file_with(dir.path(), "old", b"0123456789");
-    let map = pmap::open(&path, 0).unwrap();
+    let map = pmap::Map::open(&path).unwrap();
     let mut stream = MapStream::growable_with_len(map, 2).unwrap();
     assert_eq!(stream.as_slice(), b"01");
     stream.seek(SeekFrom::Start(5)).unwrap();
@@ -253,7 +253,7 @@ fn a_read_only_mapping_refuses_writes_clearly() {
 fn growable_finish_and_drop_trim_to_the_high_water_mark() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t");
-    let mut stream = MapStream::open(&path, &StreamOptions::new()).unwrap();
+    let mut stream = MapStream::open(&path).unwrap();
     stream.write_all(b"hello world").unwrap();
     stream.seek(SeekFrom::Start(0)).unwrap();
     stream.write_all(b"HELLO").unwrap(); // rewriting does not lower the mark
@@ -264,7 +264,7 @@ fn growable_finish_and_drop_trim_to_the_high_water_mark() {
     assert_eq!(stream.finish().unwrap(), 11);
     assert_eq!(fs::read(&path).unwrap(), b"HELLO world");
 
-    let mut stream = MapStream::open(&path, &StreamOptions::new()).unwrap();
+    let mut stream = MapStream::open(&path).unwrap();
     assert_eq!(stream.len(), 11, "re-opening holds the file's bytes");
     stream.seek(SeekFrom::End(0)).unwrap();
     stream.write_all(b"!").unwrap();
@@ -318,7 +318,7 @@ fn bufread_reads_lines_and_consumes() {
 fn flush_syncs_what_was_written_and_the_file_holds_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let mut stream = MapStream::open(&path, &StreamOptions::new().fixed(8192)).unwrap();
+    let mut stream = StreamOptions::new().fixed(8192).open(&path).unwrap();
     stream.flush().unwrap(); // nothing dirty
     stream.seek(SeekFrom::Start(5000)).unwrap();
     stream.write_all(b"durable").unwrap();
@@ -393,7 +393,7 @@ fn opening_errors_are_typed() {
         StreamOptions::new().read_only(),
         StreamOptions::new().must_exist(),
     ] {
-        let error = MapStream::open(&missing, &options).unwrap_err();
+        let error = options.open(&missing).unwrap_err();
         assert!(
             matches!(error, Error::Map(pmap::Error::NotFound { .. })),
             "{error:?}"
@@ -405,7 +405,7 @@ fn opening_errors_are_typed() {
         "{error:?}"
     );
     let empty = file_with(dir.path(), "empty", b"");
-    let error = MapStream::open(&empty, &StreamOptions::new().read_only()).unwrap_err();
+    let error = MapStream::open_read_only(&empty).unwrap_err();
     assert!(
         matches!(error, Error::Map(pmap::Error::ZeroLength { .. })),
         "{error:?}"
@@ -420,7 +420,7 @@ fn a_read_only_file_cannot_be_opened_for_writing() {
     let mut perms = fs::metadata(&path).unwrap().permissions();
     perms.set_readonly(true);
     fs::set_permissions(&path, perms).unwrap();
-    let error = MapStream::open(&path, &StreamOptions::new()).unwrap_err();
+    let error = MapStream::open(&path).unwrap_err();
     assert!(
         matches!(error, Error::Map(pmap::Error::ReadOnlyFile { .. })),
         "{error:?}"
@@ -429,7 +429,7 @@ fn a_read_only_file_cannot_be_opened_for_writing() {
         io::Error::from(error).kind(),
         io::ErrorKind::PermissionDenied
     );
-    let stream = MapStream::open(&path, &StreamOptions::new().read_only()).unwrap();
+    let stream = MapStream::open_read_only(&path).unwrap();
     assert_eq!(stream.as_slice(), b"keep");
 }
 
@@ -438,17 +438,14 @@ fn a_held_lock_makes_try_lock_fail() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lock");
     let exclusive = StreamOptions::new().try_lock(pmap::Lock::Exclusive);
-    let first = MapStream::open(&path, &exclusive).unwrap();
-    let error = MapStream::open(&path, &exclusive).unwrap_err();
+    let first = exclusive.open(&path).unwrap();
+    let error = exclusive.open(&path).unwrap_err();
     assert!(
         matches!(error, Error::Map(pmap::Error::LockContended { .. })),
         "{error:?}"
     );
     first.finish().unwrap();
-    MapStream::open(&path, &exclusive)
-        .unwrap()
-        .finish()
-        .unwrap();
+    exclusive.open(&path).unwrap().finish().unwrap();
 }
 
 #[test]
@@ -480,13 +477,13 @@ fn concurrent_opener_waiting_for_the_lock_sees_the_trimmed_length() {
     let locked = StreamOptions::new()
         .growable(1 << 16)
         .lock(pmap::Lock::Exclusive);
-    let mut first = MapStream::open(&path, &locked).unwrap();
+    let mut first = locked.open(&path).unwrap();
     let waiter = {
         let (path, locked) = (path.clone(), locked.clone());
         std::thread::spawn(move || {
             // Blocks until `first` is finished; whenever it gets in, it must see exactly the
             // bytes `first` left, not the room `first` had reserved.
-            let mut second = MapStream::open(&path, &locked).unwrap();
+            let mut second = locked.open(&path).unwrap();
             let seen = second.as_slice().to_vec();
             second.seek(SeekFrom::End(0)).unwrap();
             second.write_all(b"+second").unwrap();
@@ -498,4 +495,38 @@ fn concurrent_opener_waiting_for_the_lock_sees_the_trimmed_length() {
     assert_eq!(first.finish().unwrap(), 5);
     assert_eq!(waiter.join().unwrap(), b"first");
     assert_eq!(fs::read(&path).unwrap(), b"first+second");
+}
+
+/// `StreamOptions` hands its shared setters to the `MapOptions` it wraps: the kind chosen last
+/// decides the access, and a missing file a stream must not create stays missing.
+#[test]
+fn stream_options_delegate_to_the_map_options_they_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file_with(dir.path(), "data", b"abc");
+    let stream = StreamOptions::new()
+        .read_only()
+        .growable(8)
+        .open(&path)
+        .unwrap();
+    assert!(stream.is_writable() && stream.is_growable());
+    assert_eq!(stream.finish().unwrap(), 3);
+    let stream = StreamOptions::new()
+        .fixed(0)
+        .read_only()
+        .open(&path)
+        .unwrap();
+    assert!(!stream.is_writable());
+    drop(stream);
+    let missing = dir.path().join("missing");
+    for options in [
+        StreamOptions::new().must_exist().growable(8),
+        StreamOptions::new().must_exist().fixed(4096),
+    ] {
+        let error = options.open(&missing).unwrap_err();
+        assert!(
+            matches!(&error, Error::Map(pmap::Error::NotFound { path }) if path == &missing),
+            "{error:?}"
+        );
+        assert!(!missing.exists(), "a must-exist open created the file");
+    }
 }

@@ -5,6 +5,7 @@ macro_rules! common_methods {
     () => {
         /// The view's length in bytes.
         #[inline]
+        #[must_use]
         pub fn len(&self) -> usize {
             self.core.len()
         }
@@ -64,17 +65,20 @@ macro_rules! common_methods {
 
         /// Whether the view is empty (only after a failed remap left no view).
         #[inline]
+        #[must_use]
         pub fn is_empty(&self) -> bool {
             self.core.len() == 0
         }
 
         /// The mapped file's path (`<anonymous>` for memory-only mappings).
+        #[must_use]
         pub fn path(&self) -> &std::path::Path {
             self.core.path()
         }
 
         /// Whether writes are allowed.
         #[inline]
+        #[must_use]
         pub fn is_writable(&self) -> bool {
             self.core.is_writable()
         }
@@ -109,6 +113,7 @@ macro_rules! common_methods {
         /// ([`MapOptions::reserve_address_space`](crate::MapOptions::reserve_address_space), on
         /// Unix), or its length.
         #[inline]
+        #[must_use]
         pub fn reserved_len(&self) -> usize {
             self.core.reserved_len()
         }
@@ -118,6 +123,7 @@ macro_rules! common_methods {
         ///
         /// [`MapOptions::len`]: crate::MapOptions::len
         #[inline]
+        #[must_use]
         pub fn is_fixed_length(&self) -> bool {
             self.core.is_fixed_length()
         }
@@ -139,6 +145,7 @@ macro_rules! common_methods {
 
         /// Whether this is a memory-only mapping with no file behind it.
         #[inline]
+        #[must_use]
         pub fn is_anonymous(&self) -> bool {
             self.core.is_anonymous()
         }

@@ -55,8 +55,11 @@ impl std::fmt::Debug for Core {
     }
 }
 
-fn to_usize(value: u64) -> Result<usize> {
-    usize::try_from(value).map_err(|_| Error::TooLarge { requested: value })
+fn to_usize(value: u64, path: &Path) -> Result<usize> {
+    usize::try_from(value).map_err(|_| Error::TooLarge {
+        path: path.to_path_buf(),
+        requested: value,
+    })
 }
 
 impl Core {
@@ -250,7 +253,7 @@ impl Core {
             let view = crate::os_unix::ReservedView::map(
                 file,
                 self.offset,
-                to_usize(view_len)?,
+                to_usize(view_len, &self.path)?,
                 reserve,
                 self.writable,
                 self.populate,
@@ -259,7 +262,9 @@ impl Core {
             return Ok(());
         }
         let mut options = MmapOptions::new();
-        options.offset(self.offset).len(to_usize(view_len)?);
+        options
+            .offset(self.offset)
+            .len(to_usize(view_len, &self.path)?);
         if self.populate {
             options.populate();
         }
@@ -287,12 +292,13 @@ impl Core {
                 return Ok(false);
             }
             if extend {
-                let end = self
-                    .offset
-                    .checked_add(new_len as u64)
-                    .ok_or(Error::TooLarge {
-                        requested: new_len as u64,
-                    })?;
+                let end =
+                    self.offset
+                        .checked_add(new_len as u64)
+                        .ok_or_else(|| Error::TooLarge {
+                            path: self.path.clone(),
+                            requested: new_len as u64,
+                        })?;
                 crate::reserve::extend(file, &self.path, end)?;
             }
             let extended = match (&mut self.raw, &self.file) {
@@ -319,7 +325,8 @@ impl Core {
             Some(len) => self
                 .offset
                 .checked_add(len as u64)
-                .ok_or(Error::TooLarge {
+                .ok_or_else(|| Error::TooLarge {
+                    path: self.path.clone(),
                     requested: len as u64,
                 })
                 .and_then(|end| self.extend_file(end))
@@ -436,7 +443,7 @@ impl Core {
         if now == self.len() as u64 {
             return Ok(false);
         }
-        if now > self.len() as u64 && self.grow_in_place(to_usize(now)?, false)? {
+        if now > self.len() as u64 && self.grow_in_place(to_usize(now, &self.path)?, false)? {
             return Ok(true);
         }
         self.remap_file(None)?;
@@ -611,7 +618,7 @@ impl Core {
         if used > len {
             return Err(Error::OutOfBounds {
                 offset: 0,
-                len: to_usize(used)?,
+                len: to_usize(used, &self.path)?,
                 map_len: self.len(),
             });
         }
@@ -619,7 +626,10 @@ impl Core {
         let end = self
             .offset
             .checked_add(used)
-            .ok_or(Error::TooLarge { requested: used })?;
+            .ok_or_else(|| Error::TooLarge {
+                path: self.path.clone(),
+                requested: used,
+            })?;
         if self.file.is_some() && self.fixed_len.is_none() {
             self.set_file_len(end)?;
         }

@@ -21,6 +21,7 @@ const POLY: u32 = 0x82F6_3B78;
 /// assert_eq!(pmap::crc32c_append(0, &data), crc32c::crc32c(&data));
 /// ```
 #[inline]
+#[must_use]
 pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     if (INTERLEAVED_MIN..INTERLEAVED_MAX).contains(&data.len())
@@ -48,6 +49,7 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
 /// assert_eq!(pmap::crc32c_append_parts(0, &[&a, &b]), crc32c::crc32c(&whole));
 /// ```
 #[inline]
+#[must_use]
 pub fn crc32c_append_parts(crc: u32, parts: &[&[u8]]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("sse4.2") {

@@ -91,8 +91,10 @@ pub enum Error {
         align: usize,
     },
     /// A size does not fit this platform's address space (or overflows `u64`).
-    #[error("size {requested} does not fit this platform's address space")]
+    #[error("{path}: size {requested} does not fit this platform's address space")]
     TooLarge {
+        /// The file (or `<anonymous>`) the size was asked of.
+        path: PathBuf,
         /// The size asked for.
         requested: u64,
     },

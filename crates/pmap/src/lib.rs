@@ -35,7 +35,7 @@
 //! use std::sync::atomic::Ordering;
 //!
 //! // Create (or open) a file of at least 4 KiB and share a counter in it.
-//! let shared = pmap::open(&path, 4096)?.into_shared();
+//! let shared = pmap::Map::create(&path, 4096)?.into_shared();
 //! shared.atomic_u64(0)?.fetch_add(1, Ordering::AcqRel);
 //! shared.flush()?;
 //!
@@ -96,12 +96,3 @@ pub use crate::ring::{
 };
 pub use crate::shared::SharedMap;
 pub use crate::span::SharedSpan;
-
-/// Opens `path` read-write, creating it if absent and extending it to at least `size` bytes;
-/// shorthand for [`Map::open`].
-///
-/// # Errors
-/// As [`Map::open`].
-pub fn open(path: impl AsRef<std::path::Path>, size: u64) -> Result<Map> {
-    Map::open(path, size)
-}

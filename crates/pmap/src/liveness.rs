@@ -90,6 +90,7 @@ impl LivenessMark {
     }
 
     /// This mark's id: never 0, below `2^31`.
+    #[must_use]
     pub fn id(&self) -> u32 {
         self.id
     }
@@ -157,7 +158,7 @@ mod tests {
     fn a_mark_taken_through_a_map_is_released_when_dropped_while_the_map_lives() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("marks");
-        let map = crate::Map::open(&path, 4096).unwrap().into_shared();
+        let map = crate::Map::create(&path, 4096).unwrap().into_shared();
         let mark = map.take_liveness_mark().unwrap().unwrap();
         let other = LivenessMark::take(&path).unwrap().unwrap();
         let id = mark.id();

@@ -25,7 +25,7 @@ use crate::{Error, Lock, MapOptions, Result, SharedMap};
 /// # fn main() -> Result<(), pmap::Error> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("data.bin");
-/// let mut map = pmap::open(&path, 4096)?;
+/// let mut map = pmap::Map::create(&path, 4096)?;
 /// map.as_mut_slice()?[..5].copy_from_slice(b"hello");
 /// map.write(8, &42u64)?;
 /// map.grow(1 << 20)?;
@@ -44,16 +44,27 @@ impl Map {
         Map { core }
     }
 
+    /// Opens an existing file read-write, the view covering the whole file. See
+    /// [`MapOptions`] for everything else.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::IsDirectory`], [`Error::ReadOnlyFile`],
+    /// [`Error::PermissionDenied`], [`Error::ZeroLength`] for an empty file, or an I/O error.
+    pub fn open(path: impl AsRef<Path>) -> Result<Map> {
+        MapOptions::new().must_exist().open(path)
+    }
+
     /// Opens `path` read-write, creating it if absent and extending it to at least `size`
-    /// bytes; existing contents are kept and a larger file is never shrunk. The disk blocks
-    /// of the bytes it adds are reserved before they are mapped. The view covers the whole
-    /// file. See [`MapOptions`] for everything else.
+    /// bytes; unlike [`std::fs::File::create`] it never truncates: existing contents are kept
+    /// and a larger file is never shrunk. The disk blocks of the bytes it adds are reserved
+    /// before they are mapped. The view covers the whole file. Shorthand for
+    /// `MapOptions::new().size(size).open(path)`.
     ///
     /// # Errors
     /// [`Error::IsDirectory`], [`Error::ReadOnlyFile`], [`Error::PermissionDenied`],
     /// [`Error::ZeroLength`] (a new file with `size` 0), [`Error::NoSpace`] when the disk has
     /// no room for the bytes to add (the file keeps its old length), or an I/O error.
-    pub fn open(path: impl AsRef<Path>, size: u64) -> Result<Map> {
+    pub fn create(path: impl AsRef<Path>, size: u64) -> Result<Map> {
         MapOptions::new().size(size).open(path)
     }
 
@@ -79,6 +90,7 @@ impl Map {
 
     /// The whole view.
     #[inline]
+    #[must_use]
     pub fn as_slice(&self) -> &[u8] {
         match self.core.bounds(0, self.core.len()) {
             // SAFETY: `bounds` checked that `len` bytes from the pointer lie in the live view.

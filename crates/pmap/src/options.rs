@@ -34,6 +34,7 @@ pub enum Lock {
 /// assert_eq!(map.len(), 8192);
 /// # Ok(()) }
 /// ```
+#[must_use]
 #[derive(Debug, Clone)]
 pub struct MapOptions {
     pub(crate) writable: bool,
@@ -85,15 +86,10 @@ impl MapOptions {
         self
     }
 
-    /// Create the file when it is absent (the default for read-write mappings).
-    pub fn create(mut self, create: bool) -> Self {
-        self.create = create;
+    /// The file must already exist (by default a read-write open creates it when absent).
+    pub fn must_exist(mut self) -> Self {
+        self.create = false;
         self
-    }
-
-    /// The file must already exist: shorthand for `create(false)`.
-    pub fn must_exist(self) -> Self {
-        self.create(false)
     }
 
     /// The least number of bytes the view must have: a read-write open extends a smaller file
@@ -117,9 +113,9 @@ impl MapOptions {
     }
 
     /// Pre-fault the pages of the view when mapping (`MAP_POPULATE` on Linux; ignored
-    /// elsewhere).
-    pub fn populate(mut self, populate: bool) -> Self {
-        self.populate = populate;
+    /// elsewhere). By default pages are faulted in as they are first touched.
+    pub fn populate(mut self) -> Self {
+        self.populate = true;
         self
     }
 
@@ -178,7 +174,8 @@ impl MapOptions {
         let wanted_end = self
             .offset
             .checked_add(wanted_view)
-            .ok_or(Error::TooLarge {
+            .ok_or_else(|| Error::TooLarge {
+                path: owned(),
                 requested: wanted_view,
             })?;
         match fs::metadata(path) {

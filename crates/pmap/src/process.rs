@@ -22,6 +22,7 @@ pub enum ProcessState {
 /// dead, or as some unrelated process, so protocols that act on [`ProcessState::Dead`] must be
 /// used by processes of one namespace. On Windows and other platforms it answers
 /// [`ProcessState::Unknown`]. Id 0 is never a process here and answers `Unknown`.
+#[must_use]
 pub fn process_state(pid: u32) -> ProcessState {
     if pid == 0 {
         return ProcessState::Unknown;
@@ -33,6 +34,7 @@ pub fn process_state(pid: u32) -> ProcessState {
 /// the child of every `fork` (by a `pthread_atfork` handler on Unix), so that a forked child that
 /// goes on using an inherited mapping stamps its own id, not its parent's.
 #[inline]
+#[must_use]
 pub fn current_pid() -> u32 {
     crate::os::current_pid()
 }

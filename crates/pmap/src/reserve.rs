@@ -63,7 +63,10 @@ fn extend_with(
     // File offsets are signed: beyond `i64::MAX` no file system takes the length, and
     // `fallocate` would see a negative one (`EINVAL`, which reads as "cannot allocate here").
     if i64::try_from(new_len).is_err() {
-        return Err(Error::TooLarge { requested: new_len });
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            requested: new_len,
+        });
     }
     let requested = new_len - old_len;
     let no_space = |source, space: Option<Space>| Error::NoSpace {
@@ -253,7 +256,7 @@ mod tests {
         // No file is longer than i64::MAX bytes.
         assert!(matches!(
             extend_with(&file, &path, 1 << 63, never, unknown),
-            Err(Error::TooLarge { requested }) if requested == 1 << 63
+            Err(Error::TooLarge { requested, .. }) if requested == 1 << 63
         ));
         assert_eq!(fs::metadata(&path).unwrap().len(), 1100);
     }

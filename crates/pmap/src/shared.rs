@@ -28,7 +28,7 @@ use crate::{Lock, Map, Result, os};
 /// use std::sync::atomic::Ordering;
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("ring.bin");
-/// let shared = pmap::open(&path, 4096)?.into_shared();
+/// let shared = pmap::Map::create(&path, 4096)?.into_shared();
 /// let counter = shared.atomic_u64(0)?;
 /// let at = 64 + counter.fetch_add(16, Ordering::Relaxed) as usize;
 /// shared.write_at(at, b"sixteen bytes!!!")?;
@@ -245,6 +245,7 @@ impl SharedMap {
     /// Whether this and `other` map the same file, whatever paths they were opened by (a file
     /// renamed away and another put at its path is not the same): `Some` on Unix (device and
     /// inode), `None` where the platform gives no identity and for anonymous mappings.
+    #[must_use]
     pub fn same_file_as(&self, other: &SharedMap) -> Option<bool> {
         self.core.same_file(&other.core)
     }

@@ -29,7 +29,7 @@ const SPAN_ALIGN: usize = 8;
 /// use std::sync::atomic::Ordering;
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("blocks.bin");
-/// let shared = pmap::open(&path, 4096)?.into_shared();
+/// let shared = pmap::Map::create(&path, 4096)?.into_shared();
 /// let block = shared.span(128, 64)?; // checked once
 /// block.first_u64().store(7, Ordering::Release);
 /// assert!(block.write_at(8, b"payload!"));
@@ -70,12 +70,14 @@ impl SharedMap {
 impl<'a> SharedSpan<'a> {
     /// The span's length in bytes (at least 8).
     #[inline]
+    #[must_use]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Always false: a span holds at least its first word.
     #[inline]
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -83,6 +85,7 @@ impl<'a> SharedSpan<'a> {
     /// The span's first 8 bytes as an `AtomicU64`: no check, since the span was made aligned
     /// and at least 8 bytes long.
     #[inline]
+    #[must_use]
     pub fn first_u64(&self) -> &'a AtomicU64 {
         // SAFETY: `SharedMap::span` checked that `ptr` is 8-aligned with at least 8 bytes of
         // the live, writable view after it. The view stays mapped for `'a` (the span borrows
@@ -94,6 +97,7 @@ impl<'a> SharedSpan<'a> {
     /// The 8-aligned word at `offset` into the span as an `AtomicU64`; `None` if `offset` is
     /// not a multiple of 8 or the word does not end inside the span.
     #[inline]
+    #[must_use]
     pub fn atomic_u64(&self, offset: usize) -> Option<&'a AtomicU64> {
         if offset % 8 != 0 || offset.checked_add(8)? > self.len {
             return None;
@@ -107,6 +111,7 @@ impl<'a> SharedSpan<'a> {
     /// The 4-aligned word at `offset` into the span as an `AtomicU32`; `None` if `offset` is
     /// not a multiple of 4 or the word does not end inside the span.
     #[inline]
+    #[must_use]
     pub fn atomic_u32(&self, offset: usize) -> Option<&'a AtomicU32> {
         if offset % 4 != 0 || offset.checked_add(4)? > self.len {
             return None;

@@ -86,7 +86,7 @@ fn growth_past_the_reservation_falls_back_to_a_remap() {
 fn refresh_after_another_handle_grew_the_file_maps_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("follow.bin");
-    let mut writer = pmap::open(&path, 4096).unwrap();
+    let mut writer = pmap::Map::create(&path, 4096).unwrap();
     writer
         .as_mut_slice()
         .unwrap()
@@ -167,7 +167,7 @@ fn flush_advice_locks_and_conversion_work_on_a_reserved_view() {
 #[test]
 fn without_a_reservation_the_reserved_len_is_the_view() {
     let dir = tempfile::tempdir().unwrap();
-    let map = pmap::open(dir.path().join("plain.bin"), 5000).unwrap();
+    let map = pmap::Map::create(dir.path().join("plain.bin"), 5000).unwrap();
     assert_eq!(map.reserved_len(), 5000);
     // A reservation smaller than the view is the view.
     let small = MapOptions::new()

@@ -13,7 +13,7 @@ fn pattern() -> Vec<u8> {
 
 fn filled() -> (tempfile::TempDir, Map) {
     let dir = tempfile::tempdir().unwrap();
-    let mut map = pmap::open(dir.path().join("advice.bin"), LEN as u64).unwrap();
+    let mut map = pmap::Map::create(dir.path().join("advice.bin"), LEN as u64).unwrap();
     map.as_mut_slice().unwrap().copy_from_slice(&pattern());
     (dir, map)
 }
@@ -60,7 +60,7 @@ fn the_portable_advices_are_taken_on_linux() {
 fn dont_need_on_a_file_mapping_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dontneed.bin");
-    let mut map = pmap::open(&path, LEN as u64).unwrap();
+    let mut map = pmap::Map::create(&path, LEN as u64).unwrap();
     map.as_mut_slice().unwrap().copy_from_slice(&pattern());
     // Dirty, unflushed pages: dropping them from the page tables must not lose them.
     assert!(map.advise(0, LEN, Advice::DontNeed).unwrap());

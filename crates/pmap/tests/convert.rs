@@ -10,7 +10,7 @@ use pmap::{Error, Map, MapOptions};
 fn a_writable_map_becomes_read_only_and_writable_again() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("convert.bin");
-    let mut map = pmap::open(&path, 8192).unwrap();
+    let mut map = pmap::Map::create(&path, 8192).unwrap();
     map.slice_mut(100, 5).unwrap().copy_from_slice(b"first");
 
     map.make_read_only().unwrap();
@@ -46,7 +46,7 @@ fn a_writable_map_becomes_read_only_and_writable_again() {
 fn conversion_maps_the_file_the_handle_opened_not_the_one_at_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("moved.bin");
-    let mut map = pmap::open(&path, 4096).unwrap();
+    let mut map = pmap::Map::create(&path, 4096).unwrap();
     map.make_read_only().unwrap();
     // The file moves away and another takes its path: a reopen would map the newcomer.
     let moved = dir.path().join("moved-away.bin");
@@ -62,7 +62,7 @@ fn conversion_maps_the_file_the_handle_opened_not_the_one_at_the_path() {
 #[test]
 fn a_shared_map_converts_too_and_refuses_atomics_while_read_only() {
     let dir = tempfile::tempdir().unwrap();
-    let mut shared = pmap::open(dir.path().join("shared.bin"), 4096)
+    let mut shared = pmap::Map::create(dir.path().join("shared.bin"), 4096)
         .unwrap()
         .into_shared();
     shared

@@ -55,7 +55,7 @@ fn expect_no_space(result: pmap::Result<impl std::fmt::Debug>, path: &Path, len:
 fn full_disk_open_larger_than_free_space_is_no_space() {
     let disk = Tmpfs::mount("4m");
     let path = disk.path("big.bin");
-    let result = pmap::open(&path, 8 * MIB);
+    let result = pmap::Map::create(&path, 8 * MIB);
     let message = result.as_ref().map(|_| ()).unwrap_err().to_string();
     assert!(
         message.contains(&path.display().to_string()) && message.contains("8388608"),
@@ -68,7 +68,7 @@ fn full_disk_open_larger_than_free_space_is_no_space() {
 
     // An existing file with bytes: its length and bytes stay.
     fs::write(&path, pattern(1000)).unwrap();
-    expect_no_space(pmap::open(&path, 8 * MIB), &path, 8 * MIB, 1000);
+    expect_no_space(pmap::Map::create(&path, 8 * MIB), &path, 8 * MIB, 1000);
     assert_eq!(fs::read(&path).unwrap(), pattern(1000));
     // Through the options too (a view at an offset, of a fixed length).
     let options = pmap::MapOptions::new().offset(4096).len(5 << 20);
@@ -80,7 +80,7 @@ fn full_disk_open_larger_than_free_space_is_no_space() {
 fn full_disk_grow_and_reserve_past_free_space_keep_the_old_view() {
     let disk = Tmpfs::mount("4m");
     let path = disk.path("grow.bin");
-    let mut map = pmap::open(&path, MIB).unwrap();
+    let mut map = pmap::Map::create(&path, MIB).unwrap();
     map.as_mut_slice().unwrap().copy_from_slice(&pattern(MIB));
 
     expect_no_space(map.grow(8 << 20), &path, 8 * MIB, MIB);
@@ -106,7 +106,7 @@ fn full_disk_grow_and_reserve_past_free_space_keep_the_old_view() {
     // A growth that fits still works after the failures, and its pages are all writable.
     shared.grow(3 << 20).unwrap();
     drop(shared);
-    let mut map = pmap::open(&path, 0).unwrap();
+    let mut map = pmap::Map::open(&path).unwrap();
     assert_eq!(map.len() as u64, 3 * MIB);
     touch_every_page(&mut map, 0x11);
     map.close().unwrap();
@@ -119,7 +119,7 @@ fn full_disk_grow_and_reserve_past_free_space_keep_the_old_view() {
 fn full_disk_reserve_falls_back_to_the_minimum_when_doubling_does_not_fit() {
     let disk = Tmpfs::mount("4m");
     let path = disk.path("reserve.bin");
-    let mut map = pmap::open(&path, 2560 << 10).unwrap();
+    let mut map = pmap::Map::create(&path, 2560 << 10).unwrap();
     map.as_mut_slice()
         .unwrap()
         .copy_from_slice(&pattern(2560 << 10));
@@ -138,7 +138,7 @@ fn full_disk_a_map_that_fits_has_its_blocks_reserved() {
     let disk = Tmpfs::mount("4m");
     let path = disk.path("fits.bin");
     // Mapped, not yet written.
-    let mut map = pmap::open(&path, 3 * MIB).unwrap();
+    let mut map = pmap::Map::create(&path, 3 * MIB).unwrap();
     // Another file takes what is left: with the map's blocks reserved that is under 1 MiB. A
     // sparse map would have left it all 4 MiB, and the writes below would die of SIGBUS.
     let taken = fill_until_full(&disk.path("filler"));

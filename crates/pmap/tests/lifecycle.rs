@@ -21,7 +21,7 @@ fn file_len(path: &Path) -> u64 {
 fn grow_keeps_contents_and_zero_fills() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("grow.bin");
-    let mut map = pmap::open(&path, 4096).unwrap();
+    let mut map = pmap::Map::create(&path, 4096).unwrap();
     map.as_mut_slice().unwrap().copy_from_slice(&pattern(4096));
     map.grow(3 * 4096 + 17).unwrap();
     assert_eq!(map.len(), 3 * 4096 + 17);
@@ -58,7 +58,7 @@ fn grow_at_an_offset_view() {
 fn reserve_doubles() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("reserve.bin");
-    let mut map = pmap::open(&path, 4096).unwrap();
+    let mut map = pmap::Map::create(&path, 4096).unwrap();
     map.as_mut_slice().unwrap()[..4].copy_from_slice(b"head");
     let mut sizes = vec![map.len()];
     // Appending one byte at a time: each growth at least doubles, so 64 KiB takes 4 remaps.
@@ -84,7 +84,7 @@ fn reserve_doubles() {
 fn refresh_follows_a_file_grown_by_another_handle() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("refresh.bin");
-    let mut reader = pmap::open(&path, 4096).unwrap();
+    let mut reader = pmap::Map::create(&path, 4096).unwrap();
     let mut ro = Map::open_read_only(&path).unwrap();
     let mut at_offset = MapOptions::new()
         .read_only()
@@ -93,7 +93,7 @@ fn refresh_follows_a_file_grown_by_another_handle() {
         .unwrap();
     assert!(!reader.refresh().unwrap(), "nothing changed yet");
 
-    let mut writer = pmap::open(&path, 0).unwrap();
+    let mut writer = pmap::Map::open(&path).unwrap();
     writer.grow(3 * 4096).unwrap();
     writer
         .slice_mut(3 * 4096 - 5, 5)
@@ -172,7 +172,7 @@ fn refresh_reports_a_file_shrunk_below_the_offset() {
 fn flush_all_range_and_async() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flush.bin");
-    let mut map = pmap::open(&path, 3 * 4096).unwrap();
+    let mut map = pmap::Map::create(&path, 3 * 4096).unwrap();
     map.slice_mut(5000, 3).unwrap().copy_from_slice(b"abc");
     map.flush().unwrap();
     map.flush_async().unwrap();
@@ -228,7 +228,7 @@ fn flush_all_range_and_async() {
 fn finish_trims_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("finish.bin");
-    let mut map = pmap::open(&path, 4096).unwrap();
+    let mut map = pmap::Map::create(&path, 4096).unwrap();
     map.reserve(10_000).unwrap();
     map.slice_mut(0, 11)
         .unwrap()
@@ -243,7 +243,7 @@ fn finish_trims_the_file() {
     assert_eq!(fs::read(&path).unwrap(), b"hello moo");
 
     // More than the view is refused and the file is left as it was.
-    let map = pmap::open(&path, 0).unwrap();
+    let map = pmap::Map::open(&path).unwrap();
     let err = map.finish(10).unwrap_err();
     assert!(
         matches!(
@@ -259,7 +259,7 @@ fn finish_trims_the_file() {
     assert_eq!(fs::read(&path).unwrap(), b"hello moo");
 
     // Finishing with everything used keeps everything.
-    let map = pmap::open(&path, 0).unwrap();
+    let map = pmap::Map::open(&path).unwrap();
     assert_eq!(map.finish(9).unwrap(), 9);
     assert_eq!(fs::read(&path).unwrap(), b"hello moo");
 }
@@ -429,7 +429,7 @@ fn blocking_lock_waits_for_the_holder() {
     let waiter = {
         let (path, acquired) = (Arc::clone(&path), Arc::clone(&acquired));
         std::thread::spawn(move || {
-            let map = pmap::open(&*path, 0).unwrap();
+            let map = pmap::Map::open(&*path).unwrap();
             started_tx.send(()).unwrap();
             map.lock(Lock::Shared).unwrap();
             acquired.store(true, Ordering::SeqCst);
@@ -462,7 +462,7 @@ fn blocking_lock_waits_for_the_holder() {
 fn failed_growth_leaves_the_old_view_usable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("toobig.bin");
-    let mut map = pmap::open(&path, 4096).unwrap();
+    let mut map = pmap::Map::create(&path, 4096).unwrap();
     map.as_mut_slice().unwrap().copy_from_slice(&pattern(4096));
     // No file system has room for a file this large, and none takes a length past i64::MAX:
     // the reservation of the new blocks fails after the view was dropped.
@@ -494,7 +494,7 @@ fn failed_growth_leaves_the_old_view_usable() {
 fn is_fixed_length_reports_the_view_kind() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kind.bin");
-    let whole = pmap::open(&path, 8192).unwrap();
+    let whole = pmap::Map::create(&path, 8192).unwrap();
     assert!(!whole.is_fixed_length());
     drop(whole);
     let fixed = pmap::MapOptions::new()
@@ -521,7 +521,7 @@ fn one_handle_relocks_converts_and_unlocks_nothing() {
     };
 
     // No lock held: unlocking and closing succeed.
-    let a = pmap::open(&path, 4096).unwrap();
+    let a = pmap::Map::create(&path, 4096).unwrap();
     a.unlock().unwrap();
     a.unlock().unwrap();
     a.close().unwrap();
@@ -553,7 +553,7 @@ fn one_handle_relocks_converts_and_unlocks_nothing() {
     a.close().unwrap();
 
     // Several threads locking one shared handle hold one lock, released by one unlock.
-    let shared = pmap::open(&path, 4096).unwrap().into_shared();
+    let shared = pmap::Map::create(&path, 4096).unwrap().into_shared();
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| shared.lock(Lock::Shared).unwrap());
@@ -578,7 +578,7 @@ fn growth_the_file_takes_but_mmap_refuses_keeps_the_old_view() {
         return; // No tmpfs here: the other failed-growth test covers the refused resize.
     };
     let path = dir.path().join("huge.bin");
-    let mut map = pmap::open(&path, 4096).unwrap();
+    let mut map = pmap::Map::create(&path, 4096).unwrap();
     map.as_mut_slice().unwrap().copy_from_slice(&pattern(4096));
     let huge = 1usize << 62;
     let err = map.grow(huge).unwrap_err();

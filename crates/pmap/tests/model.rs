@@ -95,13 +95,13 @@ fn reopen(path: &Path, size: usize, model: &mut Vec<u8>) -> Map {
     if model.len() < size {
         model.resize(size, 0);
     }
-    pmap::open(path, size as u64).unwrap()
+    pmap::Map::create(path, size as u64).unwrap()
 }
 
 fn run(initial: usize, ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.bin");
-    let mut map = pmap::open(&path, initial as u64).unwrap();
+    let mut map = pmap::Map::create(&path, initial as u64).unwrap();
     let mut model = vec![0u8; initial];
     check(&path, &map, &model);
 

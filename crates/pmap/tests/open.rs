@@ -19,7 +19,7 @@ fn file_len(path: &Path) -> u64 {
 fn open_creates_and_extends_to_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new.bin");
-    let map = pmap::open(&path, 5000).unwrap();
+    let map = pmap::Map::create(&path, 5000).unwrap();
     assert_eq!(map.len(), 5000);
     assert!(map.is_writable());
     assert!(!map.is_anonymous());
@@ -35,7 +35,7 @@ fn open_keeps_existing_contents_and_extends_a_smaller_file() {
     let old = pattern(3000);
     fs::write(&path, &old).unwrap();
 
-    let map = pmap::open(&path, 8192).unwrap();
+    let map = pmap::Map::create(&path, 8192).unwrap();
     assert_eq!(map.len(), 8192);
     assert_eq!(&map.as_slice()[..3000], &old[..]);
     assert!(map.as_slice()[3000..].iter().all(|&b| b == 0));
@@ -51,12 +51,12 @@ fn open_never_shrinks_a_larger_file() {
     let old = pattern(10_000);
     fs::write(&path, &old).unwrap();
 
-    let map = pmap::open(&path, 100).unwrap();
+    let map = pmap::Map::create(&path, 100).unwrap();
     assert_eq!(map.len(), 10_000);
     assert_eq!(map.as_slice(), &old[..]);
     drop(map);
     // Size 0 on an existing non-empty file opens it as it is.
-    let map = pmap::open(&path, 0).unwrap();
+    let map = pmap::Map::create(&path, 0).unwrap();
     assert_eq!(map.len(), 10_000);
     drop(map);
     assert_eq!(fs::read(&path).unwrap(), old);
@@ -66,7 +66,7 @@ fn open_never_shrinks_a_larger_file() {
 fn writes_reach_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.bin");
-    let mut map = pmap::open(&path, 4096).unwrap();
+    let mut map = pmap::Map::create(&path, 4096).unwrap();
     map.as_mut_slice().unwrap()[100..105].copy_from_slice(b"hello");
     map.slice_mut(4090, 6).unwrap().copy_from_slice(b"world!");
     map.close().unwrap();
@@ -79,7 +79,7 @@ fn writes_reach_the_file() {
 fn zero_size_is_refused_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zero.bin");
-    let err = pmap::open(&path, 0).unwrap_err();
+    let err = pmap::Map::create(&path, 0).unwrap_err();
     assert!(
         matches!(&err, Error::ZeroLength { path: p } if p == &path),
         "{err:?}"
@@ -96,7 +96,7 @@ fn zero_size_is_refused_and_creates_nothing() {
     // An existing empty file stays empty.
     fs::write(&path, b"").unwrap();
     assert!(matches!(
-        pmap::open(&path, 0),
+        pmap::Map::create(&path, 0),
         Err(Error::ZeroLength { .. })
     ));
     assert!(matches!(
@@ -120,7 +120,7 @@ fn zero_size_is_refused_and_creates_nothing() {
 fn a_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     for result in [
-        pmap::open(dir.path(), 4096),
+        pmap::Map::create(dir.path(), 4096),
         Map::open_read_only(dir.path()),
         MapOptions::new().must_exist().open(dir.path()),
     ] {
@@ -147,7 +147,7 @@ fn a_read_only_file_opened_for_writing_is_refused() {
     fs::set_permissions(&path, perms).unwrap();
 
     // Tests may run as root, where open(2) itself would succeed: pmap checks the bits.
-    let err = pmap::open(&path, 4096).unwrap_err();
+    let err = pmap::Map::create(&path, 4096).unwrap_err();
     assert!(
         matches!(&err, Error::ReadOnlyFile { path: p } if p == &path),
         "{err:?}"
@@ -246,6 +246,28 @@ fn read_only_maps_refuse_writes() {
 }
 
 #[test]
+fn open_needs_an_existing_file_and_create_makes_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.bin");
+    let err = Map::open(&path).unwrap_err();
+    assert!(
+        matches!(&err, Error::NotFound { path: p } if p == &path),
+        "{err:?}"
+    );
+    assert!(!path.exists(), "Map::open created the file");
+    let mut map = Map::create(&path, 4096).unwrap();
+    map.as_mut_slice().unwrap()[..2].copy_from_slice(b"hi");
+    drop(map);
+    // Neither opens again truncate: `create` keeps the contents and a larger file's length.
+    let map = Map::create(&path, 100).unwrap();
+    assert_eq!((map.len(), &map.as_slice()[..2]), (4096, &b"hi"[..]));
+    drop(map);
+    let map = Map::open(&path).unwrap();
+    assert!(map.is_writable());
+    assert_eq!((map.len(), &map.as_slice()[..2]), (4096, &b"hi"[..]));
+}
+
+#[test]
 fn read_only_open_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.bin");
@@ -255,12 +277,8 @@ fn read_only_open_errors() {
         "{err:?}"
     );
     assert!(!missing.exists(), "a read-only open created the file");
-    // `create(true)` does not make a read-only open create anything.
-    let err = MapOptions::new()
-        .read_only()
-        .create(true)
-        .open(&missing)
-        .unwrap_err();
+    // The default (create when absent) does not make a read-only open create anything.
+    let err = MapOptions::new().read_only().open(&missing).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     assert!(!missing.exists());
 
@@ -417,7 +435,7 @@ fn fixed_length_views_refuse_growth() {
     assert_eq!(map.len(), 100);
 
     // Another handle grows the file: a fixed view does not follow.
-    pmap::open(&path, 20_000).unwrap().close().unwrap();
+    pmap::Map::create(&path, 20_000).unwrap().close().unwrap();
     assert!(!map.refresh().unwrap());
     assert_eq!(map.len(), 100);
 
@@ -431,14 +449,14 @@ fn populate_maps_the_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pop.bin");
     fs::write(&path, pattern(3 * 4096)).unwrap();
-    let mut map = MapOptions::new().populate(true).open(&path).unwrap();
+    let mut map = MapOptions::new().populate().open(&path).unwrap();
     assert_eq!(map.as_slice(), &pattern(3 * 4096)[..]);
     // The option survives a remap.
     map.grow(5 * 4096).unwrap();
     assert_eq!(&map.as_slice()[..3 * 4096], &pattern(3 * 4096)[..]);
     let ro = MapOptions::new()
         .read_only()
-        .populate(true)
+        .populate()
         .offset(5)
         .open(&path)
         .unwrap();
@@ -454,7 +472,10 @@ fn too_large_sizes_are_errors() {
         .size(100)
         .open(&path)
         .unwrap_err();
-    assert!(matches!(err, Error::TooLarge { requested: 100 }), "{err:?}");
+    assert!(
+        matches!(err, Error::TooLarge { requested: 100, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("100"));
     assert!(!path.exists(), "a refused open created the file");
 }
@@ -489,7 +510,7 @@ fn creation_mode_sets_permission_bits() {
 fn debug_names_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dbg.bin");
-    let map = pmap::open(&path, 4096).unwrap();
+    let map = pmap::Map::create(&path, 4096).unwrap();
     let text = format!("{map:?}");
     assert!(text.contains("dbg.bin") && text.contains("4096"), "{text}");
 }

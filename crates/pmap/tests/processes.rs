@@ -74,7 +74,7 @@ fn two_processes_grow_then_refresh() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("grown.bin");
-    let mut map = pmap::open(&path, 4096).unwrap();
+    let mut map = pmap::Map::create(&path, 4096).unwrap();
     map.slice_mut(0, 6).unwrap().copy_from_slice(b"parent");
     map.flush().unwrap();
 
@@ -103,7 +103,7 @@ fn two_processes_wait_and_wake() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("futex.bin");
-    let shared = pmap::open(&path, 4096).unwrap().into_shared();
+    let shared = pmap::Map::create(&path, 4096).unwrap().into_shared();
     // The waiter is a read-only mapping, as a log follower's is: the shared futex is keyed on
     // the file page, so the writer's wake still finds it.
     let reader = pmap::Map::open_read_only(&path).unwrap().into_shared();

@@ -10,7 +10,7 @@ use pmap::{Error, Map, SharedMap};
 
 fn shared(len: u64) -> (tempfile::TempDir, SharedMap) {
     let dir = tempfile::tempdir().unwrap();
-    let map = pmap::open(dir.path().join("shared.bin"), len)
+    let map = pmap::Map::create(dir.path().join("shared.bin"), len)
         .unwrap()
         .into_shared();
     (dir, map)
@@ -430,7 +430,7 @@ fn spans_are_checked_once_and_write_only_inside() {
 fn spans_need_a_writable_map() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ro.bin");
-    drop(pmap::open(&path, 4096).unwrap());
+    drop(pmap::Map::create(&path, 4096).unwrap());
     let map = Map::open_read_only(&path).unwrap().into_shared();
     assert!(matches!(
         map.span(0, 64),

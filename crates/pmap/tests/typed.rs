@@ -14,7 +14,7 @@ struct Header {
 
 fn map(len: usize) -> (tempfile::TempDir, Map) {
     let dir = tempfile::tempdir().unwrap();
-    let map = pmap::open(dir.path().join("typed.bin"), len as u64).unwrap();
+    let map = pmap::Map::create(dir.path().join("typed.bin"), len as u64).unwrap();
     (dir, map)
 }
 

@@ -195,7 +195,7 @@ fn batch(file: &Path, encoding: EncodingArgs) -> Result<()> {
 }
 
 fn open(file: &Path) -> Result<Db> {
-    Ok(Db::open_existing(file)?)
+    Ok(Db::open(file)?)
 }
 
 /// Reading needs no write access, so a read-only file (or a user without write permission)

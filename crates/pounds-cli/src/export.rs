@@ -76,7 +76,7 @@ impl Feed {
                 None => log.reader(),
             }));
         }
-        let mut options = FollowOptions::new().from_start(true);
+        let mut options = FollowOptions::new().from_start();
         if let Some(id) = from {
             options = options.from_id(id);
         }

@@ -92,7 +92,10 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             let selection = Selection::of(filter).between(since_time, until);
             // `--since TIME`: the records written since then, which may be anywhere in the
             // ring, so from the oldest (as journalctl -f --since).
-            let mut options = FollowOptions::new().from_start(from_start || since_time.is_some());
+            let mut options = FollowOptions::new();
+            if from_start || since_time.is_some() {
+                options = options.from_start();
+            }
             let saved = match &cursor {
                 Some(name) => log.load_cursor(name)?,
                 None => None,
@@ -363,7 +366,7 @@ impl<'a> CursorSaver<'a> {
 /// read-write (never created).
 pub(crate) fn open_for_cursor(file: &Path, name: &str) -> Result<Log> {
     LogOptions::new()
-        .create(false)
+        .must_exist()
         .open(file)
         .map_err(|error| CliError::Cursor {
             name: name.to_string(),
@@ -375,7 +378,7 @@ pub(crate) fn open_for_cursor(file: &Path, name: &str) -> Result<Log> {
 /// A follower with write access sleeps on the log's futex and is woken by writers; a read-only
 /// one has to poll. So follow read-write when the file allows it (never creating it).
 fn open_for_follow(file: &Path) -> Result<Log> {
-    match LogOptions::new().create(false).open(file) {
+    match LogOptions::new().must_exist().open(file) {
         Ok(log) => Ok(log),
         Err(_) => Ok(Log::open_read_only(file)?),
     }

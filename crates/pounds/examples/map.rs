@@ -8,7 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("counter.bin");
     // Create the file (4 KiB), share a counter in it, bump it three times.
-    let mut map = pounds::map::open(&path, 4096)?.into_shared();
+    let mut map = pounds::map::Map::create(&path, 4096)?.into_shared();
     for _ in 0..3 {
         map.atomic_u64(0)?.fetch_add(1, Ordering::AcqRel);
     }

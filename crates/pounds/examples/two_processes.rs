@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !child.wait()?.success() {
         return Err("the child failed".into());
     }
-    let db = pounds::db::Db::open_existing(dir.path().join("shared.pdb"))?;
+    let db = pounds::db::Db::open(dir.path().join("shared.pdb"))?;
     let keys = (0..100)
         .filter(|i| db.contains(format!("key-{i}").as_bytes()).unwrap_or(false))
         .count();
@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn child(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let log = Log::open(dir.join("shared.plog"))?;
-    let db = pounds::db::Db::open_existing(dir.join("shared.pdb"))?;
+    let db = pounds::db::Db::open(dir.join("shared.pdb"))?;
     for i in 0..1000 {
         log.write(Level::Info, "child", format!("record {i}"))?;
         if i % 10 == 0 {

@@ -117,17 +117,16 @@ fn ring_capacity(min: usize, unit: usize, path: &Path) -> Result<usize> {
             path: path.to_path_buf(),
         });
     }
-    let too_large = Error::TooLarge {
+    let too_large = || Error::TooLarge {
+        path: path.to_path_buf(),
         requested: min as u64,
     };
-    let capacity = min.checked_next_multiple_of(unit).ok_or(too_large)?;
+    let capacity = min.checked_next_multiple_of(unit).ok_or_else(too_large)?;
     capacity
         .checked_mul(2)
         .and_then(|both| both.checked_add(unit))
         .filter(|&total| isize::try_from(total).is_ok())
-        .ok_or(Error::TooLarge {
-            requested: min as u64,
-        })?;
+        .ok_or_else(too_large)?;
     Ok(capacity)
 }
 
@@ -224,6 +223,7 @@ impl RingMemory {
                 ));
             }
             let capacity = usize::try_from(file_len - unit64).map_err(|_| Error::TooLarge {
+                path: path.to_path_buf(),
                 requested: file_len,
             })?;
             ring_capacity(capacity, unit, path)?;
@@ -450,11 +450,19 @@ impl RingMemory {
 /// assert_eq!(&back, b"across processes");
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Default)]
+#[must_use]
+#[derive(Debug, Clone)]
 pub struct RingOptions {
     capacity: usize,
     create: bool,
     mode: Option<u32>,
+}
+
+impl Default for RingOptions {
+    /// As [`RingOptions::new`] (a derived default would not create the file).
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl RingOptions {
@@ -475,15 +483,10 @@ impl RingOptions {
         self
     }
 
-    /// Create the ring file when it is absent (the default).
-    pub fn create(mut self, create: bool) -> Self {
-        self.create = create;
+    /// The ring file must already exist (by default it is created when absent).
+    pub fn must_exist(mut self) -> Self {
+        self.create = false;
         self
-    }
-
-    /// The ring file must already exist: shorthand for `create(false)`.
-    pub fn must_exist(self) -> Self {
-        self.create(false)
     }
 
     /// Permission bits for a ring file this open creates (Unix only; ignored on Windows).

@@ -114,11 +114,13 @@ impl RingProducer {
 
     /// The ring's capacity in bytes.
     #[inline]
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// The ring's file (`<anonymous>` for an anonymous ring).
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.memory.path()
     }
@@ -148,12 +150,14 @@ impl RingProducer {
 
     /// How many bytes can be written now (the consumer may free more at any time).
     #[inline]
+    #[must_use]
     pub fn writable_len(&self) -> usize {
         self.room_after(self.memory.tail().load(Ordering::Acquire))
     }
 
     /// Whether no byte can be written now.
     #[inline]
+    #[must_use]
     pub fn is_full(&self) -> bool {
         self.writable_len() == 0
     }
@@ -243,11 +247,13 @@ impl RingConsumer {
 
     /// The ring's capacity in bytes.
     #[inline]
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// The ring's file (`<anonymous>` for an anonymous ring).
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.memory.path()
     }
@@ -279,6 +285,7 @@ impl RingConsumer {
 
     /// How many bytes can be read now (0 also for counters a peer broke).
     #[inline]
+    #[must_use]
     pub fn readable_len(&self) -> usize {
         self.unread_before(self.memory.head().load(Ordering::Acquire))
             .unwrap_or(0)
@@ -286,6 +293,7 @@ impl RingConsumer {
 
     /// Whether no byte can be read now.
     #[inline]
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.readable_len() == 0
     }
@@ -293,6 +301,7 @@ impl RingConsumer {
     /// The readable bytes, as one slice from the tail, oldest first. Read them, then
     /// [`Self::consume`] what was used.
     #[inline]
+    #[must_use]
     pub fn readable(&self) -> &[u8] {
         self.slice(self.readable_len())
     }
@@ -402,41 +411,48 @@ impl Ring {
 
     /// The capacity in bytes: a whole number of allocation units.
     #[inline]
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.producer.capacity()
     }
 
     /// The ring's file (`<anonymous>` for an anonymous ring).
+    #[must_use]
     pub fn path(&self) -> &Path {
         self.producer.path()
     }
 
     /// The number of unread bytes.
     #[inline]
+    #[must_use]
     pub fn len(&self) -> usize {
         self.consumer.readable_len()
     }
 
     /// Whether there is nothing to read.
     #[inline]
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.consumer.is_empty()
     }
 
     /// Whether nothing can be written.
     #[inline]
+    #[must_use]
     pub fn is_full(&self) -> bool {
         self.producer.is_full()
     }
 
     /// How many bytes can be written: the capacity less the unread bytes.
     #[inline]
+    #[must_use]
     pub fn writable_len(&self) -> usize {
         self.producer.writable_len()
     }
 
     /// The unread bytes, oldest first, as one slice.
     #[inline]
+    #[must_use]
     pub fn readable(&self) -> &[u8] {
         self.consumer.readable()
     }
@@ -465,6 +481,7 @@ impl Ring {
     }
 
     /// The two ends, for a producer thread and a consumer thread.
+    #[must_use]
     pub fn split(self) -> (RingProducer, RingConsumer) {
         (self.producer, self.consumer)
     }
