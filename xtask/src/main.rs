@@ -261,6 +261,16 @@ fn bench(args: &[String]) -> Result<()> {
     std::fs::write(results.join("harnesses.txt"), harness_lines)?;
     step("cargo bench --bench loggers");
     cmd!(sh, "cargo bench -p pounds-benches --bench loggers").run()?;
+    // The load at the end too, before the report (which may run much later by hand).
+    let load_end = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    std::fs::write(
+        results.join("run.json"),
+        format!(
+            "{{\"started\":\"{started}\",\"load\":\"{load}\",\"load_end\":\"{load_end}\",\"rustc\":\"{rustc}\",\"mode\":\"{mode}\"}}\n"
+        ),
+    )?;
     step("bench_report");
     cmd!(
         sh,
