@@ -67,6 +67,17 @@ use plog::{FollowOptions, Level, Log};
 use pounds_benches::smoke;
 
 const FOLLOWER_ENV: &str = "PLOG_BENCH_FOLLOWER";
+/// A child role's one result line: the percentiles of its wake-up latencies, for the parent.
+fn print_follow_line(samples: &mut [u64]) {
+    if samples.is_empty() {
+        println!("FOLLOW none");
+        return;
+    }
+    let n = samples.len();
+    let [p50, p99, p999, max] = percentiles(samples);
+    println!("FOLLOW n={n} p50={p50}ns p99={p99}ns p99.9={p999}ns max={max}ns");
+}
+
 /// The child role of `follow/poll_file`: the path of the text file to poll.
 const POLLER_ENV: &str = "PLOG_BENCH_POLLER";
 /// How often the file poller looks at the file's length: `tail -f` looks once a second; a
@@ -607,13 +618,7 @@ fn follower(path: &str, count: usize) {
             samples.push(now.saturating_sub(sent));
         }
     }
-    if samples.is_empty() {
-        println!("FOLLOW none");
-        return;
-    }
-    let n = samples.len();
-    let [p50, p99, p999, max] = percentiles(&mut samples);
-    println!("FOLLOW n={n} p50={p50}ns p99={p99}ns p99.9={p999}ns max={max}ns");
+    print_follow_line(&mut samples);
 }
 
 /// The child role of `follow/poll_file`: polls a text file's length every [`POLL_EVERY`], reads
@@ -652,13 +657,7 @@ fn poller(path: &str, count: usize) {
             std::thread::sleep(POLL_EVERY);
         }
     }
-    if samples.is_empty() {
-        println!("FOLLOW none");
-        return;
-    }
-    let n = samples.len();
-    let [p50, p99, p999, max] = percentiles(&mut samples);
-    println!("FOLLOW n={n} p50={p50}ns p99={p99}ns p99.9={p999}ns max={max}ns");
+    print_follow_line(&mut samples);
 }
 
 /// The peer of `follow/cross_process`: the same paced records appended as lines to a plain
