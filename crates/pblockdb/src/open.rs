@@ -411,15 +411,49 @@ fn setup(
         return Err(Failed(corrupt("history_head", history_head)));
     }
     if access == Access::ReadOnly {
-        let counts = crate::commit::counts_at(map, commit)?;
-        match counts {
-            Some((_, c)) if c.count <= c.used && c.used <= active.capacity => {}
-            Some((_, c)) if c.count > c.used => return Err(Failed(corrupt("count", c.count))),
-            Some((_, c)) => return Err(Failed(corrupt("used", c.used))),
-            None => return Err(Failed(corrupt("counts", commit))),
-        }
+        check_counts(map, &geo, path, commit, active.capacity)?;
     }
     Ok(geo)
+}
+
+/// How many times a read-only open reads the clock, the regions and the counts again while a
+/// writer keeps committing under it (each try is a few hundred nanoseconds; a commit takes a
+/// microsecond or more, and two are needed to replace a counts record).
+const COUNT_CHECK_TRIES: u32 = 1_000;
+
+/// A read-only open's check of the counts record of commit `commit` (read from the header
+/// copy), without the writer lock: a writer may commit meanwhile, and two commits replace both
+/// records (they alternate), or a rebuild may change the table. So a mismatch is damage only
+/// when the clock did not move while it was read; otherwise the clock, the regions and the
+/// counts are read again.
+fn check_counts(
+    map: &SharedMap,
+    geo: &Geometry,
+    path: &Path,
+    mut commit: u64,
+    mut capacity: u64,
+) -> std::result::Result<(), SetupError> {
+    let corrupt = |field, value| Error::CorruptHeader {
+        path: path.to_path_buf(),
+        field,
+        value,
+    };
+    let mut tries = 0;
+    loop {
+        let problem = match crate::commit::counts_at(map, commit)? {
+            Some((_, c)) if c.count <= c.used && c.used <= capacity => return Ok(()),
+            Some((_, c)) if c.count > c.used => corrupt("count", c.count),
+            Some((_, c)) => corrupt("used", c.used),
+            None => corrupt("counts", commit),
+        };
+        let now = map.load_u64(OFF_COMMIT, std::sync::atomic::Ordering::Acquire)?;
+        tries += 1;
+        if now == commit || tries >= COUNT_CHECK_TRIES {
+            return Err(Failed(problem));
+        }
+        commit = now;
+        capacity = crate::view::read_regions(map, geo, path)?.1.capacity;
+    }
 }
 
 fn validate_geometry(head: &[u8], path: &Path) -> Result<Geometry> {

@@ -920,3 +920,32 @@ fn iteration_of_a_snapshot_keeps_keys_deleted_while_it_reads() {
         }
     });
 }
+
+/// A read-only open checks the counts record of the commit it read; a writer committing twice
+/// meanwhile replaces both records (they alternate), which is no damage: the open reads the
+/// clock again and checks the counts of the newer commit (seen failing as
+/// `CorruptHeader { field: "counts" }` in a reader process of
+/// `concurrent_processes_readers_never_see_torn_values`).
+#[test]
+fn read_only_opens_beside_a_busy_writer_never_report_damage() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (_dir, path) = temp();
+    let db = DbOptions::new(16, 64).capacity(1_000).open(&path).unwrap();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut i = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                db.put(&key(i % 500), &value(i, 0)).unwrap();
+                i += 1;
+            }
+        });
+        let opened = (0..3_000)
+            .map(|_| Db::open_read_only(&path).map(drop))
+            .find(Result::is_err);
+        done.store(true, Ordering::Relaxed);
+        if let Some(Err(e)) = opened {
+            panic!("a read-only open beside a writer failed: {e}");
+        }
+    });
+}
