@@ -62,6 +62,20 @@ pub(crate) fn counts_at(map: &SharedMap, clock: u64) -> Result<Option<(usize, Co
     Ok(best)
 }
 
+/// The last commit's clock and its count record, read together without the writer lock: the
+/// clock, the records, the clock again, until it did not move (two commits replace both
+/// records, which alternate). `None` for the record when the clock held still and no record
+/// is for it: damage.
+pub(crate) fn counts_now(map: &SharedMap) -> Result<(u64, Option<Counts>)> {
+    loop {
+        let clock = map.load_u64(OFF_COMMIT, Ordering::Acquire)?;
+        let counts = counts_at(map, clock)?;
+        if map.load_u64(OFF_COMMIT, Ordering::Acquire)? == clock {
+            return Ok((clock, counts.map(|(_, counts)| counts)));
+        }
+    }
+}
+
 /// Writes `counts` into the record that does not hold the current state (`current`).
 fn store_counts(view: &View, current: usize, counts: &Counts) -> Result<()> {
     view.map

@@ -227,13 +227,10 @@ impl Db {
     #[must_use]
     pub fn commit_count(&self) -> u64 {
         let view = self.read_view();
-        let Ok(clock) = view.map.load_u64(OFF_COMMIT, Ordering::Acquire) else {
-            return 0;
-        };
-        crate::commit::counts_at(&view.map, clock)
+        crate::commit::counts_now(&view.map)
             .ok()
-            .flatten()
-            .map_or(0, |(_, counts)| counts.commits)
+            .and_then(|(_, counts)| counts)
+            .map_or(0, |counts| counts.commits)
     }
 
     /// The header's figures for the last commit, without a scan.
@@ -243,9 +240,8 @@ impl Db {
     /// errors.
     pub fn info(&self) -> Result<Info> {
         let view = self.caught_up()?;
-        let clock = view.map.load_u64(OFF_COMMIT, Ordering::Acquire)?;
-        let (_, counts) = crate::commit::counts_at(&view.map, clock)?
-            .ok_or_else(|| self.header_error("counts", clock))?;
+        let (clock, counts) = crate::commit::counts_now(&view.map)?;
+        let counts = counts.ok_or_else(|| self.header_error("counts", clock))?;
         Ok(Info {
             capacity: view.active.capacity,
             records: counts.count,

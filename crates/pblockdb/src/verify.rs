@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use crate::buf::Buf;
 use crate::db::Stats;
 use crate::format::{
-    self, Counts, OFF_COMMIT, OFF_HISTORY_HEAD, STATE_EMPTY, STATE_LIVE, STATE_TOMB, SlotHeader,
+    self, Counts, OFF_HISTORY_HEAD, STATE_EMPTY, STATE_LIVE, STATE_TOMB, SlotHeader,
 };
 use crate::snapshot::{self, SlotFailure, Step};
 use crate::view::View;
@@ -53,15 +53,7 @@ impl Db {
     fn verify_once(&self) -> Result<Option<Stats>> {
         self.refresh()?;
         let view = self.read_view();
-        // The clock and its counts, read together: beside writers (a read-only handle), the
-        // record of a clock is overwritten two commits later.
-        let (clock, counts) = loop {
-            let clock = view.map.load_u64(OFF_COMMIT, Ordering::Acquire)?;
-            let counts = crate::commit::counts_at(&view.map, clock)?;
-            if view.map.load_u64(OFF_COMMIT, Ordering::Acquire)? == clock {
-                break (clock, counts.map(|(_, counts)| counts));
-            }
-        };
+        let (clock, counts) = crate::commit::counts_now(&view.map)?;
         // A rebuild between the view's refresh and the clock: the view's table may end before
         // the clock.
         if !view.is_current()? {
