@@ -361,10 +361,16 @@ pub(crate) fn scan_range(
         else {
             return Err(problem(idx, "length out of range"));
         };
-        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-        out.extend_from_slice(key);
-        out.extend_from_slice(value);
+        // The two lengths lie side by side in the header, little-endian as `records` reads
+        // them; a key that fills its room runs straight into the value.
+        out.reserve(8 + key.len() + value.len());
+        out.extend_from_slice(&image[format::SLOT_KEY_LEN..format::SLOT_VALUE_LEN + 4]);
+        if key.len() == geo.key_size {
+            out.extend_from_slice(&image[format::SLOT_HEADER..geo.value_at() + value.len()]);
+        } else {
+            out.extend_from_slice(key);
+            out.extend_from_slice(value);
+        }
     }
     fence(Ordering::Acquire);
     if !table.still_valid(map)? {
