@@ -211,8 +211,14 @@ fn bench(args: &[String]) -> Result<()> {
     let sh = shell()?;
     let quick = args.iter().any(|a| a == "--quick");
     let extra: Vec<&String> = args.iter().filter(|a| *a != "--quick").collect();
-    let results = project_root().join("target/bench-results");
+    // Where cargo puts criterion's results, and so where the harnesses and the report look.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"));
+    let results = target.join("bench-results");
     std::fs::create_dir_all(&results)?;
+    // An earlier run's end must not be read as this one's if this one stops half-way.
+    let _ = std::fs::remove_file(results.join("run-end.json"));
     // Say when, how loaded and with which compiler the run started (the report reads it).
     let started = cmd!(sh, "date -u +%Y-%m-%dT%H:%M:%SZ").read()?;
     let load = std::fs::read_to_string("/proc/loadavg")
@@ -265,11 +271,10 @@ fn bench(args: &[String]) -> Result<()> {
     let load_end = std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
+    // Beside run.json, not in it: the report takes only results newer than run.json.
     std::fs::write(
-        results.join("run.json"),
-        format!(
-            "{{\"started\":\"{started}\",\"load\":\"{load}\",\"load_end\":\"{load_end}\",\"rustc\":\"{rustc}\",\"mode\":\"{mode}\"}}\n"
-        ),
+        results.join("run-end.json"),
+        format!("{{\"load_end\":\"{load_end}\"}}\n"),
     )?;
     step("bench_report");
     cmd!(

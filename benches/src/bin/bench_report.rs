@@ -88,7 +88,14 @@ fn main() -> Result<()> {
     collect(&target.join("criterion"), since, &mut benches)?;
     benches.sort_by(|a, b| (&a.group, &a.function).cmp(&(&b.group, &b.function)));
     let loggers = read_json(&target.join("bench-results/loggers.json"));
-    let run = read_json(&target.join("bench-results/run.json"));
+    let mut run = read_json(&target.join("bench-results/run.json"));
+    // The load at the end, which the xtask writes beside run.json after the benches.
+    if let (Some(Value::Object(run)), Some(Value::Object(end))) = (
+        run.as_mut(),
+        read_json(&target.join("bench-results/run-end.json")),
+    ) {
+        run.extend(end);
+    }
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
 
     let mut out = String::new();
