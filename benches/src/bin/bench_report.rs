@@ -130,7 +130,9 @@ fn main() -> Result<()> {
         out,
         "pblockdb's storage choices: only the mapped, writable file exists so far; commits by \
          `write()` over a read-only map and the unmapped backend (issue 11) are not built, so \
-         they are not in the tables.\n"
+         they are not in the tables. Not measured either: redb's `put_new` and `delete`, heed with \
+         `WRITE_MAP` synced or with a fresh read transaction per get, and what LTTng keeps after \
+         an abort.\n"
     )?;
     criterion_tables(&mut out, &benches)?;
     writeln!(
