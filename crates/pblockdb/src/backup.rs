@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use crate::snapshot;
 use crate::{Db, DbOptions, Durability, Error, Result};
 
 impl Db {
@@ -27,8 +26,8 @@ impl Db {
             });
         }
         let txn = self.begin_read()?;
-        let bytes = self.scan_at(txn.clock())?;
-        let records = snapshot::records(&bytes).count() as u64;
+        let scanned = self.scan_at(txn.clock())?;
+        let records = scanned.len() as u64;
         let mut partial = dest.as_os_str().to_owned();
         partial.push(format!(".partial-{}", std::process::id()));
         let partial = std::path::PathBuf::from(partial);
@@ -39,7 +38,7 @@ impl Db {
             .durability(Durability::Synced)
             .open(&partial)?;
         copy.write(|out| {
-            for (key, value) in snapshot::records(&bytes) {
+            for (key, value) in scanned.records() {
                 out.put(key, value)?;
             }
             Ok(())

@@ -9,7 +9,7 @@ use pmap::SharedMap;
 
 use crate::buf::Buf;
 use crate::format::{self, Geometry, OFF_COMMIT, OFF_USER_AREA, OFF_USER_VERSION, USER_AREA_SIZE};
-use crate::snapshot::{self, SlotFailure, Step};
+use crate::snapshot::{self, Scanned, SlotFailure, Step};
 use crate::txn::{ReadTxn, WriteTxn};
 use crate::view::{Table, View};
 use crate::{Durability, Error, Result};
@@ -381,9 +381,9 @@ impl Db {
     }
 
     /// Every record live at clock `clock`, as [`snapshot::scan`] lays them out.
-    pub(crate) fn scan_at(&self, clock: u64) -> Result<Vec<u8>> {
+    pub(crate) fn scan_at(&self, clock: u64) -> Result<Scanned> {
         let mut image = Buf::zeroed(self.geo.slot_size);
-        let mut out = Vec::new();
+        let mut out = Scanned::new(self.geo);
         self.at_snapshot(Some(clock), |view, table, clock| {
             out.clear();
             snapshot::scan(view, &self.geo, table, clock, &mut image, &mut out)
@@ -403,7 +403,7 @@ impl Db {
         /// again between chunks.
         const CHUNK: u64 = 4096;
         let mut image = Buf::zeroed(self.geo.slot_size);
-        let mut out = Vec::new();
+        let mut out = Scanned::new(self.geo);
         let mut next = 0u64;
         let mut generation = None;
         loop {
@@ -435,7 +435,7 @@ impl Db {
                 &mut out,
             );
             if let Some(()) = self.resolve_step(view, self.slot_step(step)?)? {
-                for (key, value) in snapshot::records(&out) {
+                for (key, value) in out.records() {
                     f(key, value);
                 }
                 next = end;
@@ -525,8 +525,9 @@ impl Db {
         &self,
         mut predicate: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        let bytes = self.scan_at(self.clock()?)?;
-        Ok(snapshot::records(&bytes)
+        let scanned = self.scan_at(self.clock()?)?;
+        Ok(scanned
+            .records()
             .find(|(key, value)| predicate(key, value))
             .map(|(key, value)| (key.to_vec(), value.to_vec())))
     }
@@ -601,13 +602,14 @@ impl Db {
 /// Owned `(key, value)` pairs of one snapshot, from [`Db::iter`] or [`ReadTxn::iter`].
 #[derive(Debug)]
 pub struct Iter {
-    bytes: Vec<u8>,
+    scanned: Scanned,
+    /// The number of the next record.
     at: usize,
 }
 
 impl Iter {
-    pub(crate) fn new(bytes: Vec<u8>) -> Self {
-        Iter { bytes, at: 0 }
+    pub(crate) fn new(scanned: Scanned) -> Self {
+        Iter { scanned, at: 0 }
     }
 }
 
@@ -615,8 +617,8 @@ impl Iterator for Iter {
     type Item = (Vec<u8>, Vec<u8>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (key, value) = snapshot::records(self.bytes.get(self.at..)?).next()?;
-        self.at += 8 + key.len() + value.len();
+        let (key, value) = self.scanned.records_from(self.at).next()?;
+        self.at += 1;
         Some((key.to_vec(), value.to_vec()))
     }
 }

@@ -354,30 +354,49 @@ pub(crate) fn value_of<'a>(image: &'a [u8], geo: &Geometry) -> Option<&'a [u8]> 
 /// The checksum of a slot image: its commit, undo, tag and lengths, then its key and value
 /// bytes (exactly their lengths). `None` when a length exceeds the geometry.
 pub(crate) fn slot_crc(image: &[u8], geo: &Geometry) -> Option<u32> {
-    let key = key_of(image, geo)?;
-    let value = value_of(image, geo)?;
+    let (key, _) = record_parts(image, geo)?;
+    Some(parts_crc(image, geo, key))
+}
+
+/// The header of `image` and its key, when the lengths are in range and `image` is a whole
+/// slot (one bounds check for the header, one for the slot's end).
+#[inline]
+fn record_parts<'a>(image: &'a [u8], geo: &Geometry) -> Option<(&'a [u8], SlotHeader)> {
+    let image = image.get(..geo.slot_size)?;
+    let header = SlotHeader::read(image);
+    let (key_len, value_len) = (header.key_len as usize, header.value_len as usize);
+    if key_len > geo.key_size || value_len > geo.value_size {
+        return None;
+    }
+    Some((&image[SLOT_HEADER..SLOT_HEADER + key_len], header))
+}
+
+/// The checksum of `image`, whose lengths [`record_parts`] checked (`key` is its key).
+#[inline]
+fn parts_crc(image: &[u8], geo: &Geometry, key: &[u8]) -> u32 {
+    let value_len = get_u32(image, SLOT_VALUE_LEN) as usize;
     let head = &image[SLOT_COMMIT..SLOT_CRC];
+    let value_at = geo.value_at();
     if key.len() == geo.key_size {
         // A key that fills its room runs straight into the value: two parts, not three.
-        let rest = &image[SLOT_HEADER..geo.value_at() + value.len()];
-        return Some(pmap::crc32c_append_parts(0, &[head, rest]));
+        return pmap::crc32c_append_parts(0, &[head, &image[SLOT_HEADER..value_at + value_len]]);
     }
-    Some(pmap::crc32c_append_parts(0, &[head, key, value]))
+    pmap::crc32c_append_parts(0, &[head, key, &image[value_at..value_at + value_len]])
 }
 
 /// Whether a live or tombstone image is whole: lengths in range, checksum and tag right.
 pub(crate) fn image_is_sound(image: &[u8], geo: &Geometry) -> bool {
-    let Some(key) = key_of(image, geo) else {
+    let Some((key, header)) = record_parts(image, geo) else {
         return false;
     };
-    checksum_holds(image, geo) && get_u32(image, SLOT_TAG) == tag_of(hash_key(key))
+    header.tag == tag_of(hash_key(key)) && parts_crc(image, geo, key) == header.crc
 }
 
 /// Whether an image's checksum matches its bytes (lengths in range). Enough for an image a
 /// lookup matched by tag and key: its tag is then the looked-up key's, so [`image_is_sound`]'s
 /// tag check would hash the same key again.
 pub(crate) fn checksum_holds(image: &[u8], geo: &Geometry) -> bool {
-    slot_crc(image, geo) == Some(get_u32(image, SLOT_CRC))
+    record_parts(image, geo).is_some_and(|(key, header)| parts_crc(image, geo, key) == header.crc)
 }
 
 /// Fills `image` (zeroed, `slot_size` bytes) as a record of `key` and `value` (or, when

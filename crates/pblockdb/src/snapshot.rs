@@ -9,6 +9,8 @@
 
 use std::sync::atomic::{Ordering, fence};
 
+use pmap::ReadSpan;
+
 use crate::Result;
 use crate::format::{
     self, Geometry, NO_UNDO, OFF_COMMIT, OFF_HISTORY_HEAD, STATE_EMPTY, STATE_LIVE, STATE_TOMB,
@@ -185,6 +187,17 @@ fn in_flight_pre_image(
     Ok(false)
 }
 
+/// Copies the slot at `at` in `slots` into `image` as a seqlock reader; its header when no
+/// writer was inside it and none entered during the copy, `None` otherwise.
+fn current_in_span(slots: &ReadSpan<'_>, at: usize, image: &mut [u8]) -> Option<SlotHeader> {
+    let word = slots.word_u64(at)?;
+    let meta = Seqlock::begin_read(&word);
+    if format::is_writing(meta) || !slots.read_at(at, image) || !Seqlock::unchanged(&word, meta) {
+        return None;
+    }
+    Some(SlotHeader::read(image))
+}
+
 /// Whether `image` is the live record of `key` (tag `tag`).
 fn holds_key(image: &[u8], geo: &Geometry, key: &[u8], tag: u32) -> bool {
     format::get_u32(image, format::SLOT_TAG) == tag && format::key_of(image, geo) == Some(key)
@@ -287,17 +300,17 @@ fn lookup_current(
     Ok(Some(found))
 }
 
-/// Appends every record live at `snapshot` to `out`, in table order, as runs of key length
-/// (`u32`), value length (`u32`), key and value ([`records`] reads them back). Each slot is read
-/// as of the snapshot, so each live key comes exactly once. Nothing is handed out before the
-/// table is known to have been intact throughout.
+/// Appends every record live at `snapshot` to `out`, in table order, as the slot images they
+/// were read as ([`Scanned::records`] reads them back). Each slot is read as of the snapshot,
+/// so each live key comes exactly once. Nothing is handed out before the table is known to
+/// have been intact throughout.
 pub(crate) fn scan(
     view: &View,
     geo: &Geometry,
     table: &Table,
     snapshot: u64,
     image: &mut [u8],
-    out: &mut Vec<u8>,
+    out: &mut Scanned,
 ) -> SlotResult<Step<()>> {
     scan_range(view, geo, table, snapshot, 0..table.capacity, image, out)
 }
@@ -310,7 +323,7 @@ pub(crate) fn scan_range(
     snapshot: u64,
     range: std::ops::Range<u64>,
     image: &mut [u8],
-    out: &mut Vec<u8>,
+    out: &mut Scanned,
 ) -> SlotResult<Step<()>> {
     let map = &view.map;
     // When no slot changed since the snapshot (the history head still at its clock), a slot
@@ -321,13 +334,27 @@ pub(crate) fn scan_range(
     let unchanged = map.load_u64(OFF_HISTORY_HEAD, Ordering::Acquire)? == snapshot;
     let mut passed_over = false;
     let end = range.end.min(table.capacity);
-    for idx in range.start..end {
+    let start = range.start.min(end);
+    // The chunk's hints and slots are checked against the map once, as two spans (the hints'
+    // from an even index, so that the span starts 8-aligned); the loop then indexes them.
+    let first_hint = start & !1;
+    let hints = map.read_span(table.hint_at(first_hint), (end - first_hint) as usize * 4)?;
+    let slots = map.read_span(
+        table.slot_at(geo, start),
+        (end - start) as usize * geo.slot_size,
+    )?;
+    let hint_of = |idx: u64, order| {
+        hints
+            .load_u32((idx - first_hint) as usize * 4, order)
+            .ok_or_else(|| problem(idx, "hint outside the table"))
+    };
+    for idx in start..end {
         // The slot a few ahead starts loading now when its hint says it holds something: in a
         // sparse table (one grown for a peak, or full of tombstones) the live slots lie apart
         // and the hardware prefetcher does not follow them.
         let ahead = idx + SCAN_PREFETCH_DISTANCE;
-        if ahead < end && map.load_u32(table.hint_at(ahead), Ordering::Relaxed)? & 3 == 1 {
-            map.prefetch(table.slot_at(geo, ahead), geo.slot_size);
+        if ahead < end && hint_of(ahead, Ordering::Relaxed)? & 3 == 1 {
+            slots.prefetch((ahead - start) as usize * geo.slot_size, geo.slot_size);
         }
         // A slot empty now was empty at the snapshot: slots leave the empty state only forward
         // in a table (a rollback that empties one again restores the snapshot's state). The
@@ -336,7 +363,7 @@ pub(crate) fn scan_range(
         // slot being filled under a zero hint is a write newer than the snapshot. A zeroed
         // hint over a record (damage) hides it from iteration as it does from lookups, until
         // a writer passes by and rewrites it; `verify` reports it.
-        let hint = map.load_u32(table.hint_at(idx), Ordering::Acquire)?;
+        let hint = hint_of(idx, Ordering::Acquire)?;
         if hint == 0 {
             continue;
         }
@@ -344,33 +371,33 @@ pub(crate) fn scan_range(
             passed_over = true;
             continue;
         }
-        match version_at(view, geo, table, idx, snapshot, image)? {
-            Step::Done(STATE_LIVE) => {}
-            Step::Done(_) => continue,
-            Step::Retry => return Ok(Step::Retry),
-            Step::TooOld => return Ok(Step::TooOld),
+        // The common case is read straight from the span into its place in `out`: no writer
+        // inside, and a version no newer than the snapshot. Anything else goes through
+        // `version_at`, which reads past a writer and back through the history.
+        let record = out.next_slot();
+        let at = (idx - start) as usize * geo.slot_size;
+        let state = match current_in_span(&slots, at, record) {
+            Some(header) if header.commit <= snapshot => header.state(),
+            _ => match version_at(view, geo, table, idx, snapshot, image)? {
+                Step::Done(state) => {
+                    record.copy_from_slice(image);
+                    state
+                }
+                Step::Retry => return Ok(Step::Retry),
+                Step::TooOld => return Ok(Step::TooOld),
+            },
+        };
+        if state != STATE_LIVE {
+            continue;
         }
-        if !format::image_is_sound(image, geo) {
+        if !format::image_is_sound(record, geo) {
             fence(Ordering::Acquire);
             if !table.still_valid(map)? {
                 return Ok(Step::Retry);
             }
             return Err(problem(idx, "checksum mismatch"));
         }
-        let (Some(key), Some(value)) = (format::key_of(image, geo), format::value_of(image, geo))
-        else {
-            return Err(problem(idx, "length out of range"));
-        };
-        // The two lengths lie side by side in the header, little-endian as `records` reads
-        // them; a key that fills its room runs straight into the value.
-        out.reserve(8 + key.len() + value.len());
-        out.extend_from_slice(&image[format::SLOT_KEY_LEN..format::SLOT_VALUE_LEN + 4]);
-        if key.len() == geo.key_size {
-            out.extend_from_slice(&image[format::SLOT_HEADER..geo.value_at() + value.len()]);
-        } else {
-            out.extend_from_slice(key);
-            out.extend_from_slice(value);
-        }
+        out.keep_slot();
     }
     fence(Ordering::Acquire);
     if !table.still_valid(map)? {
@@ -384,18 +411,68 @@ pub(crate) fn scan_range(
     Ok(Step::Done(()))
 }
 
-/// The `(key, value)` pairs of a buffer [`scan`] filled.
-pub(crate) fn records(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let mut rest = bytes;
-    std::iter::from_fn(move || {
-        if rest.len() < 8 {
-            return None;
+/// The records a [`scan`] read, as whole slot images laid end to end (their lengths and
+/// checksums checked): a buffer reused from chunk to chunk, so that a scan copies each slot
+/// once, from the map into its place here.
+#[derive(Debug)]
+pub(crate) struct Scanned {
+    geo: Geometry,
+    bytes: Vec<u8>,
+    /// The bytes of `bytes` that hold records; the rest is room for the next.
+    used: usize,
+}
+
+impl Scanned {
+    pub(crate) fn new(geo: Geometry) -> Self {
+        Scanned {
+            geo,
+            bytes: Vec::new(),
+            used: 0,
         }
-        let key_len = format::get_u32(rest, 0) as usize;
-        let value_len = format::get_u32(rest, 4) as usize;
-        let body = rest.get(8..8 + key_len + value_len)?;
-        let (key, value) = body.split_at(key_len);
-        rest = &rest[8 + key_len + value_len..];
-        Some((key, value))
-    })
+    }
+
+    /// Forgets the records, keeping the room.
+    pub(crate) fn clear(&mut self) {
+        self.used = 0;
+    }
+
+    /// The room for the next record (its previous bytes are whatever was there): kept by
+    /// [`Self::keep_slot`], overwritten by the next call otherwise.
+    fn next_slot(&mut self) -> &mut [u8] {
+        let slot_size = self.geo.slot_size;
+        if self.bytes.len() < self.used + slot_size {
+            // Room for many records at once: growing per record would zero per record.
+            let len = (self.used + slot_size)
+                .max(self.bytes.len() * 2)
+                .max(64 * slot_size);
+            self.bytes.resize(len, 0);
+        }
+        &mut self.bytes[self.used..self.used + slot_size]
+    }
+
+    /// Keeps the record [`Self::next_slot`] handed out.
+    fn keep_slot(&mut self) {
+        self.used += self.geo.slot_size;
+    }
+
+    /// How many records it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.used / self.geo.slot_size
+    }
+
+    /// The `(key, value)` pairs it holds, in the order they were read.
+    pub(crate) fn records(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.records_from(0)
+    }
+
+    /// As [`Self::records`], from record number `first`.
+    pub(crate) fn records_from(&self, first: usize) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let geo = self.geo;
+        let start = first.saturating_mul(geo.slot_size).min(self.used);
+        self.bytes[start..self.used]
+            .chunks_exact(geo.slot_size)
+            .filter_map(move |image| {
+                Some((format::key_of(image, &geo)?, format::value_of(image, &geo)?))
+            })
+    }
 }

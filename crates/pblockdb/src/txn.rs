@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use crate::commit::{self, Found};
 use crate::format::OFF_COMMIT;
 use crate::lock::WriteLock;
-use crate::snapshot;
 use crate::staged::{Change, Staged};
 use crate::{Db, Durability, Error, Result, format};
 
@@ -108,7 +107,7 @@ impl<'db> ReadTxn<'db> {
         if let Some(count) = self.db.count_at(self.clock)? {
             return Ok(count);
         }
-        Ok(snapshot::records(&self.db.scan_at(self.clock)?).count() as u64)
+        Ok(self.db.scan_at(self.clock)?.len() as u64)
     }
 
     /// Whether this snapshot holds no record.
@@ -288,8 +287,8 @@ impl<'db> WriteTxn<'db> {
     /// As [`ReadTxn::iter`].
     pub fn iter(&self) -> Result<std::vec::IntoIter<(Vec<u8>, Vec<u8>)>> {
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        let bytes = self.db().scan_at(self.db().clock()?)?;
-        for (key, value) in snapshot::records(&bytes) {
+        let scanned = self.db().scan_at(self.db().clock()?)?;
+        for (key, value) in scanned.records() {
             merged.insert(key.to_vec(), Some(value.to_vec()));
         }
         for level in &self.levels {

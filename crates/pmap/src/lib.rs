@@ -59,6 +59,7 @@ mod liveness;
 mod map;
 mod options;
 mod process;
+mod read_span;
 mod reserve;
 pub mod ring;
 mod shared;
@@ -91,6 +92,7 @@ pub use crate::liveness::LivenessMark;
 pub use crate::map::Map;
 pub use crate::options::{Lock, MapOptions};
 pub use crate::process::{ProcessState, current_pid, process_state};
+pub use crate::read_span::ReadSpan;
 pub use crate::ring::{
     InfiniteRing, Ring, RingBufReader, RingBufWriter, RingConsumer, RingOptions, RingProducer,
 };

@@ -69,27 +69,9 @@ impl SharedMap {
     /// and does nothing out of bounds or on other processors than x86-64.
     #[inline]
     pub fn prefetch(&self, offset: usize, len: usize) {
-        let Ok(ptr) = self.core.bounds(offset, len) else {
-            return;
-        };
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let mut line = 0;
-            while line < len.min(256) {
-                // SAFETY: `_mm_prefetch` needs SSE, which every x86-64 processor has (it is in the
-                // baseline target). A prefetch is a hint: it never faults and never reads or
-                // changes memory for the program, whatever the address; the address is inside
-                // the view anyway (`bounds` above), and `wrapping_add` keeps its computation
-                // defined.
-                unsafe {
-                    _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(line).cast::<i8>().cast_const());
-                }
-                line += 64;
-            }
+        if let Ok(ptr) = self.core.bounds(offset, len) {
+            prefetch_lines(ptr, len);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = ptr;
     }
 
     /// Copies `data` into the view at `offset`.
@@ -293,12 +275,35 @@ pub(crate) fn load_ordered<T>(
 /// targets, 4 on 32-bit ones, where an 8-byte load may be a compare-exchange that faults).
 const WORD: usize = size_of::<usize>();
 
+/// Asks the processor to start loading the cache lines of the first `len.min(256)` bytes at
+/// `ptr`: a hint that reads nothing, on x86-64 only.
+#[inline]
+pub(crate) fn prefetch_lines(ptr: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let mut line = 0;
+        while line < len.min(256) {
+            // SAFETY: `_mm_prefetch` needs SSE, which every x86-64 processor has (it is in the
+            // baseline target). A prefetch is a hint: it never faults and never reads or
+            // changes memory for the program, whatever the address; `wrapping_add` keeps the
+            // address computation defined.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(line).cast::<i8>());
+            }
+            line += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, len);
+}
+
 /// Copies `dst.len()` bytes out of shared memory with relaxed atomic loads: single bytes up to
 /// a word boundary, then whole words, then the tail bytes.
 ///
 /// # Safety
 /// `src..src + dst.len()` must lie in a live mapping.
-unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
+pub(crate) unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
     let head = src.align_offset(WORD).min(dst.len());
     let (bytes, rest) = dst.split_at_mut(head);
     for (i, byte) in bytes.iter_mut().enumerate() {
