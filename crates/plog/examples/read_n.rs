@@ -10,32 +10,68 @@
 //! One lap of the ring is written with 64-byte records first (outside `measured`), then
 //! `measured` reads the whole ring COUNT times (default 10) with a fresh `Reader` from the oldest
 //! record (`Reader::next_ref`, one validation per record). Instructions per read: the `measured`
-//! total divided by the records it prints.
+//! total divided by the records it prints. A third argument picks the path: `reader` (the
+//! default), `follower` (a follower from the start, batched validation, `Follower::next_ref`) or
+//! `dump` (`Log::dump` as JSON lines into `std::io::sink`).
 
 use std::hint::black_box;
 
-use plog::{Level, Log};
+use plog::{Filter, FollowOptions, Format, Level, Log};
+
+/// Which read path `measured` takes.
+#[derive(Clone, Copy)]
+enum Path {
+    Reader,
+    Follower,
+    Dump,
+}
 
 /// Reads the ring `rounds` times and returns the records read.
 #[inline(never)]
-fn measured(log: &Log, rounds: u64) -> u64 {
+fn measured(log: &Log, rounds: u64, path: Path) -> plog::Result<u64> {
     let mut records = 0;
+    let ring = log.stats().blocks;
     for _ in 0..rounds {
-        let mut reader = log.reader();
-        while let Some(record) = reader.next_ref() {
-            black_box(record.payload);
-            records += 1;
+        match path {
+            Path::Reader => {
+                let mut reader = log.reader();
+                while let Some(record) = reader.next_ref() {
+                    black_box(record.payload);
+                    records += 1;
+                }
+            }
+            Path::Follower => {
+                let mut follower = log.follow(FollowOptions::new().from_start())?;
+                for _ in 0..ring {
+                    if let Some(record) = follower.next_ref() {
+                        black_box(record.payload);
+                        records += 1;
+                    }
+                }
+            }
+            Path::Dump => {
+                let summary = log.dump(&mut std::io::sink(), &Filter::all(), None, Format::Json)?;
+                records += summary.written;
+            }
         }
     }
-    records
+    Ok(records)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: read_n PATH [COUNT]")?;
+    let path = args
+        .next()
+        .ok_or("usage: read_n PATH [COUNT] [reader|follower|dump]")?;
     let rounds: u64 = match args.next() {
         Some(count) => count.parse()?,
         None => 10,
+    };
+    let path_kind = match args.next().as_deref() {
+        None | Some("reader") => Path::Reader,
+        Some("follower") => Path::Follower,
+        Some("dump") => Path::Dump,
+        Some(other) => return Err(format!("unknown path {other}: reader, follower or dump").into()),
     };
     let _ = std::fs::remove_file(&path);
     let mut msg = [b'x'; 64];
@@ -44,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..log.stats().blocks {
         log.write(Level::Info, "bench", msg)?;
     }
-    let records = measured(&log, rounds);
+    let records = measured(&log, rounds, path_kind)?;
     println!("{records} records read");
     Ok(())
 }

@@ -471,40 +471,47 @@ impl LogState {
     ) -> u64 {
         let to_ring_end = self.blocks - self.slot_of(pos);
         let n = (end - pos).min(to_ring_end).min(max.min(RUN_BLOCKS) as u64) as usize;
+        let block = self.geometry.block_size as usize;
+        // The run's blocks are consecutive in the ring (it stops at the ring's end): one
+        // checked span for their claim words and their copy.
+        let Ok(span) = self.map.read_span(self.block_offset(pos), n * block) else {
+            return 0;
+        };
         let mut claims = [0u64; RUN_BLOCKS];
         let mut m = 0;
         while m < n {
             let at = pos + m as u64;
-            let Ok(word) = self.map.load_word_u64(self.block_offset(at)) else {
+            let Some(word) = span.word_u64(m * block) else {
                 break;
             };
             let word = LapCheck::open(&word);
-            match Claim::decode(word) {
-                Claim::Start(p) | Claim::Pad(p) if p == at => claims[m] = word,
-                _ => break,
+            if word != Claim::Start(at).encode() && word != Claim::Pad(at).encode() {
+                break;
             }
+            claims[m] = word;
             m += 1;
         }
         crate::testing::examined(m as u64);
         if m == 0 {
             return 0;
         }
-        let block = self.geometry.block_size as usize;
         let base = arena.len();
         arena.extend_to(base + m * block);
-        if self
-            .map
-            .read_at(self.block_offset(pos), &mut arena[base..])
-            .is_err()
-        {
+        if !span.read_at(0, &mut arena[base..]) {
             arena.truncate(base);
             return 0;
         }
         let room = self.content_per_block;
+        // The checksums are computed after the loop, one chain each, back to back: the chains
+        // of different records do not depend on each other, so the processor overlaps them
+        // (`pmap::crc32c_append_chained`). Each entry: the copy's index and its image's range.
+        let mut pending = [(0usize, 0usize, 0usize); RUN_BLOCKS];
+        let mut pending_len = 0;
+        let mut kept = m;
         for (i, &commit) in claims[..m].iter().enumerate() {
             let at = pos + i as u64;
             let b = base + i * block;
-            if matches!(Claim::decode(commit), Claim::Pad(_)) {
+            if commit == Claim::Pad(at).encode() {
                 copies.push(Copied {
                     pos: at,
                     commit,
@@ -516,38 +523,42 @@ impl LogState {
                 });
                 continue;
             }
-            // The claim word as loaded (acquire) stands for the one in the copy.
-            arena[b..b + CLAIM_LEN].copy_from_slice(&commit.to_le_bytes());
-            let header = RecordHeader::read_from_bytes(&arena[b..b + RECORD_HEADER_LEN]).ok();
-            // What `checked_span` checks, for one block without its division: one block, a known
-            // level, content that fits the block (so needs exactly one), inside the ring.
+            // The claim word as loaded (acquire) stands for the one in the copy, which the
+            // header's parse does not read: the header's content bytes follow it.
+            let header = arena
+                .get(b..b + RECORD_HEADER_LEN)
+                .and_then(|bytes| RecordHeader::read_from_bytes(bytes).ok());
+            // What `checked_span` checks, for one block without its division: one block, a
+            // known level, content that fits the block (so needs exactly one), inside the ring.
             let content_len = header.map_or(usize::MAX, |h| {
-                (HEADER_CONTENT + usize::from(h.tag_len)).saturating_add(h.len as usize)
+                HEADER_CONTENT + usize::from(h.tag_len) + h.len as usize
             });
-            let Some(header) = header.filter(|h| {
-                h.blocks == 1 && Level::from_code(h.level).is_some() && content_len <= room
-            }) else {
+            let (Some(header), Some(image)) = (
+                header.filter(|h| {
+                    h.blocks == 1 && Level::from_code(h.level).is_some() && content_len <= room
+                }),
+                arena.get_mut(b + CLAIM_LEN..b + block),
+            ) else {
                 // Not a one-block record with a consistent header: the caller reads it alone.
-                arena.truncate(b);
-                return i as u64;
+                kept = i;
+                break;
             };
             debug_assert_eq!(self.checked_span(at, &header), Some(1));
             // One block: the content lies whole after the claim word, within `room` bytes.
             let padded_len = padded(content_len);
-            let image = &mut arena[b + CLAIM_LEN..b + block];
-            // The image (see copy_slot): the crc field and the padding taken as zero, then the
-            // id and the time, in place when the block has room for them after the content.
-            image[20..24].fill(0);
-            image[content_len..padded_len].fill(0);
-            let crc = if padded_len + 16 <= room {
-                image[padded_len..padded_len + 8].copy_from_slice(&at.to_le_bytes());
-                image.copy_within(..8, padded_len + 8);
-                RecordHeader::checksum_image(&image[8..padded_len + 16])
-            } else {
-                let mut tail = [0u8; 16];
-                tail[..8].copy_from_slice(&at.to_le_bytes());
-                tail[8..].copy_from_slice(&image[..8]);
-                crc32c::crc32c_append(RecordHeader::checksum_image(&image[8..padded_len]), &tail)
+            let crc_ok = match image_in_place(image, content_len, padded_len, at, room) {
+                Some(len) => {
+                    pending[pending_len] = (copies.len(), b + CLAIM_LEN + 8, len);
+                    pending_len += 1;
+                    false
+                }
+                None => {
+                    let mut tail = [0u8; 16];
+                    tail[..8].copy_from_slice(&at.to_le_bytes());
+                    tail[8..].copy_from_slice(&image[..8]);
+                    let crc = RecordHeader::checksum_image(&image[8..padded_len]);
+                    crc32c::crc32c_append(crc, &tail) == header.crc
+                }
             };
             copies.push(Copied {
                 pos: at,
@@ -556,8 +567,20 @@ impl LogState {
                 blocks: 1,
                 pad: false,
                 start: b + CLAIM_LEN,
-                crc_ok: crc == header.crc,
+                crc_ok,
             });
+        }
+        for &(index, start, len) in &pending[..pending_len] {
+            let crc = arena
+                .get(start..start + len)
+                .map(|image| pmap::crc32c_append_chained(0, image));
+            if let Some(copy) = copies.get_mut(index) {
+                copy.crc_ok = crc == Some(copy.header.crc);
+            }
+        }
+        if kept < m {
+            arena.truncate(base + kept * block);
+            return kept as u64;
         }
         m as u64
     }
@@ -590,6 +613,42 @@ impl LogState {
         let content = HEADER_CONTENT as u64 + u64::from(header.tag_len) + u64::from(header.len);
         (self.geometry.blocks_for(content) == blocks).then_some(blocks)
     }
+}
+
+/// Makes a one-block record copied into `image` (its block after the claim word, `room`
+/// bytes: the content, `content_len` bytes, then free room) the writer's checksum image in
+/// place (see [`LogState::copy_slot`]): the crc field and the padding to `padded_len` zeroed,
+/// then the id `at` and the time after the padded content. Returns the length of the image
+/// from its byte 8 (what the crc covers), or `None` when the block lacks the 16 bytes of free
+/// room for the id and the time (then only the zeroing is done).
+#[inline(always)]
+fn image_in_place(
+    image: &mut [u8],
+    content_len: usize,
+    padded_len: usize,
+    at: u64,
+    room: usize,
+) -> Option<usize> {
+    image[20..24].fill(0);
+    // The padding (0..7 bytes) zeroed with one masked word store rather than a call to
+    // memset: the last word of the padded content keeps only its content bytes.
+    let last = padded_len - 8;
+    let keep = content_len - last;
+    if let Some(word) = image.get_mut(last..padded_len) {
+        let mut value = u64::from_le_bytes([
+            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+        ]);
+        if keep < 8 {
+            value &= (1u64 << (keep * 8)) - 1;
+        }
+        word.copy_from_slice(&value.to_le_bytes());
+    }
+    if padded_len + 16 > room {
+        return None;
+    }
+    image[padded_len..padded_len + 8].copy_from_slice(&at.to_le_bytes());
+    image.copy_within(..8, padded_len + 8);
+    Some(padded_len + 8)
 }
 
 /// What one step of a reader found.
@@ -836,20 +895,41 @@ impl Reader {
     /// skips, at most the ring); rounds lost to writers lapping the reader (copies dropped as
     /// lapped, a torn slot) are, to [`STEP_ROUNDS`], after which the step returns
     /// [`Step::Again`].
+    #[inline(always)]
     pub(crate) fn step(&mut self) -> Step {
+        if self.step_ready() {
+            return Step::Record;
+        }
+        self.step_batch()
+    }
+
+    /// The part of [`Self::step`] that returns a record already validated in the batch (most
+    /// steps of a follower or a dump): small enough to be inlined into the callers' loops,
+    /// where the rest of a step, which reads the ring, is not. True when a record became
+    /// [`Self::current`].
+    #[inline(always)]
+    fn step_ready(&mut self) -> bool {
+        while let Some(i) = self.ready.next() {
+            let Some(copy) = self.copies.get(i) else {
+                continue;
+            };
+            debug_assert_eq!(copy.pos, self.pos);
+            let slot = copy.slot();
+            // read_batch keeps only records and padding.
+            if self.advance_past(slot) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The rest of [`Self::step`]: the batch is used up; read the next one.
+    #[inline(never)]
+    fn step_batch(&mut self) -> Step {
         let mut lapped_rounds = 0;
         loop {
-            if let Some(i) = self.ready.next() {
-                let Some(copy) = self.copies.get(i) else {
-                    continue;
-                };
-                debug_assert_eq!(copy.pos, self.pos);
-                let slot = copy.slot();
-                // read_batch keeps only records and padding.
-                if self.advance_past(slot) {
-                    return Step::Record;
-                }
-                continue;
+            if self.step_ready() {
+                return Step::Record;
             }
             if lapped_rounds >= STEP_ROUNDS {
                 return Step::Again;

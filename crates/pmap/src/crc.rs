@@ -39,6 +39,30 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, data)
 }
 
+/// The crc32c of `data` appended to `crc`, in one chain of the hardware instruction (x86-64
+/// with SSE 4.2; elsewhere the `crc32c` crate): for a caller that checksums many independent
+/// buffers one after another, such as a reader validating a batch of records. One chain has
+/// three times the latency of [`crc32c_append`]'s three streams but none of their combination
+/// work, and the chains of consecutive buffers do not depend on each other, so the processor
+/// runs them side by side: measured 5.5-7.6 ns against 7.8-10.9 ns a 112-byte buffer over 32
+/// buffers in a row (2-core Xeon guest, 2026-12-02). A single buffer whose crc is awaited
+/// (a writer's record) is faster through [`crc32c_append`].
+///
+/// ```
+/// let data = [7u8; 112];
+/// assert_eq!(pmap::crc32c_append_chained(0, &data), crc32c::crc32c(&data));
+/// ```
+#[inline]
+#[must_use]
+pub fn crc32c_append_chained(crc: u32, data: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("sse4.2") {
+        // SAFETY: `serial` requires only that the CPU supports SSE 4.2, checked just above.
+        return unsafe { serial(crc, data) };
+    }
+    crc32c::crc32c_append(crc, data)
+}
+
 /// The crc32c of `parts` laid end to end, appended to `crc`: the value of
 /// [`crc32c_append`] over their concatenation, with the CPU check done once and no staging
 /// copy (a record checksummed over its header, key and value, which lie apart in memory).
@@ -251,7 +275,8 @@ unsafe fn four_word_lanes(crc: u32, data: &[u8], words: usize) -> u32 {
     !register
 }
 
-/// One chain of `crc32` over a short buffer (under 96 bytes): a word at a time, read unaligned
+/// One chain of `crc32` over a buffer (short ones for [`crc32c_append`], any for
+/// [`crc32c_append_chained`]): a word at a time, read unaligned
 /// straight from `data`, then a four-byte, two-byte and one-byte step for the rest. The `crc32c`
 /// crate computes the same value but first steps byte by byte to an aligned address and goes
 /// through its dispatch, which is most of the cost at these lengths (a slot's 28-byte header
@@ -265,16 +290,19 @@ unsafe fn four_word_lanes(crc: u32, data: &[u8], words: usize) -> u32 {
 #[allow(unused_unsafe)] // The intrinsics are safe here from Rust 1.87, unsafe before.
 unsafe fn serial(crc: u32, data: &[u8]) -> u32 {
     use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64};
-    let mut words = data.chunks_exact(8);
+    let words = data.len() / 8;
+    let base = data.as_ptr();
     let mut register = u64::from(!crc);
-    for word in words.by_ref() {
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(word);
+    for i in 0..words {
+        // SAFETY: `i < words = data.len() / 8`, so the 8 bytes at `8 i` lie in `data`;
+        // `read_unaligned` needs no alignment. (A load a word, with no bounds check or staging
+        // copy: the chunked form cost three more instructions a word.)
+        let word = u64::from_le(unsafe { base.add(8 * i).cast::<u64>().read_unaligned() });
         // SAFETY: the CPU supports SSE 4.2 (this function's contract).
-        register = unsafe { _mm_crc32_u64(register, u64::from_le_bytes(raw)) };
+        register = unsafe { _mm_crc32_u64(register, word) };
     }
     let mut register = register as u32;
-    let mut rest = words.remainder();
+    let mut rest = &data[8 * words..];
     if let Some((four, tail)) = rest.split_first_chunk::<4>() {
         // SAFETY: as above.
         register = unsafe { _mm_crc32_u32(register, u32::from_le_bytes(*four)) };
@@ -309,6 +337,11 @@ mod tests {
                         crc32c_append(crc, bytes),
                         crc32c::crc32c_append(crc, bytes),
                         "len {len} skew {skew} crc {crc:#x}"
+                    );
+                    assert_eq!(
+                        crc32c_append_chained(crc, bytes),
+                        crc32c::crc32c_append(crc, bytes),
+                        "chained: len {len} skew {skew} crc {crc:#x}"
                     );
                 }
             }

@@ -22,7 +22,8 @@
 //! - [`crc32c_append`]: the crc32c of a short buffer in three interleaved streams of the
 //!   hardware instruction (the crates above checksum records with it and may not use
 //!   `unsafe` to reach the instruction); the same value as the `crc32c` crate's.
-//!   [`crc32c_append_parts`] checksums parts that lie apart (a header, a key, a value) as one.
+//!   [`crc32c_append_parts`] checksums parts that lie apart (a header, a key, a value) as one;
+//!   [`crc32c_append_chained`] is the one-chain form for many independent buffers in a row.
 //!
 //! Every offset, length and alignment is checked and a bad one is an [`Error`], never a panic.
 //! Options ([`MapOptions`]) cover read-only or read-write, create or must-exist, a view at an
@@ -86,7 +87,7 @@ mod os;
 mod os_fallback;
 
 pub use crate::advice::Advice;
-pub use crate::crc::{crc32c_append, crc32c_append_parts};
+pub use crate::crc::{crc32c_append, crc32c_append_chained, crc32c_append_parts};
 pub use crate::error::{Error, Result};
 pub use crate::liveness::LivenessMark;
 pub use crate::map::Map;
