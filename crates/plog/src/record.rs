@@ -296,9 +296,10 @@ impl RecordRef<'_> {
         line.push(b"{\"id\":");
         line.decimal(self.id);
         line.push(b",\"time\":\"");
+        let fraction_at = line.len + 20;
         line.time(self.time);
         line.push(b"\",\"time_ns\":");
-        line.decimal(self.time);
+        line.time_ns(self.time, fraction_at);
         line.push(b",\"level\":\"");
         line.push(self.level.as_str().as_bytes());
         line.push(b"\",\"tag\":\"");
@@ -329,6 +330,8 @@ pub(crate) struct LineBuf {
     /// come many a second): no thread-local look-up, no 30-byte copy out of one.
     second: Option<u64>,
     prefix: [u8; 30],
+    /// That second in decimal (its first `.1` bytes), for [`Self::time_ns`].
+    second_digits: ([u8; 20], usize),
 }
 
 impl LineBuf {
@@ -340,6 +343,7 @@ impl LineBuf {
             overflowed: false,
             second: None,
             prefix: [0; 30],
+            second_digits: ([0; 20], 0),
         }
     }
 
@@ -350,6 +354,11 @@ impl LineBuf {
         if self.second != Some(secs) {
             self.prefix = second_prefix(secs);
             self.second = Some(secs);
+            let mut digits = [0u8; 20];
+            let at = decimal_digits(secs, &mut digits);
+            let len = digits.len() - at;
+            digits.copy_within(at.., 0);
+            self.second_digits = (digits, len);
         }
         let Some(room) = self.buf.get_mut(self.len..self.len + 30) else {
             self.overflowed = true;
@@ -358,6 +367,27 @@ impl LineBuf {
         room.copy_from_slice(&self.prefix);
         put_fraction(room, nanos % 1_000_000_000);
         self.len += 30;
+    }
+
+    /// Pushes `nanos` in decimal, right after [`Self::time`] pushed its RFC 3339 form with the
+    /// nine fraction digits at `fraction_at`: the digits are the second's (kept with its date,
+    /// a dump's records come many a second) and then those nine, copied; the 19-digit number's
+    /// divisions are not done again. Any other case is [`Self::decimal`].
+    #[inline]
+    fn time_ns(&mut self, nanos: u64, fraction_at: usize) {
+        let secs = nanos / 1_000_000_000;
+        let (digits, len) = self.second_digits;
+        let fraction = self
+            .buf
+            .get(fraction_at..fraction_at + 9)
+            .and_then(|bytes| <[u8; 9]>::try_from(bytes).ok());
+        match fraction {
+            Some(fraction) if secs > 0 && self.second == Some(secs) && !self.overflowed => {
+                self.push(&digits[..len.min(20)]);
+                self.push(&fraction);
+            }
+            _ => self.decimal(nanos),
+        }
     }
 
     #[inline]
@@ -371,11 +401,32 @@ impl LineBuf {
         }
     }
 
+    /// Pushes `n` in decimal, its digits written straight into the line (its length known
+    /// first): no staging array and no copy of a variable length, which went through `memcpy`.
+    /// Numbers past eight digits (a time in nanoseconds has 19) are split into eight-digit
+    /// parts written each at its fixed width, so their divisions do not form one chain.
     #[inline]
     fn decimal(&mut self, n: u64) {
-        let mut digits = [0u8; 20];
-        let at = decimal_digits(n, &mut digits);
-        self.push(&digits[at..]);
+        let count = n.checked_ilog10().map_or(1, |log| log as usize + 1);
+        let Some(room) = self.buf.get_mut(self.len..self.len + count) else {
+            self.overflowed = true;
+            return;
+        };
+        const EIGHT: u64 = 100_000_000;
+        if n < EIGHT {
+            put_short(room, n as u32);
+        } else if n < EIGHT * EIGHT {
+            let (head, low) = room.split_at_mut(count - 8);
+            put_short(head, (n / EIGHT) as u32);
+            put_eight(low, (n % EIGHT) as u32);
+        } else {
+            let (head, rest) = room.split_at_mut(count - 16);
+            let (mid, low) = rest.split_at_mut(8);
+            put_short(head, (n / (EIGHT * EIGHT)) as u32);
+            put_eight(mid, ((n / EIGHT) % EIGHT) as u32);
+            put_eight(low, (n % EIGHT) as u32);
+        }
+        self.len += count;
     }
 
     fn bytes(&self) -> &[u8] {
@@ -448,6 +499,37 @@ const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 4041424344454647484950515253545556575859\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
+
+/// Writes `n` (below 10^8) in decimal into all of `dst`, which holds exactly its digits, two
+/// a division from the last.
+#[inline]
+fn put_short(dst: &mut [u8], mut n: u32) {
+    let mut at = dst.len();
+    while n >= 100 && at >= 2 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        dst[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 && at >= 2 {
+        let pair = n as usize * 2;
+        dst[at - 2..at].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else if at >= 1 {
+        dst[at - 1] = b'0' + n as u8;
+    }
+}
+
+/// Writes `n` (below 10^8) as exactly eight decimal digits, zero-padded, into `dst` (eight
+/// bytes): two halves of four digits, whose divisions are independent.
+#[inline]
+fn put_eight(dst: &mut [u8], n: u32) {
+    let (high, low) = (n / 10_000, n % 10_000);
+    for (four, value) in dst.chunks_exact_mut(4).zip([high, low]) {
+        let (a, b) = ((value / 100) as usize * 2, (value % 100) as usize * 2);
+        four[..2].copy_from_slice(&PAIRS[a..a + 2]);
+        four[2..].copy_from_slice(&PAIRS[b..b + 2]);
+    }
+}
 
 /// Writes `n` in decimal at the end of `digits`, two digits a division; returns where it
 /// starts.
@@ -756,6 +838,20 @@ mod tests {
             let mut out = Vec::new();
             write_decimal(&mut out, n).unwrap();
             assert_eq!(out, n.to_string().as_bytes());
+        }
+        // The line buffer's decimals, at every number of digits and at each power of ten's
+        // edges.
+        let mut line = LineBuf::new();
+        let mut edges = vec![0u64, 1, 9, u64::MAX];
+        let mut power = 10u64;
+        for _ in 1..20 {
+            edges.extend([power - 1, power, power + 1, power * 2 + 57]);
+            power = power.saturating_mul(10);
+        }
+        for n in edges {
+            line.len = 0;
+            line.decimal(n);
+            assert_eq!(line.bytes(), n.to_string().as_bytes(), "{n}");
         }
         for nanos in [
             0u64,
