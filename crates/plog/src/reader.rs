@@ -386,11 +386,18 @@ impl LogState {
     #[inline]
     fn verdict(&self, copy: &Copied, arena: &[u8]) -> Option<Slot> {
         let off = self.block_offset(copy.pos);
-        if !self
+        let unchanged = self
             .map
             .load_word_u64(off)
-            .is_ok_and(|claim| LapCheck::unchanged(&claim, copy.commit))
-        {
+            .is_ok_and(|claim| LapCheck::unchanged(&claim, copy.commit));
+        self.verdict_with(copy, arena, unchanged)
+    }
+
+    /// [`Self::verdict`], given whether the copy's claim word still holds what it held when the
+    /// copy began (loaded after the fence).
+    #[inline(always)]
+    fn verdict_with(&self, copy: &Copied, arena: &[u8], unchanged: bool) -> Option<Slot> {
+        if !unchanged {
             return Some(Slot::Torn);
         }
         if copy.pad {
@@ -593,9 +600,29 @@ impl LogState {
         let kept = copies.partition_point(|c| LapCheck::lapped(counter, c.pos, self.blocks));
         let copied_to = copies.last().map_or(pos, |c| c.pos + c.blocks);
         let first_kept = copies.get(kept).map_or(copied_to, |c| c.pos);
+        // The kept copies' claim words up to the ring's end through one checked span (a batch
+        // that wrapped reads the rest through the map).
+        let block = self.geometry.block_size as usize;
+        let in_span = (copied_to - first_kept).min(self.blocks - self.slot_of(first_kept));
+        let span = self
+            .map
+            .read_span(self.block_offset(first_kept), in_span as usize * block)
+            .ok();
         let valid = copies[kept..]
             .iter()
-            .position(|copy| self.verdict(copy, arena).is_some())
+            .position(|copy| {
+                let index = copy.pos - first_kept;
+                let verdict = match &span {
+                    Some(span) if index < in_span => {
+                        let unchanged = span
+                            .word_u64(index as usize * block)
+                            .is_some_and(|claim| LapCheck::unchanged(&claim, copy.commit));
+                        self.verdict_with(copy, arena, unchanged)
+                    }
+                    _ => self.verdict(copy, arena),
+                };
+                verdict.is_some()
+            })
             .map_or(copies.len(), |bad| kept + bad);
         (first_kept, kept..valid)
     }
