@@ -272,6 +272,13 @@ impl Follower {
     /// Waits for the next record (the reader's current one when true).
     #[inline(always)]
     fn next_until(&mut self, deadline: Option<Instant>) -> Result<bool> {
+        // A record already validated in the reader's batch: the first turn of
+        // `wait_for_next`'s loop, inlined here (most calls of a follower that keeps up end
+        // here; the loop, which waits and sleeps, stays out of line).
+        if !self.stop.is_stopped() && self.reader.step_ready() {
+            self.waiting_at = None;
+            return Ok(true);
+        }
         let found = self.wait_for_next(deadline);
         if !matches!(found, Ok(true)) {
             // Returning without a record: the caller may wait any time before the next call.

@@ -935,7 +935,7 @@ impl Reader {
     /// where the rest of a step, which reads the ring, is not. True when a record became
     /// [`Self::current`].
     #[inline(always)]
-    fn step_ready(&mut self) -> bool {
+    pub(crate) fn step_ready(&mut self) -> bool {
         while let Some(i) = self.ready.next() {
             let Some(copy) = self.copies.get(i) else {
                 continue;
