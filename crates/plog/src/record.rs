@@ -845,7 +845,12 @@ mod tests {
         let mut edges = vec![0u64, 1, 9, u64::MAX];
         let mut power = 10u64;
         for _ in 1..20 {
-            edges.extend([power - 1, power, power + 1, power * 2 + 57]);
+            edges.extend([
+                power - 1,
+                power,
+                power.saturating_add(1),
+                power.saturating_mul(2).saturating_add(57),
+            ]);
             power = power.saturating_mul(10);
         }
         for n in edges {
