@@ -406,7 +406,7 @@ fn setup(
         return Err(Failed(corrupt("history_head", history_head)));
     }
     // Every descriptor is checked against the file before anything is read through it.
-    let (_, active, _, _, ring, _) = crate::view::read_regions(map, &geo, path)?;
+    let (_, active, _, _, ring, _) = crate::view::read_regions_of_whole_file(map, &geo, path)?;
     if history_head - commit > ring.entries {
         return Err(Failed(corrupt("history_head", history_head)));
     }

@@ -95,8 +95,9 @@ pub(crate) type Regions = (u64, Table, Option<Table>, u64, Ring, Option<Ring>);
 impl View {
     /// Reads and checks every descriptor of `map`.
     pub(crate) fn read(map: SharedMap, geo: &Geometry, path: &Path) -> Result<View> {
+        let mut map = map;
         let (generation, active, previous, ring_generation, ring, previous_ring) =
-            read_regions(&map, geo, path)?;
+            read_regions_of_whole_file(&mut map, geo, path)?;
         Ok(View {
             map,
             generation,
@@ -112,7 +113,7 @@ impl View {
     pub(crate) fn reload(&mut self, geo: &Geometry, path: &Path) -> Result<()> {
         self.map.refresh()?;
         let (generation, active, previous, ring_generation, ring, previous_ring) =
-            read_regions(&self.map, geo, path)?;
+            read_regions_of_whole_file(&mut self.map, geo, path)?;
         self.generation = generation;
         self.active = active;
         self.previous = previous;
@@ -145,6 +146,23 @@ impl View {
             return Some(self.ring);
         }
         self.previous_ring.filter(|ring| number >= ring.base)
+    }
+}
+
+/// [`read_regions`], mapping the file again and reading again when a region lies past the
+/// mapped length but the file has grown since it was mapped: another process grew it (a
+/// rebuild or a history growth) and published a region there between the mapping and the read.
+/// Each retry needs the file to have grown, so this ends.
+pub(crate) fn read_regions_of_whole_file(
+    map: &mut SharedMap,
+    geo: &Geometry,
+    path: &Path,
+) -> Result<Regions> {
+    loop {
+        match read_regions(map, geo, path) {
+            Err(Error::Truncated { .. }) if map.refresh()? => {}
+            other => return other,
+        }
     }
 }
 
