@@ -265,7 +265,7 @@ impl Db {
     /// # Errors
     /// The I/O error the operating system reported.
     pub fn flush(&self) -> Result<()> {
-        Ok(self.read_view().map.flush()?)
+        self.read_view().sync()
     }
 
     /// Starts a read transaction: a snapshot of the last commit.
@@ -573,11 +573,10 @@ impl Db {
             .wrapping_add(1);
         let mut area = vec![0u8; USER_AREA_SIZE];
         area[..data.len()].copy_from_slice(data);
-        map.write_at(OFF_USER_AREA[(version & 1) as usize], &area)?;
-        map.atomic_u64(OFF_USER_VERSION)?
-            .store(version, Ordering::Release);
+        guard.put(OFF_USER_AREA[(version & 1) as usize], &area)?;
+        guard.store_word(OFF_USER_VERSION, version, Ordering::Release)?;
         if self.durability == Durability::Synced {
-            map.flush_range(0, format::PAGE as usize)?;
+            guard.storage.sync_range(map, 0, format::PAGE as usize)?;
         }
         Ok(())
     }

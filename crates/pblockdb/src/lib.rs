@@ -74,6 +74,7 @@ mod owners;
 mod seqlock;
 mod snapshot;
 mod staged;
+mod storage;
 #[doc(hidden)]
 pub mod testing;
 mod txn;

@@ -12,6 +12,7 @@ use crate::format::{
 };
 use crate::lock::thread_token;
 use crate::owners::{self, FileId};
+use crate::storage::Storage;
 use crate::view::{Table, View};
 use crate::{Db, Error, Result};
 
@@ -59,6 +60,7 @@ pub struct DbOptions {
     /// Entries asked for; `None`: [`DEFAULT_HISTORY_BYTES`] worth.
     history: Option<u64>,
     durability: Durability,
+    storage: Storage,
 }
 
 /// How [`open_existing`] opens a file.
@@ -78,6 +80,7 @@ impl DbOptions {
             capacity: DEFAULT_CAPACITY,
             history: None,
             durability: Durability::default(),
+            storage: Storage::default(),
         }
     }
 
@@ -100,6 +103,15 @@ impl DbOptions {
     /// How this handle's commits reach the disk (each transaction may choose otherwise).
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Notes every write and sync this handle makes in `recorder`, as well as making them (the
+    /// crash tests build the files a power loss could leave from the record). Not part of the
+    /// API.
+    #[doc(hidden)]
+    pub fn record_to(mut self, recorder: std::sync::Arc<crate::testing::Recorder>) -> Self {
+        self.storage = Storage::Recorded(recorder);
         self
     }
 
@@ -149,8 +161,11 @@ impl DbOptions {
             path,
             geo,
             Access::ReadWrite,
-            self.durability,
-            history,
+            Writes {
+                durability: self.durability,
+                storage: self.storage.clone(),
+                history_min: history,
+            },
             file_owner,
         )
     }
@@ -234,8 +249,11 @@ pub(crate) fn open_existing(path: &Path, access: Access) -> Result<Db> {
         path,
         geo,
         access,
-        crate::Durability::default(),
-        history,
+        Writes {
+            durability: crate::Durability::default(),
+            storage: Storage::default(),
+            history_min: history,
+        },
         file_owner,
     )
 }
@@ -291,6 +309,14 @@ impl SetupError {
     }
 }
 
+/// How a handle's commits write: chosen by [`DbOptions`], defaults for [`open_existing`].
+struct Writes {
+    durability: crate::Durability,
+    storage: Storage,
+    /// The smallest history ring its commits keep (entries).
+    history_min: u64,
+}
+
 /// The last step of every open: maps the header page that holds the lock and the writer word
 /// (a read-write handle takes its liveness mark there), reads the view and makes the handle.
 fn build_db(
@@ -298,10 +324,14 @@ fn build_db(
     path: &Path,
     geo: Geometry,
     access: Access,
-    durability: crate::Durability,
-    history_min: u64,
+    writes: Writes,
     file_owner: Arc<AtomicUsize>,
 ) -> Result<Db> {
+    let Writes {
+        durability,
+        storage,
+        history_min,
+    } = writes;
     let locker = match access {
         Access::ReadOnly => MapOptions::new().read_only(),
         Access::ReadWrite => MapOptions::new().must_exist(),
@@ -323,7 +353,7 @@ fn build_db(
         Access::ReadOnly => None,
         Access::ReadWrite => locker.take_liveness_mark()?,
     };
-    let view = View::read(map, &geo, path)?;
+    let view = View::read(map, storage, &geo, path)?;
     Ok(Db {
         path: path.to_path_buf(),
         geo,
@@ -559,8 +589,10 @@ fn initialise(map: &mut SharedMap, create: &Create) -> Result<()> {
         ..Counts::default()
     };
     map.write_at(OFF_COUNTS[0], &counts.encode())?;
-    crate::commit::write_table_descriptor(map, &table)?;
-    crate::commit::write_ring_descriptor(map, &ring)?;
+    // Creation writes through the mapping whatever storage the handle will use: it runs under
+    // the exclusive lock, before the magic tells any other handle the file is there.
+    crate::commit::write_table_descriptor(&Storage::Mapped, map, &table)?;
+    crate::commit::write_ring_descriptor(&Storage::Mapped, map, &ring)?;
     fence(Ordering::Release);
     map.write_at(0, &MAGIC)?;
     Ok(())

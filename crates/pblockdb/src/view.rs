@@ -10,6 +10,7 @@ use crate::format::{
     self, DESCRIPTOR_LEN, Geometry, OFF_GENERATION, OFF_RING_GENERATION, OFF_RINGS, OFF_TABLES,
     RING_LEN, RingDescriptor, TableDescriptor,
 };
+use crate::storage::Storage;
 use crate::{Error, Result};
 
 /// A table region whose descriptor was checked to lie in the map.
@@ -78,6 +79,8 @@ impl Ring {
 #[derive(Debug)]
 pub(crate) struct View {
     pub map: SharedMap,
+    /// How this handle's writes and syncs reach the file (`storage.rs`).
+    pub storage: Storage,
     /// The table generation the descriptors below were read at.
     pub generation: u64,
     pub active: Table,
@@ -94,12 +97,18 @@ pub(crate) type Regions = (u64, Table, Option<Table>, u64, Ring, Option<Ring>);
 
 impl View {
     /// Reads and checks every descriptor of `map`.
-    pub(crate) fn read(map: SharedMap, geo: &Geometry, path: &Path) -> Result<View> {
+    pub(crate) fn read(
+        map: SharedMap,
+        storage: Storage,
+        geo: &Geometry,
+        path: &Path,
+    ) -> Result<View> {
         let mut map = map;
         let (generation, active, previous, ring_generation, ring, previous_ring) =
             read_regions_of_whole_file(&mut map, geo, path)?;
         Ok(View {
             map,
+            storage,
             generation,
             active,
             previous,
@@ -121,6 +130,30 @@ impl View {
         self.ring = ring;
         self.previous_ring = previous_ring;
         Ok(())
+    }
+
+    /// Copies record bytes into the file through the storage.
+    #[inline]
+    pub(crate) fn put(&self, at: usize, bytes: &[u8]) -> Result<()> {
+        self.storage.write(&self.map, at, bytes)
+    }
+
+    /// Stores a coordination word through the storage.
+    #[inline]
+    pub(crate) fn store_word(&self, at: usize, value: u64, order: Ordering) -> Result<()> {
+        self.storage.store_u64(&self.map, at, value, order)
+    }
+
+    /// Stores a hint (release) through the storage.
+    #[inline]
+    pub(crate) fn store_hint(&self, at: usize, hint: u32) -> Result<()> {
+        self.storage
+            .store_u32(&self.map, at, hint, Ordering::Release)
+    }
+
+    /// Makes everything written so far durable.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.storage.sync(&self.map)
     }
 
     /// Whether the file's table and ring generations are the ones this view read.
