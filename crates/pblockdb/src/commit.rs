@@ -22,7 +22,7 @@ use crate::format::{
 use crate::history::{Entry, read_entry, write_entry};
 use crate::lock::WriteLock;
 use crate::staged::{Change, Staged};
-use crate::storage::Storage;
+use crate::storage::Backend;
 use crate::testing::StallPoint;
 use crate::view::{Table, View};
 use crate::{Db, Durability, Error, Result};
@@ -478,7 +478,8 @@ fn prepare_region(
         guard.map.refresh()?;
         let old_len = guard.map.len();
         if end > old_len {
-            guard.map.grow(end).map_err(|e| capacity_err(e.into()))?;
+            let View { map, storage, .. } = &mut *guard;
+            storage.grow(map, end).map_err(|e| capacity_err(e.into()))?;
         }
         old_len
     };
@@ -621,7 +622,7 @@ pub(crate) fn rebuild(lock: &WriteLock<'_>, records: u64, durability: Durability
 /// Writes a table descriptor's fields, then its generation word with release ordering (its
 /// readers' seqlock), into the descriptor slot of its generation's parity.
 pub(crate) fn write_table_descriptor(
-    storage: &Storage,
+    storage: &Backend,
     map: &SharedMap,
     table: &Table,
 ) -> Result<()> {
@@ -643,7 +644,7 @@ pub(crate) fn write_table_descriptor(
 
 /// Writes a ring descriptor, as [`write_table_descriptor`].
 pub(crate) fn write_ring_descriptor(
-    storage: &Storage,
+    storage: &Backend,
     map: &SharedMap,
     ring: &format::RingDescriptor,
 ) -> Result<()> {

@@ -178,6 +178,14 @@ impl Db {
         Ok(self.caught_up()?.generation)
     }
 
+    /// Whether reads go through a writable mapping of the data: false for a read-only handle
+    /// and for a [`crate::Storage::Write`] handle. Not part of the API.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn data_map_is_writable(&self) -> bool {
+        self.read_view().map.is_writable()
+    }
+
     /// Whether this handle was opened read-only.
     #[must_use]
     pub fn is_read_only(&self) -> bool {

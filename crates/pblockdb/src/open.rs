@@ -12,7 +12,7 @@ use crate::format::{
 };
 use crate::lock::thread_token;
 use crate::owners::{self, FileId};
-use crate::storage::Storage;
+use crate::storage::{Backend, Storage};
 use crate::view::{Table, View};
 use crate::{Db, Error, Result};
 
@@ -61,6 +61,7 @@ pub struct DbOptions {
     history: Option<u64>,
     durability: Durability,
     storage: Storage,
+    recorder: Option<Arc<crate::testing::Recorder>>,
 }
 
 /// How [`open_existing`] opens a file.
@@ -81,6 +82,7 @@ impl DbOptions {
             history: None,
             durability: Durability::default(),
             storage: Storage::default(),
+            recorder: None,
         }
     }
 
@@ -111,7 +113,15 @@ impl DbOptions {
     /// API.
     #[doc(hidden)]
     pub fn record_to(mut self, recorder: std::sync::Arc<crate::testing::Recorder>) -> Self {
-        self.storage = Storage::Recorded(recorder);
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// How this handle's commits put their bytes into the file: through the writable mapping
+    /// ([`Storage::Mapped`], the default) or by positioned writes beside a read-only data
+    /// mapping ([`Storage::Write`]). Handles of any choice share a file.
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = storage;
         self
     }
 
@@ -163,7 +173,8 @@ impl DbOptions {
             Access::ReadWrite,
             Writes {
                 durability: self.durability,
-                storage: self.storage.clone(),
+                storage: self.storage,
+                recorder: self.recorder.clone(),
                 history_min: history,
             },
             file_owner,
@@ -252,6 +263,7 @@ pub(crate) fn open_existing(path: &Path, access: Access) -> Result<Db> {
         Writes {
             durability: crate::Durability::default(),
             storage: Storage::default(),
+            recorder: None,
             history_min: history,
         },
         file_owner,
@@ -313,6 +325,7 @@ impl SetupError {
 struct Writes {
     durability: crate::Durability,
     storage: Storage,
+    recorder: Option<Arc<crate::testing::Recorder>>,
     /// The smallest history ring its commits keep (entries).
     history_min: u64,
 }
@@ -330,6 +343,7 @@ fn build_db(
     let Writes {
         durability,
         storage,
+        recorder,
         history_min,
     } = writes;
     let locker = match access {
@@ -343,17 +357,25 @@ fn build_db(
     // The locker must map the file `map` maps (its path may name another by now), or its
     // writer word would be another file's.
     if locker.same_file_as(&map) == Some(false) {
-        return Err(Error::Map(pmap::Error::Io {
-            op: "open",
-            path: path.to_path_buf(),
-            source: std::io::Error::other("the file was replaced while it was being opened"),
-        }));
+        return Err(replaced(path));
     }
     let mark = match access {
         Access::ReadOnly => None,
         Access::ReadWrite => locker.take_liveness_mark()?,
     };
-    let view = View::read(map, storage, &geo, path)?;
+    // A `Storage::Write` handle reads through a read-only mapping; the writable one it was
+    // opened (and perhaps created) through is kept for the coordination words alone.
+    let (map, words) = match (storage, access) {
+        (Storage::Write, Access::ReadWrite) => {
+            let data = MapOptions::new().read_only().open(path)?.into_shared();
+            if data.same_file_as(&map) == Some(false) {
+                return Err(replaced(path));
+            }
+            (data, Some(map))
+        }
+        _ => (map, None),
+    };
+    let view = View::read(map, Backend::new(words, recorder), &geo, path)?;
     Ok(Db {
         path: path.to_path_buf(),
         geo,
@@ -366,6 +388,15 @@ fn build_db(
         mark,
         owner: AtomicUsize::new(0),
         file_owner,
+    })
+}
+
+/// The error of a path that names another file than the one an open began with.
+fn replaced(path: &Path) -> Error {
+    Error::Map(pmap::Error::Io {
+        op: "open",
+        path: path.to_path_buf(),
+        source: std::io::Error::other("the file was replaced while it was being opened"),
     })
 }
 
@@ -591,8 +622,8 @@ fn initialise(map: &mut SharedMap, create: &Create) -> Result<()> {
     map.write_at(OFF_COUNTS[0], &counts.encode())?;
     // Creation writes through the mapping whatever storage the handle will use: it runs under
     // the exclusive lock, before the magic tells any other handle the file is there.
-    crate::commit::write_table_descriptor(&Storage::Mapped, map, &table)?;
-    crate::commit::write_ring_descriptor(&Storage::Mapped, map, &ring)?;
+    crate::commit::write_table_descriptor(&Backend::default(), map, &table)?;
+    crate::commit::write_ring_descriptor(&Backend::default(), map, &ring)?;
     fence(Ordering::Release);
     map.write_at(0, &MAGIC)?;
     Ok(())

@@ -10,7 +10,7 @@ use crate::format::{
     self, DESCRIPTOR_LEN, Geometry, OFF_GENERATION, OFF_RING_GENERATION, OFF_RINGS, OFF_TABLES,
     RING_LEN, RingDescriptor, TableDescriptor,
 };
-use crate::storage::Storage;
+use crate::storage::Backend;
 use crate::{Error, Result};
 
 /// A table region whose descriptor was checked to lie in the map.
@@ -80,7 +80,7 @@ impl Ring {
 pub(crate) struct View {
     pub map: SharedMap,
     /// How this handle's writes and syncs reach the file (`storage.rs`).
-    pub storage: Storage,
+    pub storage: Backend,
     /// The table generation the descriptors below were read at.
     pub generation: u64,
     pub active: Table,
@@ -99,7 +99,7 @@ impl View {
     /// Reads and checks every descriptor of `map`.
     pub(crate) fn read(
         map: SharedMap,
-        storage: Storage,
+        storage: Backend,
         geo: &Geometry,
         path: &Path,
     ) -> Result<View> {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crash::{Kept, image};
 use pblockdb::testing::{Op, Recorder};
-use pblockdb::{Db, DbOptions, Durability};
+use pblockdb::{Db, DbOptions, Durability, Storage};
 use pounds_testkit::{Rng, stress_rounds};
 
 const KEY: usize = 12;
@@ -57,8 +57,8 @@ struct Run {
     commits: u64,
 }
 
-fn workload(dir: &Path, durability: Durability, seed: u64) -> Run {
-    let path = dir.join(format!("live-{seed:x}.db"));
+fn workload(dir: &Path, storage: Storage, durability: Durability, seed: u64) -> Run {
+    let path = dir.join(format!("live-{storage:?}-{seed:x}.db"));
     let mut model = State::new();
     {
         let db = DbOptions::new(KEY, VALUE)
@@ -80,6 +80,7 @@ fn workload(dir: &Path, durability: Durability, seed: u64) -> Run {
     let recorder = Arc::new(Recorder::new());
     let db = DbOptions::new(KEY, VALUE)
         .history(128)
+        .storage(storage)
         .durability(durability)
         .record_to(Arc::clone(&recorder))
         .open(&path)
@@ -190,8 +191,10 @@ fn crash_power_loss_after_synced_commits_leaves_a_prefix_with_every_synced_commi
     kept.extend([Kept::Random; RANDOM_SUBSETS]);
     let rounds = stress_rounds(1, 25);
     let mut checked = 0;
-    for round in 0..u64::from(rounds) {
-        let run = workload(dir.path(), Durability::Synced, 0x5eed_0001 + round);
+    for (round, storage) in
+        (0..u64::from(rounds)).flat_map(|round| [(round, Storage::Mapped), (round, Storage::Write)])
+    {
+        let run = workload(dir.path(), storage, Durability::Synced, 0x5eed_0001 + round);
         let syncs = run
             .ops
             .iter()
@@ -206,7 +209,7 @@ fn crash_power_loss_after_synced_commits_leaves_a_prefix_with_every_synced_commi
         let mut rng = Rng::new(0xc0ff_ee00 + round);
         checked += check_prefixes(dir.path(), &run, &kept, &mut rng);
     }
-    assert!(checked >= CUTS * kept.len(), "{checked} files checked");
+    assert!(checked >= 2 * CUTS * kept.len(), "{checked} files checked");
     println!("{rounds} rounds, {checked} files checked");
 }
 
@@ -214,8 +217,15 @@ fn crash_power_loss_after_synced_commits_leaves_a_prefix_with_every_synced_commi
 fn crash_process_death_after_buffered_commits_leaves_a_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let rounds = stress_rounds(1, 25);
-    for round in 0..u64::from(rounds) {
-        let run = workload(dir.path(), Durability::Buffered, 0x5eed_1001 + round);
+    for (round, storage) in
+        (0..u64::from(rounds)).flat_map(|round| [(round, Storage::Mapped), (round, Storage::Write)])
+    {
+        let run = workload(
+            dir.path(),
+            storage,
+            Durability::Buffered,
+            0x5eed_1001 + round,
+        );
         assert!(!run.ops.iter().any(|op| matches!(op, Op::Sync { .. })));
         let mut rng = Rng::new(0xbeef_0000 + round);
         // Every write reached the file in order (the page cache outlives the process): the
@@ -234,7 +244,12 @@ fn crash_process_death_after_buffered_commits_leaves_a_prefix() {
 #[test]
 fn crash_power_loss_after_buffered_commits_can_leave_a_mix_the_simulator_finds() {
     let dir = tempfile::tempdir().unwrap();
-    let run = workload(dir.path(), Durability::Buffered, 0x5eed_2001);
+    let run = workload(
+        dir.path(),
+        Storage::Mapped,
+        Durability::Buffered,
+        0x5eed_2001,
+    );
     let mut rng = Rng::new(0xbad_5eed);
     let path = dir.path().join("crashed.db");
     let mut mixed = 0;
