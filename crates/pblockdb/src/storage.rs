@@ -77,7 +77,7 @@ impl Backend {
 
     /// Runs `f` on the map coordination words and positioned writes go through, which covers
     /// `at .. at + len` if the file does (it is remapped when another process grew the file).
-    #[inline]
+    #[inline(always)]
     fn on<R>(
         &self,
         map: &SharedMap,
@@ -100,7 +100,7 @@ impl Backend {
     }
 
     /// Copies record bytes into the file at `at`: into the mapping, or by a positioned write.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write(&self, map: &SharedMap, at: usize, bytes: &[u8]) -> Result<()> {
         self.on(map, at, bytes.len(), |view, storage| match storage {
             Storage::Write => view.write_file_at(at, bytes),
@@ -111,7 +111,7 @@ impl Backend {
     }
 
     /// Stores the coordination word at `at` (8 bytes, aligned) with one atomic store.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn store_u64(
         &self,
         map: &SharedMap,
@@ -127,7 +127,7 @@ impl Backend {
     }
 
     /// Stores the 4-byte coordination word (a hint) at `at` with one atomic store.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn store_u32(
         &self,
         map: &SharedMap,
@@ -144,7 +144,7 @@ impl Backend {
 
     /// A seqlock writer enters the region guarded by the word at `at`
     /// ([`Seqlock::begin_write`]: the mark, then a release fence).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn begin_write(&self, map: &SharedMap, at: usize, writing: u64) -> Result<()> {
         self.on(map, at, 8, |view, _| {
             view.atomic_u64(at)
@@ -155,7 +155,7 @@ impl Backend {
     }
 
     /// A seqlock writer leaves ([`Seqlock::end_write`]: the word, release).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn end_write(&self, map: &SharedMap, at: usize, done: u64) -> Result<()> {
         self.on(map, at, 8, |view, _| {
             view.atomic_u64(at)
@@ -199,7 +199,7 @@ impl Backend {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn note(&self, at: usize, bytes: &[u8]) {
         if let Some(recorder) = &self.recorder {
             recorder.wrote(at as u64, bytes);

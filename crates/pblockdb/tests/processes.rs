@@ -1,6 +1,7 @@
 //! Several processes at once: writers on disjoint key ranges while readers check every value
 //! they see; and writers killed with SIGKILL at random moments, hundreds of times under
-//! `cargo xtask stress`.
+//! `cargo xtask stress`. Writer processes alternate between the two storages
+//! (`Storage::Mapped`, `Storage::Write`), so every file is shared by both.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use pblockdb::{Db, DbOptions};
+use pblockdb::{Db, DbOptions, Storage};
 
 const ROLE: &str = "PBLOCKDB_TEST_ROLE";
 const DB_PATH: &str = "PBLOCKDB_TEST_PATH";
@@ -90,6 +91,22 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A writable handle on the database at `path`, adopting its sizes, with the storage `n`
+/// chooses: `Storage::Mapped` for even `n`, `Storage::Write` for odd, so that writer processes
+/// of both storages share each file.
+fn open_writer(path: &Path, n: u64) -> Db {
+    let sizes = Db::open_read_only(path).unwrap();
+    let storage = if n % 2 == 0 {
+        Storage::Mapped
+    } else {
+        Storage::Write
+    };
+    DbOptions::new(sizes.key_size(), sizes.value_size())
+        .storage(storage)
+        .open(path)
+        .unwrap()
+}
+
 fn role() -> Option<(String, PathBuf, String)> {
     let role = child_role(ROLE)?;
     Some((
@@ -115,7 +132,7 @@ fn concurrent_processes_child_writer() {
         return;
     }
     let w: u64 = arg.parse().unwrap();
-    let db = Db::open(&path).unwrap();
+    let db = open_writer(&path, w);
     let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (w + 1));
     let mut state: HashMap<u64, Option<u64>> = HashMap::new();
     for counter in 1..=OPS_PER_WRITER {
@@ -283,7 +300,7 @@ fn crash_child_writer() {
         };
         (after, point)
     });
-    let db = Db::open(&path).unwrap();
+    let db = open_writer(&path, seed);
     let log_path = format!("{}.log", path.display());
     let log = pmap::Map::create(&log_path, (LOG_START + 16 * LOG_RECORDS) as u64)
         .unwrap()
@@ -580,7 +597,7 @@ fn concurrent_transfers_child_writer() {
         return;
     }
     let w: u64 = arg.parse().unwrap();
-    let db = Db::open(&path).unwrap();
+    let db = open_writer(&path, w);
     let mut rng = Rng::new(0x5eed ^ (w + 1));
     for t in 0..TRANSFERS {
         let (from, to) = (rng.below(ACCOUNTS), rng.below(ACCOUNTS));
