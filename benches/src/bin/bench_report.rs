@@ -128,9 +128,10 @@ fn main() -> Result<()> {
     }
     writeln!(
         out,
-        "pblockdb's storage choices: the tables measure the mapped, writable file (the \
-         default); commits by `write()` beside a read-only map (`Storage::Write`) are built but \
-         not measured yet, and the unmapped backend (issue 11) is not built. Not measured either: redb's `put_new` and `delete`, heed with \
+        "pblockdb's storage choices: the mapped, writable file (the default) everywhere, and \
+         commits by `write()` beside a read-only map (`Storage::Write`) as \
+         `put_replace/pblockdb_write` and `pblockdb_write_txn1000`; the unmapped backend (issue \
+         11) is not built. Not measured either: redb's `put_new` and `delete`, heed with \
          `WRITE_MAP` synced or with a fresh read transaction per get, and what LTTng keeps after \
          an abort.\n"
     )?;
