@@ -725,8 +725,9 @@ fn concurrent_processes_transfers_keep_every_snapshot_consistent() {
 
 const STALL_KEYS: u64 = 100;
 
-/// Child role: arms a stall at the point named by `arg`, then commits a transaction that
-/// rewrites every key; the stall writes `<path>.stalled` and parks forever.
+/// Child role: arms a stall at the point named by `arg` (`POINT:N`, `N` choosing the storage
+/// as [`open_writer`] does), then commits a transaction that rewrites every key; the stall
+/// writes `<path>.stalled` and parks forever.
 #[test]
 fn stall_child_writer() {
     let Some((role, path, arg)) = role() else {
@@ -736,7 +737,8 @@ fn stall_child_writer() {
         return;
     }
     use pblockdb::testing::{StallPoint, stall_at};
-    let point = match arg.as_str() {
+    let (point, storage) = arg.split_once(':').unwrap();
+    let point = match point {
         "history" => StallPoint::AfterHistory,
         "publish" => StallPoint::BeforePublish,
         slot => StallPoint::MidSlot(slot.parse().unwrap()),
@@ -748,7 +750,7 @@ fn stall_child_writer() {
             std::thread::park();
         }
     });
-    let db = Db::open(&path).unwrap();
+    let db = open_writer(&path, storage.parse().unwrap());
     db.write(|txn| {
         for i in 0..STALL_KEYS {
             txn.put(&key(i), &value(i, 2))?;
@@ -807,7 +809,10 @@ fn stall_writer_stopped_anywhere_in_a_commit_blocks_no_reader() {
     if role().is_some() {
         return;
     }
-    for point in ["history", "0", "37", "99", "publish"] {
+    for (n, point) in ["history", "0", "37", "99", "publish"]
+        .into_iter()
+        .enumerate()
+    {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stall.db");
         let db = DbOptions::new(16, 64).capacity(200).open(&path).unwrap();
@@ -819,7 +824,8 @@ fn stall_writer_stopped_anywhere_in_a_commit_blocks_no_reader() {
         })
         .unwrap();
         drop(db);
-        let mut child = KillOnDrop(spawn("stall_child_writer", "stall", &path, point));
+        let arg = format!("{point}:{n}");
+        let mut child = KillOnDrop(spawn("stall_child_writer", "stall", &path, &arg));
         let child = &mut child.0;
         let marker = PathBuf::from(format!("{}.stalled", path.display()));
         let deadline = Instant::now() + Duration::from_secs(60);
