@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions};
-use pblockdb::{Db, DbOptions};
+use pblockdb::{Db, DbOptions, Storage};
 use pounds_benches::{quick, smoke};
 use pounds_testkit::Rng;
 use redb::ReadableTable;
@@ -63,6 +63,9 @@ const TABLE: redb::TableDefinition<'static, &[u8], &[u8]> = redb::TableDefinitio
 
 struct Contenders {
     db: Db,
+    /// A second handle on the same file whose commits go by positioned writes beside a
+    /// read-only data mapping (`Storage::Write`).
+    db_write: Db,
     env: Env,
     lmdb: Database<Bytes, Bytes>,
     /// The same, opened with `WRITE_MAP` (LMDB writes through a writable map, as pblockdb).
@@ -95,10 +98,8 @@ fn lmdb_env(dir: &Path, name: &str, extra: EnvFlags, n: u64) -> (Env, Database<B
 }
 
 fn setup(dir: &Path, n: u64) -> Contenders {
-    let db = DbOptions::new(16, 64)
-        .capacity(n)
-        .open(dir.join(format!("bench{n}.pdb")))
-        .unwrap();
+    let path = dir.join(format!("bench{n}.pdb"));
+    let db = DbOptions::new(16, 64).capacity(n).open(&path).unwrap();
     db.write(|txn| {
         for i in 0..n {
             txn.put(&key(i), &value(i))?;
@@ -119,8 +120,13 @@ fn setup(dir: &Path, n: u64) -> Contenders {
     }
     write.commit().unwrap();
     let map = (0..n).map(|i| (key(i), value(i))).collect();
+    let db_write = DbOptions::new(16, 64)
+        .storage(Storage::Write)
+        .open(&path)
+        .unwrap();
     Contenders {
         db,
+        db_write,
         env,
         lmdb,
         env_writemap,
@@ -206,6 +212,22 @@ fn put_replace(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: 
     group.bench_function("put_replace/pblockdb_txn1000", |b| {
         b.iter(|| {
             let mut txn = c.db.begin_write().unwrap();
+            for _ in 0..TXN_PUTS {
+                let i = rng.below(n);
+                txn.put(black_box(&key(i)), &value(i)).unwrap();
+            }
+            txn.commit().unwrap();
+        })
+    });
+    group.bench_function("put_replace/pblockdb_write", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            c.db_write.put(black_box(&key(i)), &value(i)).unwrap()
+        })
+    });
+    group.bench_function("put_replace/pblockdb_write_txn1000", |b| {
+        b.iter(|| {
+            let mut txn = c.db_write.begin_write().unwrap();
             for _ in 0..TXN_PUTS {
                 let i = rng.below(n);
                 txn.put(black_box(&key(i)), &value(i)).unwrap();

@@ -128,9 +128,10 @@ fn main() -> Result<()> {
     }
     writeln!(
         out,
-        "pblockdb's storage choices: only the mapped, writable file exists so far; commits by \
-         `write()` over a read-only map and the unmapped backend (issue 11) are not built, so \
-         they are not in the tables. Not measured either: redb's `put_new` and `delete`, heed with \
+        "pblockdb's storage choices: the mapped, writable file (the default) everywhere, and \
+         commits by `write()` beside a read-only map (`Storage::Write`) as \
+         `put_replace/pblockdb_write` and `pblockdb_write_txn1000`; the unmapped backend (issue \
+         11) is not built. Not measured either: redb's `put_new` and `delete`, heed with \
          `WRITE_MAP` synced or with a fresh read transaction per get, and what LTTng keeps after \
          an abort.\n"
     )?;

@@ -21,8 +21,8 @@ use crate::format::{
 };
 use crate::history::{Entry, read_entry, write_entry};
 use crate::lock::WriteLock;
-use crate::seqlock::Seqlock;
 use crate::staged::{Change, Staged};
+use crate::storage::Backend;
 use crate::testing::StallPoint;
 use crate::view::{Table, View};
 use crate::{Db, Durability, Error, Result};
@@ -78,9 +78,7 @@ pub(crate) fn counts_now(map: &SharedMap) -> Result<(u64, Option<Counts>)> {
 
 /// Writes `counts` into the record that does not hold the current state (`current`).
 fn store_counts(view: &View, current: usize, counts: &Counts) -> Result<()> {
-    view.map
-        .write_at(OFF_COUNTS[1 - current], &counts.encode())?;
-    Ok(())
+    view.put(OFF_COUNTS[1 - current], &counts.encode())
 }
 
 fn load(view: &View, at: usize) -> Result<u64> {
@@ -88,8 +86,7 @@ fn load(view: &View, at: usize) -> Result<u64> {
 }
 
 fn store(view: &View, at: usize, value: u64) -> Result<()> {
-    view.map.atomic_u64(at)?.store(value, Ordering::Release);
-    Ok(())
+    view.store_word(at, value, Ordering::Release)
 }
 
 /// Seqlock write of a whole slot (the writer lock is held): an odd version first, a release
@@ -116,24 +113,20 @@ fn write_slot_pausing(
 ) -> Result<()> {
     let at = table.slot_at(geo, idx);
     let new_meta = format::get_u64(image, 0);
-    let word = view.map.atomic_u64(at)?;
-    let old = word.load(Ordering::Relaxed);
+    let old = view.map.load_u64(at, Ordering::Relaxed)?;
     let writing = format::meta(
         format::version_of(new_meta).wrapping_sub(1),
         format::state_of(old),
     );
-    Seqlock::begin_write(word, writing);
+    view.storage.begin_write(&view.map, at, writing)?;
     inside();
-    view.map.write_at(at + 8, &image[8..])?;
-    Seqlock::end_write(word, new_meta);
+    view.put(at + 8, &image[8..])?;
+    view.storage.end_write(&view.map, at, new_meta)?;
     let hint = format::hint(
         format::state_of(new_meta),
         format::get_u32(image, format::SLOT_TAG),
     );
-    view.map
-        .atomic_u32(table.hint_at(idx))?
-        .store(hint, Ordering::Release);
-    Ok(())
+    view.store_hint(table.hint_at(idx), hint)
 }
 
 /// The next even version after `meta`'s.
@@ -143,7 +136,7 @@ fn next_version(meta: u64) -> u64 {
 
 fn flush_if(view: &View, durability: Durability) -> Result<()> {
     if durability == Durability::Synced {
-        view.map.flush()?;
+        view.sync()?;
     }
     Ok(())
 }
@@ -316,9 +309,7 @@ fn find(
             }
             let expected = format::hint(header.state(), header.tag);
             if expected != hint && header.state() <= STATE_TOMB {
-                view.map
-                    .atomic_u32(table.hint_at(idx))?
-                    .store(expected, Ordering::Release);
+                view.store_hint(table.hint_at(idx), expected)?;
             }
             match header.state() {
                 // An empty slot holds nothing after its meta word; one that does is a record or
@@ -487,7 +478,8 @@ fn prepare_region(
         guard.map.refresh()?;
         let old_len = guard.map.len();
         if end > old_len {
-            guard.map.grow(end).map_err(|e| capacity_err(e.into()))?;
+            let View { map, storage, .. } = &mut *guard;
+            storage.grow(map, end).map_err(|e| capacity_err(e.into()))?;
         }
         old_len
     };
@@ -498,7 +490,7 @@ fn prepare_region(
     let mut at = offset;
     while at < end.min(old_len) {
         let n = zeros.len().min(end.min(old_len) - at);
-        view.map.write_at(at, &zeros[..n])?;
+        view.put(at, &zeros[..n])?;
         at += n;
     }
     Ok(())
@@ -567,9 +559,11 @@ pub(crate) fn rebuild(lock: &WriteLock<'_>, records: u64, durability: Durability
         // The descriptor slot the new table takes still describes the table before the old
         // one, whose region may be the one reused: invalidate it first.
         let view = db.read_view();
-        view.map
-            .atomic_u64(OFF_TABLES[(generation & 1) as usize])?
-            .store(u64::MAX, Ordering::Relaxed);
+        view.store_word(
+            OFF_TABLES[(generation & 1) as usize],
+            u64::MAX,
+            Ordering::Relaxed,
+        )?;
     }
     prepare_region(db, offset, offset + bytes, full)?;
     let view = db.read_view();
@@ -601,11 +595,11 @@ pub(crate) fn rebuild(lock: &WriteLock<'_>, records: u64, durability: Durability
         while view.map.load_u32(new.hint_at(probe), Ordering::Relaxed)? != 0 {
             probe = (probe + 1) & new.mask();
         }
-        view.map.write_at(new.slot_at(&geo, probe), &image)?;
+        view.put(new.slot_at(&geo, probe), &image)?;
         let hint = format::hint(STATE_LIVE, format::get_u32(&image, format::SLOT_TAG));
-        view.map.write(new.hint_at(probe), &hint)?;
+        view.store_hint(new.hint_at(probe), hint)?;
     }
-    write_table_descriptor(&view.map, &new)?;
+    write_table_descriptor(&view.storage, &view.map, &new)?;
     flush_if(&view, durability)?;
     store(&view, OFF_GENERATION, generation)?;
     fence(Ordering::SeqCst);
@@ -627,7 +621,11 @@ pub(crate) fn rebuild(lock: &WriteLock<'_>, records: u64, durability: Durability
 
 /// Writes a table descriptor's fields, then its generation word with release ordering (its
 /// readers' seqlock), into the descriptor slot of its generation's parity.
-pub(crate) fn write_table_descriptor(map: &SharedMap, table: &Table) -> Result<()> {
+pub(crate) fn write_table_descriptor(
+    storage: &Backend,
+    map: &SharedMap,
+    table: &Table,
+) -> Result<()> {
     let desc = format::TableDescriptor {
         generation: table.generation,
         offset: table.offset as u64,
@@ -639,25 +637,25 @@ pub(crate) fn write_table_descriptor(map: &SharedMap, table: &Table) -> Result<(
         .iter()
         .enumerate()
     {
-        map.write(at + 8 + i * 8, word)?;
+        storage.write(map, at + 8 + i * 8, &word.to_le_bytes())?;
     }
-    map.atomic_u64(at)?
-        .store(table.generation, Ordering::Release);
-    Ok(())
+    storage.store_u64(map, at, table.generation, Ordering::Release)
 }
 
 /// Writes a ring descriptor, as [`write_table_descriptor`].
-pub(crate) fn write_ring_descriptor(map: &SharedMap, ring: &format::RingDescriptor) -> Result<()> {
+pub(crate) fn write_ring_descriptor(
+    storage: &Backend,
+    map: &SharedMap,
+    ring: &format::RingDescriptor,
+) -> Result<()> {
     let at = OFF_RINGS[(ring.generation & 1) as usize];
     for (i, word) in [ring.offset, ring.entries, ring.base, ring.crc()]
         .iter()
         .enumerate()
     {
-        map.write(at + 8 + i * 8, word)?;
+        storage.write(map, at + 8 + i * 8, &word.to_le_bytes())?;
     }
-    map.atomic_u64(at)?
-        .store(ring.generation, Ordering::Release);
-    Ok(())
+    storage.store_u64(map, at, ring.generation, Ordering::Release)
 }
 
 /// Moves the history to a new ring of at least `entries` entries (the writer lock is held and
@@ -698,13 +696,16 @@ pub(crate) fn grow_ring(lock: &WriteLock<'_>, entries: u64, durability: Durabili
     let generation = ring.generation.wrapping_add(1);
     {
         let view = db.read_view();
-        view.map
-            .atomic_u64(OFF_RINGS[(generation & 1) as usize])?
-            .store(u64::MAX, Ordering::Relaxed);
+        view.store_word(
+            OFF_RINGS[(generation & 1) as usize],
+            u64::MAX,
+            Ordering::Relaxed,
+        )?;
     }
     prepare_region(db, offset, offset + bytes, full)?;
     let view = db.read_view();
     write_ring_descriptor(
+        &view.storage,
         &view.map,
         &format::RingDescriptor {
             generation,

@@ -178,6 +178,14 @@ impl Db {
         Ok(self.caught_up()?.generation)
     }
 
+    /// Whether reads go through a writable mapping of the data: false for a read-only handle
+    /// and for a [`crate::Storage::Write`] handle. Not part of the API.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn data_map_is_writable(&self) -> bool {
+        self.read_view().map.is_writable()
+    }
+
     /// Whether this handle was opened read-only.
     #[must_use]
     pub fn is_read_only(&self) -> bool {
@@ -265,7 +273,7 @@ impl Db {
     /// # Errors
     /// The I/O error the operating system reported.
     pub fn flush(&self) -> Result<()> {
-        Ok(self.read_view().map.flush()?)
+        self.read_view().sync()
     }
 
     /// Starts a read transaction: a snapshot of the last commit.
@@ -573,11 +581,10 @@ impl Db {
             .wrapping_add(1);
         let mut area = vec![0u8; USER_AREA_SIZE];
         area[..data.len()].copy_from_slice(data);
-        map.write_at(OFF_USER_AREA[(version & 1) as usize], &area)?;
-        map.atomic_u64(OFF_USER_VERSION)?
-            .store(version, Ordering::Release);
+        guard.put(OFF_USER_AREA[(version & 1) as usize], &area)?;
+        guard.store_word(OFF_USER_VERSION, version, Ordering::Release)?;
         if self.durability == Durability::Synced {
-            map.flush_range(0, format::PAGE as usize)?;
+            guard.storage.sync_range(map, 0, format::PAGE as usize)?;
         }
         Ok(())
     }

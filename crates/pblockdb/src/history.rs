@@ -55,7 +55,8 @@ pub(crate) fn read_entry(
 }
 
 /// Writes entry `number` (the writer lock is held): the number word set to [`ENTRY_WRITING`],
-/// a release fence, the fields and image, then the number with release ordering.
+/// a release fence, the fields and image, then the number with release ordering; every store
+/// through the handle's storage.
 pub(crate) fn write_entry(
     view: &View,
     ring: &Ring,
@@ -65,10 +66,9 @@ pub(crate) fn write_entry(
     generation: u64,
     image: &[u8],
 ) -> Result<()> {
-    let map = &view.map;
     let at = ring.entry_at(geo, number);
-    let word = map.atomic_u64(at + ENTRY_NUMBER)?;
-    Seqlock::begin_write(word, ENTRY_WRITING);
+    view.storage
+        .begin_write(&view.map, at + ENTRY_NUMBER, ENTRY_WRITING)?;
     let mut head = [0u8; ENTRY_HEADER - 8];
     format::put_u64(&mut head, ENTRY_SLOT - 8, slot);
     format::put_u64(&mut head, ENTRY_GENERATION - 8, generation);
@@ -77,8 +77,9 @@ pub(crate) fn write_entry(
         ENTRY_CRC - 8,
         format::entry_crc(slot, generation, image),
     );
-    map.write_at(at + 8, &head)?;
-    map.write_at(at + ENTRY_HEADER, image)?;
-    Seqlock::end_write(word, number);
+    view.put(at + 8, &head)?;
+    view.put(at + ENTRY_HEADER, image)?;
+    view.storage
+        .end_write(&view.map, at + ENTRY_NUMBER, number)?;
     Ok(())
 }

@@ -74,6 +74,7 @@ mod owners;
 mod seqlock;
 mod snapshot;
 mod staged;
+mod storage;
 #[doc(hidden)]
 pub mod testing;
 mod txn;
@@ -94,5 +95,6 @@ pub use crate::format::{
     MIN_HISTORY, USER_AREA_SIZE,
 };
 pub use crate::open::{DEFAULT_CAPACITY, DEFAULT_HISTORY_BYTES, DbOptions, Durability};
+pub use crate::storage::Storage;
 pub use crate::txn::{Nested, ReadTxn, WriteTxn};
 pub use crate::typed::TypedDb;

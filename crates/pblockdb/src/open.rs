@@ -12,6 +12,7 @@ use crate::format::{
 };
 use crate::lock::thread_token;
 use crate::owners::{self, FileId};
+use crate::storage::{Backend, Storage};
 use crate::view::{Table, View};
 use crate::{Db, Error, Result};
 
@@ -59,6 +60,8 @@ pub struct DbOptions {
     /// Entries asked for; `None`: [`DEFAULT_HISTORY_BYTES`] worth.
     history: Option<u64>,
     durability: Durability,
+    storage: Storage,
+    recorder: Option<Arc<crate::testing::Recorder>>,
 }
 
 /// How [`open_existing`] opens a file.
@@ -78,6 +81,8 @@ impl DbOptions {
             capacity: DEFAULT_CAPACITY,
             history: None,
             durability: Durability::default(),
+            storage: Storage::default(),
+            recorder: None,
         }
     }
 
@@ -100,6 +105,23 @@ impl DbOptions {
     /// How this handle's commits reach the disk (each transaction may choose otherwise).
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Notes every write and sync this handle makes in `recorder`, as well as making them (the
+    /// crash tests build the files a power loss could leave from the record). Not part of the
+    /// API.
+    #[doc(hidden)]
+    pub fn record_to(mut self, recorder: std::sync::Arc<crate::testing::Recorder>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// How this handle's commits put their bytes into the file: through the writable mapping
+    /// ([`Storage::Mapped`], the default) or by positioned writes beside a read-only data
+    /// mapping ([`Storage::Write`]). Handles of any choice share a file.
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = storage;
         self
     }
 
@@ -149,8 +171,12 @@ impl DbOptions {
             path,
             geo,
             Access::ReadWrite,
-            self.durability,
-            history,
+            Writes {
+                durability: self.durability,
+                storage: self.storage,
+                recorder: self.recorder.clone(),
+                history_min: history,
+            },
             file_owner,
         )
     }
@@ -234,8 +260,12 @@ pub(crate) fn open_existing(path: &Path, access: Access) -> Result<Db> {
         path,
         geo,
         access,
-        crate::Durability::default(),
-        history,
+        Writes {
+            durability: crate::Durability::default(),
+            storage: Storage::default(),
+            recorder: None,
+            history_min: history,
+        },
         file_owner,
     )
 }
@@ -291,6 +321,15 @@ impl SetupError {
     }
 }
 
+/// How a handle's commits write: chosen by [`DbOptions`], defaults for [`open_existing`].
+struct Writes {
+    durability: crate::Durability,
+    storage: Storage,
+    recorder: Option<Arc<crate::testing::Recorder>>,
+    /// The smallest history ring its commits keep (entries).
+    history_min: u64,
+}
+
 /// The last step of every open: maps the header page that holds the lock and the writer word
 /// (a read-write handle takes its liveness mark there), reads the view and makes the handle.
 fn build_db(
@@ -298,10 +337,15 @@ fn build_db(
     path: &Path,
     geo: Geometry,
     access: Access,
-    durability: crate::Durability,
-    history_min: u64,
+    writes: Writes,
     file_owner: Arc<AtomicUsize>,
 ) -> Result<Db> {
+    let Writes {
+        durability,
+        storage,
+        recorder,
+        history_min,
+    } = writes;
     let locker = match access {
         Access::ReadOnly => MapOptions::new().read_only(),
         Access::ReadWrite => MapOptions::new().must_exist(),
@@ -313,17 +357,25 @@ fn build_db(
     // The locker must map the file `map` maps (its path may name another by now), or its
     // writer word would be another file's.
     if locker.same_file_as(&map) == Some(false) {
-        return Err(Error::Map(pmap::Error::Io {
-            op: "open",
-            path: path.to_path_buf(),
-            source: std::io::Error::other("the file was replaced while it was being opened"),
-        }));
+        return Err(replaced(path));
     }
     let mark = match access {
         Access::ReadOnly => None,
         Access::ReadWrite => locker.take_liveness_mark()?,
     };
-    let view = View::read(map, &geo, path)?;
+    // A `Storage::Write` handle reads through a read-only mapping; the writable one it was
+    // opened (and perhaps created) through is kept for the coordination words alone.
+    let (map, words) = match (storage, access) {
+        (Storage::Write, Access::ReadWrite) => {
+            let data = MapOptions::new().read_only().open(path)?.into_shared();
+            if data.same_file_as(&map) == Some(false) {
+                return Err(replaced(path));
+            }
+            (data, Some(map))
+        }
+        _ => (map, None),
+    };
+    let view = View::read(map, Backend::new(words, recorder), &geo, path)?;
     Ok(Db {
         path: path.to_path_buf(),
         geo,
@@ -336,6 +388,15 @@ fn build_db(
         mark,
         owner: AtomicUsize::new(0),
         file_owner,
+    })
+}
+
+/// The error of a path that names another file than the one an open began with.
+fn replaced(path: &Path) -> Error {
+    Error::Map(pmap::Error::Io {
+        op: "open",
+        path: path.to_path_buf(),
+        source: std::io::Error::other("the file was replaced while it was being opened"),
     })
 }
 
@@ -406,7 +467,7 @@ fn setup(
         return Err(Failed(corrupt("history_head", history_head)));
     }
     // Every descriptor is checked against the file before anything is read through it.
-    let (_, active, _, _, ring, _) = crate::view::read_regions(map, &geo, path)?;
+    let (_, active, _, _, ring, _) = crate::view::read_regions_of_whole_file(map, &geo, path)?;
     if history_head - commit > ring.entries {
         return Err(Failed(corrupt("history_head", history_head)));
     }
@@ -559,8 +620,10 @@ fn initialise(map: &mut SharedMap, create: &Create) -> Result<()> {
         ..Counts::default()
     };
     map.write_at(OFF_COUNTS[0], &counts.encode())?;
-    crate::commit::write_table_descriptor(map, &table)?;
-    crate::commit::write_ring_descriptor(map, &ring)?;
+    // Creation writes through the mapping whatever storage the handle will use: it runs under
+    // the exclusive lock, before the magic tells any other handle the file is there.
+    crate::commit::write_table_descriptor(&Backend::default(), map, &table)?;
+    crate::commit::write_ring_descriptor(&Backend::default(), map, &ring)?;
     fence(Ordering::Release);
     map.write_at(0, &MAGIC)?;
     Ok(())

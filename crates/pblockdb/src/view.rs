@@ -10,6 +10,7 @@ use crate::format::{
     self, DESCRIPTOR_LEN, Geometry, OFF_GENERATION, OFF_RING_GENERATION, OFF_RINGS, OFF_TABLES,
     RING_LEN, RingDescriptor, TableDescriptor,
 };
+use crate::storage::Backend;
 use crate::{Error, Result};
 
 /// A table region whose descriptor was checked to lie in the map.
@@ -78,6 +79,8 @@ impl Ring {
 #[derive(Debug)]
 pub(crate) struct View {
     pub map: SharedMap,
+    /// How this handle's writes and syncs reach the file (`storage.rs`).
+    pub storage: Backend,
     /// The table generation the descriptors below were read at.
     pub generation: u64,
     pub active: Table,
@@ -94,11 +97,18 @@ pub(crate) type Regions = (u64, Table, Option<Table>, u64, Ring, Option<Ring>);
 
 impl View {
     /// Reads and checks every descriptor of `map`.
-    pub(crate) fn read(map: SharedMap, geo: &Geometry, path: &Path) -> Result<View> {
+    pub(crate) fn read(
+        map: SharedMap,
+        storage: Backend,
+        geo: &Geometry,
+        path: &Path,
+    ) -> Result<View> {
+        let mut map = map;
         let (generation, active, previous, ring_generation, ring, previous_ring) =
-            read_regions(&map, geo, path)?;
+            read_regions_of_whole_file(&mut map, geo, path)?;
         Ok(View {
             map,
+            storage,
             generation,
             active,
             previous,
@@ -112,7 +122,7 @@ impl View {
     pub(crate) fn reload(&mut self, geo: &Geometry, path: &Path) -> Result<()> {
         self.map.refresh()?;
         let (generation, active, previous, ring_generation, ring, previous_ring) =
-            read_regions(&self.map, geo, path)?;
+            read_regions_of_whole_file(&mut self.map, geo, path)?;
         self.generation = generation;
         self.active = active;
         self.previous = previous;
@@ -120,6 +130,30 @@ impl View {
         self.ring = ring;
         self.previous_ring = previous_ring;
         Ok(())
+    }
+
+    /// Copies record bytes into the file through the storage.
+    #[inline]
+    pub(crate) fn put(&self, at: usize, bytes: &[u8]) -> Result<()> {
+        self.storage.write(&self.map, at, bytes)
+    }
+
+    /// Stores a coordination word through the storage.
+    #[inline]
+    pub(crate) fn store_word(&self, at: usize, value: u64, order: Ordering) -> Result<()> {
+        self.storage.store_u64(&self.map, at, value, order)
+    }
+
+    /// Stores a hint (release) through the storage.
+    #[inline]
+    pub(crate) fn store_hint(&self, at: usize, hint: u32) -> Result<()> {
+        self.storage
+            .store_u32(&self.map, at, hint, Ordering::Release)
+    }
+
+    /// Makes everything written so far durable.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.storage.sync(&self.map)
     }
 
     /// Whether the file's table and ring generations are the ones this view read.
@@ -145,6 +179,23 @@ impl View {
             return Some(self.ring);
         }
         self.previous_ring.filter(|ring| number >= ring.base)
+    }
+}
+
+/// [`read_regions`], mapping the file again and reading again when a region lies past the
+/// mapped length but the file has grown since it was mapped: another process grew it (a
+/// rebuild or a history growth) and published a region there between the mapping and the read.
+/// Each retry needs the file to have grown, so this ends.
+pub(crate) fn read_regions_of_whole_file(
+    map: &mut SharedMap,
+    geo: &Geometry,
+    path: &Path,
+) -> Result<Regions> {
+    loop {
+        match read_regions(map, geo, path) {
+            Err(Error::Truncated { .. }) if map.refresh()? => {}
+            other => return other,
+        }
     }
 }
 

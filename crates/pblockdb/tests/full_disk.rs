@@ -2,11 +2,13 @@
 //! error (`Error::Full` caused by `pmap::Error::NoSpace`), never a `SIGBUS`, and the database
 //! still opens with every earlier record. On a real 4 MiB tmpfs (the test needs root, as CI
 //! runs); the filling runs in a child process (this test binary again), so that dying of a
-//! signal shows as a failed test rather than a crashed test binary.
+//! signal shows as a failed test rather than a crashed test binary. Once for each storage: with
+//! `Storage::Write` the bytes go by positioned writes and the words through the word view, and
+//! the growth is the same reserving one.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use pblockdb::{Db, DbOptions, Error};
+use pblockdb::{Db, DbOptions, Error, Storage};
 use pounds_testkit::{Tmpfs, child_command, child_role_path, reported, run_child};
 
 const ROLE: &str = "PBLOCKDB_FULL_DISK_ROLE";
@@ -25,11 +27,28 @@ fn value(i: u64) -> Vec<u8> {
 
 #[test]
 fn full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record() {
-    const TEST: &str = "full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record";
+    full_disk(
+        "full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record",
+        Storage::Mapped,
+    );
+}
+
+#[test]
+fn full_disk_put_through_the_write_storage_is_an_error_and_keeps_every_record() {
+    full_disk(
+        "full_disk_put_through_the_write_storage_is_an_error_and_keeps_every_record",
+        Storage::Write,
+    );
+}
+
+/// The test `test` (this function's caller, named so that the child runs it again): fill, in a
+/// child, a database on a 4 MiB tmpfs through a handle of `storage`.
+fn full_disk(test: &str, storage: Storage) {
     if let Some((_, dir)) = child_role_path(ROLE, DIR) {
         // The child: put records until the table must grow and the disk has no room for it.
         let db = DbOptions::new(KEY, VALUE)
             .capacity(16)
+            .storage(storage)
             .open(dir.join("full.db"))
             .unwrap();
         let mut stored = 0u64;
@@ -69,7 +88,7 @@ fn full_disk_put_that_cannot_grow_the_file_is_an_error_and_keeps_every_record() 
 
     let disk = Tmpfs::mount("4m");
     let stdout = run_child(
-        child_command(TEST).env(ROLE, "filler").env(DIR, disk.dir()),
+        child_command(test).env(ROLE, "filler").env(DIR, disk.dir()),
         "filler",
     );
     let stored = reported(&stdout, STORED);

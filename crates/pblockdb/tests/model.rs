@@ -1,11 +1,12 @@
 //! Random operation sequences against a `HashMap` model: single operations, transactions
 //! committed and aborted, nested transactions, snapshots read later, reopens and growth in the
-//! middle.
+//! middle; the handle that writes uses either storage (`Storage::Mapped` or `Storage::Write`),
+//! the one that takes snapshots the default.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 
-use pblockdb::{Db, DbOptions, WriteTxn};
+use pblockdb::{Db, DbOptions, Storage, WriteTxn};
 use proptest::prelude::*;
 
 type Model = HashMap<Vec<u8>, Vec<u8>>;
@@ -88,12 +89,16 @@ fn apply(txn: &mut WriteTxn<'_>, model: &mut Model, changes: &[(u8, Option<u8>)]
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]
-    fn matches_a_hashmap(ops in proptest::collection::vec(op(), 1..300)) {
+    fn matches_a_hashmap(
+        ops in proptest::collection::vec(op(), 1..300),
+        storage in prop_oneof![Just(Storage::Mapped), Just(Storage::Write)],
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.db");
         // Capacity 1: the table starts at 16 slots and must grow (and rebuild) mid-sequence.
         // A large history, so every snapshot taken stays readable.
-        let mut db = DbOptions::new(6, 3).capacity(1).history(1 << 14).open(&path).unwrap();
+        let options = DbOptions::new(6, 3).capacity(1).history(1 << 14).storage(storage);
+        let mut db = options.open(&path).unwrap();
         let mut model = Model::new();
         // Snapshots through a second handle, which is never reopened.
         let reader = Db::open(&path).unwrap();
@@ -117,7 +122,7 @@ proptest! {
                 }
                 Op::Reopen => {
                     drop(db);
-                    db = Db::open(&path).unwrap();
+                    db = options.open(&path).unwrap();
                 }
                 Op::Txn { changes, child, commit_child, commit } => {
                     let mut txn = db.begin_write().unwrap();

@@ -1,6 +1,7 @@
 //! Several processes at once: writers on disjoint key ranges while readers check every value
 //! they see; and writers killed with SIGKILL at random moments, hundreds of times under
-//! `cargo xtask stress`.
+//! `cargo xtask stress`. Writer processes alternate between the two storages
+//! (`Storage::Mapped`, `Storage::Write`), so every file is shared by both.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use pblockdb::{Db, DbOptions};
+use pblockdb::{Db, DbOptions, Storage};
 
 const ROLE: &str = "PBLOCKDB_TEST_ROLE";
 const DB_PATH: &str = "PBLOCKDB_TEST_PATH";
@@ -90,6 +91,22 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A writable handle on the database at `path`, adopting its sizes, with the storage `n`
+/// chooses: `Storage::Mapped` for even `n`, `Storage::Write` for odd, so that writer processes
+/// of both storages share each file.
+fn open_writer(path: &Path, n: u64) -> Db {
+    let sizes = Db::open_read_only(path).unwrap();
+    let storage = if n % 2 == 0 {
+        Storage::Mapped
+    } else {
+        Storage::Write
+    };
+    DbOptions::new(sizes.key_size(), sizes.value_size())
+        .storage(storage)
+        .open(path)
+        .unwrap()
+}
+
 fn role() -> Option<(String, PathBuf, String)> {
     let role = child_role(ROLE)?;
     Some((
@@ -115,7 +132,7 @@ fn concurrent_processes_child_writer() {
         return;
     }
     let w: u64 = arg.parse().unwrap();
-    let db = Db::open(&path).unwrap();
+    let db = open_writer(&path, w);
     let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (w + 1));
     let mut state: HashMap<u64, Option<u64>> = HashMap::new();
     for counter in 1..=OPS_PER_WRITER {
@@ -283,7 +300,7 @@ fn crash_child_writer() {
         };
         (after, point)
     });
-    let db = Db::open(&path).unwrap();
+    let db = open_writer(&path, seed);
     let log_path = format!("{}.log", path.display());
     let log = pmap::Map::create(&log_path, (LOG_START + 16 * LOG_RECORDS) as u64)
         .unwrap()
@@ -580,7 +597,7 @@ fn concurrent_transfers_child_writer() {
         return;
     }
     let w: u64 = arg.parse().unwrap();
-    let db = Db::open(&path).unwrap();
+    let db = open_writer(&path, w);
     let mut rng = Rng::new(0x5eed ^ (w + 1));
     for t in 0..TRANSFERS {
         let (from, to) = (rng.below(ACCOUNTS), rng.below(ACCOUNTS));
@@ -708,8 +725,9 @@ fn concurrent_processes_transfers_keep_every_snapshot_consistent() {
 
 const STALL_KEYS: u64 = 100;
 
-/// Child role: arms a stall at the point named by `arg`, then commits a transaction that
-/// rewrites every key; the stall writes `<path>.stalled` and parks forever.
+/// Child role: arms a stall at the point named by `arg` (`POINT:N`, `N` choosing the storage
+/// as [`open_writer`] does), then commits a transaction that rewrites every key; the stall
+/// writes `<path>.stalled` and parks forever.
 #[test]
 fn stall_child_writer() {
     let Some((role, path, arg)) = role() else {
@@ -719,7 +737,8 @@ fn stall_child_writer() {
         return;
     }
     use pblockdb::testing::{StallPoint, stall_at};
-    let point = match arg.as_str() {
+    let (point, storage) = arg.split_once(':').unwrap();
+    let point = match point {
         "history" => StallPoint::AfterHistory,
         "publish" => StallPoint::BeforePublish,
         slot => StallPoint::MidSlot(slot.parse().unwrap()),
@@ -731,7 +750,7 @@ fn stall_child_writer() {
             std::thread::park();
         }
     });
-    let db = Db::open(&path).unwrap();
+    let db = open_writer(&path, storage.parse().unwrap());
     db.write(|txn| {
         for i in 0..STALL_KEYS {
             txn.put(&key(i), &value(i, 2))?;
@@ -790,7 +809,10 @@ fn stall_writer_stopped_anywhere_in_a_commit_blocks_no_reader() {
     if role().is_some() {
         return;
     }
-    for point in ["history", "0", "37", "99", "publish"] {
+    for (n, point) in ["history", "0", "37", "99", "publish"]
+        .into_iter()
+        .enumerate()
+    {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stall.db");
         let db = DbOptions::new(16, 64).capacity(200).open(&path).unwrap();
@@ -802,7 +824,8 @@ fn stall_writer_stopped_anywhere_in_a_commit_blocks_no_reader() {
         })
         .unwrap();
         drop(db);
-        let mut child = KillOnDrop(spawn("stall_child_writer", "stall", &path, point));
+        let arg = format!("{point}:{n}");
+        let mut child = KillOnDrop(spawn("stall_child_writer", "stall", &path, &arg));
         let child = &mut child.0;
         let marker = PathBuf::from(format!("{}.stalled", path.display()));
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -16,7 +16,7 @@ use memmap2::{MmapOptions, MmapRaw};
 
 use crate::view::View;
 
-use crate::{Error, Lock, Result};
+use crate::{Error, Lock, Result, os};
 
 pub(crate) const ANONYMOUS: &str = "<anonymous>";
 
@@ -450,6 +450,39 @@ impl Core {
         Ok(true)
     }
 
+    /// Writes `data` at view offset `offset` through the file, by a positioned write (`pwrite`
+    /// on Unix, `WriteFile` at an offset on Windows), not through the view: the bytes must lie
+    /// inside the view (a positioned write never grows the file; growth reserves its blocks),
+    /// and the file must be open for writing.
+    pub(crate) fn write_file_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        self.require_writable("write_file_at")?;
+        self.bounds(offset, data.len())?;
+        let Some(file) = &self.file else {
+            return Err(Error::ReadOnlyMapping {
+                path: self.path.clone(),
+                op: "write_file_at",
+            });
+        };
+        let at = self.offset + offset as u64;
+        positioned_write(file, at, data).map_err(|source| {
+            if os::is_no_space(&source) {
+                Error::NoSpace {
+                    path: self.path.clone(),
+                    requested: data.len() as u64,
+                    len: at + data.len() as u64,
+                    available: None,
+                    source,
+                }
+            } else {
+                Error::Io {
+                    op: "pwrite",
+                    path: self.path.clone(),
+                    source,
+                }
+            }
+        })
+    }
+
     /// Flushing a read-only view has nothing to write back, and on Windows `FlushFileBuffers`
     /// fails on a handle without write access, so read-only views skip it.
     pub(crate) fn flush(&self) -> Result<()> {
@@ -681,4 +714,28 @@ fn map_anonymous(len: usize) -> Result<View> {
             path: PathBuf::from(ANONYMOUS),
             source,
         })
+}
+
+/// Writes all of `data` at file offset `at` without moving the file position.
+#[cfg(unix)]
+fn positioned_write(file: &File, at: u64, data: &[u8]) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, data, at)
+}
+
+/// Writes all of `data` at file offset `at` (`seek_write` moves the file position, which no
+/// code here relies on).
+#[cfg(windows)]
+fn positioned_write(file: &File, mut at: u64, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        match std::os::windows::fs::FileExt::seek_write(file, data, at) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                data = &data[n..];
+                at += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -88,6 +88,18 @@ impl SharedMap {
         Ok(())
     }
 
+    /// Writes `data` at `offset` through the file by a positioned write (`pwrite`, `WriteFile`
+    /// at an offset), not through the view. Every mapping of the file shows the bytes once this
+    /// returns on the platforms whose page cache backs both (Linux, the BSDs, macOS, Windows).
+    /// The range must lie inside the view: a positioned write never grows the file.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`], [`Error::ReadOnlyMapping`] (also for an anonymous map),
+    /// [`Error::NoSpace`] for a full disk or quota, or the I/O error.
+    pub fn write_file_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        self.core.write_file_at(offset, data)
+    }
+
     /// Copies a `T` out of the view at `offset` (any alignment), with the caveat of
     /// [`Self::read_at`].
     ///

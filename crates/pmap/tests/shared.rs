@@ -437,3 +437,36 @@ fn spans_need_a_writable_map() {
         Err(Error::ReadOnlyMapping { .. })
     ));
 }
+
+/// A positioned write goes through the file: the map, and a second, read-only map of the file,
+/// show its bytes at once; it never grows the file, and a read-only map refuses it.
+#[test]
+fn write_file_at_is_seen_through_every_map_and_stays_inside_the_view() {
+    let (dir, map) = shared(8192);
+    let path = dir.path().join("shared.bin");
+    let reader = pmap::MapOptions::new()
+        .read_only()
+        .open(&path)
+        .unwrap()
+        .into_shared();
+    map.write_file_at(4093, b"across a page").unwrap();
+    let mut back = [0u8; 13];
+    map.read_at(4093, &mut back).unwrap();
+    assert_eq!(&back, b"across a page");
+    let mut back = [0u8; 13];
+    reader.read_at(4093, &mut back).unwrap();
+    assert_eq!(&back, b"across a page");
+    assert_eq!(
+        reader.load_u64(4096, Ordering::Acquire).unwrap(),
+        u64::from_le_bytes(*b"oss a pa")
+    );
+    assert!(matches!(
+        map.write_file_at(8190, b"past"),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
+    assert!(matches!(
+        reader.write_file_at(0, b"x"),
+        Err(Error::ReadOnlyMapping { .. })
+    ));
+}

@@ -19,8 +19,7 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Log(LogCommand),
     /// Work with a block database file.
-    #[command(subcommand)]
-    Db(DbCommand),
+    Db(DbArgs),
     /// The main job in one run: writers in threads and processes fill a log while a follower
     /// reads it live; prints throughput, latency percentiles, and records checked and lost.
     Demo(DemoArgs),
@@ -339,6 +338,27 @@ fn parse_facility(text: &str) -> Result<u8, String> {
             FACILITIES.join(", ")
         )
     })
+}
+
+/// `pounds db [--storage S] COMMAND`.
+#[derive(Debug, Args)]
+pub(crate) struct DbArgs {
+    /// How a command that writes puts its commit into the file (any choice shares a file with
+    /// any other; reading commands always read through a read-only mapping).
+    #[arg(long, global = true, value_enum, default_value_t = StorageArg::Mapped)]
+    pub(crate) storage: StorageArg,
+    #[command(subcommand)]
+    pub(crate) command: DbCommand,
+}
+
+/// `--storage`: pblockdb's `Storage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StorageArg {
+    /// Through a writable shared mapping (the fastest).
+    Mapped,
+    /// By positioned writes (`pwrite`) beside a read-only mapping; only the coordination words
+    /// go through a writable view.
+    Write,
 }
 
 #[derive(Debug, Subcommand)]

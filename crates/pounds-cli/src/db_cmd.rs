@@ -4,14 +4,18 @@
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::Path;
 
-use pounds::db::{Db, DbOptions};
+use pounds::db::{Db, DbOptions, Storage};
 
-use crate::args::{DbCommand, EncodingArgs};
+use crate::args::{DbArgs, DbCommand, EncodingArgs, StorageArg};
 use crate::error::{CliError, Result};
 use crate::json;
 
-pub(crate) fn run(command: DbCommand) -> Result<()> {
-    match command {
+pub(crate) fn run(args: DbArgs) -> Result<()> {
+    let storage = match args.storage {
+        StorageArg::Mapped => Storage::Mapped,
+        StorageArg::Write => Storage::Write,
+    };
+    match args.command {
         DbCommand::Create {
             file,
             key_size,
@@ -19,7 +23,8 @@ pub(crate) fn run(command: DbCommand) -> Result<()> {
             capacity,
             history,
         } => {
-            let mut options = DbOptions::new(key_size as usize, value_size as usize);
+            let mut options =
+                DbOptions::new(key_size as usize, value_size as usize).storage(storage);
             if let Some(capacity) = capacity {
                 options = options.capacity(capacity);
             }
@@ -35,7 +40,7 @@ pub(crate) fn run(command: DbCommand) -> Result<()> {
             value,
             encoding,
         } => {
-            let db = open(&file)?;
+            let db = open(&file, storage)?;
             db.put(&decode(&key, encoding)?, &decode(&value, encoding)?)?;
             Ok(())
         }
@@ -49,7 +54,7 @@ pub(crate) fn run(command: DbCommand) -> Result<()> {
             key,
             encoding,
         } => {
-            let db = open(&file)?;
+            let db = open(&file, storage)?;
             if db.delete(&decode(&key, encoding)?)? {
                 Ok(())
             } else {
@@ -83,7 +88,7 @@ pub(crate) fn run(command: DbCommand) -> Result<()> {
             out.flush()?;
             Ok(())
         }
-        DbCommand::Batch { file, encoding } => batch(&file, encoding),
+        DbCommand::Batch { file, encoding } => batch(&file, encoding, storage),
         DbCommand::Backup { file, dest } => {
             let db = open_for_reading(&file)?;
             let records = db.backup_to(&dest)?;
@@ -160,8 +165,8 @@ fn get(file: &Path, keys: &[String], encoding: EncodingArgs) -> Result<()> {
 }
 
 /// One transaction from standard input; any bad line aborts it before anything is written.
-fn batch(file: &Path, encoding: EncodingArgs) -> Result<()> {
-    let db = open(file)?;
+fn batch(file: &Path, encoding: EncodingArgs, storage: Storage) -> Result<()> {
+    let db = open(file, storage)?;
     let mut txn = db.begin_write()?;
     let (mut puts, mut deletes) = (0u64, 0u64);
     for (n, line) in io::stdin().lock().lines().enumerate() {
@@ -194,8 +199,14 @@ fn batch(file: &Path, encoding: EncodingArgs) -> Result<()> {
     Ok(())
 }
 
-fn open(file: &Path) -> Result<Db> {
-    Ok(Db::open(file)?)
+/// A writable handle of `storage` on an existing database, adopting its sizes.
+fn open(file: &Path, storage: Storage) -> Result<Db> {
+    let geometry = Db::open_read_only(file)?;
+    let (key_size, value_size) = (geometry.key_size(), geometry.value_size());
+    drop(geometry);
+    Ok(DbOptions::new(key_size, value_size)
+        .storage(storage)
+        .open(file)?)
 }
 
 /// Reading needs no write access, so a read-only file (or a user without write permission)

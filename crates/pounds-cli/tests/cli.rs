@@ -236,6 +236,51 @@ fn log_create_and_stat_report_geometry() {
     assert_clean_error(&out);
 }
 
+/// `--storage write` (positioned writes beside a read-only mapping) on the commands that write,
+/// before or after the subcommand, shares the file with the default storage; a storage that is
+/// not built is a usage error.
+#[test]
+fn db_storage_write_and_mapped_share_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.pdb");
+    let file = path_str(&file);
+    let out = pounds(&[
+        "db",
+        "--storage",
+        "write",
+        "create",
+        file,
+        "--key-size",
+        "8",
+        "--value-size",
+        "8",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pounds(&["db", "put", file, "a", "1", "--storage", "write"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pounds(&["db", "put", file, "b", "2", "--storage", "mapped"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pounds(&["db", "--storage", "write", "del", file, "b"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&pounds(&["db", "list", file])), "a\t1\n");
+    assert!(
+        pounds(&["db", "verify", file, "--storage", "write"])
+            .status
+            .success()
+    );
+    let out = pounds(&["db", "put", file, "c", "3", "--storage", "unmapped"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_clean_error(&pounds(&[
+        "db",
+        "put",
+        &format!("{file}.missing"),
+        "c",
+        "3",
+        "--storage",
+        "write",
+    ]));
+}
+
 #[test]
 fn db_put_get_del_list() {
     let dir = tempfile::tempdir().unwrap();
