@@ -4,6 +4,7 @@
 
 const INLINE: usize = 256;
 
+#[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // On the stack on purpose: a lookup must not allocate.
 pub(crate) enum Buf {
     Inline([u64; INLINE / 8], usize),

@@ -14,6 +14,7 @@ use std::sync::atomic::{Ordering, fence};
 
 use pmap::SharedMap;
 
+use crate::buf::Buf;
 use crate::format::{
     self, COUNTS_LEN, Counts, Geometry, NO_UNDO, OFF_COMMIT, OFF_COUNTS, OFF_GENERATION,
     OFF_HISTORY_HEAD, OFF_RING_GENERATION, OFF_RINGS, OFF_TABLES, STATE_EMPTY, STATE_LIVE,
@@ -157,7 +158,7 @@ pub(crate) fn commit(lock: &WriteLock<'_>, changes: &Staged, durability: Durabil
         let mut taken = Taken::new(table.capacity, changes.len());
         let (mut count, mut used) = (counts.count, counts.used);
         let mut full = false;
-        let mut scratch = vec![0u8; geo.slot_size];
+        let mut scratch = Buf::zeroed(geo.slot_size);
         let probed = changes.generation() == table.generation;
         let max_used = table.capacity / format::MAX_LOAD.1 * format::MAX_LOAD.0;
         for change in changes.iter() {
@@ -227,7 +228,7 @@ pub(crate) fn commit(lock: &WriteLock<'_>, changes: &Staged, durability: Durabil
         plan.sort_by_key(|p| p.slot);
         let head = load(&view, OFF_HISTORY_HEAD)?;
         let new_clock = head + n;
-        let mut image = vec![0u8; geo.slot_size];
+        let mut image = Buf::zeroed(geo.slot_size);
         // 1. Save every version this commit replaces, before touching any.
         for (k, p) in plan.iter().enumerate() {
             view.map.read_at(table.slot_at(&geo, p.slot), &mut image)?;
@@ -245,7 +246,7 @@ pub(crate) fn commit(lock: &WriteLock<'_>, changes: &Staged, durability: Durabil
         flush_if(&view, durability)?;
         crate::testing::reached(StallPoint::AfterHistory);
         // 2. Rewrite the slots.
-        let mut new = vec![0u8; geo.slot_size];
+        let mut new = Buf::zeroed(geo.slot_size);
         for (k, p) in plan.iter().enumerate() {
             let meta = view
                 .map
@@ -405,12 +406,21 @@ fn still_found(
 /// The slots a commit's plan has taken so far: a bitmap when the table is small enough for one
 /// to be cheap (a commit's probes ask about every vacant slot they pass), else a set.
 enum Taken {
+    /// Up to [`FEW`] slots, on the stack: most transactions change a key or a few, and their
+    /// commit should not allocate a bitmap or a set for them.
+    Few([u64; FEW], usize),
     Bits(Vec<u64>),
     Set(HashSet<u64>),
 }
 
+/// The most slots [`Taken::Few`] holds (searched linearly).
+const FEW: usize = 16;
+
 impl Taken {
     fn new(capacity: u64, changes: usize) -> Self {
+        if changes <= FEW {
+            return Taken::Few([0; FEW], 0);
+        }
         // A bitmap costs capacity / 8 bytes to clear; worth it while that is no more than a
         // few bytes per change.
         if capacity / 64 <= (changes as u64).saturating_mul(8).max(1024) {
@@ -422,6 +432,18 @@ impl Taken {
 
     fn insert(&mut self, slot: u64) {
         match self {
+            Taken::Few(slots, len) => {
+                if *len < FEW {
+                    slots[*len] = slot;
+                    *len += 1;
+                } else {
+                    // More inserts than the changes it was made for (cannot happen: one a
+                    // change): carry on in a set rather than lose one.
+                    let mut set: HashSet<u64> = slots.iter().copied().collect();
+                    set.insert(slot);
+                    *self = Taken::Set(set);
+                }
+            }
             Taken::Bits(bits) => bits[(slot / 64) as usize] |= 1 << (slot % 64),
             Taken::Set(set) => {
                 set.insert(slot);
@@ -431,6 +453,7 @@ impl Taken {
 
     fn contains(&self, slot: &u64) -> bool {
         match self {
+            Taken::Few(slots, len) => slots[..*len].contains(slot),
             Taken::Bits(bits) => bits[(*slot / 64) as usize] & (1 << (*slot % 64)) != 0,
             Taken::Set(set) => set.contains(slot),
         }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
+use crate::buf::Buf;
 use crate::commit::{self, Found};
 use crate::format::OFF_COMMIT;
 use crate::lock::WriteLock;
@@ -151,7 +152,7 @@ pub struct WriteTxn<'db> {
     levels: Vec<Staged>,
     durability: Durability,
     /// A slot's bytes, for probes.
-    scratch: Vec<u8>,
+    scratch: Buf,
 }
 
 impl<'db> WriteTxn<'db> {
@@ -162,7 +163,7 @@ impl<'db> WriteTxn<'db> {
             lock,
             levels: vec![Staged::new(db.geo.key_size, db.geo.value_size, generation)],
             durability: db.durability,
-            scratch: vec![0u8; db.geo.slot_size],
+            scratch: Buf::zeroed(db.geo.slot_size),
         })
     }
 
