@@ -294,8 +294,6 @@ impl LogState {
             let end = padded(content_len);
             arena.extend_to(start + end + 16);
             let image = &mut arena[start..];
-            // The arena's bytes are not cleared between uses: the padding is zeroed here.
-            image[content_len..end].fill(0);
             if self
                 .gather(pos, HEADER_CONTENT, &mut image[HEADER_CONTENT..content_len])
                 .is_err()
@@ -303,11 +301,13 @@ impl LogState {
                 arena.truncate(start);
                 return None;
             }
-            // The crc field is taken as zero in the image; the header holds it.
-            image[20..24].fill(0);
-            image[end..end + 8].copy_from_slice(&pos.to_le_bytes());
-            image.copy_within(..8, end + 8);
-            RecordHeader::checksum_image(&image[8..]) == header.crc
+            // The arena's bytes are not cleared between uses: `image_in_place` zeroes the
+            // padding and the crc field (the header holds the crc) and appends the id and the
+            // time, in the 16 bytes the arena was extended by.
+            match image_in_place(image, content_len, end, pos, image.len()) {
+                Some(len) => RecordHeader::checksum_image(&image[8..8 + len]) == header.crc,
+                None => false,
+            }
         };
         Some(Copied {
             pos,
@@ -642,12 +642,12 @@ impl LogState {
     }
 }
 
-/// Makes a one-block record copied into `image` (its block after the claim word, `room`
-/// bytes: the content, `content_len` bytes, then free room) the writer's checksum image in
-/// place (see [`LogState::copy_slot`]): the crc field and the padding to `padded_len` zeroed,
-/// then the id `at` and the time after the padded content. Returns the length of the image
-/// from its byte 8 (what the crc covers), or `None` when the block lacks the 16 bytes of free
-/// room for the id and the time (then only the zeroing is done).
+/// Makes a record's copied content, `image` (`room` bytes: the content, `content_len` bytes,
+/// then free room; a one-block record's block after its claim word, or a record's place in
+/// the arena), the writer's checksum image in place: the crc field and the padding to
+/// `padded_len` zeroed, then the id `at` and the time after the padded content. Returns the
+/// length of the image from its byte 8 (what the crc covers), or `None` when there are not
+/// the 16 bytes of free room for the id and the time (then only the zeroing is done).
 #[inline(always)]
 fn image_in_place(
     image: &mut [u8],
