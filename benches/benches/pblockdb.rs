@@ -22,7 +22,9 @@
 //! - `redb_*` contenders mirror the heed ones: `redb_shared_txn` reuses one read transaction,
 //!   `redb` commits one write transaction per put, `redb_txn1000` 1,000 puts per transaction.
 //! - `commit_synced/*`: one put per transaction, synced to disk (`Durability::Synced`, heed
-//!   without NO_SYNC, redb `Durability::Immediate`).
+//!   without NO_SYNC, redb `Durability::Immediate`); `heed_writemap` with `WRITE_MAP`.
+//! - `*/pblockdb_write`: the same operation through a handle of `Storage::Write` (commits by
+//!   positioned writes beside a read-only data mapping) on the same file.
 //!
 //! `-- --test` (criterion's smoke mode) uses 2,000 entries so the pass is quick.
 // SAFETY (for the `allow`): heed marks `EnvOpenOptions::flags` (NO_SYNC, NO_META_SYNC) and
@@ -152,6 +154,13 @@ fn gets(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64, hit: b
     group.bench_function(format!("{name}/pblockdb_txn"), |b| {
         let txn = c.db.begin_read().unwrap();
         b.iter(|| txn.get_with(black_box(&pick(&mut rng)), |v| v[0]).unwrap())
+    });
+    group.bench_function(format!("{name}/pblockdb_write"), |b| {
+        b.iter(|| {
+            c.db_write
+                .get_with(black_box(&pick(&mut rng)), |v| v[0])
+                .unwrap()
+        })
     });
     group.bench_function(format!("{name}/heed_txn"), |b| {
         b.iter(|| {
@@ -406,6 +415,15 @@ fn commit_synced(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n
             txn.commit().unwrap();
         })
     });
+    group.bench_function("commit_synced/pblockdb_write", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            let mut txn = c.db_write.begin_write().unwrap();
+            txn.set_durability(pblockdb::Durability::Synced);
+            txn.put(&key(i), &value(i)).unwrap();
+            txn.commit().unwrap();
+        })
+    });
     group.bench_function("commit_synced/redb", |b| {
         b.iter(|| {
             let i = rng.below(n);
@@ -425,6 +443,15 @@ fn commit_synced(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n
             wtxn.commit().unwrap();
             // NO_SYNC is set on the environment: force the sync the commit skipped.
             c.env.force_sync().unwrap();
+        })
+    });
+    group.bench_function("commit_synced/heed_writemap", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            let mut wtxn = c.env_writemap.write_txn().unwrap();
+            c.lmdb_writemap.put(&mut wtxn, &key(i), &value(i)).unwrap();
+            wtxn.commit().unwrap();
+            c.env_writemap.force_sync().unwrap();
         })
     });
 }

@@ -129,11 +129,10 @@ fn main() -> Result<()> {
     writeln!(
         out,
         "pblockdb's storage choices: the mapped, writable file (the default) everywhere, and \
-         commits by `write()` beside a read-only map (`Storage::Write`) as \
-         `put_replace/pblockdb_write` and `pblockdb_write_txn1000`; the unmapped backend (issue \
-         11) is not built. Not measured either: redb's `put_new` and `delete`, heed with \
-         `WRITE_MAP` synced or with a fresh read transaction per get, and what LTTng keeps after \
-         an abort.\n"
+         commits by `write()` beside a read-only map (`Storage::Write`) as `*/pblockdb_write` \
+         (get, one put, 1,000 puts, a synced commit); the unmapped backend (issue 11) is not \
+         built. Not measured either: redb's `put_new` and `delete`, heed with a fresh read \
+         transaction per get under `WRITE_MAP`, and what LTTng keeps after an abort.\n"
     )?;
     criterion_tables(&mut out, &benches)?;
     writeln!(
