@@ -20,7 +20,7 @@ use crate::testing::Recorder;
 #[non_exhaustive]
 pub enum Storage {
     /// Through a writable shared mapping of the file, which readers read too; syncs are
-    /// `msync` plus a data sync. The fastest.
+    /// `msync` (plus a data sync off Linux). The fastest.
     #[default]
     Mapped,
     /// The handle's data mapping, which every read goes through, is read-only; record bytes
@@ -166,7 +166,8 @@ impl Backend {
     }
 
     /// Makes every byte written so far durable, and waits for the disk (the word view's
-    /// `msync`, then a data sync of the file, which covers the positioned writes too).
+    /// `msync` of the whole file, which covers the positioned writes too; elsewhere than on
+    /// Linux a data sync of the file after it).
     pub(crate) fn sync(&self, map: &SharedMap) -> Result<()> {
         self.on(map, 0, 0, |view, _| view.flush())?;
         if let Some(recorder) = &self.recorder {

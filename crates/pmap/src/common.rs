@@ -184,7 +184,8 @@ macro_rules! common_methods {
         }
 
         /// Writes the whole view back to the file and waits for it to reach the disk
-        /// (`msync(MS_SYNC)` or `FlushViewOfFile`, then the file's data sync). A read-only or
+        /// (`msync(MS_SYNC)`, itself a data sync of the range on Linux; elsewhere
+        /// `msync(MS_SYNC)` or `FlushViewOfFile`, then the file's data sync). A read-only or
         /// anonymous view has nothing to write back and returns at once.
         ///
         /// # Errors

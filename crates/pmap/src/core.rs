@@ -488,7 +488,9 @@ impl Core {
     pub(crate) fn flush(&self) -> Result<()> {
         if let (Some(raw), Some(file), true) = (&self.raw, &self.file, self.writable) {
             raw.flush().map_err(self.io("flush"))?;
-            file.sync_data().map_err(self.io("sync"))?;
+            if !os::MSYNC_SYNCS_DATA {
+                file.sync_data().map_err(self.io("sync"))?;
+            }
         }
         Ok(())
     }
@@ -506,7 +508,9 @@ impl Core {
             if len > 0 {
                 raw.flush_range(offset, len).map_err(self.io("flush"))?;
             }
-            file.sync_data().map_err(self.io("sync"))?;
+            if len == 0 || !os::MSYNC_SYNCS_DATA {
+                file.sync_data().map_err(self.io("sync"))?;
+            }
         }
         Ok(())
     }

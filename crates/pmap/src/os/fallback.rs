@@ -484,6 +484,12 @@ pub(crate) fn unlock_range(raw: &crate::view::View, offset: usize, len: usize) -
 /// released by any close of the file in the process, and Windows' ranges are not wired yet.
 pub(crate) const HAS_MARKS: bool = false;
 
+/// Elsewhere a flushed view's bytes are not known to be durable until the file is synced too:
+/// Windows' `FlushViewOfFile` does not flush the file's metadata or the device cache
+/// (`FlushFileBuffers` does), and macOS and the BSDs do not promise that `msync` reaches the
+/// disk the way `fsync` does.
+pub(crate) const MSYNC_SYNCS_DATA: bool = false;
+
 /// Never called where [`HAS_MARKS`] is false.
 pub(crate) fn hold_mark(_file: &std::fs::File, _offset: u64) -> std::io::Result<()> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
