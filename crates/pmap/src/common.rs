@@ -143,6 +143,15 @@ macro_rules! common_methods {
             self.core.file_len()
         }
 
+        /// Whether the view is a copy of the file in private memory
+        /// ([`MapOptions::memory_copy`](crate::MapOptions::memory_copy)) rather than a mapping
+        /// of it.
+        #[inline]
+        #[must_use]
+        pub fn is_memory_copy(&self) -> bool {
+            self.core.is_memory_copy()
+        }
+
         /// Whether this is a memory-only mapping with no file behind it.
         #[inline]
         #[must_use]

@@ -41,6 +41,10 @@ pub(crate) struct Core {
     /// everywhere. A mutex, not an atomic, so that two threads locking one `SharedMap` cannot
     /// both take (and stack) the lock.
     held: Mutex<Lock>,
+    /// The view is a copy of the file in private memory, not a mapping of it
+    /// (`MapOptions::memory_copy`): read from the file by positioned reads when mapped, written
+    /// to it only by `write_file_at` and `write_back`.
+    memory_copy: bool,
 }
 
 impl std::fmt::Debug for Core {
@@ -51,6 +55,7 @@ impl std::fmt::Debug for Core {
             .field("len", &self.len())
             .field("writable", &self.writable)
             .field("fixed_len", &self.fixed_len.is_some())
+            .field("memory_copy", &self.memory_copy)
             .finish()
     }
 }
@@ -81,6 +86,7 @@ impl Core {
             populate: false,
             reserve: None,
             held: Mutex::new(Lock::None),
+            memory_copy: false,
         }
     }
 
@@ -101,7 +107,19 @@ impl Core {
             populate: false,
             reserve: None,
             held: Mutex::new(Lock::None),
+            memory_copy: false,
         })
+    }
+
+    /// Makes the next view a copy of the file in private memory instead of a mapping
+    /// (`MapOptions::memory_copy`); set before the first `map_view`.
+    pub(crate) fn set_memory_copy(&mut self, memory_copy: bool) {
+        self.memory_copy = memory_copy;
+    }
+
+    #[inline]
+    pub(crate) fn is_memory_copy(&self) -> bool {
+        self.memory_copy
     }
 
     fn io(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -247,6 +265,16 @@ impl Core {
                 path: self.path.clone(),
             });
         }
+        if self.memory_copy {
+            let copy = map_anonymous(to_usize(view_len, &self.path)?)?;
+            // SAFETY: `copy` is a private anonymous mapping of `copy.len()` bytes made just
+            // now: nothing else in this process refers to it (it is not yet in `self.raw`) and
+            // no other process can see it, so this is its only reference while it lives.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(copy.as_mut_ptr(), copy.len()) };
+            positioned_read(file, self.offset, bytes).map_err(self.io("read"))?;
+            self.raw = Some(copy);
+            return Ok(());
+        }
         #[cfg(unix)]
         if let (Some(reserve), None) = (self.reserve, self.fixed_len) {
             // A growable view with room to grow in place (a fixed view never grows).
@@ -373,6 +401,11 @@ impl Core {
                          read-only) to convert both ways",
             });
         }
+        if self.memory_copy {
+            // The copy's memory is always writable; only the checks change.
+            self.writable = writable;
+            return Ok(());
+        }
         let old_len = self.len() as u64;
         // Before the old view goes, so that a failing `stat` leaves it in place.
         let file_len = self.file_len()?;
@@ -399,13 +432,26 @@ impl Core {
                 len,
             });
         }
-        if self.file.is_none() {
+        if self.memory_copy {
+            let end = self
+                .offset
+                .checked_add(new_len as u64)
+                .ok_or_else(|| Error::TooLarge {
+                    path: self.path.clone(),
+                    requested: new_len as u64,
+                })?;
+            if let Some(file) = &self.file {
+                crate::reserve::extend(file, &self.path, end)?;
+            }
+        }
+        if self.file.is_none() || self.memory_copy {
             let grown = map_anonymous(new_len)?;
             if let Some(old) = &self.raw {
                 // SAFETY: `old` and `grown` are two distinct live mappings; `old.len()` bytes
                 // are readable in the first and writable in the second (`new_len > old.len()`).
                 // `&mut self` means no other reference into `old` exists in this process, and
-                // an anonymous private mapping is visible to no other process.
+                // an anonymous private mapping (a memory copy's too) is visible to no other
+                // process.
                 unsafe {
                     std::ptr::copy_nonoverlapping(old.as_ptr(), grown.as_mut_ptr(), old.len());
                 }
@@ -435,7 +481,8 @@ impl Core {
     }
 
     pub(crate) fn refresh(&mut self) -> Result<bool> {
-        if self.file.is_none() || self.fixed_len.is_some() {
+        // A memory copy does not follow the file: other handles' writes are not in it.
+        if self.file.is_none() || self.fixed_len.is_some() || self.memory_copy {
             return Ok(false);
         }
         let file_len = self.file_len()?;
@@ -486,6 +533,10 @@ impl Core {
     /// Flushing a read-only view has nothing to write back, and on Windows `FlushFileBuffers`
     /// fails on a handle without write access, so read-only views skip it.
     pub(crate) fn flush(&self) -> Result<()> {
+        if let (Some(file), true, true) = (&self.file, self.writable, self.memory_copy) {
+            // What was written back is in the file; the copy itself is not the file.
+            return file.sync_data().map_err(self.io("sync"));
+        }
         if let (Some(raw), Some(file), true) = (&self.raw, &self.file, self.writable) {
             raw.flush().map_err(self.io("flush"))?;
             if !os::MSYNC_SYNCS_DATA {
@@ -496,6 +547,10 @@ impl Core {
     }
 
     pub(crate) fn flush_async(&self) -> Result<()> {
+        if self.memory_copy {
+            // Positioned writes are in the page cache already; the kernel writes them back.
+            return Ok(());
+        }
         if let (Some(raw), Some(_), true) = (&self.raw, &self.file, self.writable) {
             raw.flush_async().map_err(self.io("flush"))?;
         }
@@ -504,6 +559,9 @@ impl Core {
 
     pub(crate) fn flush_range(&self, offset: usize, len: usize) -> Result<()> {
         self.bounds(offset, len)?;
+        if self.memory_copy {
+            return self.flush();
+        }
         if let (Some(raw), Some(file), true) = (&self.raw, &self.file, self.writable) {
             if len > 0 {
                 raw.flush_range(offset, len).map_err(self.io("flush"))?;
@@ -533,7 +591,7 @@ impl Core {
         let Some(raw) = &self.raw else {
             return Ok(false);
         };
-        if advice == crate::Advice::DontNeed && self.file.is_none() {
+        if advice == crate::Advice::DontNeed && (self.file.is_none() || self.memory_copy) {
             return Err(Error::Unsupported {
                 path: self.path.clone(),
                 op: "DontNeed advice",
@@ -718,6 +776,30 @@ fn map_anonymous(len: usize) -> Result<View> {
             path: PathBuf::from(ANONYMOUS),
             source,
         })
+}
+
+/// Fills `buf` from file offset `at` without moving the file position.
+#[cfg(unix)]
+fn positioned_read(file: &File, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+/// Fills `buf` from file offset `at` (`seek_read` moves the file position, which no code here
+/// relies on).
+#[cfg(windows)]
+fn positioned_read(file: &File, mut at: u64, mut buf: &mut [u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, at) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                at += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Writes all of `data` at file offset `at` without moving the file position.

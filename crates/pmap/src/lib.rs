@@ -89,7 +89,7 @@ mod os_fallback;
 pub use crate::advice::Advice;
 pub use crate::crc::{crc32c_append, crc32c_append_chained, crc32c_append_parts};
 pub use crate::error::{Error, Result};
-pub use crate::liveness::LivenessMark;
+pub use crate::liveness::{LivenessMark, ShareLock};
 pub use crate::map::Map;
 pub use crate::options::{Lock, MapOptions};
 pub use crate::process::{ProcessState, current_pid, process_state};

@@ -112,6 +112,66 @@ impl LivenessMark {
     }
 }
 
+/// The byte of [`ShareLock`]s: just below the liveness marks, as far past any data.
+const SHARE_BYTE: u64 = MARK_BASE - 1;
+
+/// How a handle shares its file, held as a lock on one byte past any data for the handle's
+/// life: [`crate::Lock::Shared`] by every handle that shares the file with others,
+/// [`crate::Lock::Exclusive`] by one that must be alone with it (a handle reading a memory copy
+/// of the file, [`crate::MapOptions::memory_copy`], whose view would not see the others'
+/// writes, and whose writes they would not see in order). The kernel drops it when the handle
+/// closes or its process dies. Linux only, like [`LivenessMark`].
+#[derive(Debug)]
+pub struct ShareLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl ShareLock {
+    /// Takes the share lock of kind `lock` on the file at `path`, without waiting, through an
+    /// open of its own (read-write for an exclusive lock). `Ok(None)` where the platform has no
+    /// per-open byte-range lock (every system but Linux, for now), and for [`crate::Lock::None`].
+    ///
+    /// # Errors
+    /// [`Error::LockContended`] when another handle holds a conflicting one (any other handle,
+    /// for an exclusive lock; an exclusive holder, for a shared one); [`Error::Io`] when the
+    /// file cannot be opened or locked.
+    pub fn take(path: impl AsRef<Path>, lock: crate::Lock) -> Result<Option<ShareLock>> {
+        let path = path.as_ref();
+        if !crate::os::HAS_MARKS || lock == crate::Lock::None {
+            return Ok(None);
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(lock == crate::Lock::Exclusive)
+            .open(path)
+            .map_err(io_error("open", path))?;
+        if !crate::os::try_lock_byte(&file, SHARE_BYTE, lock).map_err(io_error("lock", path))? {
+            return Err(Error::LockContended {
+                path: path.to_path_buf(),
+                kind: lock,
+            });
+        }
+        Ok(Some(ShareLock {
+            file,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    /// The file this lock was taken on, as it was named.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ShareLock {
+    fn drop(&mut self) {
+        // The handle is this lock's own: closing it releases the lock; this only says so first.
+        let _ = crate::os::release_mark(&self.file, SHARE_BYTE);
+    }
+}
+
 /// The [`Error::Io`] of operation `op` on `path`.
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
     move |source| Error::Io {
@@ -152,6 +212,42 @@ mod tests {
         let gone = first.id();
         drop(first);
         assert!(!second.is_held(gone).unwrap());
+    }
+
+    #[test]
+    fn an_exclusive_share_lock_excludes_every_other_handle_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("share");
+        std::fs::write(&path, b"x").unwrap();
+        let first = ShareLock::take(&path, crate::Lock::Shared)
+            .unwrap()
+            .unwrap();
+        let second = ShareLock::take(&path, crate::Lock::Shared)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            ShareLock::take(&path, crate::Lock::Exclusive),
+            Err(Error::LockContended { .. })
+        ));
+        drop((first, second));
+        let alone = ShareLock::take(&path, crate::Lock::Exclusive)
+            .unwrap()
+            .unwrap();
+        // Two handles in one thread: the second is refused, not deadlocked.
+        assert!(matches!(
+            ShareLock::take(&path, crate::Lock::Shared),
+            Err(Error::LockContended { .. })
+        ));
+        assert!(matches!(
+            ShareLock::take(&path, crate::Lock::Exclusive),
+            Err(Error::LockContended { .. })
+        ));
+        drop(alone);
+        assert!(
+            ShareLock::take(&path, crate::Lock::Shared)
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]

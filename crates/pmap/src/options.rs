@@ -47,6 +47,7 @@ pub struct MapOptions {
     pub(crate) lock_wait: bool,
     pub(crate) mode: Option<u32>,
     pub(crate) reserve: Option<usize>,
+    pub(crate) memory_copy: bool,
 }
 
 impl Default for MapOptions {
@@ -69,6 +70,7 @@ impl MapOptions {
             lock_wait: true,
             mode: None,
             reserve: None,
+            memory_copy: false,
         }
     }
 
@@ -147,6 +149,22 @@ impl MapOptions {
         self
     }
 
+    /// Nothing maps the file: the view is a copy of it in the process's private memory,
+    /// filled by positioned reads (`pread`, `ReadFile` at an offset) when it is opened, for
+    /// file systems where shared mappings are not possible or not safe (some network and FUSE
+    /// file systems; Metakit's fallback). The view reads and writes as a mapping's would, but
+    /// its stores stay in memory: [`crate::SharedMap::write_file_at`] (into the copy and the
+    /// file) and [`crate::SharedMap::write_back`] put bytes into the file, growth extends the
+    /// file and the copy, [`Map::flush`] is a data sync of the file, and [`Map::refresh`]
+    /// changes nothing. Other handles' writes to the file are not seen: a file opened this
+    /// way is to be written by this handle alone while it lives (pblockdb's
+    /// `Storage::Unmapped` keeps every other handle out with a lock). Memory: the view's
+    /// length, at once.
+    pub fn memory_copy(mut self) -> Self {
+        self.memory_copy = true;
+        self
+    }
+
     /// Permission bits for a file this open creates (Unix only; ignored on Windows).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = Some(mode);
@@ -208,6 +226,7 @@ impl MapOptions {
 
         let mut core = Core::new(file, owned(), self.writable, self.offset, self.len);
         core.set_reservation(self.reserve);
+        core.set_memory_copy(self.memory_copy);
         core.lock(self.lock, self.lock_wait)?;
 
         let file_len = core.file_len()?;

@@ -96,8 +96,50 @@ impl SharedMap {
     /// # Errors
     /// [`Error::OutOfBounds`], [`Error::ReadOnlyMapping`] (also for an anonymous map),
     /// [`Error::NoSpace`] for a full disk or quota, or the I/O error.
+    ///
+    /// A memory copy ([`crate::MapOptions::memory_copy`]) takes the bytes into the copy first,
+    /// then into the file, so that the view reads them too.
     pub fn write_file_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        if self.core.is_memory_copy() {
+            self.write_at(offset, data)?;
+        }
         self.core.write_file_at(offset, data)
+    }
+
+    /// Writes the view's bytes at `offset .. offset + len` to the file by positioned writes,
+    /// for a memory copy ([`crate::MapOptions::memory_copy`]), whose stores (through
+    /// [`Self::write_at`] or an atomic) stay in the process's memory until then. A mapping's
+    /// bytes are the file's already: for it this checks the range and does nothing. The bytes
+    /// are copied out as [`Self::read_at`] would, so a range other threads are storing into
+    /// meanwhile is written as some mix of old and new bytes: write back what this thread
+    /// stored, or validate as for reads.
+    ///
+    /// # Errors
+    /// [`Error::OutOfBounds`], [`Error::ReadOnlyMapping`], [`Error::NoSpace`] for a full disk or
+    /// quota, or the I/O error.
+    pub fn write_back(&self, offset: usize, len: usize) -> Result<()> {
+        self.core.require_writable("write_back")?;
+        self.core.bounds(offset, len)?;
+        if !self.core.is_memory_copy() {
+            return Ok(());
+        }
+        // Small ranges (coordination words, one record) go through the stack.
+        let mut small = [0u8; 512];
+        let mut large = Vec::new();
+        let chunk = if len <= small.len() {
+            &mut small[..]
+        } else {
+            large.resize(len.min(1 << 20), 0);
+            &mut large[..]
+        };
+        let mut at = offset;
+        while at < offset + len {
+            let n = chunk.len().min(offset + len - at);
+            self.read_at(at, &mut chunk[..n])?;
+            self.core.write_file_at(at, &chunk[..n])?;
+            at += n;
+        }
+        Ok(())
     }
 
     /// Copies a `T` out of the view at `offset` (any alignment), with the caveat of

@@ -496,6 +496,15 @@ pub(crate) fn hold_mark(_file: &std::fs::File, _offset: u64) -> std::io::Result<
 }
 
 /// Never called where [`HAS_MARKS`] is false.
+pub(crate) fn try_lock_byte(
+    _file: &std::fs::File,
+    _offset: u64,
+    _kind: crate::Lock,
+) -> std::io::Result<bool> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// Never called where [`HAS_MARKS`] is false.
 pub(crate) fn release_mark(_file: &std::fs::File, _offset: u64) -> std::io::Result<()> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }

@@ -192,6 +192,26 @@ pub(crate) fn hold_mark(file: &std::fs::File, offset: u64) -> io::Result<()> {
     ofd_lock(file, libc::F_OFD_SETLK, libc::F_RDLCK, offset).map(|_| ())
 }
 
+/// Tries to take a `kind` lock on the byte at `offset` for `file`'s open file description
+/// (an exclusive one needs `file` open for writing), without waiting: `Ok(false)` when another
+/// open file description holds a conflicting lock there.
+pub(crate) fn try_lock_byte(
+    file: &std::fs::File,
+    offset: u64,
+    kind: crate::Lock,
+) -> io::Result<bool> {
+    let kind = match kind {
+        crate::Lock::Shared => libc::F_RDLCK,
+        crate::Lock::Exclusive => libc::F_WRLCK,
+        crate::Lock::None => libc::F_UNLCK,
+    };
+    match ofd_lock(file, libc::F_OFD_SETLK, kind, offset) {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Drops `file`'s lock on the byte at `offset`.
 pub(crate) fn release_mark(file: &std::fs::File, offset: u64) -> io::Result<()> {
     ofd_lock(file, libc::F_OFD_SETLK, libc::F_UNLCK, offset).map(|_| ())
