@@ -49,6 +49,8 @@ pub struct Db {
     /// Token of the thread holding the writer lock through any handle of this process on
     /// this file (shared between them, see `owners.rs`), 0 when none.
     pub(crate) file_owner: Arc<AtomicUsize>,
+    /// How this handle shares the file ([`pmap::ShareLock`]): held for its life.
+    pub(crate) _share: Option<pmap::ShareLock>,
 }
 
 /// What [`Db::verify`] counted.
@@ -97,7 +99,11 @@ impl Db {
     /// [`Error::Map`] with [`pmap::Error::NotFound`] when the file does not exist, the
     /// validation errors listed in `docs/pblockdb-format.md`, or an I/O error.
     pub fn open(path: impl AsRef<Path>) -> Result<Db> {
-        crate::open::open_existing(path.as_ref(), crate::open::Access::ReadWrite)
+        crate::open::open_existing(
+            path.as_ref(),
+            crate::open::Access::ReadWrite,
+            crate::open::Writes::plain(),
+        )
     }
 
     /// Opens an existing database read-only: every read works, every write is
@@ -107,7 +113,11 @@ impl Db {
     /// # Errors
     /// As [`Db::open`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Db> {
-        crate::open::open_existing(path.as_ref(), crate::open::Access::ReadOnly)
+        crate::open::open_existing(
+            path.as_ref(),
+            crate::open::Access::ReadOnly,
+            crate::open::Writes::plain(),
+        )
     }
 
     pub(crate) fn read_view(&self) -> RwLockReadGuard<'_, View> {

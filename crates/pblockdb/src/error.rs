@@ -167,6 +167,25 @@ pub enum Error {
     /// A codec refused an item or the stored bytes.
     #[error("codec error: {0}")]
     Codec(crate::codec::CodecError),
+    /// A handle without a mapping ([`crate::Storage::Unmapped`]) is alone with its file: this
+    /// open met one, or, opening one, met another handle (in any process, this thread
+    /// included). Retry after the other closes.
+    #[error(
+        "{path} is open by another handle, and a handle without a mapping (Storage::Unmapped) \
+         shares its file with no other"
+    )]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// A write through a [`crate::Storage::Unmapped`] handle in a process forked from the one
+    /// that opened it: the handle's memory copy is the parent's, so the child's writes would
+    /// race the parent's unseen. Open a handle in the child instead (after the parent's closes).
+    #[error("{path}: a Storage::Unmapped handle writes only in the process that opened it")]
+    UnmappedForked {
+        /// The database file.
+        path: PathBuf,
+    },
     /// A backup's destination already exists.
     #[error("{path} already exists; a backup is written only to a new file")]
     BackupExists {

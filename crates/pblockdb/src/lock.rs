@@ -153,6 +153,7 @@ impl Db {
                 path: self.path.clone(),
             });
         }
+        self.read_view().storage.check_writer_process(&self.path)?;
         let mutex = self
             .writer
             .lock()

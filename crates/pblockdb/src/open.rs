@@ -62,6 +62,8 @@ pub struct DbOptions {
     durability: Durability,
     storage: Storage,
     recorder: Option<Arc<crate::testing::Recorder>>,
+    /// Sizes from the file ([`DbOptions::existing`]) rather than from `key_size`/`value_size`.
+    adopt: bool,
 }
 
 /// How [`open_existing`] opens a file.
@@ -83,6 +85,18 @@ impl DbOptions {
             durability: Durability::default(),
             storage: Storage::default(),
             recorder: None,
+            adopt: false,
+        }
+    }
+
+    /// Options for a database that exists already, whose key and value sizes (and capacity
+    /// and history) are the file's own: for tools that open databases they did not create.
+    /// [`DbOptions::open`] then fails with [`pmap::Error::NotFound`] (in [`Error::Map`]) when
+    /// there is no file, instead of creating one.
+    pub fn existing() -> Self {
+        DbOptions {
+            adopt: true,
+            ..DbOptions::new(1, 0)
         }
     }
 
@@ -117,9 +131,12 @@ impl DbOptions {
         self
     }
 
-    /// How this handle's commits put their bytes into the file: through the writable mapping
-    /// ([`Storage::Mapped`], the default) or by positioned writes beside a read-only data
-    /// mapping ([`Storage::Write`]). Handles of any choice share a file.
+    /// How this handle reads the file and puts its commits into it: through the writable
+    /// mapping ([`Storage::Mapped`], the default), by positioned writes beside a read-only data
+    /// mapping ([`Storage::Write`]), or without any mapping, through a memory copy
+    /// ([`Storage::Unmapped`], which is alone with the file while it lives). The format does
+    /// not depend on it: handles of the first two share a file, and any handle opens a file
+    /// any other wrote.
     pub fn storage(mut self, storage: Storage) -> Self {
         self.storage = storage;
         self
@@ -133,16 +150,39 @@ impl DbOptions {
     /// `docs/pblockdb-format.md`, or a mapping error (a directory, a read-only file, ...).
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Db> {
         let path = path.as_ref();
+        if self.adopt {
+            return open_existing(path, Access::ReadWrite, self.writes(None));
+        }
         let geo = Geometry::new(self.key_size, self.value_size)?;
         let slots = slots_for(self.capacity)?;
         let history = history_for(self.history.unwrap_or_else(|| default_history(&geo)))?;
         let existing = std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.len() > 0);
+        // A handle without a mapping is alone with the file before it reads a byte of it.
+        let alone = match self.storage {
+            Storage::Unmapped => {
+                if !existing {
+                    create_empty(path)?;
+                }
+                take_share_lock(path, Storage::Unmapped)?
+            }
+            Storage::Mapped | Storage::Write => None,
+        };
+        let options = match self.storage {
+            Storage::Unmapped => MapOptions::new().memory_copy(),
+            Storage::Mapped | Storage::Write => MapOptions::new(),
+        };
         let map = if existing {
-            MapOptions::new().must_exist().open(path)?
+            options.must_exist().open(path)?
         } else {
-            MapOptions::new().size(format::MIN_FILE_LEN).open(path)?
+            options.size(format::MIN_FILE_LEN).open(path)?
         };
         let mut map = map.into_shared();
+        // Any other handle takes its (shared) lock before it looks at the file, so that a
+        // handle without a mapping cannot read a file this one is initialising.
+        let share = match alone {
+            Some(lock) => Some(lock),
+            None => take_share_lock(path, self.storage)?,
+        };
         let create = Create {
             geo,
             slots,
@@ -171,14 +211,88 @@ impl DbOptions {
             path,
             geo,
             Access::ReadWrite,
-            Writes {
-                durability: self.durability,
-                storage: self.storage,
-                recorder: self.recorder.clone(),
-                history_min: history,
-            },
+            self.writes(Some(history)),
             file_owner,
+            share,
         )
+    }
+
+    /// Opens an existing database read-only, through this storage ([`Storage::Write`] reads as
+    /// [`Storage::Mapped`] does); unless the options are [`DbOptions::existing`], its sizes must
+    /// be these. As [`Db::open_read_only`] otherwise.
+    ///
+    /// # Errors
+    /// As [`Db::open_read_only`], [`Error::GeometryMismatch`], and [`Error::InUse`] as for
+    /// [`DbOptions::open`].
+    pub fn open_read_only(&self, path: impl AsRef<Path>) -> Result<Db> {
+        let db = open_existing(path.as_ref(), Access::ReadOnly, self.writes(None))?;
+        self.check_sizes(&db)?;
+        Ok(db)
+    }
+
+    /// An existing file's sizes against the ones asked for (none for [`DbOptions::existing`]).
+    fn check_sizes(&self, db: &Db) -> Result<()> {
+        if self.adopt || (db.geo.key_size, db.geo.value_size) == (self.key_size, self.value_size) {
+            return Ok(());
+        }
+        Err(Error::GeometryMismatch {
+            path: db.path.clone(),
+            asked_key: self.key_size,
+            asked_value: self.value_size,
+            found_key: db.geo.key_size,
+            found_value: db.geo.value_size,
+        })
+    }
+
+    /// How this handle writes; `history`: the ring its commits keep at least (`None`: the
+    /// default for the file's geometry).
+    fn writes(&self, history: Option<u64>) -> Writes {
+        Writes {
+            durability: self.durability,
+            storage: self.storage,
+            recorder: self.recorder.clone(),
+            history_min: history,
+        }
+    }
+}
+
+/// Creates `path` as an empty file if there is none (for the share lock of a handle without a
+/// mapping, which is taken before anything else touches the file).
+fn create_empty(path: &Path) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(drop)
+        .map_err(|source| {
+            Error::Map(pmap::Error::Io {
+                op: "create",
+                path: path.to_path_buf(),
+                source,
+            })
+        })
+}
+
+/// The share lock a handle of `storage` holds while it lives ([`pmap::ShareLock`]): exclusive
+/// for one without a mapping, which no other handle may meet, shared for every other.
+fn take_share_lock(path: &Path, storage: Storage) -> Result<Option<pmap::ShareLock>> {
+    let lock = match storage {
+        Storage::Unmapped => Lock::Exclusive,
+        Storage::Mapped | Storage::Write => Lock::Shared,
+    };
+    match pmap::ShareLock::take(path, lock) {
+        Ok(None) if storage == Storage::Unmapped => Err(Error::Map(pmap::Error::Unsupported {
+            path: path.to_path_buf(),
+            op: "open without a mapping",
+            reason: "keeping every other handle out needs per-open byte-range locks \
+                     (Linux only, for now)",
+        })),
+        Ok(held) => Ok(held),
+        Err(pmap::Error::LockContended { .. }) => Err(Error::InUse {
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -233,12 +347,24 @@ fn history_for(entries: u64) -> Result<u64> {
     })
 }
 
-pub(crate) fn open_existing(path: &Path, access: Access) -> Result<Db> {
+pub(crate) fn open_existing(path: &Path, access: Access, writes: Writes) -> Result<Db> {
+    let alone = match writes.storage {
+        Storage::Unmapped => take_share_lock(path, Storage::Unmapped)?,
+        Storage::Mapped | Storage::Write => None,
+    };
     let options = match access {
         Access::ReadOnly => MapOptions::new().read_only(),
         Access::ReadWrite => MapOptions::new().must_exist(),
     };
+    let options = match writes.storage {
+        Storage::Unmapped => options.memory_copy(),
+        Storage::Mapped | Storage::Write => options,
+    };
     let mut map = options.open(path)?.into_shared();
+    let share = match alone {
+        Some(lock) => Some(lock),
+        None => take_share_lock(path, writes.storage)?,
+    };
     let file_owner = owners::owner_of(FileId::of(path));
     let geo = match setup(&mut map, path, None, access, Locked::No) {
         Ok(geo) => geo,
@@ -254,20 +380,7 @@ pub(crate) fn open_existing(path: &Path, access: Access) -> Result<Db> {
         }
         Err(Failed(e)) => return Err(e),
     };
-    let history = default_history(&geo);
-    build_db(
-        map,
-        path,
-        geo,
-        access,
-        Writes {
-            durability: crate::Durability::default(),
-            storage: Storage::default(),
-            recorder: None,
-            history_min: history,
-        },
-        file_owner,
-    )
+    build_db(map, path, geo, access, writes, file_owner, share)
 }
 
 /// Refuses to wait for the file lock when this thread holds it through another handle: that
@@ -321,13 +434,26 @@ impl SetupError {
     }
 }
 
-/// How a handle's commits write: chosen by [`DbOptions`], defaults for [`open_existing`].
-struct Writes {
+/// How a handle reads and its commits write: chosen by [`DbOptions`].
+pub(crate) struct Writes {
     durability: crate::Durability,
     storage: Storage,
     recorder: Option<Arc<crate::testing::Recorder>>,
-    /// The smallest history ring its commits keep (entries).
-    history_min: u64,
+    /// The smallest history ring its commits keep (entries); `None`: the default for the
+    /// file's geometry.
+    history_min: Option<u64>,
+}
+
+impl Writes {
+    /// A plain handle's: [`DbOptions`]' defaults.
+    pub(crate) fn plain() -> Writes {
+        Writes {
+            durability: crate::Durability::default(),
+            storage: Storage::default(),
+            recorder: None,
+            history_min: None,
+        }
+    }
 }
 
 /// The last step of every open: maps the header page that holds the lock and the writer word
@@ -339,6 +465,7 @@ fn build_db(
     access: Access,
     writes: Writes,
     file_owner: Arc<AtomicUsize>,
+    share: Option<pmap::ShareLock>,
 ) -> Result<Db> {
     let Writes {
         durability,
@@ -346,22 +473,31 @@ fn build_db(
         recorder,
         history_min,
     } = writes;
-    let locker = match access {
-        Access::ReadOnly => MapOptions::new().read_only(),
-        Access::ReadWrite => MapOptions::new().must_exist(),
+    let history_min = history_min.unwrap_or_else(|| default_history(&geo));
+    let locker = match (storage, access) {
+        // Alone with the file: the writer word lives in this process's memory, and the
+        // in-process mutex and owner words are all the exclusion there is to have. The mark
+        // is still taken on the file, so that the writer word holds a real id.
+        (Storage::Unmapped, _) => pmap::Map::anonymous(format::MIN_FILE_LEN as usize)?,
+        (_, Access::ReadOnly) => MapOptions::new()
+            .read_only()
+            .len(format::MIN_FILE_LEN as usize)
+            .open(path)?,
+        (_, Access::ReadWrite) => MapOptions::new()
+            .must_exist()
+            .len(format::MIN_FILE_LEN as usize)
+            .open(path)?,
     };
-    let locker = locker
-        .len(format::MIN_FILE_LEN as usize)
-        .open(path)?
-        .into_shared();
+    let locker = locker.into_shared();
     // The locker must map the file `map` maps (its path may name another by now), or its
     // writer word would be another file's.
-    if locker.same_file_as(&map) == Some(false) {
+    if storage != Storage::Unmapped && locker.same_file_as(&map) == Some(false) {
         return Err(replaced(path));
     }
-    let mark = match access {
-        Access::ReadOnly => None,
-        Access::ReadWrite => locker.take_liveness_mark()?,
+    let mark = match (storage, access) {
+        (_, Access::ReadOnly) => None,
+        (Storage::Unmapped, Access::ReadWrite) => map.take_liveness_mark()?,
+        (_, Access::ReadWrite) => locker.take_liveness_mark()?,
     };
     // A `Storage::Write` handle reads through a read-only mapping; the writable one it was
     // opened (and perhaps created) through is kept for the coordination words alone.
@@ -375,7 +511,8 @@ fn build_db(
         }
         _ => (map, None),
     };
-    let view = View::read(map, Backend::new(words, recorder), &geo, path)?;
+    let backend = Backend::new(&map, words, recorder);
+    let view = View::read(map, backend, &geo, path)?;
     Ok(Db {
         path: path.to_path_buf(),
         geo,
@@ -388,6 +525,7 @@ fn build_db(
         mark,
         owner: AtomicUsize::new(0),
         file_owner,
+        _share: share,
     })
 }
 
@@ -626,6 +764,13 @@ fn initialise(map: &mut SharedMap, create: &Create) -> Result<()> {
     crate::commit::write_ring_descriptor(&Backend::default(), map, &ring)?;
     fence(Ordering::Release);
     map.write_at(0, &MAGIC)?;
+    if map.is_memory_copy() {
+        // A copy's stores are in memory only: into the file with the magic last, after a sync,
+        // so that a creator killed or cut off by a power loss leaves a zero magic there too.
+        map.write_back(8, needed - 8)?;
+        map.flush()?;
+        map.write_back(0, 8)?;
+    }
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! The storage seam: every byte a writer puts into the file and every sync it asks for go
 //! through a [`Backend`], so that one commit path can write through the writable mapping (the
-//! default, [`Storage::Mapped`]) or by positioned writes beside a read-only data mapping
-//! ([`Storage::Write`]). What goes through which call, and why the coordination words are
+//! default, [`Storage::Mapped`]), by positioned writes beside a read-only data mapping
+//! ([`Storage::Write`]), or by positioned writes after stores into a memory copy of the file
+//! that nothing maps ([`Storage::Unmapped`]). What goes through which call, and why the coordination words are
 //! stores through a writable mapping whatever the backend, is argued in
 //! `docs/pblockdb-format.md` ("The storage seam").
 
@@ -29,6 +30,15 @@ pub enum Storage {
     /// (seqlock guards, the clock, the hints) are stored through a second, writable mapping
     /// that no read uses (`docs/pblockdb-format.md`, "The storage seam").
     Write,
+    /// Nothing maps the file: the handle reads a copy of it in its own memory
+    /// ([`pmap::MapOptions::memory_copy`], filled by positioned reads when it opens), and every
+    /// write, word stores included, goes into the copy and then into the file by a positioned
+    /// write, in the same order as the other storages' stores. For file systems where shared
+    /// mappings are not possible or not safe. Such a handle is alone with its file while it
+    /// lives, read-only or not: opening one while any other handle has the file open, or
+    /// another while it does, is [`crate::Error::InUse`] (Linux; elsewhere opening one is
+    /// refused for now). See `docs/pblockdb-format.md` ("The storage seam").
+    Unmapped,
 }
 
 /// The writable view of a [`Storage::Write`] handle: used only for coordination words,
@@ -56,6 +66,10 @@ pub(crate) struct Words {
 pub(crate) struct Backend {
     /// `None`: [`Storage::Mapped`], everything through the handle's own (writable) map.
     words: Option<Arc<Words>>,
+    /// For [`Storage::Unmapped`]: the process that opened the handle. Its memory copy is the
+    /// file's only up-to-date image, so a forked child (which has a copy of the copy) must not
+    /// write through it.
+    copy_opened_by: Option<u32>,
     /// Every write and sync noted, in order (the crash tests build the file a power loss
     /// could leave from it).
     recorder: Option<Arc<Recorder>>,
@@ -64,14 +78,41 @@ pub(crate) struct Backend {
 impl Backend {
     /// The backend of a handle whose data mapping is `map`: for [`Storage::Write`], `words` is
     /// the writable mapping of the same file and `map` must be read-only.
-    pub(crate) fn new(words: Option<SharedMap>, recorder: Option<Arc<Recorder>>) -> Backend {
+    /// For [`Storage::Unmapped`], `map` is a memory copy and `words` is `None`.
+    pub(crate) fn new(
+        map: &SharedMap,
+        words: Option<SharedMap>,
+        recorder: Option<Arc<Recorder>>,
+    ) -> Backend {
         Backend {
             words: words.map(|map| {
                 Arc::new(Words {
                     map: RwLock::new(map),
                 })
             }),
+            copy_opened_by: map.is_memory_copy().then(std::process::id),
             recorder,
+        }
+    }
+
+    /// Refuses a write through a [`Storage::Unmapped`] handle from a process forked from the
+    /// one that opened it.
+    pub(crate) fn check_writer_process(&self, path: &std::path::Path) -> Result<()> {
+        match self.copy_opened_by {
+            Some(pid) if pid != std::process::id() => Err(crate::Error::UnmappedForked {
+                path: path.to_path_buf(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The storage of this handle's own data view (the one `map` arguments are).
+    #[inline(always)]
+    fn own_storage(&self) -> Storage {
+        if self.copy_opened_by.is_some() {
+            Storage::Unmapped
+        } else {
+            Storage::Mapped
         }
     }
 
@@ -86,7 +127,7 @@ impl Backend {
         f: impl Fn(&SharedMap, Storage) -> pmap::Result<R>,
     ) -> Result<R> {
         let Some(words) = &self.words else {
-            return Ok(f(map, Storage::Mapped)?);
+            return Ok(f(map, self.own_storage())?);
         };
         {
             let view = words.map.read().unwrap_or_else(PoisonError::into_inner);
@@ -103,7 +144,8 @@ impl Backend {
     #[inline(always)]
     pub(crate) fn write(&self, map: &SharedMap, at: usize, bytes: &[u8]) -> Result<()> {
         self.on(map, at, bytes.len(), |view, storage| match storage {
-            Storage::Write => view.write_file_at(at, bytes),
+            // A memory copy's positioned write goes into the copy too.
+            Storage::Write | Storage::Unmapped => view.write_file_at(at, bytes),
             Storage::Mapped => view.write_at(at, bytes),
         })?;
         self.note(at, bytes);
@@ -119,8 +161,9 @@ impl Backend {
         value: u64,
         order: Ordering,
     ) -> Result<()> {
-        self.on(map, at, 8, |view, _| {
-            view.atomic_u64(at).map(|word| word.store(value, order))
+        self.on(map, at, 8, |view, storage| {
+            view.atomic_u64(at).map(|word| word.store(value, order))?;
+            written_back(view, storage, at, 8)
         })?;
         self.note(at, &value.to_le_bytes());
         Ok(())
@@ -135,8 +178,9 @@ impl Backend {
         value: u32,
         order: Ordering,
     ) -> Result<()> {
-        self.on(map, at, 4, |view, _| {
-            view.atomic_u32(at).map(|word| word.store(value, order))
+        self.on(map, at, 4, |view, storage| {
+            view.atomic_u32(at).map(|word| word.store(value, order))?;
+            written_back(view, storage, at, 4)
         })?;
         self.note(at, &value.to_le_bytes());
         Ok(())
@@ -146,9 +190,10 @@ impl Backend {
     /// ([`Seqlock::begin_write`]: the mark, then a release fence).
     #[inline(always)]
     pub(crate) fn begin_write(&self, map: &SharedMap, at: usize, writing: u64) -> Result<()> {
-        self.on(map, at, 8, |view, _| {
+        self.on(map, at, 8, |view, storage| {
             view.atomic_u64(at)
-                .map(|word| Seqlock::begin_write(word, writing))
+                .map(|word| Seqlock::begin_write(word, writing))?;
+            written_back(view, storage, at, 8)
         })?;
         self.note(at, &writing.to_le_bytes());
         Ok(())
@@ -157,9 +202,10 @@ impl Backend {
     /// A seqlock writer leaves ([`Seqlock::end_write`]: the word, release).
     #[inline(always)]
     pub(crate) fn end_write(&self, map: &SharedMap, at: usize, done: u64) -> Result<()> {
-        self.on(map, at, 8, |view, _| {
+        self.on(map, at, 8, |view, storage| {
             view.atomic_u64(at)
-                .map(|word| Seqlock::end_write(word, done))
+                .map(|word| Seqlock::end_write(word, done))?;
+            written_back(view, storage, at, 8)
         })?;
         self.note(at, &done.to_le_bytes());
         Ok(())
@@ -167,7 +213,7 @@ impl Backend {
 
     /// Makes every byte written so far durable, and waits for the disk (the word view's
     /// `msync` of the whole file, which covers the positioned writes too; elsewhere than on
-    /// Linux a data sync of the file after it).
+    /// Linux a data sync of the file after it; for a memory copy, the file's data sync).
     pub(crate) fn sync(&self, map: &SharedMap) -> Result<()> {
         self.on(map, 0, 0, |view, _| view.flush())?;
         if let Some(recorder) = &self.recorder {
@@ -205,5 +251,16 @@ impl Backend {
         if let Some(recorder) = &self.recorder {
             recorder.wrote(at as u64, bytes);
         }
+    }
+}
+
+/// After a word store into a memory copy ([`Storage::Unmapped`]): the same bytes into the file,
+/// by a positioned write, before the next store (so the file receives the stores in their
+/// order, as a mapping's page cache would).
+#[inline(always)]
+fn written_back(view: &SharedMap, storage: Storage, at: usize, len: usize) -> pmap::Result<()> {
+    match storage {
+        Storage::Unmapped => view.write_back(at, len),
+        Storage::Mapped | Storage::Write => Ok(()),
     }
 }

@@ -3,8 +3,9 @@
 //! still opens with every earlier record. On a real 4 MiB tmpfs (the test needs root, as CI
 //! runs); the filling runs in a child process (this test binary again), so that dying of a
 //! signal shows as a failed test rather than a crashed test binary. Once for each storage: with
-//! `Storage::Write` the bytes go by positioned writes and the words through the word view, and
-//! the growth is the same reserving one.
+//! `Storage::Write` the bytes go by positioned writes and the words through the word view, with
+//! `Storage::Unmapped` everything by positioned writes from a memory copy, and the growth is the
+//! same reserving one.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -38,6 +39,14 @@ fn full_disk_put_through_the_write_storage_is_an_error_and_keeps_every_record() 
     full_disk(
         "full_disk_put_through_the_write_storage_is_an_error_and_keeps_every_record",
         Storage::Write,
+    );
+}
+
+#[test]
+fn full_disk_put_through_the_unmapped_storage_is_an_error_and_keeps_every_record() {
+    full_disk(
+        "full_disk_put_through_the_unmapped_storage_is_an_error_and_keeps_every_record",
+        Storage::Unmapped,
     );
 }
 

@@ -107,6 +107,13 @@ fn open_writer(path: &Path, n: u64) -> Db {
         .unwrap()
 }
 
+/// The crash writer's handle: round `n` cycles through every storage, `Storage::Unmapped`
+/// included (the writer is alone with the file there: the parent opens it only after the kill).
+fn open_crash_writer(path: &Path, n: u64) -> Db {
+    let storage = [Storage::Mapped, Storage::Write, Storage::Unmapped][(n % 3) as usize];
+    DbOptions::existing().storage(storage).open(path).unwrap()
+}
+
 fn role() -> Option<(String, PathBuf, String)> {
     let role = child_role(ROLE)?;
     Some((
@@ -300,7 +307,7 @@ fn crash_child_writer() {
         };
         (after, point)
     });
-    let db = open_writer(&path, seed);
+    let db = open_crash_writer(&path, seed);
     let log_path = format!("{}.log", path.display());
     let log = pmap::Map::create(&log_path, (LOG_START + 16 * LOG_RECORDS) as u64)
         .unwrap()

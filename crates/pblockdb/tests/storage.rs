@@ -1,11 +1,16 @@
-//! The two storages of a writable handle (`DbOptions::storage`): `Storage::Write` reads through
-//! a read-only mapping and commits by positioned writes; handles of either choice, and
-//! read-only handles, share one file through commits, rebuilds, history growth and snapshots.
+//! The storages of a handle (`DbOptions::storage`): `Storage::Write` reads through a read-only
+//! mapping and commits by positioned writes; handles of either choice, and read-only handles,
+//! share one file through commits, rebuilds, history growth and snapshots. `Storage::Unmapped`
+//! maps nothing, reads a memory copy and is alone with the file; what it wrote opens in every
+//! storage, and it opens what they wrote.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
 
-use pblockdb::{Db, DbOptions, Durability, Storage};
+use std::time::Duration;
+
+use pblockdb::{Db, DbOptions, Durability, Error, Storage};
+use pmap::testing::{ChildExit, fork_and_run, wait_child};
 
 fn key(i: u64) -> Vec<u8> {
     format!("key{i}").into_bytes()
@@ -79,4 +84,207 @@ fn write_storage_reads_through_a_read_only_map_and_shares_the_file_with_mapped_h
     let db = Db::open(&path).unwrap();
     db.verify().unwrap();
     assert_eq!(db.iter().unwrap().collect::<BTreeMap<_, _>>(), model);
+}
+
+/// Whether this process maps `path` (a line of `/proc/self/maps` names it).
+fn mapped_here(path: &std::path::Path) -> bool {
+    let canonical = path.canonicalize().unwrap();
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .any(|line| line.ends_with(canonical.to_str().unwrap()))
+}
+
+/// One transaction of `round`: 20 puts and 5 deletes, mirrored in `model`.
+fn commit_round(db: &Db, round: u64, model: &mut BTreeMap<Vec<u8>, Vec<u8>>) {
+    db.write(|txn| {
+        for i in 0..20 {
+            let k = round * 13 + i;
+            let v = format!("{round}:{i}").into_bytes();
+            txn.put(&key(k), &v)?;
+            model.insert(key(k), v);
+        }
+        for i in 0..5 {
+            let k = round * 7 + i;
+            txn.delete(&key(k))?;
+            model.remove(&key(k));
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn unmapped_storage_maps_nothing_and_its_file_opens_in_every_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unmapped.db");
+    let options = DbOptions::new(16, 24).capacity(16).history(64);
+    let mut model = BTreeMap::new();
+    {
+        let db = options
+            .clone()
+            .storage(Storage::Unmapped)
+            .durability(Durability::Synced)
+            .open(&path)
+            .unwrap();
+        assert!(!mapped_here(&path), "an unmapped handle maps its file");
+        // Past rebuilds (capacity 16 -> 512) and a history growth, with an aborted and a
+        // nested transaction on the way.
+        for round in 0..12u64 {
+            commit_round(&db, round, &mut model);
+            assert_eq!(db.iter().unwrap().collect::<BTreeMap<_, _>>(), model);
+        }
+        let mut txn = db.begin_write().unwrap();
+        txn.put(b"aborted", b"never").unwrap();
+        txn.abort();
+        db.write(|txn| {
+            txn.put(b"parent", b"p")?;
+            let mut child = txn.nested();
+            child.put(b"child", b"c")?;
+            child.commit();
+            let mut dropped = txn.nested();
+            dropped.put(b"dropped", b"d")?;
+            dropped.abort();
+            Ok(())
+        })
+        .unwrap();
+        model.insert(b"parent".to_vec(), b"p".to_vec());
+        model.insert(b"child".to_vec(), b"c".to_vec());
+        assert!(db.table_generation().unwrap() >= 2, "no rebuild happened");
+        db.set_user_area(b"from a memory copy").unwrap();
+        db.verify().unwrap();
+        assert!(!mapped_here(&path), "an unmapped handle mapped its file");
+    }
+    // The file holds it all: a mapped handle reads it and writes on.
+    {
+        let db = Db::open(&path).unwrap();
+        db.verify().unwrap();
+        assert_eq!(db.iter().unwrap().collect::<BTreeMap<_, _>>(), model);
+        assert_eq!(&db.user_area().unwrap()[..18], b"from a memory copy");
+        commit_round(&db, 12, &mut model);
+    }
+    // And an unmapped reader (sizes adopted) reads what the mapped one wrote.
+    let reader = DbOptions::existing()
+        .storage(Storage::Unmapped)
+        .open_read_only(&path)
+        .unwrap();
+    assert!(!mapped_here(&path));
+    assert_eq!(reader.iter().unwrap().collect::<BTreeMap<_, _>>(), model);
+    assert!(matches!(
+        reader.put(b"k", b"v"),
+        Err(Error::ReadOnly { .. })
+    ));
+}
+
+#[test]
+fn an_unmapped_handle_is_alone_with_its_file_and_a_second_handle_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alone.db");
+    let unmapped = DbOptions::new(16, 24).storage(Storage::Unmapped);
+    let db = unmapped.open(&path).unwrap();
+    db.put(b"k", b"v").unwrap();
+    // Every other handle, in this thread, is refused at once rather than waiting or reading a
+    // file it would not see change.
+    assert!(matches!(Db::open(&path), Err(Error::InUse { .. })));
+    assert!(matches!(
+        Db::open_read_only(&path),
+        Err(Error::InUse { .. })
+    ));
+    assert!(matches!(unmapped.open(&path), Err(Error::InUse { .. })));
+    assert!(matches!(
+        DbOptions::new(16, 24).storage(Storage::Write).open(&path),
+        Err(Error::InUse { .. })
+    ));
+    drop(db);
+    // And the other way round.
+    let mapped = Db::open(&path).unwrap();
+    assert!(matches!(unmapped.open(&path), Err(Error::InUse { .. })));
+    assert!(matches!(
+        DbOptions::existing()
+            .storage(Storage::Unmapped)
+            .open_read_only(&path),
+        Err(Error::InUse { .. })
+    ));
+    assert_eq!(mapped.get(b"k").unwrap(), Some(b"v".to_vec()));
+    drop(mapped);
+    let db = unmapped.open(&path).unwrap();
+    assert_eq!(db.get(b"k").unwrap(), Some(b"v".to_vec()));
+}
+
+#[test]
+fn unmapped_snapshots_hold_an_invariant_while_another_thread_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sum.db");
+    let db = DbOptions::new(8, 8)
+        .history(4096)
+        .storage(Storage::Unmapped)
+        .open(&path)
+        .unwrap();
+    let amount = |v: Option<Vec<u8>>| u64::from_le_bytes(v.unwrap().try_into().unwrap());
+    db.write(|txn| {
+        txn.put(b"a", &500u64.to_le_bytes())?;
+        txn.put(b"b", &500u64.to_le_bytes())
+    })
+    .unwrap();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            // Moves one unit from one key to the other in each transaction.
+            for i in 0..2_000u64 {
+                db.write(|txn| {
+                    let a = amount(txn.get(b"a")?);
+                    let b = amount(txn.get(b"b")?);
+                    let (a, b) = if i % 2 == 0 {
+                        (a - 1, b + 1)
+                    } else {
+                        (a + 1, b - 1)
+                    };
+                    txn.put(b"a", &a.to_le_bytes())?;
+                    txn.put(b"b", &b.to_le_bytes())
+                })
+                .unwrap();
+            }
+        });
+        let mut reads = 0u64;
+        while !writer.is_finished() || reads < 1000 {
+            let txn = db.begin_read().unwrap();
+            let sum = amount(txn.get(b"a").unwrap()) + amount(txn.get(b"b").unwrap());
+            assert_eq!(sum, 1000, "a read transaction saw a mixed state");
+            reads += 1;
+        }
+    });
+    drop(db);
+    let db = Db::open(&path).unwrap();
+    assert_eq!(
+        amount(db.get(b"a").unwrap()) + amount(db.get(b"b").unwrap()),
+        1000
+    );
+}
+
+#[test]
+fn an_unmapped_handle_refuses_to_write_in_a_forked_child_and_the_parent_writes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forked.db");
+    let db = DbOptions::new(16, 24)
+        .storage(Storage::Unmapped)
+        .open(&path)
+        .unwrap();
+    db.put(b"before", b"fork").unwrap();
+    let pid = fork_and_run(|| {
+        // The child reads its copy of the state as of the fork; its writes are refused.
+        let read = db.get(b"before").ok().flatten() == Some(b"fork".to_vec());
+        let refused = matches!(db.put(b"child", b"x"), Err(Error::UnmappedForked { .. }));
+        match (read, refused) {
+            (true, true) => 0,
+            (false, _) => 1,
+            (true, false) => 2,
+        }
+    })
+    .unwrap();
+    let exit = wait_child(pid, Duration::from_secs(30)).unwrap();
+    assert_eq!(exit, Some(ChildExit::Code(0)));
+    db.put(b"after", b"fork").unwrap();
+    drop(db);
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.get(b"child").unwrap(), None);
+    assert_eq!(db.get(b"after").unwrap(), Some(b"fork".to_vec()));
 }

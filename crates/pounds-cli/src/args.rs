@@ -343,8 +343,9 @@ fn parse_facility(text: &str) -> Result<u8, String> {
 /// `pounds db [--storage S] COMMAND`.
 #[derive(Debug, Args)]
 pub(crate) struct DbArgs {
-    /// How a command that writes puts its commit into the file (any choice shares a file with
-    /// any other; reading commands always read through a read-only mapping).
+    /// How the command reaches the file: `mapped` and `write` share a file with any other
+    /// handle (reading commands read through a read-only mapping with either); `unmapped` maps
+    /// nothing and must be alone with the file while the command runs.
     #[arg(long, global = true, value_enum, default_value_t = StorageArg::Mapped)]
     pub(crate) storage: StorageArg,
     #[command(subcommand)]
@@ -359,6 +360,9 @@ pub(crate) enum StorageArg {
     /// By positioned writes (`pwrite`) beside a read-only mapping; only the coordination words
     /// go through a writable view.
     Write,
+    /// Without any mapping: a copy of the file in memory, every write by a positioned write
+    /// (for file systems where shared mappings do not work); alone with the file.
+    Unmapped,
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,6 +14,7 @@ pub(crate) fn run(args: DbArgs) -> Result<()> {
     let storage = match args.storage {
         StorageArg::Mapped => Storage::Mapped,
         StorageArg::Write => Storage::Write,
+        StorageArg::Unmapped => Storage::Unmapped,
     };
     match args.command {
         DbCommand::Create {
@@ -48,7 +49,7 @@ pub(crate) fn run(args: DbArgs) -> Result<()> {
             file,
             keys,
             encoding,
-        } => get(&file, &keys, encoding),
+        } => get(&file, &keys, encoding, storage),
         DbCommand::Del {
             file,
             key,
@@ -66,7 +67,7 @@ pub(crate) fn run(args: DbArgs) -> Result<()> {
             json: as_json,
             encoding,
         } => {
-            let db = open_for_reading(&file)?;
+            let db = open_for_reading(&file, storage)?;
             let mut out = BufWriter::new(io::stdout().lock());
             for (key, value) in db.iter()? {
                 if as_json {
@@ -90,13 +91,13 @@ pub(crate) fn run(args: DbArgs) -> Result<()> {
         }
         DbCommand::Batch { file, encoding } => batch(&file, encoding, storage),
         DbCommand::Backup { file, dest } => {
-            let db = open_for_reading(&file)?;
+            let db = open_for_reading(&file, storage)?;
             let records = db.backup_to(&dest)?;
             eprintln!("pounds: backed up {records} records to {}", dest.display());
             Ok(())
         }
         DbCommand::Stat { file } => {
-            let db = open_for_reading(&file)?;
+            let db = open_for_reading(&file, storage)?;
             let info = db.info()?;
             let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             let mut out = io::stdout().lock();
@@ -118,7 +119,7 @@ pub(crate) fn run(args: DbArgs) -> Result<()> {
             Ok(())
         }
         DbCommand::Verify { file } => {
-            let db = open_for_reading(&file)?;
+            let db = open_for_reading(&file, storage)?;
             let stats = db.verify()?;
             println!(
                 "ok: {} records, {} tombstones, {} empty slots of {}; clock {}",
@@ -129,8 +130,8 @@ pub(crate) fn run(args: DbArgs) -> Result<()> {
     }
 }
 
-fn get(file: &Path, keys: &[String], encoding: EncodingArgs) -> Result<()> {
-    let db = open_for_reading(file)?;
+fn get(file: &Path, keys: &[String], encoding: EncodingArgs, storage: Storage) -> Result<()> {
+    let db = open_for_reading(file, storage)?;
     let snapshot = db.begin_read()?;
     let mut out = BufWriter::new(io::stdout().lock());
     let mut missing = None;
@@ -201,18 +202,16 @@ fn batch(file: &Path, encoding: EncodingArgs, storage: Storage) -> Result<()> {
 
 /// A writable handle of `storage` on an existing database, adopting its sizes.
 fn open(file: &Path, storage: Storage) -> Result<Db> {
-    let geometry = Db::open_read_only(file)?;
-    let (key_size, value_size) = (geometry.key_size(), geometry.value_size());
-    drop(geometry);
-    Ok(DbOptions::new(key_size, value_size)
-        .storage(storage)
-        .open(file)?)
+    Ok(DbOptions::existing().storage(storage).open(file)?)
 }
 
 /// Reading needs no write access, so a read-only file (or a user without write permission)
 /// can still be read, even one a crashed writer left: its unfinished commit is read past.
-fn open_for_reading(file: &Path) -> Result<Db> {
-    Ok(Db::open_read_only(file)?)
+/// (`--storage unmapped` is the exception: keeping other handles out needs write access.)
+fn open_for_reading(file: &Path, storage: Storage) -> Result<Db> {
+    Ok(DbOptions::existing()
+        .storage(storage)
+        .open_read_only(file)?)
 }
 
 /// A key or value as given: its UTF-8 bytes, or with `--hex` the bytes its hex digits spell.

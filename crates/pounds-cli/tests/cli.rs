@@ -237,8 +237,9 @@ fn log_create_and_stat_report_geometry() {
 }
 
 /// `--storage write` (positioned writes beside a read-only mapping) on the commands that write,
-/// before or after the subcommand, shares the file with the default storage; a storage that is
-/// not built is a usage error.
+/// before or after the subcommand, shares the file with the default storage; `--storage
+/// unmapped` (no mapping at all) reads and writes the same file; a storage that does not exist
+/// is a usage error.
 #[test]
 fn db_storage_write_and_mapped_share_a_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -268,8 +269,26 @@ fn db_storage_write_and_mapped_share_a_file() {
             .status
             .success()
     );
+    // Without a mapping: the file written by the others opens, takes a commit, and reads back
+    // through every storage.
     let out = pounds(&["db", "put", file, "c", "3", "--storage", "unmapped"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for storage in ["unmapped", "mapped", "write"] {
+        let out = pounds(&["db", "list", file, "--storage", storage]);
+        assert_eq!(stdout(&out), "a\t1\nc\t3\n", "{storage}: {}", stderr(&out));
+        let out = pounds(&["db", "--storage", storage, "verify", file]);
+        assert!(out.status.success(), "{storage}: {}", stderr(&out));
+    }
+    let out = pounds(&["db", "put", file, "d", "4", "--storage", "tape"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_clean_error(&pounds(&[
+        "db",
+        "get",
+        &format!("{file}.missing"),
+        "c",
+        "--storage",
+        "unmapped",
+    ]));
     assert_clean_error(&pounds(&[
         "db",
         "put",
