@@ -25,6 +25,9 @@
 //!   without NO_SYNC, redb `Durability::Immediate`); `heed_writemap` with `WRITE_MAP`.
 //! - `*/pblockdb_write`: the same operation through a handle of `Storage::Write` (commits by
 //!   positioned writes beside a read-only data mapping) on the same file.
+//! - `*/pblockdb_unmapped`: the same operation through a handle of `Storage::Unmapped` (no
+//!   mapping: reads from a memory copy, every write and word store by a positioned write), on a
+//!   second file holding the same entries (such a handle is alone with its file).
 //!
 //! `-- --test` (criterion's smoke mode) uses 2,000 entries so the pass is quick.
 // SAFETY (for the `allow`): heed marks `EnvOpenOptions::flags` (NO_SYNC, NO_META_SYNC) and
@@ -68,6 +71,8 @@ struct Contenders {
     /// A second handle on the same file whose commits go by positioned writes beside a
     /// read-only data mapping (`Storage::Write`).
     db_write: Db,
+    /// A handle of `Storage::Unmapped` on a file of its own with the same entries.
+    db_unmapped: Db,
     env: Env,
     lmdb: Database<Bytes, Bytes>,
     /// The same, opened with `WRITE_MAP` (LMDB writes through a writable map, as pblockdb).
@@ -99,9 +104,13 @@ fn lmdb_env(dir: &Path, name: &str, extra: EnvFlags, n: u64) -> (Env, Database<B
     (env, lmdb)
 }
 
-fn setup(dir: &Path, n: u64) -> Contenders {
-    let path = dir.join(format!("bench{n}.pdb"));
-    let db = DbOptions::new(16, 64).capacity(n).open(&path).unwrap();
+/// A pblockdb of `storage` at `path` holding the bench's `n` entries.
+fn filled_db(path: &Path, storage: Storage, n: u64) -> Db {
+    let db = DbOptions::new(16, 64)
+        .capacity(n)
+        .storage(storage)
+        .open(path)
+        .unwrap();
     db.write(|txn| {
         for i in 0..n {
             txn.put(&key(i), &value(i))?;
@@ -109,6 +118,17 @@ fn setup(dir: &Path, n: u64) -> Contenders {
         Ok(())
     })
     .unwrap();
+    db
+}
+
+fn setup(dir: &Path, n: u64) -> Contenders {
+    let path = dir.join(format!("bench{n}.pdb"));
+    let db = filled_db(&path, Storage::Mapped, n);
+    let db_unmapped = filled_db(
+        &dir.join(format!("bench{n}_unmapped.pdb")),
+        Storage::Unmapped,
+        n,
+    );
     let (env, lmdb) = lmdb_env(dir, &format!("lmdb{n}"), EnvFlags::empty(), n);
     let (env_writemap, lmdb_writemap) =
         lmdb_env(dir, &format!("lmdb_writemap{n}"), EnvFlags::WRITE_MAP, n);
@@ -129,6 +149,7 @@ fn setup(dir: &Path, n: u64) -> Contenders {
     Contenders {
         db,
         db_write,
+        db_unmapped,
         env,
         lmdb,
         env_writemap,
@@ -158,6 +179,13 @@ fn gets(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64, hit: b
     group.bench_function(format!("{name}/pblockdb_write"), |b| {
         b.iter(|| {
             c.db_write
+                .get_with(black_box(&pick(&mut rng)), |v| v[0])
+                .unwrap()
+        })
+    });
+    group.bench_function(format!("{name}/pblockdb_unmapped"), |b| {
+        b.iter(|| {
+            c.db_unmapped
                 .get_with(black_box(&pick(&mut rng)), |v| v[0])
                 .unwrap()
         })
@@ -237,6 +265,22 @@ fn put_replace(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: 
     group.bench_function("put_replace/pblockdb_write_txn1000", |b| {
         b.iter(|| {
             let mut txn = c.db_write.begin_write().unwrap();
+            for _ in 0..TXN_PUTS {
+                let i = rng.below(n);
+                txn.put(black_box(&key(i)), &value(i)).unwrap();
+            }
+            txn.commit().unwrap();
+        })
+    });
+    group.bench_function("put_replace/pblockdb_unmapped", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            c.db_unmapped.put(black_box(&key(i)), &value(i)).unwrap()
+        })
+    });
+    group.bench_function("put_replace/pblockdb_unmapped_txn1000", |b| {
+        b.iter(|| {
+            let mut txn = c.db_unmapped.begin_write().unwrap();
             for _ in 0..TXN_PUTS {
                 let i = rng.below(n);
                 txn.put(black_box(&key(i)), &value(i)).unwrap();
@@ -419,6 +463,15 @@ fn commit_synced(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n
         b.iter(|| {
             let i = rng.below(n);
             let mut txn = c.db_write.begin_write().unwrap();
+            txn.set_durability(pblockdb::Durability::Synced);
+            txn.put(&key(i), &value(i)).unwrap();
+            txn.commit().unwrap();
+        })
+    });
+    group.bench_function("commit_synced/pblockdb_unmapped", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            let mut txn = c.db_unmapped.begin_write().unwrap();
             txn.set_durability(pblockdb::Durability::Synced);
             txn.put(&key(i), &value(i)).unwrap();
             txn.commit().unwrap();

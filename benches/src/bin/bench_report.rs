@@ -130,8 +130,9 @@ fn main() -> Result<()> {
         out,
         "pblockdb's storage choices: the mapped, writable file (the default) everywhere, and \
          commits by `write()` beside a read-only map (`Storage::Write`) as `*/pblockdb_write` \
-         (get, one put, 1,000 puts, a synced commit); the unmapped backend (issue 11) is not \
-         built. Not measured either: redb's `put_new` and `delete`, heed with a fresh read \
+         (get, one put, 1,000 puts, a synced commit), and no mapping at all \
+         (`Storage::Unmapped`, a memory copy written through by positioned writes) as \
+         `*/pblockdb_unmapped` on a file of its own with the same entries. Not measured: redb's `put_new` and `delete`, heed with a fresh read \
          transaction per get under `WRITE_MAP`, and what LTTng keeps after an abort.\n"
     )?;
     criterion_tables(&mut out, &benches)?;
