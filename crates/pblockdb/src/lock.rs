@@ -103,7 +103,8 @@ impl WriterWord<'_> {
 #[derive(Debug)]
 pub(crate) struct WriteLock<'a> {
     pub(crate) db: &'a Db,
-    _mutex: MutexGuard<'a, ()>,
+    /// The in-process mutex, and the staging buffers it keeps between transactions.
+    pub(crate) spare: MutexGuard<'a, Vec<crate::staged::Staged>>,
 }
 
 impl Drop for WriteLock<'_> {
@@ -166,7 +167,7 @@ impl Db {
         self.file_owner.store(token, Ordering::Relaxed);
         let lock = WriteLock {
             db: self,
-            _mutex: mutex,
+            spare: mutex,
         };
         self.refresh()?;
         crate::commit::recover(&lock)?;

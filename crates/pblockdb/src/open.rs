@@ -520,7 +520,7 @@ fn build_db(
         durability,
         history_min,
         view: RwLock::new(view),
-        writer: Mutex::new(()),
+        writer: Mutex::new(Vec::new()),
         locker,
         mark,
         owner: AtomicUsize::new(0),

@@ -60,6 +60,22 @@ impl Staged {
         }
     }
 
+    /// Forgets every change, keeping the buffers (a writer's next transaction stages into them
+    /// without allocating), for probes in table `generation`. Buffers a large transaction grew
+    /// are let go instead, so a handle does not keep a peak's memory.
+    pub(crate) fn reset(&mut self, generation: u64) {
+        /// Changes whose buffers a reset keeps.
+        const KEPT_CHANGES: usize = 256;
+        self.generation = generation;
+        if self.heads.capacity() > KEPT_CHANGES {
+            *self = Staged::new(self.key_size, self.value_size, generation);
+            return;
+        }
+        self.heads.clear();
+        self.data.clear();
+        self.index.fill(0);
+    }
+
     /// The generation of the table the staged probes refer to.
     pub(crate) fn generation(&self) -> u64 {
         self.generation

@@ -157,11 +157,18 @@ pub struct WriteTxn<'db> {
 
 impl<'db> WriteTxn<'db> {
     pub(crate) fn new(db: &'db Db) -> Result<Self> {
-        let lock = db.lock_writer()?;
+        let mut lock = db.lock_writer()?;
         let generation = db.read_view().active.generation;
+        // The last transaction's buffers, so that a small one allocates nothing.
+        let mut levels = std::mem::take(&mut *lock.spare);
+        levels.truncate(1);
+        match levels.first_mut() {
+            Some(level) => level.reset(generation),
+            None => levels.push(Staged::new(db.geo.key_size, db.geo.value_size, generation)),
+        }
         Ok(WriteTxn {
             lock,
-            levels: vec![Staged::new(db.geo.key_size, db.geo.value_size, generation)],
+            levels,
             durability: db.durability,
             scratch: Buf::zeroed(db.geo.slot_size),
         })
@@ -346,13 +353,20 @@ impl<'db> WriteTxn<'db> {
     /// # Errors
     /// [`Error::Full`] when the table or history must grow and the file cannot (nothing was
     /// applied); [`Error::CorruptSlot`] on a damaged probe path; mapping errors.
-    pub fn commit(mut self) -> Result<()> {
-        let changes = self.levels.swap_remove(0);
-        commit::commit(&self.lock, &changes, self.durability)
+    pub fn commit(self) -> Result<()> {
+        // Only the transaction's own level is open: a child borrows the transaction.
+        commit::commit(&self.lock, &self.levels[0], self.durability)
     }
 
     /// Discards every change and releases the writer lock.
     pub fn abort(self) {}
+}
+
+impl Drop for WriteTxn<'_> {
+    fn drop(&mut self) {
+        // The buffers go back to the writer mutex (still held: the lock is dropped after this).
+        *self.lock.spare = std::mem::take(&mut self.levels);
+    }
 }
 
 /// A nested transaction (from [`WriteTxn::nested`]): a [`WriteTxn`] whose changes, on

@@ -952,3 +952,41 @@ fn read_only_opens_beside_a_busy_writer_never_report_damage() {
         }
     });
 }
+
+/// A write transaction stages into the buffers the last one left (no allocation for a small
+/// one): nothing an aborted or committed transaction staged comes back in the next, whatever
+/// their sizes.
+#[test]
+fn staging_buffers_reused_between_transactions_carry_nothing_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = DbOptions::new(8, 8)
+        .capacity(2048)
+        .open(dir.path().join("reuse.db"))
+        .unwrap();
+    let mut txn = db.begin_write().unwrap();
+    txn.put(b"aborted", b"1").unwrap();
+    txn.put(b"gone", b"2").unwrap();
+    txn.abort();
+    db.write(|txn| {
+        assert_eq!(txn.get(b"aborted")?, None);
+        txn.put(b"kept", b"3")
+    })
+    .unwrap();
+    // A large transaction (its buffers let go after), then small ones.
+    db.write(|txn| {
+        for i in 0..1000u32 {
+            txn.put(&i.to_le_bytes(), b"big")?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let mut txn = db.begin_write().unwrap();
+    txn.delete(b"kept").unwrap();
+    drop(txn);
+    db.write(|txn| txn.put(b"last", b"4")).unwrap();
+    assert_eq!(db.len(), 1002);
+    assert_eq!(db.get(b"kept").unwrap(), Some(b"3".to_vec()));
+    assert_eq!(db.get(b"aborted").unwrap(), None);
+    assert_eq!(db.get(b"gone").unwrap(), None);
+    assert_eq!(db.get(b"last").unwrap(), Some(b"4".to_vec()));
+}
