@@ -52,6 +52,11 @@ pub(crate) enum Found {
 pub(crate) fn counts_at(map: &SharedMap, clock: u64) -> Result<Option<(usize, Counts)>> {
     let mut best: Option<(usize, Counts)> = None;
     for (i, at) in OFF_COUNTS.iter().enumerate() {
+        // The clock is the record's first word: a record of another commit is passed over
+        // without its checksum (whole or not, `decode` would give it another clock or none).
+        if map.load_u64(*at, Ordering::Relaxed)? != clock {
+            continue;
+        }
         let mut bytes = [0u8; COUNTS_LEN];
         map.read_at(*at, &mut bytes)?;
         if let Some(counts) = Counts::decode(&bytes) {
