@@ -130,7 +130,9 @@ pub struct ShareLock {
 impl ShareLock {
     /// Takes the share lock of kind `lock` on the file at `path`, without waiting, through an
     /// open of its own (read-write for an exclusive lock). `Ok(None)` where the platform has no
-    /// per-open byte-range lock (every system but Linux, for now), and for [`crate::Lock::None`].
+    /// per-open byte-range lock (every system but Linux, for now), for [`crate::Lock::None`],
+    /// and for a shared lock on a file system without locks (`ENOLCK`), where no handle can
+    /// take an exclusive one.
     ///
     /// # Errors
     /// [`Error::LockContended`] when another handle holds a conflicting one (any other handle,
@@ -146,7 +148,15 @@ impl ShareLock {
             .write(lock == crate::Lock::Exclusive)
             .open(path)
             .map_err(io_error("open", path))?;
-        if !crate::os::try_lock_byte(&file, SHARE_BYTE, lock).map_err(io_error("lock", path))? {
+        let taken = match crate::os::try_lock_byte(&file, SHARE_BYTE, lock) {
+            // Where the file system has no locks, no handle can hold an exclusive share lock
+            // either (taking it fails the same way): a shared one has nothing to keep out.
+            Err(e) if lock == crate::Lock::Shared && crate::os::locks_unsupported(&e) => {
+                return Ok(None);
+            }
+            other => other.map_err(io_error("lock", path))?,
+        };
+        if !taken {
             return Err(Error::LockContended {
                 path: path.to_path_buf(),
                 kind: lock,

@@ -505,6 +505,11 @@ pub(crate) fn try_lock_byte(
 }
 
 /// Never called where [`HAS_MARKS`] is false.
+pub(crate) fn locks_unsupported(_error: &std::io::Error) -> bool {
+    false
+}
+
+/// Never called where [`HAS_MARKS`] is false.
 pub(crate) fn release_mark(_file: &std::fs::File, _offset: u64) -> std::io::Result<()> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }

@@ -212,6 +212,15 @@ pub(crate) fn try_lock_byte(
     }
 }
 
+/// Whether a lock call failed because the file system has no byte-range locks (`ENOLCK`,
+/// some network and FUSE file systems; `EOPNOTSUPP`, `ENOSYS`).
+pub(crate) fn locks_unsupported(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOLCK | libc::EOPNOTSUPP | libc::ENOSYS)
+    )
+}
+
 /// Drops `file`'s lock on the byte at `offset`.
 pub(crate) fn release_mark(file: &std::fs::File, offset: u64) -> io::Result<()> {
     ofd_lock(file, libc::F_OFD_SETLK, libc::F_UNLCK, offset).map(|_| ())
