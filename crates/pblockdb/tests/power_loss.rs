@@ -153,6 +153,23 @@ fn reopen(path: &Path, bytes: &[u8]) -> Result<State, String> {
     Ok(state)
 }
 
+/// Opens `bytes` read-only at `path`, before any writable handle recovered it: the state a
+/// reader sees without writing the file. `Err` with what failed.
+fn read_only_state(path: &Path, bytes: &[u8]) -> Result<State, String> {
+    std::fs::write(path, bytes).unwrap();
+    let db = Db::open_read_only(path).map_err(|e| format!("open read-only: {e}"))?;
+    let state: State = db.iter().map_err(|e| format!("read-only iter: {e}"))?.collect();
+    if db.len() != state.len() {
+        return Err(format!("read-only len {} but {} records", db.len(), state.len()));
+    }
+    for (key, value) in &state {
+        if db.get(key).map_err(|e| format!("read-only get: {e}"))?.as_ref() != Some(value) {
+            return Err("a read-only get disagrees with its iteration".into());
+        }
+    }
+    Ok(state)
+}
+
 /// The cut points of a round: every one if there are at most `CUTS`, else `CUTS` spread over
 /// the record with a random start.
 fn cuts(ops: usize, rng: &mut Rng) -> Vec<usize> {
@@ -179,8 +196,17 @@ fn check_prefixes(dir: &Path, run: &Run, kept: &[Kept], rng: &mut Rng) -> usize 
         let m = returned(run, cut);
         for &kept in kept {
             let bytes = image(&run.base, &run.ops, cut, kept, rng);
+            let seen = read_only_state(&path, &bytes)
+                .unwrap_or_else(|e| panic!("cut {cut} of {}, {kept:?}: {e}", run.ops.len()));
             let state = reopen(&path, &bytes)
                 .unwrap_or_else(|e| panic!("cut {cut} of {}, {kept:?}: {e}", run.ops.len()));
+            // A reader that writes nothing sees what recovery then makes of the file.
+            assert!(
+                seen == state,
+                "cut {cut} of {}, {kept:?}: a read-only handle saw another state than the \
+                 recovered file holds",
+                run.ops.len()
+            );
             let allowed = &run.states[m..run.states.len().min(m + 2)];
             assert!(
                 allowed.contains(&state),
