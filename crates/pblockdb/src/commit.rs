@@ -281,7 +281,6 @@ pub(crate) fn commit(lock: &WriteLock<'_>, changes: &Staged, durability: Durabil
         store_counts(&view, current, &next)?;
         flush_if(&view, durability)?;
         store(&view, OFF_COMMIT, new_clock)?;
-        flush_if(&view, durability)?;
         return Ok(());
     }
 }
@@ -770,7 +769,55 @@ pub fn slots_examined() -> u64 {
 const RECOUNT_MAX_SLOTS: u64 = 1 << 20;
 const RECOUNT_MAX_BYTES: u64 = 256 << 20;
 
-/// Under the writer lock: rolls back a commit a dead writer left unfinished, then checks the
+/// Whether the commit between the words `commit` and `head` (entries `commit .. head`) reached
+/// the file whole, lacking only its commit word: every slot its history entries name holds the
+/// image it wrote (not mid-write, stamped with clock `head`, its undo number the entry's, whole)
+/// under a matching hint, and the count record of clock `head` is there; that record and its
+/// index then. A synced commit returns after the sync that follows its slots and count record,
+/// before its commit word is durable, so a power loss after it returned leaves exactly this
+/// (docs/pblockdb-format.md, "Durability"); recovery rolls such a commit forward, and readers
+/// read it as committed. Bounded: at most the ring's entries are read.
+pub(crate) fn finished_commit(
+    view: &View,
+    geo: &Geometry,
+    table: &Table,
+    commit: u64,
+    head: u64,
+) -> Result<Option<(usize, Counts)>> {
+    if head <= commit || head - commit > view.ring.entries {
+        return Ok(None);
+    }
+    let Some(found) = counts_at(&view.map, head)? else {
+        return Ok(None);
+    };
+    let mut entry = Buf::zeroed(geo.slot_size);
+    let mut now = Buf::zeroed(geo.slot_size);
+    for number in commit..head {
+        let Entry::Found { slot, generation } = read_entry(view, geo, number, &mut entry)? else {
+            return Ok(None);
+        };
+        if generation != table.generation || slot >= table.capacity {
+            return Ok(None);
+        }
+        view.map.read_at(table.slot_at(geo, slot), &mut now)?;
+        let header = SlotHeader::read(&now);
+        if format::is_writing(header.meta)
+            || header.commit != head
+            || header.undo != number
+            || !format::image_is_sound(&now, geo)
+        {
+            return Ok(None);
+        }
+        let hint = view.map.load_u32(table.hint_at(slot), Ordering::Acquire)?;
+        if hint != format::hint(header.state(), header.tag) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(found))
+}
+
+/// Under the writer lock: finishes a commit a dead writer (or a power loss) left without its
+/// commit word but otherwise whole, or rolls back one it left unfinished; then checks the
 /// counts of the committed state, recounting them when that is affordable.
 pub(crate) fn recover(lock: &WriteLock<'_>) -> Result<()> {
     let db = lock.db;
@@ -788,6 +835,15 @@ pub(crate) fn recover(lock: &WriteLock<'_>) -> Result<()> {
     if head > commit {
         if head - commit > view.ring.entries {
             return Err(db.header_error("history_head", head));
+        }
+        if let Some((index, forward)) = finished_commit(&view, &geo, &table, commit, head)? {
+            // Only the commit word is missing: publish it (all or nothing, and this is all).
+            store(&view, OFF_COMMIT, head)?;
+            flush_if(&view, db.durability)?;
+            if forward.count > forward.used || forward.used > table.capacity {
+                return recount(db, &view, &table, head, index, forward);
+            }
+            return Ok(());
         }
         let mut pre = vec![0u8; geo.slot_size];
         let mut now = vec![0u8; geo.slot_size];

@@ -51,6 +51,10 @@ pub struct Db {
     /// Token of the thread holding the writer lock through any handle of this process on
     /// this file (shared between them, see `owners.rs`), 0 when none.
     pub(crate) file_owner: Arc<AtomicUsize>,
+    /// `(commit, head)` when, at open, the file held a commit whole but for its commit word
+    /// (`commit::finished_commit`: a power loss after a synced commit returned): while the
+    /// words still say so, reads are at `head`, as recovery will make it.
+    pub(crate) finished: Option<(u64, u64)>,
     /// How this handle shares the file ([`pmap::ShareLock`]): held for its life.
     pub(crate) _share: Option<pmap::ShareLock>,
 }
@@ -224,10 +228,22 @@ impl Db {
     /// # Errors
     /// Mapping errors.
     pub fn clock(&self) -> Result<u64> {
-        Ok(self
-            .read_view()
-            .map
-            .load_u64(OFF_COMMIT, Ordering::Acquire)?)
+        self.read_clock(&self.read_view().map)
+    }
+
+    /// The clock a new read reads at: the commit word, or the head of a commit found whole but
+    /// for its commit word when the handle opened, while the words still say so.
+    pub(crate) fn read_clock(&self, map: &pmap::SharedMap) -> Result<u64> {
+        let clock = map.load_u64(OFF_COMMIT, Ordering::Acquire)?;
+        match self.finished {
+            Some((commit, head))
+                if clock == commit
+                    && map.load_u64(format::OFF_HISTORY_HEAD, Ordering::Acquire)? == head =>
+            {
+                Ok(head)
+            }
+            _ => Ok(clock),
+        }
     }
 
     /// Records stored now (another process may be committing).
@@ -496,7 +512,7 @@ impl Db {
             let view = self.caught_up()?;
             let clock = match clock {
                 Some(clock) => clock,
-                None => view.map.load_u64(OFF_COMMIT, Ordering::Acquire)?,
+                None => self.read_clock(&view.map)?,
             };
             let Some(table) = view.table_for(clock) else {
                 return Err(self.too_old());

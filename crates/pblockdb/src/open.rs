@@ -31,9 +31,11 @@ pub enum Durability {
     /// the file may be damaged. The default, as LMDB's `MDB_NOSYNC`.
     #[default]
     Buffered,
-    /// The history, then the slots, then the commit word are flushed (`msync` and a data sync)
-    /// in that order before the commit returns: it survives power loss, whatever order the
-    /// pages reach the disk in otherwise. Thousands of times slower.
+    /// The history, then the slots and the count record are flushed (a data sync each) in
+    /// that order before the commit returns: it survives power loss, whatever order the pages
+    /// reach the disk in otherwise (the commit word follows with the next sync; recovery and
+    /// readers take a commit whose slots are all on disk as published). Hundreds of times
+    /// slower.
     Synced,
 }
 
@@ -513,6 +515,12 @@ fn build_db(
     };
     let backend = Backend::new(&map, words, recorder);
     let view = View::read(map, backend, &geo, path)?;
+    let finished = {
+        let commit = view.map.load_u64(OFF_COMMIT, Ordering::Acquire)?;
+        let head = view.map.load_u64(OFF_HISTORY_HEAD, Ordering::Acquire)?;
+        crate::commit::finished_commit(&view, &geo, &view.active, commit, head)?
+            .map(|_| (commit, head))
+    };
     Ok(Db {
         path: path.to_path_buf(),
         geo,
@@ -525,6 +533,7 @@ fn build_db(
         mark,
         owner: AtomicUsize::new(0),
         file_owner,
+        finished,
         _share: share,
     })
 }

@@ -2,11 +2,9 @@
 //! lock plus the changes it has made so far, in memory, in one layer per nesting level.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use crate::buf::Buf;
 use crate::commit::{self, Found};
-use crate::format::OFF_COMMIT;
 use crate::lock::WriteLock;
 use crate::staged::{Change, Staged};
 use crate::{Db, Durability, Error, Result, format};
@@ -47,7 +45,7 @@ pub struct ReadTxn<'db> {
 
 impl<'db> ReadTxn<'db> {
     pub(crate) fn new(db: &'db Db) -> Result<Self> {
-        let clock = db.read_view().map.load_u64(OFF_COMMIT, Ordering::Acquire)?;
+        let clock = db.read_clock(&db.read_view().map)?;
         Ok(ReadTxn { db, clock })
     }
 
