@@ -129,7 +129,8 @@ impl LineSinkOptions {
 /// - [`LineSink::flush`] (or [`LineSinkOptions::flush_every`]) writes it to the disk.
 /// - Dropping the last handle (or [`LineSink::close`]) trims the file to its content.
 /// - After a crash the file is pre-sized with a zero tail, and lines that other threads had in
-///   flight may have left runs of zeros (their reservations, partly copied). Opening it again
+///   flight may have left runs of zeros (their reservations, partly copied; also when the
+///   room was full, so that there is no zero tail). Opening it again
 ///   cuts the tail back to the last whole line and removes each zero run with the partial line
 ///   before it, so the content is whole lines and the next line follows the last one.
 ///   Lines must end in `\n` and hold no NUL byte for this to find them.
@@ -657,8 +658,12 @@ impl Segment {
             .try_lock(Lock::Exclusive)
             .size(1)
             .open(path)?;
-        let content = if map.as_slice().last() == Some(&0) {
-            // A pre-sized file that was not trimmed: its writer crashed.
+        // A pre-sized file that was not trimmed (a zero tail), or one whose room a crash left
+        // full with a reservation inside it partly copied (a zero run, and a whole line at the
+        // end): its writer crashed. Lines hold no NUL, so a trimmed file has none; the search
+        // reads the content (memchr) and writes nothing.
+        let content = if map.as_slice().last() == Some(&0) || map.as_slice().contains(&0) {
+            // A file its writer left in a crash.
             let bytes = map.as_mut_slice()?;
             // Past the last byte written, the room is zeros already: reading it is enough,
             // writing it would dirty every page of it for the disk.

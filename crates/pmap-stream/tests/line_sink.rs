@@ -691,3 +691,24 @@ fn an_empty_file_left_by_a_sink_that_wrote_nothing_opens_empty_and_takes_lines_f
     assert_eq!(sink.close().unwrap(), 6);
     assert_eq!(std::fs::read(&path).unwrap(), b"first\n");
 }
+
+/// A crash can leave a thread's reservation partly copied (zeros) inside the file while a later
+/// reservation was copied up to the file's last byte: no zero tail, and still a zero run to
+/// remove. Found by `cargo xtask stress` (`crash_of_a_rolling_writer_killed_at_random_...`:
+/// "file 526 holds a NUL byte" after the reopen).
+#[test]
+fn a_crashed_file_ending_in_a_whole_line_with_a_zero_run_inside_is_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let mut bytes = b"first line\nsecond, cut sh".to_vec();
+    bytes.extend([0u8; 9]);
+    bytes.extend(b"third line\n");
+    std::fs::write(&path, &bytes).unwrap();
+    let sink = LineSink::open(&path).unwrap();
+    (&sink).write_all(b"after\n").unwrap();
+    sink.close().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "first line\nthird line\nafter\n"
+    );
+}
