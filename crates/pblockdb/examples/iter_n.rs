@@ -9,7 +9,8 @@
 //!
 //! 100,000 random 16-byte keys with 64-byte values are put first (outside `measured`), as the
 //! `iterate` benchmark does; then `measured` walks every record ROUNDS times with
-//! `Db::for_each`. Instructions per record: the `measured` total divided by the records it
+//! `Db::for_each`. A third argument CHURN first puts and deletes that many fresh keys, one
+//! transaction each, as the benchmark's `put_new` and `delete` groups do before `iterate`. Instructions per record: the `measured` total divided by the records it
 //! prints; it prints the wall time a record too (for A/B runs of two builds, alternated).
 
 use std::hint::black_box;
@@ -31,10 +32,14 @@ fn measured(db: &Db, rounds: u64) -> pblockdb::Result<u64> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: iter_n PATH [ROUNDS]")?;
+    let path = args.next().ok_or("usage: iter_n PATH [ROUNDS [CHURN]]")?;
     let rounds: u64 = match args.next() {
         Some(count) => count.parse()?,
         None => 10,
+    };
+    let churn: u64 = match args.next() {
+        Some(count) => count.parse()?,
+        None => 0,
     };
     let _ = std::fs::remove_file(&path);
     let db = DbOptions::new(16, 64).capacity(100_000).open(&path)?;
@@ -52,6 +57,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok(())
     })?;
+    // The benchmark's `put_new` and `delete` groups run before `iterate`: fresh keys put and
+    // deleted again, one transaction each, which leaves tombstones behind.
+    for i in 0..churn {
+        let mut key = [0xffu8; 16];
+        key[..8].copy_from_slice(&i.to_le_bytes());
+        db.put(&key, &[1u8; 64])?;
+        db.delete(&key)?;
+    }
+    println!("capacity {}, {} records", db.capacity()?, db.len());
     let start = std::time::Instant::now();
     let seen = measured(&db, rounds)?;
     let elapsed = start.elapsed();

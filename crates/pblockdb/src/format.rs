@@ -384,12 +384,20 @@ fn parts_crc(image: &[u8], geo: &Geometry, key: &[u8]) -> u32 {
     pmap::crc32c_append_parts(0, &[head, key, &image[value_at..value_at + value_len]])
 }
 
-/// Whether a live or tombstone image is whole: lengths in range, checksum and tag right.
+/// Whether a live or tombstone image is whole: lengths in range, checksum and tag right. Reads
+/// only the fields it checks (a scan checks every record it hands out).
 pub(crate) fn image_is_sound(image: &[u8], geo: &Geometry) -> bool {
-    let Some((key, header)) = record_parts(image, geo) else {
+    let Some(image) = image.get(..geo.slot_size) else {
         return false;
     };
-    header.tag == tag_of(hash_key(key)) && parts_crc(image, geo, key) == header.crc
+    let key_len = get_u32(image, SLOT_KEY_LEN) as usize;
+    let value_len = get_u32(image, SLOT_VALUE_LEN) as usize;
+    if key_len > geo.key_size || value_len > geo.value_size {
+        return false;
+    }
+    let key = &image[SLOT_HEADER..SLOT_HEADER + key_len];
+    get_u32(image, SLOT_TAG) == tag_of(hash_key(key))
+        && parts_crc(image, geo, key) == get_u32(image, SLOT_CRC)
 }
 
 /// Whether an image's checksum matches its bytes (lengths in range). Enough for an image a

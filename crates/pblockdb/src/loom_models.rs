@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use loom::sync::Arc;
 use loom::sync::atomic::AtomicU64;
 use loom::thread;
-use pmap::word::{Load64, Word64};
+use pmap::word::Load64;
 
 use crate::seqlock::Seqlock;
 
@@ -79,6 +79,47 @@ fn slot_seqlock_never_returns_a_torn_image() {
                     assert!(version >= last, "version {version} after {last}");
                     last = version;
                 }
+            }
+        });
+        writer.join().unwrap();
+        reader.join().unwrap();
+    });
+}
+
+/// `snapshot::scan_unchanged` against a commit: the writer moves the history head past the
+/// snapshot (release) and then rewrites the slot through the seqlock; the reader, having seen
+/// the head at the snapshot, copies the slot's words with no seqlock round, fences (acquire)
+/// and loads the head again. Whenever the head still holds the snapshot, the copy is the
+/// snapshot's image (docs/pblockdb-format.md, "Snapshots": iteration's shortcut).
+#[test]
+fn chunk_copied_while_the_head_stays_is_the_snapshots_image() {
+    loom::model(|| {
+        let slot = Arc::new(Slot {
+            meta: AtomicU64::new(0),
+            bytes: [
+                AtomicU64::new(bytes_of(0)[0]),
+                AtomicU64::new(bytes_of(0)[1]),
+            ],
+        });
+        let head = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (slot, head) = (Arc::clone(&slot), Arc::clone(&head));
+            thread::spawn(move || {
+                head.store(1, Ordering::Release);
+                slot.write(2);
+            })
+        };
+        let reader = thread::spawn(move || {
+            if Load64::load(&*head, Ordering::Acquire) != 0 {
+                return;
+            }
+            let copy = [
+                Load64::load(&slot.bytes[0], Ordering::Relaxed),
+                Load64::load(&slot.bytes[1], Ordering::Relaxed),
+            ];
+            loom::sync::atomic::fence(Ordering::Acquire);
+            if Load64::load(&*head, Ordering::Relaxed) == 0 {
+                assert_eq!(copy, bytes_of(0), "a copy taken while the head stayed is torn");
             }
         });
         writer.join().unwrap();

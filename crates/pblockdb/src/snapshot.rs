@@ -25,9 +25,6 @@ use crate::view::{Table, View};
 /// and a dead one left the history entry that the first round finds.
 const MID_WRITE_ROUNDS: u32 = 10_000;
 
-/// How many slots ahead a scan prefetches the next live one.
-const SCAN_PREFETCH_DISTANCE: u64 = 8;
-
 /// The result of a step that may have to start again.
 #[derive(Debug)]
 pub(crate) enum Step<T> {
@@ -326,13 +323,11 @@ pub(crate) fn scan_range(
     out: &mut Scanned,
 ) -> SlotResult<Step<()>> {
     let map = &view.map;
-    // When no slot changed since the snapshot (the history head still at its clock), a slot
-    // whose hint says tombstone was one at the snapshot too, and is passed over unread: a table
-    // that saw churn holds as many tombstones as records. Whether nothing changed is known only
-    // after the chunk: checked at its end, after a fence, as `lookup_current` checks, and when
-    // something did change the chunk is read again the slow way (`Retry`).
+    // When no slot changed since the snapshot (the history head still at its clock) the chunk
+    // is copied without a seqlock round a slot (`scan_unchanged`). Whether nothing changed is
+    // known only after the chunk: checked at its end, after a fence, and when something did
+    // change the chunk is read again the slow way (`scan_reading_each`).
     let unchanged = map.load_u64(OFF_HISTORY_HEAD, Ordering::Acquire)? == snapshot;
-    let mut passed_over = false;
     let end = range.end.min(table.capacity);
     let start = range.start.min(end);
     // The chunk's hints and slots are checked against the map once, as two spans (the hints'
@@ -343,40 +338,140 @@ pub(crate) fn scan_range(
         table.slot_at(geo, start),
         (end - start) as usize * geo.slot_size,
     )?;
-    let hint_of = |idx: u64, order| {
-        hints
-            .load_u32((idx - first_hint) as usize * 4, order)
-            .ok_or_else(|| problem(idx, "hint outside the table"))
+    let chunk = Chunk {
+        hints: &hints,
+        first_hint,
+        slots: &slots,
+        start,
+        end,
     };
-    for idx in start..end {
-        // The slot a few ahead starts loading now when its hint says it holds something: in a
-        // sparse table (one grown for a peak, or full of tombstones) the live slots lie apart
-        // and the hardware prefetcher does not follow them.
-        let ahead = idx + SCAN_PREFETCH_DISTANCE;
-        if ahead < end && hint_of(ahead, Ordering::Relaxed)? & 3 == 1 {
-            slots.prefetch((ahead - start) as usize * geo.slot_size, geo.slot_size);
+    let first_new = out.len();
+    let mut read_each = !unchanged;
+    if unchanged {
+        let unsound = match scan_unchanged(view, geo, table, snapshot, &chunk, image, out)? {
+            Step::Done(unsound) => unsound,
+            Step::Retry => return Ok(Step::Retry),
+            Step::TooOld => return Ok(Step::TooOld),
+        };
+        fence(Ordering::Acquire);
+        if map.load_u64(OFF_HISTORY_HEAD, Ordering::Relaxed)? != snapshot {
+            // A writer moved during the chunk: its copies may be torn. They are dropped and
+            // the chunk read again, every slot as a seqlock reader (the head never comes back,
+            // so later chunks go that way at once).
+            out.truncate(first_new);
+            read_each = true;
+        } else if let Some(idx) = unsound {
+            if !table.still_valid(map)? {
+                return Ok(Step::Retry);
+            }
+            return Err(problem(idx, "checksum mismatch"));
         }
-        // A slot empty now was empty at the snapshot: slots leave the empty state only forward
-        // in a table (a rollback that empties one again restores the snapshot's state). The
-        // hint says so without touching the slot's memory (a table is mostly empty slots, and
-        // the hints are a fortieth of its bytes); a writer stores a slot before its hint, so a
-        // slot being filled under a zero hint is a write newer than the snapshot. A zeroed
-        // hint over a record (damage) hides it from iteration as it does from lookups, until
-        // a writer passes by and rewrites it; `verify` reports it.
-        let hint = hint_of(idx, Ordering::Acquire)?;
-        if hint == 0 {
+    }
+    if read_each {
+        match scan_reading_each(view, geo, table, snapshot, &chunk, image, out)? {
+            Step::Done(()) => {}
+            step => return Ok(step),
+        }
+    }
+    fence(Ordering::Acquire);
+    if !table.still_valid(map)? {
+        return Ok(Step::Retry);
+    }
+    Ok(Step::Done(()))
+}
+
+/// The spans of one chunk of a scan: its hints (from the even index `first_hint`, so that the
+/// span starts 8-aligned) and its slots (from slot `start`), for the slots `start..end`.
+struct Chunk<'s, 'a> {
+    hints: &'s ReadSpan<'a>,
+    first_hint: u64,
+    slots: &'s ReadSpan<'a>,
+    start: u64,
+    end: u64,
+}
+
+/// The chunk's records for a snapshot whose clock the history head held as the chunk began.
+///
+/// A writer moves the head before it touches any slot, and enters a slot with a release fence
+/// after its mark (`Seqlock::begin_write`): so a copy that read any byte a writer stored since
+/// the snapshot is followed, after the caller's acquire fence, by a head that moved, and the
+/// caller then throws the chunk away. The slots are therefore copied as plain words, without
+/// a seqlock round each, and a slot's state is its hint's: empty and tombstone hints are
+/// passed over unread (the hint is stored after its slot, so an empty hint over a slot being
+/// filled is a write newer than the snapshot, which moved the head). A copy whose own words
+/// disagree (a writer's mark, a commit newer than the snapshot, a state other than live) is
+/// read again through `version_at`, which decides it as of the snapshot. Returns the first
+/// slot whose copy fails its checksum, if any (the scan stops there): torn if the head moved,
+/// else damage, which only the caller's check after the chunk can tell.
+fn scan_unchanged(
+    view: &View,
+    geo: &Geometry,
+    table: &Table,
+    snapshot: u64,
+    chunk: &Chunk<'_, '_>,
+    image: &mut [u8],
+    out: &mut Scanned,
+) -> SlotResult<Step<Option<u64>>> {
+    let slot_size = geo.slot_size;
+    for idx in chunk.start..chunk.end {
+        let hint_at = (idx - chunk.first_hint) as usize * 4;
+        let Some(hint) = chunk.hints.load_u32(hint_at, Ordering::Relaxed) else {
+            return Err(problem(idx, "hint outside the table"));
+        };
+        if hint == 0 || u64::from(hint & 3) == STATE_TOMB {
             continue;
         }
-        if unchanged && u64::from(hint & 3) == STATE_TOMB {
-            passed_over = true;
+        let record = out.next_slot();
+        if !chunk
+            .slots
+            .read_at((idx - chunk.start) as usize * slot_size, record)
+        {
+            return Err(problem(idx, "slot outside the table"));
+        }
+        let meta = format::get_u64(record, format::SLOT_META);
+        let commit = format::get_u64(record, format::SLOT_COMMIT);
+        if format::is_writing(meta) || commit > snapshot || format::state_of(meta) != STATE_LIVE {
+            match version_at(view, geo, table, idx, snapshot, image)? {
+                Step::Done(STATE_LIVE) => record.copy_from_slice(image),
+                Step::Done(_) => continue,
+                Step::Retry => return Ok(Step::Retry),
+                Step::TooOld => return Ok(Step::TooOld),
+            }
+        }
+        if !format::image_is_sound(record, geo) {
+            return Ok(Step::Done(Some(idx)));
+        }
+        out.keep_slot();
+    }
+    Ok(Step::Done(None))
+}
+
+/// The chunk's records for any snapshot: every slot whose hint is not empty is read as a
+/// seqlock reader, and through `version_at` when a writer is inside it or its version is
+/// newer than the snapshot.
+fn scan_reading_each(
+    view: &View,
+    geo: &Geometry,
+    table: &Table,
+    snapshot: u64,
+    chunk: &Chunk<'_, '_>,
+    image: &mut [u8],
+    out: &mut Scanned,
+) -> SlotResult<Step<()>> {
+    for idx in chunk.start..chunk.end {
+        let hint_at = (idx - chunk.first_hint) as usize * 4;
+        let Some(hint) = chunk.hints.load_u32(hint_at, Ordering::Acquire) else {
+            return Err(problem(idx, "hint outside the table"));
+        };
+        if hint == 0 {
             continue;
         }
         // The common case is read straight from the span into its place in `out`: no writer
         // inside, and a version no newer than the snapshot. Anything else goes through
         // `version_at`, which reads past a writer and back through the history.
         let record = out.next_slot();
-        let at = (idx - start) as usize * geo.slot_size;
-        let state = match current_in_span(&slots, at, record) {
+        let at = (idx - chunk.start) as usize * geo.slot_size;
+        let state = match current_in_span(chunk.slots, at, record) {
             Some(header) if header.commit <= snapshot => header.state(),
             _ => match version_at(view, geo, table, idx, snapshot, image)? {
                 Step::Done(state) => {
@@ -392,21 +487,12 @@ pub(crate) fn scan_range(
         }
         if !format::image_is_sound(record, geo) {
             fence(Ordering::Acquire);
-            if !table.still_valid(map)? {
+            if !table.still_valid(&view.map)? {
                 return Ok(Step::Retry);
             }
             return Err(problem(idx, "checksum mismatch"));
         }
         out.keep_slot();
-    }
-    fence(Ordering::Acquire);
-    if !table.still_valid(map)? {
-        return Ok(Step::Retry);
-    }
-    if passed_over && map.load_u64(OFF_HISTORY_HEAD, Ordering::Relaxed)? != snapshot {
-        // A writer moved since: a tombstone passed over may be newer than the snapshot. The
-        // next try finds the head moved and reads every slot.
-        return Ok(Step::Retry);
     }
     Ok(Step::Done(()))
 }
@@ -448,6 +534,11 @@ impl Scanned {
             self.bytes.resize(len, 0);
         }
         &mut self.bytes[self.used..self.used + slot_size]
+    }
+
+    /// Forgets the records from number `len` on.
+    fn truncate(&mut self, len: usize) {
+        self.used = self.used.min(len.saturating_mul(self.geo.slot_size));
     }
 
     /// Keeps the record [`Self::next_slot`] handed out.
