@@ -119,7 +119,11 @@ fn chunk_copied_while_the_head_stays_is_the_snapshots_image() {
             ];
             loom::sync::atomic::fence(Ordering::Acquire);
             if Load64::load(&*head, Ordering::Relaxed) == 0 {
-                assert_eq!(copy, bytes_of(0), "a copy taken while the head stayed is torn");
+                assert_eq!(
+                    copy,
+                    bytes_of(0),
+                    "a copy taken while the head stayed is torn"
+                );
             }
         });
         writer.join().unwrap();

@@ -128,7 +128,7 @@ impl<'a> ReadSpan<'a> {
     /// Copies `buf.len()` bytes from `offset` into `buf`, as [`SharedMap::read_at`] does (whole
     /// words without a head or tail loop when `offset` and the length are multiples of 8);
     /// `false`, and nothing read, if they do not end inside the span.
-    #[inline]
+    #[inline(always)]
     #[must_use = "false means nothing was read"]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> bool {
         if !self.holds(offset, buf.len()) {
