@@ -346,6 +346,23 @@ pub(crate) fn key_of<'a>(image: &'a [u8], geo: &Geometry) -> Option<&'a [u8]> {
     (len <= geo.key_size).then(|| &image[SLOT_HEADER..][..len])
 }
 
+/// A slot image's key and value, once its lengths were checked against the geometry: both
+/// lengths read at once, for a scan's hand-out of every record.
+#[inline]
+pub(crate) fn record_of<'a>(image: &'a [u8], geo: &Geometry) -> Option<(&'a [u8], &'a [u8])> {
+    let head = image.get(..SLOT_HEADER)?;
+    let key_len = get_u32(head, SLOT_KEY_LEN) as usize;
+    let value_len = get_u32(head, SLOT_VALUE_LEN) as usize;
+    if key_len > geo.key_size || value_len > geo.value_size {
+        return None;
+    }
+    let value_at = geo.value_at();
+    Some((
+        image.get(SLOT_HEADER..SLOT_HEADER + key_len)?,
+        image.get(value_at..value_at + value_len)?,
+    ))
+}
+
 pub(crate) fn value_of<'a>(image: &'a [u8], geo: &Geometry) -> Option<&'a [u8]> {
     let len = get_u32(image, SLOT_VALUE_LEN) as usize;
     (len <= geo.value_size).then(|| &image[geo.value_at()..][..len])

@@ -446,8 +446,16 @@ fn copy_slots(
     out: &mut Scanned,
 ) -> SlotResult<Step<Option<u64>>> {
     let slot_size = geo.slot_size;
+    // Room for all of them at once: the records are copied to their places in turn, and one
+    // that turns out not live is overwritten by the next.
+    let room = out.room_for(to_read.len());
+    let mut kept = 0;
+    let mut places = room.chunks_exact_mut(slot_size);
+    let mut place = places.next();
     for &idx in to_read {
-        let record = out.next_slot();
+        let Some(record) = place.as_deref_mut() else {
+            break;
+        };
         if !chunk
             .slots
             .read_at((idx - chunk.start) as usize * slot_size, record)
@@ -467,8 +475,10 @@ fn copy_slots(
         if !format::image_is_sound(record, geo) {
             return Ok(Step::Done(Some(idx)));
         }
-        out.keep_slot();
+        kept += 1;
+        place = places.next();
     }
+    out.keep_slots(kept);
     Ok(Step::Done(None))
 }
 
@@ -565,6 +575,22 @@ impl Scanned {
         &mut self.bytes[self.used..self.used + slot_size]
     }
 
+    /// Room for `count` more records after those kept, whose bytes are whatever was there;
+    /// [`Self::keep_slots`] keeps the first of them.
+    fn room_for(&mut self, count: usize) -> &mut [u8] {
+        let needed = self.used + count * self.geo.slot_size;
+        if self.bytes.len() < needed {
+            let len = needed.max(self.bytes.len() * 2);
+            self.bytes.resize(len, 0);
+        }
+        &mut self.bytes[self.used..needed]
+    }
+
+    /// Keeps the first `count` records of [`Self::room_for`]'s room.
+    fn keep_slots(&mut self, count: usize) {
+        self.used = (self.used + count * self.geo.slot_size).min(self.bytes.len());
+    }
+
     /// Forgets the records from number `len` on.
     fn truncate(&mut self, len: usize) {
         self.used = self.used.min(len.saturating_mul(self.geo.slot_size));
@@ -591,8 +617,6 @@ impl Scanned {
         let start = first.saturating_mul(geo.slot_size).min(self.used);
         self.bytes[start..self.used]
             .chunks_exact(geo.slot_size)
-            .filter_map(move |image| {
-                Some((format::key_of(image, &geo)?, format::value_of(image, &geo)?))
-            })
+            .filter_map(move |image| format::record_of(image, &geo))
     }
 }
