@@ -124,10 +124,8 @@ fn write_slot_pausing(
         format::version_of(new_meta).wrapping_sub(1),
         format::state_of(old),
     );
-    view.storage.begin_write(&view.map, at, writing)?;
-    inside();
-    view.put(at + 8, &image[8..])?;
-    view.storage.end_write(&view.map, at, new_meta)?;
+    view.storage
+        .write_guarded(&view.map, at, (writing, new_meta), &[&image[8..]], inside)?;
     let hint = format::hint(
         format::state_of(new_meta),
         format::get_u32(image, format::SLOT_TAG),

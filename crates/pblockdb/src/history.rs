@@ -67,8 +67,6 @@ pub(crate) fn write_entry(
     image: &[u8],
 ) -> Result<()> {
     let at = ring.entry_at(geo, number);
-    view.storage
-        .begin_write(&view.map, at + ENTRY_NUMBER, ENTRY_WRITING)?;
     let mut head = [0u8; ENTRY_HEADER - 8];
     format::put_u64(&mut head, ENTRY_SLOT - 8, slot);
     format::put_u64(&mut head, ENTRY_GENERATION - 8, generation);
@@ -77,9 +75,11 @@ pub(crate) fn write_entry(
         ENTRY_CRC - 8,
         format::entry_crc(slot, generation, image),
     );
-    view.put(at + 8, &head)?;
-    view.put(at + ENTRY_HEADER, image)?;
-    view.storage
-        .end_write(&view.map, at + ENTRY_NUMBER, number)?;
-    Ok(())
+    view.storage.write_guarded(
+        &view.map,
+        at + ENTRY_NUMBER,
+        (ENTRY_WRITING, number),
+        &[&head, image],
+        || {},
+    )
 }

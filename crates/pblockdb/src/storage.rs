@@ -211,6 +211,48 @@ impl Backend {
         Ok(())
     }
 
+    /// A whole seqlock write of the region guarded by the word at `at`: the guard takes
+    /// `writing` ([`Self::begin_write`]), `inside` runs (a test's stall point), the `parts` are
+    /// written one after another from `at + 8` on ([`Self::write`]), and the guard takes `done`
+    /// ([`Self::end_write`]). A memory copy ([`Storage::Unmapped`]) takes all of it in that
+    /// order, and then the file receives the region in one positioned write, instead of one a
+    /// store: no other handle has the file open to see the mid-write guard, and a crash leaves
+    /// the region's old or new bytes, which recovery handles like a slot or entry whose writer
+    /// finished (docs/pblockdb-format.md, "The storage seam").
+    pub(crate) fn write_guarded(
+        &self,
+        map: &SharedMap,
+        at: usize,
+        (writing, done): (u64, u64),
+        parts: &[&[u8]],
+        inside: impl FnOnce(),
+    ) -> Result<()> {
+        if self.own_storage() != Storage::Unmapped || self.words.is_some() {
+            self.begin_write(map, at, writing)?;
+            inside();
+            let mut offset = at + 8;
+            for part in parts {
+                self.write(map, offset, part)?;
+                offset += part.len();
+            }
+            return self.end_write(map, at, done);
+        }
+        map.atomic_u64(at)
+            .map(|word| Seqlock::begin_write(word, writing))?;
+        self.note(at, &writing.to_le_bytes());
+        inside();
+        let mut offset = at + 8;
+        for part in parts {
+            map.write_at(offset, part)?;
+            self.note(offset, part);
+            offset += part.len();
+        }
+        map.atomic_u64(at)
+            .map(|word| Seqlock::end_write(word, done))?;
+        self.note(at, &done.to_le_bytes());
+        Ok(map.write_back(at, offset - at)?)
+    }
+
     /// Makes every byte written so far durable, and waits for the disk (the word view's
     /// `msync` of the whole file, which covers the positioned writes too; elsewhere than on
     /// Linux a data sync of the file after it; for a memory copy, the file's data sync).
