@@ -216,9 +216,11 @@ impl Backend {
     /// written one after another from `at + 8` on ([`Self::write`]), and the guard takes `done`
     /// ([`Self::end_write`]). A memory copy ([`Storage::Unmapped`]) takes all of it in that
     /// order, and then the file receives the region in one positioned write, instead of one a
-    /// store: no other handle has the file open to see the mid-write guard, and a crash leaves
-    /// the region's old or new bytes, which recovery handles like a slot or entry whose writer
-    /// finished (docs/pblockdb-format.md, "The storage seam").
+    /// store: no other handle has the file open to see the mid-write guard, and whatever a
+    /// kill leaves of the region (old, new, or new up to a page boundary) recovery needs no
+    /// guard for: an entry counts only once the head passes it, and every slot of an
+    /// unfinished commit is restored from the history (docs/pblockdb-format.md, "The storage
+    /// seam").
     pub(crate) fn write_guarded(
         &self,
         map: &SharedMap,
