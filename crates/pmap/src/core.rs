@@ -271,7 +271,7 @@ impl Core {
             // now: nothing else in this process refers to it (it is not yet in `self.raw`) and
             // no other process can see it, so this is its only reference while it lives.
             let bytes = unsafe { std::slice::from_raw_parts_mut(copy.as_mut_ptr(), copy.len()) };
-            positioned_read(file, self.offset, bytes).map_err(self.io("read"))?;
+            os::read_exact_at(file, bytes, self.offset).map_err(self.io("read"))?;
             self.raw = Some(copy);
             return Ok(());
         }
@@ -511,7 +511,7 @@ impl Core {
             });
         };
         let at = self.offset + offset as u64;
-        positioned_write(file, at, data).map_err(|source| {
+        os::write_all_at(file, data, at).map_err(|source| {
             if os::is_no_space(&source) {
                 Error::NoSpace {
                     path: self.path.clone(),
@@ -776,52 +776,4 @@ fn map_anonymous(len: usize) -> Result<View> {
             path: PathBuf::from(ANONYMOUS),
             source,
         })
-}
-
-/// Fills `buf` from file offset `at` without moving the file position.
-#[cfg(unix)]
-fn positioned_read(file: &File, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
-}
-
-/// Fills `buf` from file offset `at` (`seek_read` moves the file position, which no code here
-/// relies on).
-#[cfg(windows)]
-fn positioned_read(file: &File, mut at: u64, mut buf: &mut [u8]) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        match std::os::windows::fs::FileExt::seek_read(file, buf, at) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => {
-                buf = &mut buf[n..];
-                at += n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Writes all of `data` at file offset `at` without moving the file position.
-#[cfg(unix)]
-fn positioned_write(file: &File, at: u64, data: &[u8]) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, data, at)
-}
-
-/// Writes all of `data` at file offset `at` (`seek_write` moves the file position, which no
-/// code here relies on).
-#[cfg(windows)]
-fn positioned_write(file: &File, mut at: u64, mut data: &[u8]) -> std::io::Result<()> {
-    while !data.is_empty() {
-        match std::os::windows::fs::FileExt::seek_write(file, data, at) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                data = &data[n..];
-                at += n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

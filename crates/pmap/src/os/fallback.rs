@@ -75,6 +75,53 @@ pub(crate) fn write_at(_file: &File, _buf: &[u8], _offset: u64) -> io::Result<us
     Err(io::ErrorKind::Unsupported.into())
 }
 
+/// Fills `buf` from file offset `offset` (`ReadFile` at an offset until it is full; it moves
+/// the cursor, which pmap never uses).
+#[cfg(windows)]
+pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf` at file offset `offset` ([`write_at`] until it is written).
+#[cfg(windows)]
+pub(crate) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match write_at(file, buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// No positioned read on this platform.
+#[cfg(not(any(unix, windows)))]
+pub(crate) fn read_exact_at(_file: &File, _buf: &mut [u8], _offset: u64) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// No positioned write on this platform.
+#[cfg(not(any(unix, windows)))]
+pub(crate) fn write_all_at(_file: &File, _buf: &[u8], _offset: u64) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 /// An error [`allocation_unsupported`] recognises, for tests.
 #[cfg(all(test, unix))]
 pub(crate) fn unsupported_allocation_error() -> io::Error {
@@ -129,7 +176,8 @@ pub(crate) unsafe fn wake_u32(_addr: *const u32) {}
 // Unused only where this file is compiled beside linux.rs for its tests.
 #[cfg_attr(target_os = "linux", allow(unused_imports))]
 pub(crate) use crate::os_unix::{
-    current_pid, dont_need, lock_range, process_state, space, unlock_range, write_at,
+    current_pid, dont_need, lock_range, process_state, read_exact_at, space, unlock_range,
+    write_all_at, write_at,
 };
 
 #[cfg(unix)]

@@ -104,6 +104,16 @@ pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize
     file.write_at(buf, offset)
 }
 
+/// Fills `buf` from file offset `offset` (`pread` until it is full); the cursor is not used.
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    file.read_exact_at(buf, offset)
+}
+
+/// Writes all of `buf` at file offset `offset` (`pwrite` until it is written).
+pub(crate) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    file.write_all_at(buf, offset)
+}
+
 /// `madvise(MADV_DONTNEED)` over a range: the pages leave this process's page tables and the
 /// next access faults them in again from the file (on the BSDs and macOS the advice is a hint
 /// that may leave the pages resident).
