@@ -158,18 +158,8 @@ impl Core {
     /// `Some` where the platform gives a file identity (device and inode on Unix), `None`
     /// elsewhere or for anonymous mappings.
     pub(crate) fn same_file(&self, other: &Core) -> Option<bool> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            let (a, b) = (self.file.as_ref()?, other.file.as_ref()?);
-            let (a, b) = (a.metadata().ok()?, b.metadata().ok()?);
-            Some(a.dev() == b.dev() && a.ino() == b.ino())
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = other;
-            None
-        }
+        let (a, b) = (self.file.as_ref()?, other.file.as_ref()?);
+        Some(os::file_identity(a)? == os::file_identity(b)?)
     }
 
     pub(crate) fn take_liveness_mark(&self) -> Result<Option<crate::LivenessMark>> {

@@ -110,6 +110,13 @@ pub(crate) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::
     Ok(())
 }
 
+/// No file identity the standard library exposes here (Windows' volume serial and file index
+/// need `GetFileInformationByHandle`), so callers cannot tell two opens of one file apart.
+#[cfg(not(unix))]
+pub(crate) fn file_identity(_file: &File) -> Option<(u64, u64)> {
+    None
+}
+
 /// No positioned read on this platform.
 #[cfg(not(any(unix, windows)))]
 pub(crate) fn read_exact_at(_file: &File, _buf: &mut [u8], _offset: u64) -> io::Result<()> {
@@ -176,8 +183,8 @@ pub(crate) unsafe fn wake_u32(_addr: *const u32) {}
 // Unused only where this file is compiled beside linux.rs for its tests.
 #[cfg_attr(target_os = "linux", allow(unused_imports))]
 pub(crate) use crate::os_unix::{
-    current_pid, dont_need, lock_range, process_state, read_exact_at, space, unlock_range,
-    write_all_at, write_at,
+    current_pid, dont_need, file_identity, lock_range, process_state, read_exact_at, space,
+    unlock_range, write_all_at, write_at,
 };
 
 #[cfg(unix)]

@@ -83,8 +83,8 @@ pub(crate) unsafe fn wake_u32(addr: *const u32) {
 }
 
 pub(crate) use crate::os_unix::{
-    current_pid, dont_need, lock_range, map_twice, page_size as ring_granularity, process_state,
-    read_exact_at, space, unlock_range, unmap_twice, write_all_at, write_at,
+    current_pid, dont_need, file_identity, lock_range, map_twice, page_size as ring_granularity,
+    process_state, read_exact_at, space, unlock_range, unmap_twice, write_all_at, write_at,
 };
 
 /// The memory behind an anonymous ring: a `memfd_create` file of `len` bytes, which lives in

@@ -104,6 +104,13 @@ pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize
     file.write_at(buf, offset)
 }
 
+/// The file's identity: its device and inode numbers (`None` if `fstat` fails).
+pub(crate) fn file_identity(file: &File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = file.metadata().ok()?;
+    Some((metadata.dev(), metadata.ino()))
+}
+
 /// Fills `buf` from file offset `offset` (`pread` until it is full); the cursor is not used.
 pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     file.read_exact_at(buf, offset)
