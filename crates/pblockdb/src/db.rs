@@ -537,7 +537,9 @@ impl Db {
         }
     }
 
-    /// Every record now, as owned pairs, each live key exactly once (one snapshot).
+    /// Every record now, as owned pairs, each live key exactly once (one snapshot). The whole
+    /// snapshot is read before the first pair comes (a slot's bytes a record, held until the
+    /// iterator is dropped); [`Db::for_each`] reads it a chunk at a time in bounded memory.
     ///
     /// # Errors
     /// [`Error::CorruptSlot`] for a record that fails its checksum; mapping errors.

@@ -81,7 +81,8 @@ impl<'db> ReadTxn<'db> {
     }
 
     /// Every record of this snapshot, each live key exactly once, as owned pairs in table
-    /// order.
+    /// order. The whole snapshot is read before the first pair comes (a slot's bytes a
+    /// record); [`ReadTxn::for_each`] reads it a chunk at a time in bounded memory.
     ///
     /// # Errors
     /// [`Error::SnapshotTooOld`], [`Error::CorruptSlot`], mapping errors.
