@@ -15,7 +15,7 @@ pub fn pblockdb_file(data: &[u8]) {
     if let Ok(db) = pblockdb::Db::open_read_only(&path) {
         let _ = db.verify();
         if let Ok(iter) = db.iter() {
-            for (key, _) in iter.take(1 << 16) {
+            for (key, _) in iter.take(1 << 16).map_while(Result::ok) {
                 let _ = db.get(&key);
             }
         }

@@ -435,18 +435,35 @@ impl Db {
     /// table, and a snapshot whose table went away after some records were handed out ends in
     /// [`Error::SnapshotTooOld`] rather than starting over (which would hand records out twice).
     pub(crate) fn for_each_at(&self, clock: u64, mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        let mut image = Buf::zeroed(self.geo.slot_size);
+        let mut out = Scanned::new(self.geo);
+        let mut cursor = ChunkCursor::default();
+        while self.read_chunk(clock, &mut cursor, &mut image, &mut out)? {
+            for (key, value) in out.records() {
+                f(key, value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the next chunk of the snapshot at `clock` after `cursor` into `out` (cleared
+    /// first) and moves the cursor past it, as [`Db::for_each_at`] describes; `false`, and
+    /// nothing read, once the cursor is past the table's end.
+    pub(crate) fn read_chunk(
+        &self,
+        clock: u64,
+        cursor: &mut ChunkCursor,
+        image: &mut [u8],
+        out: &mut Scanned,
+    ) -> Result<bool> {
         /// Slots a chunk covers: its records fit a few hundred KB, and the view is taken
         /// again between chunks.
         const CHUNK: u64 = 4096;
-        let mut image = Buf::zeroed(self.geo.slot_size);
-        let mut out = Scanned::new(self.geo);
-        let mut next = 0u64;
-        let mut generation = None;
         loop {
             let view = self.caught_up()?;
             // Once records were handed out, go on in the table they came from: a rebuild since
             // then left it as it was at the rebuild's clock, which is at least this snapshot's.
-            let table = match generation {
+            let table = match cursor.generation {
                 Some(g) => [Some(view.active), view.previous]
                     .into_iter()
                     .flatten()
@@ -456,26 +473,24 @@ impl Db {
             let Some(table) = table else {
                 return Err(self.too_old());
             };
-            if next >= table.capacity {
-                return Ok(());
-            }
-            let end = next.saturating_add(CHUNK).min(table.capacity);
             out.clear();
+            if cursor.next >= table.capacity {
+                return Ok(false);
+            }
+            let end = cursor.next.saturating_add(CHUNK).min(table.capacity);
             let step = snapshot::scan_range(
                 &view,
                 &self.geo,
                 &table,
                 clock,
-                next..end,
-                &mut image,
-                &mut out,
+                cursor.next..end,
+                image,
+                out,
             );
             if let Some(()) = self.resolve_step(view, self.slot_step(step)?)? {
-                for (key, value) in out.records() {
-                    f(key, value);
-                }
-                next = end;
-                generation = Some(table.generation);
+                cursor.next = end;
+                cursor.generation = Some(table.generation);
+                return Ok(true);
             }
         }
     }
@@ -537,13 +552,13 @@ impl Db {
         }
     }
 
-    /// Every record now, as owned pairs, each live key exactly once (one snapshot). The whole
-    /// snapshot is read before the first pair comes (a slot's bytes a record, held until the
-    /// iterator is dropped); [`Db::for_each`] reads it a chunk at a time in bounded memory.
+    /// Every record now, as owned pairs, each live key exactly once (one snapshot), read a
+    /// chunk at a time ([`Iter`]).
     ///
     /// # Errors
-    /// [`Error::CorruptSlot`] for a record that fails its checksum; mapping errors.
-    pub fn iter(&self) -> Result<Iter> {
+    /// Mapping errors when the snapshot is taken; the iterator's items carry the errors of
+    /// the reads ([`Error::CorruptSlot`] for a record that fails its checksum).
+    pub fn iter(&self) -> Result<Iter<'_>> {
         self.begin_read()?.iter()
     }
 
@@ -563,11 +578,17 @@ impl Db {
         &self,
         mut predicate: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        let scanned = self.scan_at(self.clock()?)?;
-        Ok(scanned
-            .records()
-            .find(|(key, value)| predicate(key, value))
-            .map(|(key, value)| (key.to_vec(), value.to_vec())))
+        // A chunk at a time, stopping at the first match.
+        let clock = self.clock()?;
+        let mut image = Buf::zeroed(self.geo.slot_size);
+        let mut out = Scanned::new(self.geo);
+        let mut cursor = ChunkCursor::default();
+        while self.read_chunk(clock, &mut cursor, &mut image, &mut out)? {
+            if let Some((key, value)) = out.records().find(|(key, value)| predicate(key, value)) {
+                return Ok(Some((key.to_vec(), value.to_vec())));
+            }
+        }
+        Ok(None)
     }
 
     /// The user area: [`USER_AREA_SIZE`] bytes in the header, free for the application (not
@@ -636,26 +657,72 @@ impl Db {
     }
 }
 
-/// Owned `(key, value)` pairs of one snapshot, from [`Db::iter`] or [`ReadTxn::iter`].
-#[derive(Debug)]
-pub struct Iter {
-    scanned: Scanned,
-    /// The number of the next record.
-    at: usize,
+/// Where a read of one snapshot a chunk at a time is: the next slot, and once records were
+/// read, the generation of the table they came from.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkCursor {
+    next: u64,
+    generation: Option<u64>,
 }
 
-impl Iter {
-    pub(crate) fn new(scanned: Scanned) -> Self {
-        Iter { scanned, at: 0 }
+/// Owned `(key, value)` pairs of one snapshot, from [`Db::iter`] or [`ReadTxn::iter`], read a
+/// chunk of the table at a time (as [`Db::for_each`] reads it), so that memory stays bounded
+/// whatever the table's size. Each live key comes exactly once. An error ends the iteration:
+/// a damaged record ([`Error::CorruptSlot`]), or a snapshot that writers left behind while it
+/// was read ([`Error::SnapshotTooOld`], as for any read of an old snapshot).
+#[derive(Debug)]
+pub struct Iter<'db> {
+    db: &'db Db,
+    clock: u64,
+    cursor: ChunkCursor,
+    image: Buf,
+    scanned: Scanned,
+    /// The number of the next record of `scanned`.
+    at: usize,
+    finished: bool,
+}
+
+impl<'db> Iter<'db> {
+    pub(crate) fn new(db: &'db Db, clock: u64) -> Self {
+        Iter {
+            db,
+            clock,
+            cursor: ChunkCursor::default(),
+            image: Buf::zeroed(db.geo.slot_size),
+            scanned: Scanned::new(db.geo),
+            at: 0,
+            finished: false,
+        }
     }
 }
 
-impl Iterator for Iter {
-    type Item = (Vec<u8>, Vec<u8>);
+impl Iterator for Iter<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (key, value) = self.scanned.records_from(self.at).next()?;
-        self.at += 1;
-        Some((key.to_vec(), value.to_vec()))
+        loop {
+            if let Some((key, value)) = self.scanned.records_from(self.at).next() {
+                self.at += 1;
+                return Some(Ok((key.to_vec(), value.to_vec())));
+            }
+            if self.finished {
+                return None;
+            }
+            self.at = 0;
+            match self.db.read_chunk(
+                self.clock,
+                &mut self.cursor,
+                &mut self.image,
+                &mut self.scanned,
+            ) {
+                Ok(true) => {}
+                Ok(false) => self.finished = true,
+                Err(e) => {
+                    self.finished = true;
+                    self.scanned.clear();
+                    return Some(Err(e));
+                }
+            }
+        }
     }
 }

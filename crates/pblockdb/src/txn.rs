@@ -81,13 +81,13 @@ impl<'db> ReadTxn<'db> {
     }
 
     /// Every record of this snapshot, each live key exactly once, as owned pairs in table
-    /// order. The whole snapshot is read before the first pair comes (a slot's bytes a
-    /// record); [`ReadTxn::for_each`] reads it a chunk at a time in bounded memory.
+    /// order, read a chunk at a time ([`crate::Iter`]).
     ///
     /// # Errors
-    /// [`Error::SnapshotTooOld`], [`Error::CorruptSlot`], mapping errors.
-    pub fn iter(&self) -> Result<crate::Iter> {
-        Ok(crate::Iter::new(self.db.scan_at(self.clock)?))
+    /// None when it is made; the iterator's items carry [`Error::SnapshotTooOld`],
+    /// [`Error::CorruptSlot`] and mapping errors.
+    pub fn iter(&self) -> Result<crate::Iter<'db>> {
+        Ok(crate::Iter::new(self.db, self.clock))
     }
 
     /// Calls `f` with every record of this snapshot, borrowed from one buffer.

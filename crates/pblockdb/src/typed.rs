@@ -132,7 +132,10 @@ impl<K: Codec, V: Codec> TypedDb<K, V> {
     pub fn entries(&self) -> Result<Vec<(K::Item, V::Item)>> {
         self.db
             .iter()?
-            .map(|(key, value)| Ok((decode::<K>(&key)?, decode::<V>(&value)?)))
+            .map(|record| {
+                let (key, value) = record?;
+                Ok((decode::<K>(&key)?, decode::<V>(&value)?))
+            })
             .collect()
     }
 

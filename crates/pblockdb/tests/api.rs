@@ -76,7 +76,7 @@ fn keys_and_values_round_trip_exactly_long_ones_refused() {
     assert_eq!(db.get(b"").unwrap().unwrap(), b"e\0");
     assert_eq!(db.get(b"a\0\0").unwrap(), None);
     assert_eq!(db.len(), 3);
-    let mut keys: Vec<Vec<u8>> = db.iter().unwrap().map(|(k, _)| k).collect();
+    let mut keys: Vec<Vec<u8>> = db.iter().unwrap().map(|r| r.unwrap().0).collect();
     keys.sort();
     assert_eq!(keys, vec![b"".to_vec(), b"a".to_vec(), b"a\0".to_vec()]);
     db.put(b"12345678", b"1234").unwrap();
@@ -112,7 +112,7 @@ fn zero_sized_values_make_a_set() {
     assert_eq!(db.get(b"one").unwrap(), Some(vec![]));
     assert!(db.contains(b"one").unwrap());
     assert!(!db.contains(b"two").unwrap());
-    assert_eq!(db.iter().unwrap().count(), 1);
+    assert_eq!(db.iter().unwrap().map(Result::unwrap).count(), 1);
 }
 
 #[test]
@@ -395,14 +395,15 @@ fn iterate_find_and_update_in_place() {
     let mut seen: Vec<u64> = db
         .iter()
         .unwrap()
-        .map(|(k, v)| {
+        .map(|record| {
+            let (k, v) = record.unwrap();
             assert_eq!(v, value(u64::from_le_bytes(k[..8].try_into().unwrap()), 0));
             u64::from_le_bytes(k[..8].try_into().unwrap())
         })
         .collect();
     seen.sort_unstable();
     assert_eq!(seen, (0..100).collect::<Vec<_>>());
-    assert_eq!(db.iter().unwrap().count(), 100);
+    assert_eq!(db.iter().unwrap().map(Result::unwrap).count(), 100);
     let mut count = 0;
     db.for_each(|k, v| {
         assert_eq!(&k[..8], &v[..8]);
@@ -755,7 +756,7 @@ fn backup_of_a_live_database_is_one_commit() {
             let sum: u64 = copy
                 .iter()
                 .unwrap()
-                .map(|(_, v)| u64::from_le_bytes(v.try_into().unwrap()))
+                .map(|record| u64::from_le_bytes(record.unwrap().1.try_into().unwrap()))
                 .sum();
             assert_eq!(sum, 100 * 100, "backup {round} mixes commits");
             assert!(matches!(
@@ -773,6 +774,76 @@ fn backup_of_a_live_database_is_one_commit() {
 /// rebuilds (the first table's region reused) end it with `SnapshotTooOld`, never with a
 /// record twice (seen failing with SnapshotTooOld after one rebuild, when the iteration looked
 /// for the snapshot's table afresh instead of going on in the one its records came from).
+/// `iter` reads a chunk of the table at a time, as `for_each` does: writers may commit (and
+/// rebuild the table) between two of its items, and it goes on in the table its records came
+/// from, each key once; two rebuilds end it in `SnapshotTooOld`, after the keys it gave.
+#[test]
+fn iter_reads_a_chunk_at_a_time_through_a_rebuild_and_never_hands_a_key_out_twice() {
+    let (_dir, path) = temp();
+    let db = DbOptions::new(16, 64).capacity(6000).open(&path).unwrap();
+    db.write(|txn| {
+        for i in 0..6000 {
+            txn.put(&key(i), &value(i, 0))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let other = Db::open(&path).unwrap();
+    let mut next_new = 1_000_000;
+    let mut insert_until_rebuilt = |other: &Db| {
+        let before = other.table_generation().unwrap();
+        let inserts = other.capacity().unwrap() / 8 * 7 + 1 - other.len() as u64;
+        other
+            .write(|txn| {
+                for _ in 0..inserts {
+                    txn.put(&key(next_new), &value(next_new, 1))?;
+                    next_new += 1;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_ne!(other.table_generation().unwrap(), before);
+    };
+    let mut seen = std::collections::HashSet::new();
+    for record in db.iter().unwrap() {
+        let (k, v) = record.unwrap();
+        let i = u64::from_le_bytes(k[..8].try_into().unwrap());
+        assert!(i < 6000, "a key from after the snapshot: {i}");
+        assert_eq!(v, value(i, 0));
+        assert!(seen.insert(i), "key {i} handed out twice");
+        if seen.len() == 1 {
+            insert_until_rebuilt(&other);
+        }
+    }
+    assert_eq!(seen.len(), 6000);
+
+    let mut seen = std::collections::HashSet::new();
+    let mut end = None;
+    for record in db.iter().unwrap() {
+        match record {
+            Ok((k, _)) => {
+                let i = u64::from_le_bytes(k[..8].try_into().unwrap());
+                assert!(end.is_none(), "a record after the error");
+                assert!(seen.insert(i), "key {i} handed out twice");
+                if seen.len() == 1 {
+                    insert_until_rebuilt(&other);
+                    insert_until_rebuilt(&other);
+                }
+            }
+            Err(e) => {
+                assert!(end.is_none(), "a second error");
+                end = Some(e);
+            }
+        }
+    }
+    assert!(
+        matches!(end, Some(Error::SnapshotTooOld { .. })),
+        "{end:?} after {} keys",
+        seen.len()
+    );
+    assert!(!seen.is_empty() && seen.len() < 12_000);
+}
+
 #[test]
 fn for_each_goes_on_through_a_rebuild_and_never_hands_a_key_out_twice() {
     let (_dir, path) = temp();

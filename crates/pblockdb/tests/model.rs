@@ -120,7 +120,7 @@ proptest! {
                     prop_assert_eq!(removed, model.remove(&key(k)).is_some());
                 }
                 Op::Iterate => {
-                    let got: Model = db.iter().unwrap().collect();
+                    let got: Model = db.iter().unwrap().collect::<Result<_, _>>().unwrap();
                     prop_assert_eq!(&got, &model);
                 }
                 Op::Reopen => {
@@ -165,8 +165,8 @@ proptest! {
         // still there): then every read says so, and none reads a mixed state.
         let generation = db.table_generation().unwrap();
         for (snapshot, taken_at, then) in &snapshots {
-            let got = match snapshot.iter() {
-                Ok(pairs) => pairs.collect::<Model>(),
+            let got = match snapshot.iter().and_then(|pairs| pairs.collect::<pblockdb::Result<Model>>()) {
+                Ok(pairs) => pairs,
                 Err(pblockdb::Error::SnapshotTooOld { .. }) if generation >= taken_at + 2 => {
                     let again = snapshot.get(&key(3));
                     prop_assert!(matches!(again, Err(pblockdb::Error::SnapshotTooOld { .. })), "{:?}", again);
@@ -185,7 +185,7 @@ proptest! {
         prop_assert_eq!(stats.live as usize, model.len());
         drop(db);
         let db = Db::open_read_only(&path).unwrap();
-        let got: Model = db.iter().unwrap().collect();
+        let got: Model = db.iter().unwrap().collect::<Result<_, _>>().unwrap();
         prop_assert_eq!(got, model);
     }
 }

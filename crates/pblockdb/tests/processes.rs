@@ -209,7 +209,10 @@ fn concurrent_processes_child_reader() {
         }
         if rng.below(10) == 0 {
             // A snapshot that three writers outran says so (allowed); any other error fails.
-            match db.iter() {
+            match db
+                .iter()
+                .and_then(|records| records.collect::<pblockdb::Result<Vec<_>>>())
+            {
                 Ok(pairs) => {
                     for (k, v) in pairs {
                         let id = u64::from_le_bytes(k[..8].try_into().unwrap());
@@ -487,7 +490,7 @@ fn crash_writers_killed_mid_transaction_leave_all_or_nothing() {
             .verify()
             .unwrap_or_else(|e| panic!("round {round}: index rejected: {e}"));
         let mut now: HashMap<u64, u64> = HashMap::new();
-        for (k, v) in db.iter().unwrap() {
+        for (k, v) in db.iter().unwrap().map(Result::unwrap) {
             let id = u64::from_le_bytes(k[..8].try_into().unwrap());
             assert_eq!(k, key(id));
             assert!(now.insert(id, check(id, &v)).is_none(), "key {id} twice");
@@ -650,7 +653,7 @@ fn concurrent_transfers_child_reader() {
         for i in 0..ACCOUNTS {
             by_lookup += balance(&txn.get(&account(i))?.unwrap());
         }
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> = txn.iter()?.collect();
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = txn.iter()?.collect::<pblockdb::Result<_>>()?;
         let keys: std::collections::HashSet<&Vec<u8>> = pairs.iter().map(|(k, _)| k).collect();
         let by_iteration: u64 = pairs
             .iter()
@@ -798,7 +801,7 @@ fn all_at(path: &Path, counter: u64, what: &str) {
             }
             let txn = db.begin_read().unwrap();
             assert_eq!(txn.len().unwrap(), STALL_KEYS);
-            for (k, v) in txn.iter().unwrap() {
+            for (k, v) in txn.iter().unwrap().map(Result::unwrap) {
                 let id = u64::from_le_bytes(k[..8].try_into().unwrap());
                 assert_eq!(check(id, &v), counter, "{what}: iterated key {id}");
             }

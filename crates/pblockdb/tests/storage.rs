@@ -60,7 +60,11 @@ fn write_storage_reads_through_a_read_only_map_and_shares_the_file_with_mapped_h
         .unwrap();
         for handle in [&write, &mapped, &reader] {
             assert_eq!(
-                handle.iter().unwrap().collect::<BTreeMap<_, _>>(),
+                handle
+                    .iter()
+                    .unwrap()
+                    .collect::<Result<BTreeMap<_, _>, _>>()
+                    .unwrap(),
                 model,
                 "round {round}"
             );
@@ -83,7 +87,13 @@ fn write_storage_reads_through_a_read_only_map_and_shares_the_file_with_mapped_h
     drop((write, mapped, reader));
     let db = Db::open(&path).unwrap();
     db.verify().unwrap();
-    assert_eq!(db.iter().unwrap().collect::<BTreeMap<_, _>>(), model);
+    assert_eq!(
+        db.iter()
+            .unwrap()
+            .collect::<Result<BTreeMap<_, _>, _>>()
+            .unwrap(),
+        model
+    );
 }
 
 /// Whether this process maps `path` (a line of `/proc/self/maps` names it).
@@ -132,7 +142,13 @@ fn unmapped_storage_maps_nothing_and_its_file_opens_in_every_storage() {
         // nested transaction on the way.
         for round in 0..12u64 {
             commit_round(&db, round, &mut model);
-            assert_eq!(db.iter().unwrap().collect::<BTreeMap<_, _>>(), model);
+            assert_eq!(
+                db.iter()
+                    .unwrap()
+                    .collect::<Result<BTreeMap<_, _>, _>>()
+                    .unwrap(),
+                model
+            );
         }
         let mut txn = db.begin_write().unwrap();
         txn.put(b"aborted", b"never").unwrap();
@@ -159,7 +175,13 @@ fn unmapped_storage_maps_nothing_and_its_file_opens_in_every_storage() {
     {
         let db = Db::open(&path).unwrap();
         db.verify().unwrap();
-        assert_eq!(db.iter().unwrap().collect::<BTreeMap<_, _>>(), model);
+        assert_eq!(
+            db.iter()
+                .unwrap()
+                .collect::<Result<BTreeMap<_, _>, _>>()
+                .unwrap(),
+            model
+        );
         assert_eq!(&db.user_area().unwrap()[..18], b"from a memory copy");
         commit_round(&db, 12, &mut model);
     }
@@ -169,7 +191,14 @@ fn unmapped_storage_maps_nothing_and_its_file_opens_in_every_storage() {
         .open_read_only(&path)
         .unwrap();
     assert!(!mapped_here(&path));
-    assert_eq!(reader.iter().unwrap().collect::<BTreeMap<_, _>>(), model);
+    assert_eq!(
+        reader
+            .iter()
+            .unwrap()
+            .collect::<Result<BTreeMap<_, _>, _>>()
+            .unwrap(),
+        model
+    );
     assert!(matches!(
         reader.put(b"k", b"v"),
         Err(Error::ReadOnly { .. })

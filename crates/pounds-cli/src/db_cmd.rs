@@ -69,7 +69,8 @@ pub(crate) fn run(args: DbArgs) -> Result<()> {
         } => {
             let db = open_for_reading(&file, storage)?;
             let mut out = BufWriter::new(io::stdout().lock());
-            for (key, value) in db.iter()? {
+            for record in db.iter()? {
+                let (key, value) = record?;
                 if as_json {
                     writeln!(
                         out,
