@@ -446,6 +446,18 @@ impl Db {
         Ok(())
     }
 
+    /// The records live at `clock`, counted a chunk at a time.
+    pub(crate) fn count_by_scan(&self, clock: u64) -> Result<u64> {
+        let mut image = Buf::zeroed(self.geo.slot_size);
+        let mut out = Scanned::new(self.geo);
+        let mut cursor = ChunkCursor::default();
+        let mut count = 0u64;
+        while self.read_chunk(clock, &mut cursor, &mut image, &mut out)? {
+            count += out.len() as u64;
+        }
+        Ok(count)
+    }
+
     /// Reads the next chunk of the snapshot at `clock` after `cursor` into `out` (cleared
     /// first) and moves the cursor past it, as [`Db::for_each_at`] describes; `false`, and
     /// nothing read, once the cursor is past the table's end.

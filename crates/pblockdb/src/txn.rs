@@ -107,7 +107,7 @@ impl<'db> ReadTxn<'db> {
         if let Some(count) = self.db.count_at(self.clock)? {
             return Ok(count);
         }
-        Ok(self.db.scan_at(self.clock)?.len() as u64)
+        self.db.count_by_scan(self.clock)
     }
 
     /// Whether this snapshot holds no record.
