@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+use crate::buf::Buf;
+use crate::db::ChunkCursor;
+use crate::snapshot::Scanned;
 use crate::{Db, DbOptions, Durability, Error, Result};
 
 impl Db {
@@ -9,7 +12,8 @@ impl Db {
     /// while other threads and processes go on writing, as LMDB's `mdb_env_copy` with
     /// compaction: the copy holds exactly that commit's records, in a fresh table sized for
     /// them, synced to disk, and appears at `dest` only when complete (written beside it, then
-    /// renamed). Returns the number of records copied.
+    /// renamed). The snapshot is read, and the copy written, a chunk of the table at a time, so
+    /// memory stays bounded whatever the database's size. Returns the number of records copied.
     ///
     /// A plain file copy of a live database is not a backup: it mixes pages from before and
     /// after concurrent commits.
@@ -26,23 +30,33 @@ impl Db {
             });
         }
         let txn = self.begin_read()?;
-        let scanned = self.scan_at(txn.clock())?;
-        let records = scanned.len() as u64;
+        let records = txn.len()?;
+        // The copy keeps the source's room for old snapshots; it is written a chunk of the
+        // source's table a transaction (the file is not the backup until it is renamed), so
+        // neither side holds more than a chunk in memory.
+        let history = self.read_view().ring.entries;
         let mut partial = dest.as_os_str().to_owned();
         partial.push(format!(".partial-{}", std::process::id()));
         let partial = std::path::PathBuf::from(partial);
         let _ = std::fs::remove_file(&partial);
         let copy = DbOptions::new(self.geo.key_size, self.geo.value_size)
             .capacity(records)
-            .history(records.saturating_mul(2))
-            .durability(Durability::Synced)
+            .history(history)
+            .durability(Durability::Buffered)
             .open(&partial)?;
-        copy.write(|out| {
-            for (key, value) in scanned.records() {
-                out.put(key, value)?;
-            }
-            Ok(())
-        })?;
+        let mut image = Buf::zeroed(self.geo.slot_size);
+        let mut chunk = Scanned::new(self.geo);
+        let mut cursor = ChunkCursor::default();
+        let mut copied = 0u64;
+        while self.read_chunk(txn.clock(), &mut cursor, &mut image, &mut chunk)? {
+            copy.write(|out| {
+                for (key, value) in chunk.records() {
+                    out.put(key, value)?;
+                }
+                Ok(())
+            })?;
+            copied += chunk.len() as u64;
+        }
         copy.flush()?;
         drop(copy);
         std::fs::rename(&partial, dest).map_err(|source| pmap::Error::Io {
@@ -50,6 +64,6 @@ impl Db {
             path: dest.to_path_buf(),
             source,
         })?;
-        Ok(records)
+        Ok(copied)
     }
 }

@@ -1,6 +1,7 @@
 //! Unit tests of every operation and every error of the public API.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pblockdb::codec::{U64, ZeroCopy};
@@ -712,6 +713,33 @@ fn two_handles_in_one_thread_are_a_typed_error_not_a_deadlock() {
     let db = Db::open(&path).unwrap();
     assert_eq!(db.get(b"k").unwrap().unwrap(), b"v");
     assert_eq!(db.len(), 2);
+}
+
+/// A backup of a table of several chunks (the snapshot is read, and the copy written, a chunk
+/// at a time) holds every record once, equal to the source's.
+#[test]
+fn backup_of_a_table_of_several_chunks_holds_every_record() {
+    let (dir, path) = temp();
+    let db = DbOptions::new(16, 64).capacity(10_000).open(&path).unwrap();
+    db.write(|txn| {
+        for i in 0..10_000 {
+            txn.put(&key(i), &value(i, 3))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(
+        db.capacity().unwrap() > 2 * 4096,
+        "the table spans several chunks"
+    );
+    let dest = dir.path().join("chunks.db");
+    assert_eq!(db.backup_to(&dest).unwrap(), 10_000);
+    let copy = Db::open(&dest).unwrap();
+    copy.verify().unwrap();
+    let source: BTreeMap<_, _> = db.iter().unwrap().map(Result::unwrap).collect();
+    let copied: BTreeMap<_, _> = copy.iter().unwrap().map(Result::unwrap).collect();
+    assert_eq!(copied.len(), 10_000);
+    assert_eq!(copied, source);
 }
 
 /// A hot backup while a writer moves value between keys in transactions: each backup opens,
