@@ -26,6 +26,17 @@ fn bytes_of(version: u64) -> [u64; 2] {
 }
 
 impl Slot {
+    /// A slot holding the image of version 0, no writer inside.
+    fn at_version_zero() -> Slot {
+        Slot {
+            meta: AtomicU64::new(0),
+            bytes: [
+                AtomicU64::new(bytes_of(0)[0]),
+                AtomicU64::new(bytes_of(0)[1]),
+            ],
+        }
+    }
+
     /// `commit::write_slot` of the image of `version` (even): the odd version before it first.
     fn write(&self, version: u64) {
         Seqlock::begin_write(&self.meta, version - 1);
@@ -57,13 +68,7 @@ impl Slot {
 #[test]
 fn slot_seqlock_never_returns_a_torn_image() {
     loom::model(|| {
-        let slot = Arc::new(Slot {
-            meta: AtomicU64::new(0),
-            bytes: [
-                AtomicU64::new(bytes_of(0)[0]),
-                AtomicU64::new(bytes_of(0)[1]),
-            ],
-        });
+        let slot = Arc::new(Slot::at_version_zero());
         let writer = {
             let slot = Arc::clone(&slot);
             thread::spawn(move || {
@@ -94,13 +99,7 @@ fn slot_seqlock_never_returns_a_torn_image() {
 #[test]
 fn chunk_copied_while_the_head_stays_is_the_snapshots_image() {
     loom::model(|| {
-        let slot = Arc::new(Slot {
-            meta: AtomicU64::new(0),
-            bytes: [
-                AtomicU64::new(bytes_of(0)[0]),
-                AtomicU64::new(bytes_of(0)[1]),
-            ],
-        });
+        let slot = Arc::new(Slot::at_version_zero());
         let head = Arc::new(AtomicU64::new(0));
         let writer = {
             let (slot, head) = (Arc::clone(&slot), Arc::clone(&head));

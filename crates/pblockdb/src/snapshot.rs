@@ -344,10 +344,16 @@ pub(crate) fn scan_range(
         start,
         end,
     };
+    let of = ScanOf {
+        view,
+        geo,
+        table,
+        snapshot,
+    };
     let first_new = out.len();
     let mut read_each = !unchanged;
     if unchanged {
-        let unsound = match scan_unchanged(view, geo, table, snapshot, &chunk, image, out)? {
+        let unsound = match scan_unchanged(&of, &chunk, image, out)? {
             Step::Done(unsound) => unsound,
             Step::Retry => return Ok(Step::Retry),
             Step::TooOld => return Ok(Step::TooOld),
@@ -367,7 +373,7 @@ pub(crate) fn scan_range(
         }
     }
     if read_each {
-        match scan_reading_each(view, geo, table, snapshot, &chunk, image, out)? {
+        match scan_reading_each(&of, &chunk, image, out)? {
             Step::Done(()) => {}
             step => return Ok(step),
         }
@@ -389,6 +395,23 @@ struct Chunk<'s, 'a> {
     end: u64,
 }
 
+impl Chunk<'_, '_> {
+    /// The hint of slot `idx` (in the chunk), loaded with `order`.
+    fn hint(&self, idx: u64, order: Ordering) -> SlotResult<u32> {
+        self.hints
+            .load_u32((idx - self.first_hint) as usize * 4, order)
+            .ok_or_else(|| problem(idx, "hint outside the table"))
+    }
+}
+
+/// What a chunk of a scan is read from and as of when: a table of a view, at a snapshot.
+struct ScanOf<'v> {
+    view: &'v View,
+    geo: &'v Geometry,
+    table: &'v Table,
+    snapshot: u64,
+}
+
 /// The chunk's records for a snapshot whose clock the history head held as the chunk began.
 ///
 /// A writer moves the head before it touches any slot, and enters a slot with a release fence
@@ -403,10 +426,7 @@ struct Chunk<'s, 'a> {
 /// slot whose copy fails its checksum, if any (the scan stops there): torn if the head moved,
 /// else damage, which only the caller's check after the chunk can tell.
 fn scan_unchanged(
-    view: &View,
-    geo: &Geometry,
-    table: &Table,
-    snapshot: u64,
+    of: &ScanOf<'_>,
     chunk: &Chunk<'_, '_>,
     image: &mut [u8],
     out: &mut Scanned,
@@ -420,31 +440,30 @@ fn scan_unchanged(
     to_read.resize((chunk.end - chunk.start) as usize, 0);
     let mut count = 0;
     for idx in chunk.start..chunk.end {
-        let hint_at = (idx - chunk.first_hint) as usize * 4;
-        let Some(hint) = chunk.hints.load_u32(hint_at, Ordering::Relaxed) else {
-            return Err(problem(idx, "hint outside the table"));
-        };
+        let hint = chunk.hint(idx, Ordering::Relaxed)?;
         to_read[count] = idx;
         count += (hint & 1) as usize;
     }
     to_read.truncate(count);
-    let step = copy_slots(view, geo, table, snapshot, chunk, &to_read, image, out);
+    let step = copy_slots(of, chunk, &to_read, image, out);
     out.to_read = to_read;
     step
 }
 
 /// `scan_unchanged`'s copies of the slots `to_read`.
-#[allow(clippy::too_many_arguments)]
 fn copy_slots(
-    view: &View,
-    geo: &Geometry,
-    table: &Table,
-    snapshot: u64,
+    of: &ScanOf<'_>,
     chunk: &Chunk<'_, '_>,
     to_read: &[u64],
     image: &mut [u8],
     out: &mut Scanned,
 ) -> SlotResult<Step<Option<u64>>> {
+    let ScanOf {
+        view,
+        geo,
+        table,
+        snapshot,
+    } = *of;
     let slot_size = geo.slot_size;
     // Room for all of them at once: the records are copied to their places in turn, and one
     // that turns out not live is overwritten by the next.
@@ -486,20 +505,19 @@ fn copy_slots(
 /// seqlock reader, and through `version_at` when a writer is inside it or its version is
 /// newer than the snapshot.
 fn scan_reading_each(
-    view: &View,
-    geo: &Geometry,
-    table: &Table,
-    snapshot: u64,
+    of: &ScanOf<'_>,
     chunk: &Chunk<'_, '_>,
     image: &mut [u8],
     out: &mut Scanned,
 ) -> SlotResult<Step<()>> {
+    let ScanOf {
+        view,
+        geo,
+        table,
+        snapshot,
+    } = *of;
     for idx in chunk.start..chunk.end {
-        let hint_at = (idx - chunk.first_hint) as usize * 4;
-        let Some(hint) = chunk.hints.load_u32(hint_at, Ordering::Acquire) else {
-            return Err(problem(idx, "hint outside the table"));
-        };
-        if hint == 0 {
+        if chunk.hint(idx, Ordering::Acquire)? == 0 {
             continue;
         }
         // The common case is read straight from the span into its place in `out`: no writer

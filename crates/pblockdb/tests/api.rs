@@ -802,13 +802,10 @@ fn backup_of_a_live_database_is_one_commit() {
 /// rebuilds (the first table's region reused) end it with `SnapshotTooOld`, never with a
 /// record twice (seen failing with SnapshotTooOld after one rebuild, when the iteration looked
 /// for the snapshot's table afresh instead of going on in the one its records came from).
-/// `iter` reads a chunk of the table at a time, as `for_each` does: writers may commit (and
-/// rebuild the table) between two of its items, and it goes on in the table its records came
-/// from, each key once; two rebuilds end it in `SnapshotTooOld`, after the keys it gave.
-#[test]
-fn iter_reads_a_chunk_at_a_time_through_a_rebuild_and_never_hands_a_key_out_twice() {
-    let (_dir, path) = temp();
-    let db = DbOptions::new(16, 64).capacity(6000).open(&path).unwrap();
+/// A database of keys 0..6000 (values `value(i, 0)`) and a second handle on its file, for the
+/// tests of iteration through rebuilds.
+fn six_thousand_keys(path: &Path) -> (Db, Db) {
+    let db = DbOptions::new(16, 64).capacity(6000).open(path).unwrap();
     db.write(|txn| {
         for i in 0..6000 {
             txn.put(&key(i), &value(i, 0))?;
@@ -816,22 +813,45 @@ fn iter_reads_a_chunk_at_a_time_through_a_rebuild_and_never_hands_a_key_out_twic
         Ok(())
     })
     .unwrap();
-    let other = Db::open(&path).unwrap();
-    let mut next_new = 1_000_000;
-    let mut insert_until_rebuilt = |other: &Db| {
+    (db, Db::open(path).unwrap())
+}
+
+/// Rebuilds a table by inserting fresh keys (from 1,000,000 on, values `value(i, 1)`).
+#[derive(Default)]
+struct Rebuilder {
+    inserted: u64,
+}
+
+impl Rebuilder {
+    /// One more key than `other`'s table takes at 7/8 load, in one transaction, so the rebuild
+    /// it starts with comes at the snapshot's own clock: the new table then holds that snapshot
+    /// too, and is not where an iteration's records came from.
+    fn insert_until_rebuilt(&mut self, other: &Db) {
         let before = other.table_generation().unwrap();
         let inserts = other.capacity().unwrap() / 8 * 7 + 1 - other.len() as u64;
         other
             .write(|txn| {
                 for _ in 0..inserts {
-                    txn.put(&key(next_new), &value(next_new, 1))?;
-                    next_new += 1;
+                    let i = 1_000_000 + self.inserted;
+                    txn.put(&key(i), &value(i, 1))?;
+                    self.inserted += 1;
                 }
                 Ok(())
             })
             .unwrap();
         assert_ne!(other.table_generation().unwrap(), before);
-    };
+    }
+}
+
+/// `iter` reads a chunk of the table at a time, as `for_each` does: writers may commit (and
+/// rebuild the table) between two of its items, and it goes on in the table its records came
+/// from, each key once; two rebuilds end it in `SnapshotTooOld`, after the keys it gave.
+#[test]
+fn iter_reads_a_chunk_at_a_time_through_a_rebuild_and_never_hands_a_key_out_twice() {
+    let (_dir, path) = temp();
+    let (db, other) = six_thousand_keys(&path);
+    let mut rebuilder = Rebuilder::default();
+    let mut insert_until_rebuilt = |other: &Db| rebuilder.insert_until_rebuilt(other);
     let mut seen = std::collections::HashSet::new();
     for record in db.iter().unwrap() {
         let (k, v) = record.unwrap();
@@ -875,35 +895,10 @@ fn iter_reads_a_chunk_at_a_time_through_a_rebuild_and_never_hands_a_key_out_twic
 #[test]
 fn for_each_goes_on_through_a_rebuild_and_never_hands_a_key_out_twice() {
     let (_dir, path) = temp();
-    let db = DbOptions::new(16, 64).capacity(6000).open(&path).unwrap();
-    db.write(|txn| {
-        for i in 0..6000 {
-            txn.put(&key(i), &value(i, 0))?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    let other = Db::open(&path).unwrap();
+    let (db, other) = six_thousand_keys(&path);
     let first = db.table_generation().unwrap();
-    let mut next_new = 1_000_000;
-    // One transaction, so the rebuild it starts with comes at the snapshot's own clock: the
-    // new table then holds that snapshot too, and is not where the iteration's records came
-    // from.
-    let mut insert_until_rebuilt = |other: &Db| {
-        let before = other.table_generation().unwrap();
-        // One more than the table takes at 7/8 load.
-        let inserts = other.capacity().unwrap() / 8 * 7 + 1 - other.len() as u64;
-        other
-            .write(|txn| {
-                for _ in 0..inserts {
-                    txn.put(&key(next_new), &value(next_new, 1))?;
-                    next_new += 1;
-                }
-                Ok(())
-            })
-            .unwrap();
-        assert_ne!(other.table_generation().unwrap(), before);
-    };
+    let mut rebuilder = Rebuilder::default();
+    let mut insert_until_rebuilt = |other: &Db| rebuilder.insert_until_rebuilt(other);
     let mut seen = std::collections::HashSet::new();
     db.for_each(|k, v| {
         let i = u64::from_le_bytes(k[..8].try_into().unwrap());
