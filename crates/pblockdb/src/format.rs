@@ -350,17 +350,22 @@ pub(crate) fn key_of<'a>(image: &'a [u8], geo: &Geometry) -> Option<&'a [u8]> {
 /// lengths read at once, for a scan's hand-out of every record.
 #[inline]
 pub(crate) fn record_of<'a>(image: &'a [u8], geo: &Geometry) -> Option<(&'a [u8], &'a [u8])> {
-    let head = image.get(..SLOT_HEADER)?;
-    let key_len = get_u32(head, SLOT_KEY_LEN) as usize;
-    let value_len = get_u32(head, SLOT_VALUE_LEN) as usize;
-    if key_len > geo.key_size || value_len > geo.value_size {
-        return None;
-    }
+    let (key_len, value_len) = checked_lengths(image, geo)?;
     let value_at = geo.value_at();
     Some((
         image.get(SLOT_HEADER..SLOT_HEADER + key_len)?,
         image.get(value_at..value_at + value_len)?,
     ))
+}
+
+/// The key and value lengths of `image`, when it is a whole slot and both are in range: read
+/// alone, without decoding the rest of the header (a scan checks every record it hands out).
+#[inline]
+fn checked_lengths(image: &[u8], geo: &Geometry) -> Option<(usize, usize)> {
+    let image = image.get(..geo.slot_size)?;
+    let key_len = get_u32(image, SLOT_KEY_LEN) as usize;
+    let value_len = get_u32(image, SLOT_VALUE_LEN) as usize;
+    (key_len <= geo.key_size && value_len <= geo.value_size).then_some((key_len, value_len))
 }
 
 pub(crate) fn value_of<'a>(image: &'a [u8], geo: &Geometry) -> Option<&'a [u8]> {
@@ -404,14 +409,9 @@ fn parts_crc(image: &[u8], geo: &Geometry, key: &[u8]) -> u32 {
 /// Whether a live or tombstone image is whole: lengths in range, checksum and tag right. Reads
 /// only the fields it checks (a scan checks every record it hands out).
 pub(crate) fn image_is_sound(image: &[u8], geo: &Geometry) -> bool {
-    let Some(image) = image.get(..geo.slot_size) else {
+    let Some((key_len, _)) = checked_lengths(image, geo) else {
         return false;
     };
-    let key_len = get_u32(image, SLOT_KEY_LEN) as usize;
-    let value_len = get_u32(image, SLOT_VALUE_LEN) as usize;
-    if key_len > geo.key_size || value_len > geo.value_size {
-        return false;
-    }
     let key = &image[SLOT_HEADER..SLOT_HEADER + key_len];
     get_u32(image, SLOT_TAG) == tag_of(hash_key(key))
         && parts_crc(image, geo, key) == get_u32(image, SLOT_CRC)

@@ -229,7 +229,7 @@ impl Backend {
         parts: &[&[u8]],
         inside: impl FnOnce(),
     ) -> Result<()> {
-        if self.own_storage() != Storage::Unmapped || self.words.is_some() {
+        if self.own_storage() != Storage::Unmapped {
             self.begin_write(map, at, writing)?;
             inside();
             let mut offset = at + 8;
