@@ -156,10 +156,20 @@ impl LogState {
     }
 
     /// Places a one-block record of at most [`STACK_IMAGE`] content bytes at `pos`: loads the
-    /// block's claim word first (its cache line travels while the record and its checksum are
-    /// assembled in the per-thread buffer), takes the claim, copies the buffer in one pass of
-    /// whole words, publishes. The buffer is unavailable only re-entrantly or while the thread
-    /// exits: then [`Placement::NoBuffer`], and nothing was done.
+    /// block's claim word first (its cache line travels while the record is assembled in the
+    /// per-thread buffer), takes the claim, copies the buffer in one pass of whole words,
+    /// computes the checksum and stores it, publishes. The buffer is unavailable only
+    /// re-entrantly or while the thread exits: then [`Placement::NoBuffer`], and nothing was
+    /// done.
+    ///
+    /// Why the checksum comes after the claim: on x86 a locked instruction executes only
+    /// once every instruction before it has retired, so whatever a write computes before the
+    /// reservation's add or the claim's compare-and-swap adds its whole latency to the write.
+    /// After the claim, the crc's dependency chain runs beside the copy's stores and the next
+    /// write's clock read (the copy does not wait for it: the crc goes into the block after
+    /// it, and the release store that publishes comes after both). The clock stays first:
+    /// a TSC read placed after a locked instruction measured twice as dear as one before it.
+    /// Figures: docs/benchmarks.md ("The write: work after the locked instructions").
     #[inline]
     fn place_small(
         &self,
@@ -179,13 +189,15 @@ impl LogState {
             let Ok(mut buf) = cell.try_borrow_mut() else {
                 return Ok(Placement::NoBuffer);
             };
-            let (end, crc) = build_small(pos, header, tag, payload, &mut buf.0);
+            let end = build_small(pos, header, tag, payload, &mut buf.0);
             if claim::take_seen(word, seen, pos, pid, counter, self.blocks) != Taken::Mine {
                 return Ok(Placement::Refused);
             }
             crate::testing::at(StallPoint::Claimed, pos);
-            buf.0[20..24].copy_from_slice(&crc.to_le_bytes());
-            if !block.write_at(CLAIM_LEN, &buf.0[..end]) {
+            let crc = RecordHeader::checksum_image(&buf.0[8..end + 16]);
+            if !block.write_at(CLAIM_LEN, &buf.0[..end])
+                || !block.write_at(CLAIM_LEN + 20, &crc.to_le_bytes())
+            {
                 // Cannot happen (a one-block record's content fits its block); if it did,
                 // nothing was written: give the block back rather than leave it held.
                 claim::give_back(word, pos);
@@ -283,13 +295,10 @@ impl LogState {
 }
 
 /// Assembles a one-block record of at most [`STACK_IMAGE`] content bytes (all but its claim
-/// word) in `buf`: `[time][content 8.., padded to 8][id][time]`, and computes the checksum over
-/// `buf[8..]` (its definition's order, see format.rs) in one pass, with the crc field zero.
-/// Returns the length of the part to copy to the block (`buf[..end]`: the content padded to 8,
-/// which stays inside the block, whose content room is a multiple of 8) and the checksum, which
-/// the caller stores at `buf[20..24]` only after taking the claim: the claim's locked
-/// compare-and-swap waits for every earlier store to drain, so a store of the crc before it
-/// would put the crc's whole dependency chain in front of the swap.
+/// word) in `buf`: `[time][content 8.., padded to 8][id][time]`, the checksum image being
+/// `buf[8..]` (its definition's order, see format.rs) with the crc field zero. Returns the
+/// length of the part to copy to the block (`buf[..end]`: the content padded to 8, which stays
+/// inside the block, whose content room is a multiple of 8).
 #[inline]
 fn build_small(
     pos: u64,
@@ -297,7 +306,7 @@ fn build_small(
     tag: &[u8],
     payload: &[u8],
     buf: &mut [u8; STACK_IMAGE + 16],
-) -> (usize, u32) {
+) -> usize {
     let content = HEADER_CONTENT + tag.len() + payload.len();
     let end = padded(content);
     // The buffer is reused: zero the padding (at most 7 bytes, inside the last word) by
@@ -314,7 +323,7 @@ fn build_small(
     buf[32 + tag.len()..content].copy_from_slice(payload);
     buf[end..end + 8].copy_from_slice(&pos.to_le_bytes());
     buf[end + 8..end + 16].copy_from_slice(&time);
-    (end, RecordHeader::checksum_image(&buf[8..end + 16]))
+    end
 }
 
 /// What one placement attempt did.
