@@ -416,17 +416,6 @@ impl Db {
         Ok(found.then(|| f(format::value_of(&image, &self.geo).unwrap_or(&[]))))
     }
 
-    /// Every record live at clock `clock`, as [`snapshot::scan`] lays them out.
-    pub(crate) fn scan_at(&self, clock: u64) -> Result<Scanned> {
-        let mut image = Buf::zeroed(self.geo.slot_size);
-        let mut out = Scanned::new(self.geo);
-        self.at_snapshot(Some(clock), |view, table, clock| {
-            out.clear();
-            snapshot::scan(view, &self.geo, table, clock, &mut image, &mut out)
-        })?;
-        Ok(out)
-    }
-
     /// Calls `f` with every record live at `clock`, in table order, a chunk of slots at a time:
     /// each chunk is read as of the snapshot and handed out once the table is known to have
     /// been intact while it was read, with no lock of this handle held (so `f` may use the

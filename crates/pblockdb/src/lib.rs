@@ -96,5 +96,5 @@ pub use crate::format::{
 };
 pub use crate::open::{DEFAULT_CAPACITY, DEFAULT_HISTORY_BYTES, DbOptions, Durability};
 pub use crate::storage::Storage;
-pub use crate::txn::{Nested, ReadTxn, WriteTxn};
+pub use crate::txn::{Nested, ReadTxn, WriteIter, WriteTxn};
 pub use crate::typed::TypedDb;

@@ -296,22 +296,10 @@ fn lookup_current(
     Ok(Some(found))
 }
 
-/// Appends every record live at `snapshot` to `out`, in table order, as the slot images they
-/// were read as ([`Scanned::records`] reads them back). Each slot is read as of the snapshot,
-/// so each live key comes exactly once. Nothing is handed out before the table is known to
-/// have been intact throughout.
-pub(crate) fn scan(
-    view: &View,
-    geo: &Geometry,
-    table: &Table,
-    snapshot: u64,
-    image: &mut [u8],
-    out: &mut Scanned,
-) -> SlotResult<Step<()>> {
-    scan_range(view, geo, table, snapshot, 0..table.capacity, image, out)
-}
-
-/// [`scan`] of the slots `range` only.
+/// Appends every record live at `snapshot` in the slots `range` to `out`, in table order, as
+/// the slot images they were read as ([`Scanned::records`] reads them back). Each slot is read
+/// as of the snapshot, so each live key comes exactly once. Nothing is handed out before the
+/// table is known to have been intact throughout.
 pub(crate) fn scan_range(
     view: &View,
     geo: &Geometry,
@@ -551,7 +539,7 @@ fn scan_reading_each(
     Ok(Step::Done(()))
 }
 
-/// The records a [`scan`] read, as whole slot images laid end to end (their lengths and
+/// The records a [`scan_range`] read, as whole slot images laid end to end (their lengths and
 /// checksums checked): a buffer reused from chunk to chunk, so that a scan copies each slot
 /// once, from the map into its place here.
 #[derive(Debug)]

@@ -33,7 +33,7 @@ pub(crate) struct Change<'a> {
 }
 
 /// The changes of one level of a write transaction.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Staged {
     key_size: usize,
     value_size: usize,
@@ -178,6 +178,11 @@ impl Staged {
             }
             self.index[at] = i as u32 + 1;
         }
+    }
+
+    /// The `i`th change in the order the keys were first staged, if there are that many.
+    pub(crate) fn change_at(&self, i: usize) -> Option<Change<'_>> {
+        (i < self.heads.len()).then(|| self.change(i))
     }
 
     /// Every staged change, in the order the keys were first staged.

@@ -1,8 +1,6 @@
 //! Transactions: a read transaction is a snapshot clock; a write transaction is the writer
 //! lock plus the changes it has made so far, in memory, in one layer per nesting level.
 
-use std::collections::BTreeMap;
-
 use crate::buf::Buf;
 use crate::commit::{self, Found};
 use crate::lock::WriteLock;
@@ -288,26 +286,30 @@ impl<'db> WriteTxn<'db> {
         &mut self.levels[last]
     }
 
-    /// Every record as this transaction sees it, in no particular order.
+    /// Every record as this transaction sees it (the last commit with this transaction's
+    /// changes, its open nested levels' included), as owned pairs, each key once: the committed
+    /// records are read a chunk at a time (as [`ReadTxn::iter`] reads them) and each that this
+    /// transaction changed is passed over, then the records this transaction put follow. The
+    /// iterator copies this transaction's changes when it is made and borrows nothing of the
+    /// transaction, so the loop may change it (`for r in txn.iter()? { let (k, v) = r?;
+    /// txn.put(&k, ..)?; }`) and sees none of those changes.
     ///
     /// # Errors
-    /// As [`ReadTxn::iter`].
-    pub fn iter(&self) -> Result<std::vec::IntoIter<(Vec<u8>, Vec<u8>)>> {
-        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        let scanned = self.db().scan_at(self.db().clock()?)?;
-        for (key, value) in scanned.records() {
-            merged.insert(key.to_vec(), Some(value.to_vec()));
+    /// As [`ReadTxn::iter`]: the items carry the errors of the reads ([`Error::CorruptSlot`]
+    /// for a record that fails its checksum). Iterated after this transaction commits, the
+    /// snapshot ages as any other and may end in [`Error::SnapshotTooOld`].
+    pub fn iter(&self) -> Result<WriteIter<'db>> {
+        let db = self.db();
+        let mut staged = self.levels[0].clone();
+        for level in &self.levels[1..] {
+            staged.absorb(level);
         }
-        for level in &self.levels {
-            for change in level.iter() {
-                merged.insert(change.key.to_vec(), change.value.map(<[u8]>::to_vec));
-            }
-        }
-        let pairs: Vec<_> = merged
-            .into_iter()
-            .filter_map(|(key, value)| value.map(|value| (key, value)))
-            .collect();
-        Ok(pairs.into_iter())
+        Ok(WriteIter {
+            committed: crate::Iter::new(db, db.clock()?),
+            staged,
+            next_staged: 0,
+            scanning: true,
+        })
     }
 
     /// Starts a nested transaction. It borrows this one, which is usable again once the child
@@ -407,5 +409,51 @@ impl<'db> std::ops::Deref for Nested<'_, 'db> {
 impl<'db> std::ops::DerefMut for Nested<'_, 'db> {
     fn deref_mut(&mut self) -> &mut WriteTxn<'db> {
         self.txn
+    }
+}
+
+/// The records as a write transaction saw them when [`WriteTxn::iter`] made this: the committed
+/// records it did not change, read a chunk at a time, then the ones it put. Memory: a chunk of
+/// the table and a copy of the transaction's changes, whatever the table's size.
+#[derive(Debug)]
+pub struct WriteIter<'db> {
+    committed: crate::Iter<'db>,
+    /// The transaction's changes, its levels merged (the innermost change of a key wins).
+    staged: Staged,
+    /// The next change of `staged` to hand out, once `committed` is done.
+    next_staged: usize,
+    /// Still in `committed`; false after it ended or failed.
+    scanning: bool,
+}
+
+impl Iterator for WriteIter<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.scanning {
+            match self.committed.next() {
+                Some(Ok((key, value))) => {
+                    let changed = self.staged.len() > 0
+                        && self.staged.get(&key, format::hash_key(&key)).is_some();
+                    if !changed {
+                        return Some(Ok((key, value)));
+                    }
+                }
+                Some(Err(e)) => {
+                    // An error ends the iteration: nothing of the staged records either.
+                    self.scanning = false;
+                    self.next_staged = self.staged.len();
+                    return Some(Err(e));
+                }
+                None => self.scanning = false,
+            }
+        }
+        while let Some(change) = self.staged.change_at(self.next_staged) {
+            self.next_staged += 1;
+            if let Some(value) = change.value {
+                return Some(Ok((change.key.to_vec(), value.to_vec())));
+            }
+        }
+        None
     }
 }

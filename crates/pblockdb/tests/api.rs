@@ -421,7 +421,8 @@ fn iterate_find_and_update_in_place() {
     let changed = db
         .write(|txn| {
             let mut changed = 0;
-            for (k, mut v) in txn.iter()? {
+            for record in txn.iter()? {
+                let (k, mut v) = record?;
                 match k[0] % 3 {
                     0 => {
                         txn.delete(&k)?;

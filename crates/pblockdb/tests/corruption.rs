@@ -70,7 +70,8 @@ fn exercise(db: &Db, n: u64) {
             let _ = db.delete(&key(i));
         }
         let _ = db.write(|txn| {
-            for (k, mut v) in txn.iter()? {
+            for record in txn.iter()? {
+                let (k, mut v) = record?;
                 v.reverse();
                 txn.put(&k, &v)?;
             }
@@ -761,4 +762,72 @@ fn a_record_damaged_in_its_value_fails_every_read_path_that_reaches_it() {
             damaged(txn.for_each(|_, _| {}), "for_each after a writer moved");
         }
     }
+}
+
+/// A write transaction's iteration reads the committed table a chunk at a time, as a read
+/// transaction's does: the records of the chunks before a damaged record come out before its
+/// error, and the error names the damaged slot. (The iteration that copied the whole table
+/// first failed at once, before any record: memory for every record of the table, then
+/// nothing.) The committed records the transaction deleted or replaced are passed over.
+#[test]
+fn a_write_transactions_iteration_hands_out_the_chunks_before_a_damaged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("write-iter.db");
+    let db = DbOptions::new(KEY, VALUE)
+        .capacity(6_000)
+        .open(&path)
+        .unwrap();
+    db.write(|txn| {
+        for i in 0..6_000 {
+            txn.put(&key(i), &[i as u8; 64])?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    drop(db);
+    let bytes = std::fs::read(&path).unwrap();
+    // A record in the table's last slots, after the first chunk (4,096 slots).
+    let (idx, slot) = (0..6_000)
+        .map(|i| slot_of(&bytes, &key(i)))
+        .max_by_key(|&(idx, _)| idx)
+        .unwrap();
+    assert!(idx >= 4_096, "the table is one chunk: slot {idx}");
+    write_at(&path, slot + 40 + 16 + 9, &[0x55]);
+    let db = Db::open(&path).unwrap();
+    // Two keys of the first chunk, one deleted and one replaced: the scan passes over both
+    // (the replaced one's new value would come after the scan, which the error ends).
+    let mut first_chunk = (0..6_000).filter(|&i| slot_of(&bytes, &key(i)).0 < 4_096);
+    let (deleted, replaced) = (first_chunk.next().unwrap(), first_chunk.next().unwrap());
+    let mut txn = db.begin_write().unwrap();
+    txn.put(&key(7_000), &[7; 64]).unwrap();
+    txn.delete(&key(deleted)).unwrap();
+    txn.put(&key(replaced), &[9; 64]).unwrap();
+    let mut before_error = std::collections::HashSet::new();
+    let mut error = None;
+    for item in txn.iter().expect("the iteration starts") {
+        match item {
+            Ok((k, _)) => assert!(before_error.insert(k), "a key came twice"),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    match error {
+        Some(Error::CorruptSlot { slot, .. }) => assert_eq!(slot, idx),
+        other => panic!("{other:?}, not the damaged slot's error"),
+    }
+    assert!(
+        before_error.len() >= 1_000,
+        "only {} records before the error",
+        before_error.len()
+    );
+    assert!(
+        !before_error.contains(key(deleted).as_slice()),
+        "a deleted key came"
+    );
+    assert!(
+        !before_error.contains(key(replaced).as_slice()),
+        "a replaced key came as it was"
+    );
 }

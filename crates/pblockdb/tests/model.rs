@@ -142,7 +142,7 @@ proptest! {
                             nested.abort();
                         }
                     }
-                    let seen: Model = txn.iter().unwrap().collect();
+                    let seen: Model = txn.iter().unwrap().collect::<Result<_, _>>().unwrap();
                     prop_assert_eq!(&seen, &inner);
                     if commit {
                         txn.commit().unwrap();
