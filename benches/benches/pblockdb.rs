@@ -18,7 +18,10 @@
 //! - `put_new/*`, `delete/*`: `iters` fresh keys inserted (or deleted) in the timed part, and
 //!   removed (or inserted) again untimed, so the table size stays put. Rebuilds that insertion
 //!   triggers are paid in the timing.
-//! - `iterate/*`: every entry, throughput in entries.
+//! - `iterate/*`: every entry, throughput in entries, on the stores as loaded and overwritten
+//!   by `put_replace` (run before `put_new` and `delete`, whose leftovers, tombstones and
+//!   rebuilds, vary with criterion's iteration counts; `pblockdb`'s `examples/iter_n.rs` takes
+//!   a churn count for a table after them).
 //! - `redb_*` contenders mirror the heed ones: `redb_shared_txn` reuses one read transaction,
 //!   `redb` commits one write transaction per put, `redb_txn1000` 1,000 puts per transaction.
 //! - `commit_synced/*`: one put per transaction, synced to disk (`Durability::Synced`, heed
@@ -530,9 +533,12 @@ fn main() {
         gets(&mut group, &c, n, true);
         gets(&mut group, &c, n, false);
         put_replace(&mut group, &mut c, n);
+        // Before the churn groups: what they leave (tombstones, a rebuild or not) depends on
+        // how many iterations criterion ran, so an iteration after them measured a table that
+        // changed from run to run.
+        iterate(&mut group, &c, n);
         churn(&mut group, &mut c, n, true);
         churn(&mut group, &mut c, n, false);
-        iterate(&mut group, &c, n);
         group.finish();
         let mut synced = criterion.benchmark_group(format!("pblockdb_synced_{n}"));
         synced.sample_size(10);
