@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGua
 use pmap::SharedMap;
 
 use crate::buf::Buf;
+use crate::checked::CheckedChunks;
 use crate::format::{self, Geometry, OFF_COMMIT, OFF_USER_AREA, OFF_USER_VERSION, USER_AREA_SIZE};
-use crate::snapshot::{self, Scanned, SlotFailure, Step};
+use crate::snapshot::{self, Checksums, ScanOf, ScanPath, Scanned, SlotFailure, Step};
 use crate::txn::{ReadTxn, WriteTxn};
 use crate::view::{Table, View};
 use crate::{Durability, Error, Result};
@@ -55,6 +56,9 @@ pub struct Db {
     /// (`commit::finished_commit`: a power loss after a synced commit returned): while the
     /// words still say so, reads are at `head`, as recovery will make it.
     pub(crate) finished: Option<(u64, u64)>,
+    /// The chunks of a table this handle's scans found sound at a clock, so that a scan
+    /// checks a record's checksum once per state of the table (`checked.rs`).
+    pub(crate) checked: Mutex<CheckedChunks>,
     /// How this handle shares the file ([`pmap::ShareLock`]): held for its life.
     pub(crate) _share: Option<pmap::ShareLock>,
 }
@@ -479,16 +483,23 @@ impl Db {
                 return Ok(false);
             }
             let end = cursor.next.saturating_add(CHUNK).min(table.capacity);
-            let step = snapshot::scan_range(
-                &view,
-                &self.geo,
-                &table,
-                clock,
-                cursor.next..end,
-                image,
-                out,
-            );
-            if let Some(()) = self.resolve_step(view, self.slot_step(step)?)? {
+            let chunk = cursor.next / CHUNK;
+            let checksums = if self.checked_chunks().holds(table.generation, clock, chunk) {
+                Checksums::Trust
+            } else {
+                Checksums::Check
+            };
+            let of = ScanOf {
+                view: &view,
+                geo: &self.geo,
+                table: &table,
+                snapshot: clock,
+            };
+            let step = snapshot::scan_range(&of, cursor.next..end, checksums, image, out);
+            if let Some(path) = self.resolve_step(view, self.slot_step(step)?)? {
+                if path == ScanPath::Unchanged && checksums == Checksums::Check {
+                    self.checked_chunks().mark(table.generation, clock, chunk);
+                }
                 cursor.next = end;
                 cursor.generation = Some(table.generation);
                 return Ok(true);
@@ -545,6 +556,11 @@ impl Db {
             SlotFailure::Slot(problem) => self.corrupt(problem.slot, problem.reason),
             SlotFailure::Other(e) => e,
         })
+    }
+
+    /// The chunks this handle's scans found sound (`checked.rs`), locked.
+    fn checked_chunks(&self) -> std::sync::MutexGuard<'_, CheckedChunks> {
+        self.checked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn too_old(&self) -> Error {

@@ -62,6 +62,7 @@
 
 mod backup;
 mod buf;
+mod checked;
 pub mod codec;
 mod commit;
 mod db;

@@ -529,6 +529,7 @@ fn build_db(
         history_min,
         view: RwLock::new(view),
         writer: Mutex::new(Vec::new()),
+        checked: Mutex::new(crate::checked::CheckedChunks::default()),
         locker,
         mark,
         owner: AtomicUsize::new(0),

@@ -296,19 +296,44 @@ fn lookup_current(
     Ok(Some(found))
 }
 
+/// Whether a scan on the unchanged path checks the checksums of the records it copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checksums {
+    /// Check every record it hands out.
+    Check,
+    /// Trust the copies: this handle found the chunk sound at this clock in this table
+    /// (`checked.rs` has the argument). A scan that leaves the unchanged path checks anyway.
+    Trust,
+}
+
+/// How a [`scan_range`] read its chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanPath {
+    /// On the unchanged path throughout (the history head at the snapshot's clock before and
+    /// after the copies), every record handed out checked or trusted: the chunk is sound at
+    /// this clock.
+    Unchanged,
+    /// Slot by slot as a seqlock reader (a writer moved since the snapshot).
+    ReadEach,
+}
+
 /// Appends every record live at `snapshot` in the slots `range` to `out`, in table order, as
 /// the slot images they were read as ([`Scanned::records`] reads them back). Each slot is read
 /// as of the snapshot, so each live key comes exactly once. Nothing is handed out before the
 /// table is known to have been intact throughout.
 pub(crate) fn scan_range(
-    view: &View,
-    geo: &Geometry,
-    table: &Table,
-    snapshot: u64,
+    of: &ScanOf<'_>,
     range: std::ops::Range<u64>,
+    checksums: Checksums,
     image: &mut [u8],
     out: &mut Scanned,
-) -> SlotResult<Step<()>> {
+) -> SlotResult<Step<ScanPath>> {
+    let ScanOf {
+        view,
+        geo,
+        table,
+        snapshot,
+    } = *of;
     let map = &view.map;
     // When no slot changed since the snapshot (the history head still at its clock) the chunk
     // is copied without a seqlock round a slot (`scan_unchanged`). Whether nothing changed is
@@ -332,16 +357,10 @@ pub(crate) fn scan_range(
         start,
         end,
     };
-    let of = ScanOf {
-        view,
-        geo,
-        table,
-        snapshot,
-    };
     let first_new = out.len();
     let mut read_each = !unchanged;
     if unchanged {
-        let unsound = match scan_unchanged(&of, &chunk, image, out)? {
+        let unsound = match scan_unchanged(of, &chunk, checksums, image, out)? {
             Step::Done(unsound) => unsound,
             Step::Retry => return Ok(Step::Retry),
             Step::TooOld => return Ok(Step::TooOld),
@@ -361,16 +380,21 @@ pub(crate) fn scan_range(
         }
     }
     if read_each {
-        match scan_reading_each(&of, &chunk, image, out)? {
+        match scan_reading_each(of, &chunk, image, out)? {
             Step::Done(()) => {}
-            step => return Ok(step),
+            Step::Retry => return Ok(Step::Retry),
+            Step::TooOld => return Ok(Step::TooOld),
         }
     }
     fence(Ordering::Acquire);
     if !table.still_valid(map)? {
         return Ok(Step::Retry);
     }
-    Ok(Step::Done(()))
+    Ok(Step::Done(if read_each {
+        ScanPath::ReadEach
+    } else {
+        ScanPath::Unchanged
+    }))
 }
 
 /// The spans of one chunk of a scan: its hints (from the even index `first_hint`, so that the
@@ -393,11 +417,11 @@ impl Chunk<'_, '_> {
 }
 
 /// What a chunk of a scan is read from and as of when: a table of a view, at a snapshot.
-struct ScanOf<'v> {
-    view: &'v View,
-    geo: &'v Geometry,
-    table: &'v Table,
-    snapshot: u64,
+pub(crate) struct ScanOf<'v> {
+    pub view: &'v View,
+    pub geo: &'v Geometry,
+    pub table: &'v Table,
+    pub snapshot: u64,
 }
 
 /// The chunk's records for a snapshot whose clock the history head held as the chunk began.
@@ -412,10 +436,13 @@ struct ScanOf<'v> {
 /// disagree (a writer's mark, a commit newer than the snapshot, a state other than live) is
 /// read again through `version_at`, which decides it as of the snapshot. Returns the first
 /// slot whose copy fails its checksum, if any (the scan stops there): torn if the head moved,
-/// else damage, which only the caller's check after the chunk can tell.
+/// else damage, which only the caller's check after the chunk can tell. With
+/// `Checksums::Trust` the copies are not checked (the handle found this chunk sound at this
+/// clock, `checked.rs`), but for those read again through `version_at`.
 fn scan_unchanged(
     of: &ScanOf<'_>,
     chunk: &Chunk<'_, '_>,
+    checksums: Checksums,
     image: &mut [u8],
     out: &mut Scanned,
 ) -> SlotResult<Step<Option<u64>>> {
@@ -433,7 +460,7 @@ fn scan_unchanged(
         count += (hint & 1) as usize;
     }
     to_read.truncate(count);
-    let step = copy_slots(of, chunk, &to_read, image, out);
+    let step = copy_slots(of, chunk, &to_read, checksums, image, out);
     out.to_read = to_read;
     step
 }
@@ -443,6 +470,7 @@ fn copy_slots(
     of: &ScanOf<'_>,
     chunk: &Chunk<'_, '_>,
     to_read: &[u64],
+    checksums: Checksums,
     image: &mut [u8],
     out: &mut Scanned,
 ) -> SlotResult<Step<Option<u64>>> {
@@ -471,6 +499,9 @@ fn copy_slots(
         }
         let meta = format::get_u64(record, format::SLOT_META);
         let commit = format::get_u64(record, format::SLOT_COMMIT);
+        // A copy read again through `version_at` is checked whatever `checksums` says: its
+        // bytes are not the ones a check at this clock saw.
+        let mut check = checksums == Checksums::Check;
         if format::is_writing(meta) || commit > snapshot || format::state_of(meta) != STATE_LIVE {
             match version_at(view, geo, table, idx, snapshot, image)? {
                 Step::Done(STATE_LIVE) => record.copy_from_slice(image),
@@ -478,8 +509,9 @@ fn copy_slots(
                 Step::Retry => return Ok(Step::Retry),
                 Step::TooOld => return Ok(Step::TooOld),
             }
+            check = true;
         }
-        if !format::image_is_sound(record, geo) {
+        if check && !format::image_is_sound(record, geo) {
             return Ok(Step::Done(Some(idx)));
         }
         kept += 1;

