@@ -10,7 +10,8 @@
 //! One lap of the ring is written with 64-byte records first (outside `measured`), then
 //! `measured` reads the whole ring COUNT times (default 10) with a fresh `Reader` from the oldest
 //! record (`Reader::next_ref`, one validation per record). Instructions per read: the `measured`
-//! total divided by the records it prints. A third argument picks the path: `reader` (the
+//! total divided by the records it prints (it prints the wall time a record too, for A/B runs
+//! of two builds, alternated). A third argument picks the path: `reader` (the
 //! default), `follower` (a follower from the start, batched validation, `Follower::next_ref`) or
 //! `dump` (`Log::dump` as JSON lines into `std::io::sink`).
 
@@ -80,7 +81,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..log.stats().blocks {
         log.write(Level::Info, "bench", msg)?;
     }
+    let start = std::time::Instant::now();
     let records = measured(&log, rounds, path_kind)?;
-    println!("{records} records read");
+    let elapsed = start.elapsed();
+    println!(
+        "{records} records read, {:.1} ns a record",
+        elapsed.as_nanos() as f64 / records.max(1) as f64
+    );
     Ok(())
 }
