@@ -18,6 +18,8 @@
 //! - `put_new/*`, `delete/*`: `iters` fresh keys inserted (or deleted) in the timed part, and
 //!   removed (or inserted) again untimed, so the table size stays put. Rebuilds that insertion
 //!   triggers are paid in the timing.
+//! - `iterate_after_put/*`: one put replacing a value in its own transaction, then every
+//!   entry (a scan after each commit), after `iterate`.
 //! - `iterate/*`: every entry, throughput in entries, on the stores as loaded and overwritten
 //!   by `put_replace` (run before `put_new` and `delete`, whose leftovers, tombstones and
 //!   rebuilds, vary with criterion's iteration counts; `pblockdb`'s `examples/iter_n.rs` takes
@@ -450,6 +452,37 @@ fn iterate(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64) {
     });
 }
 
+/// One put replacing a value in its own transaction, then every entry: a scan after each
+/// commit, which for pblockdb checks again the chunk the commit changed (the other chunks'
+/// checks stand, `checked.rs`).
+fn iterate_after_put(group: &mut BenchmarkGroup<'_, WallTime>, c: &Contenders, n: u64) {
+    group.throughput(Throughput::Elements(n));
+    let mut rng = Rng::new(0x17e7_1e7e);
+    group.bench_function("iterate_after_put/pblockdb", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            c.db.put(&key(i), &value(i)).unwrap();
+            let mut sum = 0u64;
+            c.db.for_each(|_, v| sum += u64::from(v[0])).unwrap();
+            sum
+        })
+    });
+    group.bench_function("iterate_after_put/heed", |b| {
+        b.iter(|| {
+            let i = rng.below(n);
+            let mut wtxn = c.env.write_txn().unwrap();
+            c.lmdb.put(&mut wtxn, &key(i), &value(i)).unwrap();
+            wtxn.commit().unwrap();
+            let rtxn = c.env.read_txn().unwrap();
+            let mut sum = 0u64;
+            for entry in c.lmdb.iter(&rtxn).unwrap() {
+                sum += u64::from(entry.unwrap().1[0]);
+            }
+            sum
+        })
+    });
+}
+
 /// One put per transaction, synced to disk, for each store that can.
 fn commit_synced(group: &mut BenchmarkGroup<'_, WallTime>, c: &mut Contenders, n: u64) {
     let mut rng = Rng::new(0x5151_5151);
@@ -537,6 +570,7 @@ fn main() {
         // how many iterations criterion ran, so an iteration after them measured a table that
         // changed from run to run.
         iterate(&mut group, &c, n);
+        iterate_after_put(&mut group, &c, n);
         churn(&mut group, &mut c, n, true);
         churn(&mut group, &mut c, n, false);
         group.finish();

@@ -463,7 +463,7 @@ impl Db {
     ) -> Result<bool> {
         /// Slots a chunk covers: its records fit a few hundred KB, and the view is taken
         /// again between chunks.
-        const CHUNK: u64 = 4096;
+        const CHUNK: u64 = crate::checked::CHUNK_SLOTS;
         loop {
             let view = self.caught_up()?;
             // Once records were handed out, go on in the table they came from: a rebuild since
@@ -484,10 +484,14 @@ impl Db {
             }
             let end = cursor.next.saturating_add(CHUNK).min(table.capacity);
             let chunk = cursor.next / CHUNK;
-            let checksums = if self.checked_chunks().holds(table.generation, clock, chunk) {
-                Checksums::Trust
-            } else {
-                Checksums::Check
+            let checksums = {
+                let mut checked = self.checked_chunks();
+                checked.advance(&view, &self.geo, table.generation, clock)?;
+                if checked.holds(table.generation, clock, chunk) {
+                    Checksums::Trust
+                } else {
+                    Checksums::Check
+                }
             };
             let of = ScanOf {
                 view: &view,

@@ -804,6 +804,47 @@ fn a_handle_checks_a_chunk_once_per_commit_and_again_after_one() {
     damaged(db.for_each(|_, _| {}), "a failed check is not remembered");
 }
 
+/// A commit makes a handle check again only the chunks it changed: the slots a commit rewrote
+/// are the ones its history entries name, so the handle reads the entries committed since its
+/// marks and forgets the marks of those chunks alone. Damage behind pounds' back in a chunk no
+/// commit touched stays unseen by that handle's scans (the stated limit); a commit to any record
+/// of its chunk brings it back to light.
+#[test]
+fn a_commit_makes_a_handle_check_again_only_the_chunks_it_changed() {
+    const CHUNK: u64 = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chunks.db");
+    let db = DbOptions::new(KEY, VALUE)
+        .capacity(16_384)
+        .open(&path)
+        .unwrap();
+    db.write(|txn| {
+        for i in 0..2_000 {
+            txn.put(&key(i), &[i as u8; 64])?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    db.for_each(|_, _| {}).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(table(&bytes).1 >= 4 * CHUNK, "a table of several chunks");
+    let (idx, slot) = slot_of(&bytes, &key(3));
+    let chunk_of = |i: u64| slot_of(&bytes, &key(i)).0 / CHUNK;
+    let elsewhere = (0..2_000).find(|&i| chunk_of(i) != idx / CHUNK).unwrap();
+    let beside = (0..2_000)
+        .find(|&i| i != 3 && chunk_of(i) == idx / CHUNK)
+        .unwrap();
+    write_at(&path, slot + 40 + 16 + 9, &[3 ^ 0x10]);
+    db.put(&key(elsewhere), &[1; 64]).unwrap();
+    db.for_each(|_, _| {})
+        .expect("a commit in another chunk leaves the damaged chunk's check standing");
+    db.put(&key(beside), &[2; 64]).unwrap();
+    match db.for_each(|_, _| {}) {
+        Err(Error::CorruptSlot { slot, .. }) => assert_eq!(slot, idx),
+        other => panic!("a commit in the damaged chunk: {other:?}, not its error"),
+    }
+}
+
 /// A write transaction's iteration reads the committed table a chunk at a time, as a read
 /// transaction's does: the records of the chunks before a damaged record come out before its
 /// error, and the error names the damaged slot. (The iteration that copied the whole table
