@@ -3,11 +3,11 @@
 //! map per region instead of one per word and copy.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 #[allow(unused_imports)] // `Error` is named by the doc links.
 use crate::Error;
-use crate::shared::{copy_out, load_ordered, prefetch_lines};
+use crate::shared::{copy_out, copy_words_out, load_ordered, prefetch_lines};
 use crate::word::LoadWord64;
 use crate::{Result, SharedMap};
 
@@ -163,29 +163,3 @@ impl<'a> ReadSpan<'a> {
 /// The copies' word, as in `shared.rs`: pointer-sized, the largest relaxed atomic load std
 /// promises works on read-only memory. A span's start is 8-aligned, so also word-aligned.
 const WORD: usize = size_of::<usize>();
-
-/// Copies `dst.len()` bytes, a whole number of words, out of shared memory at the word-aligned
-/// `src` with relaxed atomic word loads: `copy_out` without its head and tail.
-///
-/// # Safety
-/// `src..src + dst.len()` must lie in a live mapping, `src` must be word-aligned and
-/// `dst.len()` a multiple of [`WORD`].
-#[inline]
-unsafe fn copy_words_out(src: *const u8, dst: &mut [u8]) {
-    // A load and a store a word through raw pointers: the slice chunks this replaced cost a
-    // bounds check and an iterator step a word (a table scan's record, a 120-byte slot, took
-    // 22 instructions fewer so: 472 -> 450 a record under callgrind, pblockdb's iter_n).
-    let words = dst.len() / WORD;
-    let out = dst.as_mut_ptr();
-    for i in 0..words {
-        // SAFETY: word `i` ends within the range (`(i + 1) * WORD <= dst.len()`) and is
-        // aligned (`src` is word-aligned); the caller's contract puts it in a live mapping.
-        // Relaxed loads are sound on read-only memory up to the pointer size.
-        let word = unsafe { AtomicUsize::from_ptr(src.add(i * WORD).cast::<usize>().cast_mut()) }
-            .load(Ordering::Relaxed);
-        // SAFETY: the same `WORD` bytes of `dst`, which is exclusively borrowed and holds
-        // them; `write_unaligned` needs no alignment. Host order: the word's bytes back in
-        // memory order.
-        unsafe { out.add(i * WORD).cast::<usize>().write_unaligned(word) };
-    }
-}

@@ -367,18 +367,40 @@ pub(crate) unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
     // SAFETY: `head <= len`.
     let src = unsafe { src.add(head) };
     let done = rest.len() - rest.len() % WORD;
-    let mut words = rest.chunks_exact_mut(WORD);
-    for (i, chunk) in words.by_ref().enumerate() {
-        // SAFETY: `src` is word-aligned after the head, and word `i` ends within the range.
-        let word = unsafe { AtomicUsize::from_ptr(src.add(i * WORD).cast::<usize>().cast_mut()) }
-            .load(Ordering::Relaxed);
-        // tidy:host-endian: a word of memory back to its bytes, in memory order.
-        chunk.copy_from_slice(&word.to_ne_bytes());
-    }
-    let tail = words.into_remainder();
+    let (words, tail) = rest.split_at_mut(done);
+    // SAFETY: `src` is word-aligned after the head, and the `done` bytes (whole words) after
+    // it lie in the range (caller's contract).
+    unsafe { copy_words_out(src, words) };
     for (i, byte) in tail.iter_mut().enumerate() {
         // SAFETY: `done + i < rest.len()`, in bounds.
         *byte = unsafe { AtomicU8::from_ptr(src.add(done + i).cast_mut()) }.load(Ordering::Relaxed);
+    }
+}
+
+/// Copies `dst.len()` bytes, a whole number of words, out of shared memory at the word-aligned
+/// `src` with relaxed atomic word loads: `copy_out` without its head and tail.
+///
+/// # Safety
+/// `src..src + dst.len()` must lie in a live mapping, `src` must be word-aligned and
+/// `dst.len()` a multiple of [`WORD`].
+#[inline]
+pub(crate) unsafe fn copy_words_out(src: *const u8, dst: &mut [u8]) {
+    // A load and a store a word through raw pointers: the slice chunks this replaced cost a
+    // bounds check and an iterator step a word (a table scan's record, a 120-byte slot, took
+    // 22 instructions fewer so: 472 -> 450 a record under callgrind, pblockdb's iter_n; four
+    // words a round through closures took more again).
+    let words = dst.len() / WORD;
+    let out = dst.as_mut_ptr();
+    for i in 0..words {
+        // SAFETY: word `i` ends within the range (`(i + 1) * WORD <= dst.len()`) and is
+        // aligned (`src` is word-aligned); the caller's contract puts it in a live mapping.
+        // Relaxed loads are sound on read-only memory up to the pointer size.
+        let word = unsafe { AtomicUsize::from_ptr(src.add(i * WORD).cast::<usize>().cast_mut()) }
+            .load(Ordering::Relaxed);
+        // SAFETY: the same `WORD` bytes of `dst`, which is exclusively borrowed and holds
+        // them; `write_unaligned` needs no alignment. Host order: the word's bytes back in
+        // memory order.
+        unsafe { out.add(i * WORD).cast::<usize>().write_unaligned(word) };
     }
 }
 
