@@ -148,6 +148,7 @@ fn flush_if(view: &View, durability: Durability) -> Result<()> {
 /// Commits `changes` atomically (the writer lock is held). Deleting an absent key changes
 /// nothing; a transaction that changes nothing commits nothing.
 pub(crate) fn commit(lock: &WriteLock<'_>, changes: &Staged, durability: Durability) -> Result<()> {
+    lock.held_here()?;
     let db = lock.db;
     let geo = db.geo;
     loop {

@@ -36,9 +36,9 @@ pub struct Db {
     /// The smallest history ring commits keep (entries).
     pub(crate) history_min: u64,
     pub(crate) view: RwLock<View>,
-    /// The in-process writer mutex; it keeps the buffers of the last write transaction's
-    /// levels, which the next one stages into.
-    pub(crate) writer: Mutex<Vec<crate::staged::Staged>>,
+    /// The in-process writer mutex (`lock.rs`); it keeps the buffers of the last write
+    /// transaction's levels, which the next one stages into.
+    pub(crate) writer: crate::lock::WriterMutex,
     /// A second, fixed view of the header (writable in a writable handle) that holds the
     /// writer word, or whose file handle carries the advisory lock where there is no writer
     /// word, so that waiting for the lock never holds `view` (readers would queue behind a

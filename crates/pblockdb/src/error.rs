@@ -186,6 +186,17 @@ pub enum Error {
         /// The database file.
         path: PathBuf,
     },
+    /// A write through a handle in a process forked while another thread of the parent held
+    /// the handle's write transaction: that thread does not exist in the child, so the handle's
+    /// writer lock can never be released there. Reads go on; open a handle in the child to
+    /// write (it waits for the parent's transaction like any other process's).
+    #[error(
+        "{path}: the handle's write transaction was held by a thread of the parent when this process forked"
+    )]
+    ForkedWhileWriting {
+        /// The database file.
+        path: PathBuf,
+    },
     /// A backup's destination already exists.
     #[error("{path} already exists; a backup is written only to a new file")]
     BackupExists {

@@ -1,13 +1,16 @@
 //! The writer lock: an in-process mutex, then across processes either the writer word in the
 //! header (where the platform has liveness marks: an atomic compare-and-swap, no system call)
 //! or an exclusive advisory file lock; with the owner words that turn a lock a thread already
-//! holds (through this handle or another) into a typed error instead of a deadlock. Taking it
-//! recovers what a dead writer left. The protocol and its argument are in
+//! holds (through this handle or another) into a typed error instead of a deadlock, and the
+//! mutex's holder process that does the same for a process forked while another thread held
+//! it. Taking it recovers what a dead writer left. The protocol and its argument are in
 //! `docs/pblockdb-format.md` ("The writer lock").
 
-use std::sync::MutexGuard;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
 
 use pmap::{LivenessMark, Lock, SharedMap};
 
@@ -18,6 +21,113 @@ use crate::{Db, Error, Result};
 pub(crate) fn thread_token() -> usize {
     thread_local!(static TOKEN: u8 = const { 0 });
     TOKEN.with(|token| std::ptr::from_ref(token) as usize)
+}
+
+/// How long a writer in a process forked since the handle opened waits, at most, for a mutex
+/// holder that has not yet stored its process (it does so right after locking, so a live one
+/// takes a few instructions): past it the holder is taken for a thread of the parent that was
+/// there at the fork, and the write is refused.
+const FORKED_HOLDER_WAIT: Duration = Duration::from_millis(100);
+
+/// The in-process writer mutex, which keeps the buffers of the last write transaction's
+/// levels (the next one stages into them), with the process its holder runs in.
+///
+/// Why the process: `fork` copies a locked mutex into the child, but only the forking thread.
+/// A mutex another thread held at the fork is locked in the child forever, and a writer there
+/// would wait forever. The holder stores its process id just after locking and clears it just
+/// before unlocking; a writer that finds the mutex locked reads it. Its own process: a thread
+/// here holds it, wait. Another process: the holder is a parent's thread, which does not exist
+/// here, so [`crate::Error::ForkedWhileWriting`]. None yet: a holder between its lock and its
+/// store; in the process that opened the handle (never forked since) it can only be one of
+/// this process's threads, so wait; in a forked one it may be a parent's thread caught there
+/// at the fork, so wait at most [`FORKED_HOLDER_WAIT`] for the store, then refuse.
+#[derive(Debug)]
+pub(crate) struct WriterMutex {
+    buffers: Mutex<Vec<crate::staged::Staged>>,
+    /// The holder's process id, 0 while none is stored.
+    holder: AtomicU32,
+    /// The process that opened the handle.
+    opened_in: u32,
+}
+
+impl WriterMutex {
+    pub(crate) fn new() -> WriterMutex {
+        WriterMutex {
+            buffers: Mutex::new(Vec::new()),
+            holder: AtomicU32::new(0),
+            opened_in: pmap::current_pid(),
+        }
+    }
+
+    /// Locks the mutex for a write transaction on the file at `path`.
+    fn lock(&self, path: &Path) -> crate::Result<WriterGuard<'_>> {
+        let me = pmap::current_pid();
+        let buffers = match self.buffers.try_lock() {
+            Ok(buffers) => buffers,
+            // A panic in a transaction leaves the buffers as reusable as any: they are
+            // cleared before each use.
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => self.lock_held(me, path)?,
+        };
+        self.holder.store(me, Ordering::Relaxed);
+        Ok(WriterGuard {
+            mutex: self,
+            buffers,
+        })
+    }
+
+    /// [`Self::lock`] when the mutex was found locked.
+    fn lock_held(
+        &self,
+        me: u32,
+        path: &Path,
+    ) -> crate::Result<MutexGuard<'_, Vec<crate::staged::Staged>>> {
+        let forked = me != self.opened_in;
+        let deadline = Instant::now() + FORKED_HOLDER_WAIT;
+        loop {
+            let holder = self.holder.load(Ordering::Relaxed);
+            if holder == me || (holder == 0 && !forked) {
+                return Ok(self.buffers.lock().unwrap_or_else(PoisonError::into_inner));
+            }
+            if holder != 0 || Instant::now() >= deadline {
+                return Err(crate::Error::ForkedWhileWriting {
+                    path: path.to_path_buf(),
+                });
+            }
+            match self.buffers.try_lock() {
+                Ok(buffers) => return Ok(buffers),
+                Err(TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => std::thread::yield_now(),
+            }
+        }
+    }
+}
+
+/// The locked [`WriterMutex`]: its buffers, and the holder's process cleared before unlocking.
+#[derive(Debug)]
+pub(crate) struct WriterGuard<'a> {
+    mutex: &'a WriterMutex,
+    buffers: MutexGuard<'a, Vec<crate::staged::Staged>>,
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        // Before `buffers` unlocks (fields drop after this body).
+        self.mutex.holder.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Deref for WriterGuard<'_> {
+    type Target = Vec<crate::staged::Staged>;
+    fn deref(&self) -> &Self::Target {
+        &self.buffers
+    }
+}
+
+impl DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.buffers
+    }
 }
 
 /// Set in the writer word while a writer waits for it to be released (so the holder wakes it).
@@ -104,11 +214,35 @@ impl WriterWord<'_> {
 pub(crate) struct WriteLock<'a> {
     pub(crate) db: &'a Db,
     /// The in-process mutex, and the staging buffers it keeps between transactions.
-    pub(crate) spare: MutexGuard<'a, Vec<crate::staged::Staged>>,
+    pub(crate) spare: WriterGuard<'a>,
+    /// The process that took the lock. A forked child's copy (of a transaction open at the
+    /// fork) is not the lock: the parent holds it, through the word and the mark that the
+    /// child shares with it.
+    taken_in: u32,
+}
+
+impl WriteLock<'_> {
+    /// Refuses to write under a lock this process did not take: committing a forked child's
+    /// copy of a transaction would apply it a second time, beside the parent's.
+    pub(crate) fn held_here(&self) -> Result<()> {
+        if pmap::current_pid() == self.taken_in {
+            Ok(())
+        } else {
+            Err(Error::ForkedWhileWriting {
+                path: self.db.path.clone(),
+            })
+        }
+    }
 }
 
 impl Drop for WriteLock<'_> {
     fn drop(&mut self) {
+        // A forked child's copy releases nothing: the writer word and the file lock are the
+        // parent's, which still holds them (the owner words are this process's own copies,
+        // which no thread here holds).
+        if self.held_here().is_err() {
+            return;
+        }
         self.db.owner.store(0, Ordering::Relaxed);
         // Only if still this thread's (a WriteLock is not Send, so this is the thread that
         // took it): a store that raced a later owner's must not clear theirs.
@@ -155,10 +289,7 @@ impl Db {
             });
         }
         self.read_view().storage.check_writer_process(&self.path)?;
-        let mutex = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mutex = self.writer.lock(&self.path)?;
         match &self.mark {
             Some(mark) => WriterWord { map: &self.locker }.acquire(mark)?,
             None => self.locker.lock(Lock::Exclusive)?,
@@ -168,6 +299,7 @@ impl Db {
         let lock = WriteLock {
             db: self,
             spare: mutex,
+            taken_in: pmap::current_pid(),
         };
         self.refresh()?;
         crate::commit::recover(&lock)?;

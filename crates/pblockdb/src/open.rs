@@ -528,7 +528,7 @@ fn build_db(
         durability,
         history_min,
         view: RwLock::new(view),
-        writer: Mutex::new(Vec::new()),
+        writer: crate::lock::WriterMutex::new(),
         checked: Mutex::new(crate::checked::CheckedChunks::default()),
         locker,
         mark,

@@ -317,3 +317,179 @@ fn an_unmapped_handle_refuses_to_write_in_a_forked_child_and_the_parent_writes_o
     assert_eq!(db.get(b"child").unwrap(), None);
     assert_eq!(db.get(b"after").unwrap(), Some(b"fork".to_vec()));
 }
+
+#[test]
+fn a_mapped_handle_writes_in_a_forked_child_and_the_parent_reads_what_it_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forked_mapped.db");
+    let db = DbOptions::new(16, 24).capacity(64).open(&path).unwrap();
+    db.put(b"before", b"fork").unwrap();
+    let pid = fork_and_run(|| {
+        let read = db.get(b"before").ok().flatten() == Some(b"fork".to_vec());
+        let wrote = db
+            .write(|txn| {
+                txn.put(b"child", b"x")?;
+                txn.delete(b"before")?;
+                Ok(())
+            })
+            .is_ok();
+        match (read, wrote) {
+            (true, true) => 0,
+            (false, _) => 1,
+            (true, false) => 2,
+        }
+    })
+    .unwrap();
+    let exit = wait_child(pid, Duration::from_secs(30)).unwrap();
+    assert_eq!(exit, Some(ChildExit::Code(0)));
+    // The child's transaction is in the shared file: the parent's handle reads it.
+    assert_eq!(db.get(b"child").unwrap(), Some(b"x".to_vec()));
+    assert_eq!(db.get(b"before").unwrap(), None);
+    db.put(b"after", b"fork").unwrap();
+    db.verify().unwrap();
+}
+
+/// A fork while another thread of the parent holds the handle's write transaction: that thread
+/// does not exist in the child, so the handle's writer mutex, locked at the fork, is never
+/// unlocked there. The child's write is refused with a typed error instead of waiting forever.
+#[test]
+fn a_forked_child_refuses_to_write_when_a_parent_thread_held_the_write_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forked_holder.db");
+    let db = std::sync::Arc::new(DbOptions::new(16, 24).capacity(64).open(&path).unwrap());
+    db.put(b"before", b"fork").unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut txn = db.begin_write().unwrap();
+            txn.put(b"parent", b"1").unwrap();
+            held_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+            txn.commit().unwrap();
+        })
+    };
+    held_rx.recv().unwrap();
+    let pid = fork_and_run(|| {
+        let refused = matches!(
+            db.put(b"child", b"z"),
+            Err(Error::ForkedWhileWriting { .. })
+        );
+        // Reads need no writer: they go on.
+        let read = db.get(b"before").ok().flatten() == Some(b"fork".to_vec());
+        match (refused, read) {
+            (true, true) => 0,
+            (false, _) => 1,
+            (true, false) => 2,
+        }
+    })
+    .unwrap();
+    // A hung child is killed after the timeout and reported as `None`.
+    let exit = wait_child(pid, Duration::from_secs(20)).unwrap();
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(exit, Some(ChildExit::Code(0)));
+    assert_eq!(db.get(b"parent").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get(b"child").unwrap(), None);
+    db.verify().unwrap();
+}
+
+/// A fork inside a write transaction: the child's copy of the transaction is the parent's, so
+/// committing it there would apply the transaction twice, and dropping it there would release
+/// the writer lock the parent still holds (its word, and its mark on the shared open file
+/// description). The child's commit is refused, its drop releases nothing, and another writer
+/// waits for the parent's commit.
+#[test]
+fn a_write_transaction_inherited_by_a_forked_child_neither_commits_nor_unlocks_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forked_txn.db");
+    let db = DbOptions::new(16, 24).capacity(64).open(&path).unwrap();
+    let mut txn = db.begin_write().unwrap();
+    txn.put(b"parent", b"1").unwrap();
+    let mut inherited = Some(txn);
+    let pid = fork_and_run(|| {
+        let Some(mut txn) = inherited.take() else {
+            return 3;
+        };
+        let staged = txn.put(b"child", b"2").is_ok();
+        // Refused, and dropped on the way out (the drop must release nothing).
+        let refused = matches!(txn.commit(), Err(Error::ForkedWhileWriting { .. }));
+        match (staged, refused) {
+            (true, true) => 0,
+            (false, _) => 1,
+            (true, false) => 2,
+        }
+    })
+    .unwrap();
+    let exit = wait_child(pid, Duration::from_secs(30)).unwrap();
+    assert_eq!(exit, Some(ChildExit::Code(0)));
+    // Another process's writer must still find the lock held: its put cannot finish while the
+    // parent's transaction is open (the child is killed when the wait runs out).
+    let intruder = fork_an_intruding_writer(&path);
+    let intruded = wait_child(intruder, Duration::from_secs(2)).unwrap();
+    assert_eq!(intruded, None, "a writer took the lock the parent holds");
+    let Some(txn) = inherited.take() else {
+        unreachable!("the parent's transaction is its own");
+    };
+    txn.commit().unwrap();
+    assert_eq!(db.get(b"parent").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get(b"child").unwrap(), None);
+    assert_eq!(db.get(b"intruder").unwrap(), None);
+    assert_eq!(db.verify().unwrap().commits, 1);
+}
+
+/// Forks, from a thread of its own (one that holds no lock, so that the child is any other
+/// writer), a process that opens `path` and puts one key; its pid.
+fn fork_an_intruding_writer(path: &std::path::Path) -> u32 {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                fork_and_run(|| {
+                    let Ok(other) = Db::open(path) else {
+                        return 1;
+                    };
+                    if other.put(b"intruder", b"3").is_ok() {
+                        0
+                    } else {
+                        2
+                    }
+                })
+            })
+            .join()
+            .unwrap()
+    })
+    .unwrap()
+}
+
+/// A forked child that drops its copy of a handle (returning through its destructors) shares
+/// the parent's open file descriptions: an unlock there would release the parent's liveness
+/// mark, and a writer elsewhere would then take the parent's writer word as a dead writer's
+/// and roll back its commit under it.
+#[test]
+fn a_forked_child_dropping_its_copy_of_the_handle_leaves_the_parents_writer_lock_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forked_drop.db");
+    let mut copy = Some(DbOptions::new(16, 24).capacity(64).open(&path).unwrap());
+    let pid = fork_and_run(|| {
+        drop(copy.take());
+        0
+    })
+    .unwrap();
+    assert_eq!(
+        wait_child(pid, Duration::from_secs(30)).unwrap(),
+        Some(ChildExit::Code(0))
+    );
+    let Some(db) = copy else {
+        unreachable!("the parent's handle is its own");
+    };
+    let mut txn = db.begin_write().unwrap();
+    txn.put(b"parent", b"1").unwrap();
+    let intruder = fork_an_intruding_writer(&path);
+    let intruded = wait_child(intruder, Duration::from_secs(2)).unwrap();
+    assert_eq!(intruded, None, "a writer took the lock the parent holds");
+    txn.commit().unwrap();
+    assert_eq!(db.get(b"parent").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get(b"intruder").unwrap(), None);
+    db.verify().unwrap();
+}

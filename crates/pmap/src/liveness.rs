@@ -26,11 +26,17 @@ const TAKE_ATTEMPTS: u32 = 64;
 
 /// A held liveness mark: one id, unique among the live marks on its file, held until this is
 /// dropped (or the process dies).
+///
+/// A copy inherited by a forked child shares the parent's open file description, and so its
+/// lock: dropping it there releases nothing (the parent's mark stays held while the parent's
+/// handle lives, and while the child's copy of the descriptor stays open).
 #[derive(Debug)]
 pub struct LivenessMark {
     file: File,
     path: PathBuf,
     id: u32,
+    /// The process that took it: the only one whose drop releases it.
+    taken_in: u32,
 }
 
 impl LivenessMark {
@@ -78,6 +84,7 @@ impl LivenessMark {
                     file,
                     path: path.to_path_buf(),
                     id,
+                    taken_in: crate::current_pid(),
                 }));
             }
             crate::os::release_mark(&file, MARK_BASE + u64::from(id)).map_err(io("unlock"))?;
@@ -120,11 +127,14 @@ const SHARE_BYTE: u64 = MARK_BASE - 1;
 /// [`crate::Lock::Exclusive`] by one that must be alone with it (a handle reading a memory copy
 /// of the file, [`crate::MapOptions::memory_copy`], whose view would not see the others'
 /// writes, and whose writes they would not see in order). The kernel drops it when the handle
-/// closes or its process dies. Linux only, like [`LivenessMark`].
+/// closes or its process dies. Linux only, like [`LivenessMark`]; like a mark, a copy inherited
+/// by a forked child releases nothing when dropped there.
 #[derive(Debug)]
 pub struct ShareLock {
     file: File,
     path: PathBuf,
+    /// The process that took it: the only one whose drop releases it.
+    taken_in: u32,
 }
 
 impl ShareLock {
@@ -165,6 +175,7 @@ impl ShareLock {
         Ok(Some(ShareLock {
             file,
             path: path.to_path_buf(),
+            taken_in: crate::current_pid(),
         }))
     }
 
@@ -178,7 +189,12 @@ impl ShareLock {
 impl Drop for ShareLock {
     fn drop(&mut self) {
         // The handle is this lock's own: closing it releases the lock; this only says so first.
-        let _ = crate::os::release_mark(&self.file, SHARE_BYTE);
+        // Not in a forked child, whose copy shares the parent's open file description: there
+        // the unlock would release the parent's lock (the close releases nothing while the
+        // parent's descriptor stays open).
+        if crate::current_pid() == self.taken_in {
+            let _ = crate::os::release_mark(&self.file, SHARE_BYTE);
+        }
     }
 }
 
@@ -195,8 +211,11 @@ impl Drop for LivenessMark {
     fn drop(&mut self) {
         // Closing the handle releases the mark too, unless the open file description is
         // shared (a handle cloned from a map's): release it explicitly. A failure leaves it to
-        // the close.
-        let _ = crate::os::release_mark(&self.file, MARK_BASE + u64::from(self.id));
+        // the close. Not in a forked child: the description is the parent's too, and an unlock
+        // there would release the parent's mark under it.
+        if crate::current_pid() == self.taken_in {
+            let _ = crate::os::release_mark(&self.file, MARK_BASE + u64::from(self.id));
+        }
     }
 }
 
@@ -222,6 +241,49 @@ mod tests {
         let gone = first.id();
         drop(first);
         assert!(!second.is_held(gone).unwrap());
+    }
+
+    /// A forked child shares its parent's open file descriptions, so an explicit unlock in the
+    /// child would unlock the parent's: a child that drops its copies (returning through its
+    /// destructors) must leave the parent's mark and share lock held.
+    #[test]
+    fn a_forked_child_dropping_its_copies_leaves_the_parents_mark_and_share_lock_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("forked");
+        std::fs::write(&path, b"x").unwrap();
+        let mark = LivenessMark::take(&path).unwrap().unwrap();
+        let share = ShareLock::take(&path, crate::Lock::Shared)
+            .unwrap()
+            .unwrap();
+        let id = mark.id();
+        let mut copies = Some((mark, share));
+        let pid = crate::testing::fork_and_run(|| {
+            drop(copies.take());
+            0
+        })
+        .unwrap();
+        let exit = crate::testing::wait_child(pid, std::time::Duration::from_secs(30)).unwrap();
+        assert_eq!(exit, Some(crate::testing::ChildExit::Code(0)));
+        let observer = LivenessMark::take(&path).unwrap().unwrap();
+        assert!(
+            observer.is_held(id).unwrap(),
+            "the parent's mark was released"
+        );
+        assert!(
+            matches!(
+                ShareLock::take(&path, crate::Lock::Exclusive),
+                Err(Error::LockContended { .. })
+            ),
+            "the parent's share lock was released"
+        );
+        // The parent's own drop still releases them.
+        drop(copies);
+        assert!(!observer.is_held(id).unwrap());
+        assert!(
+            ShareLock::take(&path, crate::Lock::Exclusive)
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
