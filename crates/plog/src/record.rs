@@ -853,10 +853,20 @@ mod tests {
             ]);
             power = power.saturating_mul(10);
         }
+        // And a spread of values of every size (a xorshift, its output cut to a random width),
+        // each after a prefix that must survive.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            edges.push(state >> (state % 64));
+        }
         for n in edges {
             line.len = 0;
+            line.push(b"ab");
             line.decimal(n);
-            assert_eq!(line.bytes(), n.to_string().as_bytes(), "{n}");
+            assert_eq!(line.bytes(), format!("ab{n}").as_bytes(), "{n}");
         }
         for nanos in [
             0u64,
