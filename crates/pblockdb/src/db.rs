@@ -45,8 +45,10 @@ pub struct Db {
     /// remap that waits on it).
     pub(crate) locker: SharedMap,
     /// This handle's liveness mark, which it writes into the writer word (`lock.rs`): in a
-    /// writable handle where the platform has marks.
-    pub(crate) mark: Option<pmap::LivenessMark>,
+    /// writable handle where the platform has marks. Behind a mutex because a process forked
+    /// from the opener replaces the inherited copy with a mark of its own before it first
+    /// writes.
+    pub(crate) mark: Option<Mutex<pmap::LivenessMark>>,
     /// Token of the thread holding the writer lock through this handle, 0 when none.
     pub(crate) owner: AtomicUsize,
     /// Token of the thread holding the writer lock through any handle of this process on

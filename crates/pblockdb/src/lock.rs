@@ -291,7 +291,19 @@ impl Db {
         self.read_view().storage.check_writer_process(&self.path)?;
         let mutex = self.writer.lock(&self.path)?;
         match &self.mark {
-            Some(mark) => WriterWord { map: &self.locker }.acquire(mark)?,
+            Some(mark) => {
+                let mut mark = mark.lock().unwrap_or_else(PoisonError::into_inner);
+                if !mark.taken_here() {
+                    // A forked child's copy stands for the parent's mark, which dies with the
+                    // parent's handle: a word holding its id could then be taken over under
+                    // this process. This process writes with a mark of its own (the copy,
+                    // dropped, releases nothing of the parent's).
+                    if let Some(own) = self.locker.take_liveness_mark()? {
+                        *mark = own;
+                    }
+                }
+                WriterWord { map: &self.locker }.acquire(&mark)?;
+            }
             None => self.locker.lock(Lock::Exclusive)?,
         }
         self.owner.store(token, Ordering::Relaxed);

@@ -531,7 +531,7 @@ fn build_db(
         writer: crate::lock::WriterMutex::new(),
         checked: Mutex::new(crate::checked::CheckedChunks::default()),
         locker,
-        mark,
+        mark: mark.map(Mutex::new),
         owner: AtomicUsize::new(0),
         file_owner,
         finished,

@@ -493,3 +493,48 @@ fn a_forked_child_dropping_its_copy_of_the_handle_leaves_the_parents_writer_lock
     assert_eq!(db.get(b"intruder").unwrap(), None);
     db.verify().unwrap();
 }
+
+/// A child writing through an inherited handle must hold a liveness mark of its own: the
+/// parent's mark dies with the parent's handle (its drop releases it, in the parent's process),
+/// and a writer word naming a dead mark is taken over, and its commit rolled back, by the next
+/// writer. Here the parent closes its handle while the child holds a transaction.
+#[test]
+fn a_forked_child_writing_after_its_parent_closed_the_handle_keeps_its_lock() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forked_parent_closes.db");
+    let mut handle = Some(DbOptions::new(16, 24).capacity(64).open(&path).unwrap());
+    let (mut parent_end, mut child_end) = UnixStream::pair().unwrap();
+    let pid = fork_and_run(|| {
+        let Some(db) = handle.as_ref() else {
+            return 1;
+        };
+        let Ok(mut txn) = db.begin_write() else {
+            return 2;
+        };
+        if txn.put(b"child", b"1").is_err() {
+            return 3;
+        }
+        // Holding the lock: tell the parent, and wait until it says go on.
+        let mut go = [0u8];
+        if child_end.write_all(b"h").is_err() || child_end.read_exact(&mut go).is_err() {
+            return 4;
+        }
+        if txn.commit().is_err() { 5 } else { 0 }
+    })
+    .unwrap();
+    let mut held = [0u8];
+    parent_end.read_exact(&mut held).unwrap();
+    drop(handle.take());
+    let intruder = fork_an_intruding_writer(&path);
+    let intruded = wait_child(intruder, Duration::from_secs(2)).unwrap();
+    parent_end.write_all(b"g").unwrap();
+    let exit = wait_child(pid, Duration::from_secs(30)).unwrap();
+    assert_eq!(intruded, None, "a writer took the lock the child holds");
+    assert_eq!(exit, Some(ChildExit::Code(0)));
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.get(b"child").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get(b"intruder").unwrap(), None);
+    db.verify().unwrap();
+}

@@ -166,7 +166,16 @@ impl Core {
         let Some(file) = &self.file else {
             return Ok(None);
         };
-        let file = file.try_clone().map_err(self.io("dup"))?;
+        if !crate::os::HAS_MARKS {
+            return Ok(None);
+        }
+        // An open file description of its own (not a duplicate of the map's, which a forked
+        // child shares), so that the processes holding it are exactly those holding the mark;
+        // a duplicate where `/proc` is not mounted.
+        let file = match crate::os::reopen(file) {
+            Ok(own) => own,
+            Err(_) => file.try_clone().map_err(self.io("dup"))?,
+        };
         crate::LivenessMark::on_file(file, &self.path)
     }
 

@@ -59,6 +59,8 @@ impl LivenessMark {
 
     /// [`LivenessMark::take`] through `file` (a handle of its own: the mark lives on its open
     /// file description).
+    ///
+    /// [`Self::taken_here`] tells a copy inherited through `fork` from the mark itself.
     pub(crate) fn on_file(file: File, path: &Path) -> Result<Option<LivenessMark>> {
         if !crate::os::HAS_MARKS {
             return Ok(None);
@@ -94,6 +96,14 @@ impl LivenessMark {
             op: "take a liveness mark",
             reason: "every id tried is held by another handle",
         })
+    }
+
+    /// Whether this process took the mark: false in a forked child, whose copy stands for the
+    /// parent's mark, which dies with the parent's handle (a process that writes a mark's id
+    /// into a shared word takes a mark of its own first).
+    #[must_use]
+    pub fn taken_here(&self) -> bool {
+        crate::current_pid() == self.taken_in
     }
 
     /// This mark's id: never 0, below `2^31`.
@@ -213,7 +223,7 @@ impl Drop for LivenessMark {
         // shared (a handle cloned from a map's): release it explicitly. A failure leaves it to
         // the close. Not in a forked child: the description is the parent's too, and an unlock
         // there would release the parent's mark under it.
-        if crate::current_pid() == self.taken_in {
+        if self.taken_here() {
             let _ = crate::os::release_mark(&self.file, MARK_BASE + u64::from(self.id));
         }
     }

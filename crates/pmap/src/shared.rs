@@ -268,9 +268,11 @@ impl SharedMap {
         Ok(())
     }
 
-    /// Takes a [`LivenessMark`](crate::LivenessMark) on the mapped file itself, through a
-    /// duplicate of this map's file handle (so it is on this very file even if its path now
-    /// names another). `Ok(None)` where the platform has no marks, and for anonymous mappings.
+    /// Takes a [`LivenessMark`](crate::LivenessMark) on the mapped file itself, through a new
+    /// open of this map's file (`/proc/self/fd`: on this very file even if its path now names
+    /// another), on an open file description of its own: no other handle's, and none a process
+    /// forked later shares until it inherits the mark itself. `Ok(None)` where the platform has
+    /// no marks, and for anonymous mappings.
     ///
     /// # Errors
     /// As [`LivenessMark::take`](crate::LivenessMark::take).

@@ -546,6 +546,11 @@ pub(crate) const HAS_MARKS: bool = false;
 pub(crate) const MSYNC_SYNCS_DATA: bool = false;
 
 /// Never called where [`HAS_MARKS`] is false.
+pub(crate) fn reopen(_file: &std::fs::File) -> std::io::Result<std::fs::File> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// Never called where [`HAS_MARKS`] is false.
 pub(crate) fn hold_mark(_file: &std::fs::File, _offset: u64) -> std::io::Result<()> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }

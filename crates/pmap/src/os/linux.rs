@@ -186,6 +186,16 @@ fn ofd_lock(
     Ok(lock)
 }
 
+/// A new open of `file`'s file, read-only, with an open file description of its own (through
+/// `/proc/self/fd`, which names the open file itself, not its path: the same file even when
+/// renamed or unlinked). A mark taken on it belongs to no other handle and to no process this
+/// one forks before it (a duplicate of a map's descriptor would share the map's description,
+/// which a forked child inherits).
+pub(crate) fn reopen(file: &std::fs::File) -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    std::fs::File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
 /// Takes a shared lock on the byte at `offset` for `file`'s open file description, without
 /// waiting (no handle ever holds an exclusive one there).
 pub(crate) fn hold_mark(file: &std::fs::File, offset: u64) -> io::Result<()> {
