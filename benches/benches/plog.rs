@@ -9,7 +9,10 @@
 //!   `with_follower` is `plog` while a live follower (`Log::follow`) in another thread reads
 //!   the same log as fast as it can: the cost a fast reader puts on the writer.
 //! - `plog_write_64B_2threads`: two threads writing together; one iteration is one message in
-//!   each thread, so the throughput line is messages per second in total.
+//!   each thread, so the throughput line is messages per second in total. `plog` writes a
+//!   default log (one reservation counter), `plog_lanes` a default-sized log of as many writer
+//!   lanes as the machine has processors (rounded up to a power of two, at least 2:
+//!   `LogOptions::lanes`), each thread writing to the lane of its processor.
 //! - `plog_read_64B`: reading a full default ring of 64-byte records (16384 per iteration):
 //!   `reader` (`Log::reader()` as an iterator of owned records), `reader_next_ref` (the same
 //!   reader, borrowing each record), `follower_batched` (a follower from the start, borrowing,
@@ -159,8 +162,29 @@ fn with_follower(log: &Arc<Log>, iters: u64, msg: &[u8]) -> Duration {
 fn bench_two_threads(c: &mut Criterion, dir: &Path) {
     let mut group = c.benchmark_group("plog_write_64B_2threads");
     group.throughput(Throughput::Elements(2));
-    let log = Arc::new(Log::open(dir.join("two.plog")).unwrap());
-    group.bench_function("plog", |b| {
+    let one_lane = Arc::new(Log::open(dir.join("two.plog")).unwrap());
+    let lanes = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .next_power_of_two()
+        .clamp(2, 16) as u32;
+    let laned = Arc::new(
+        plog::LogOptions::new()
+            .lanes(lanes)
+            .open(dir.join("two_laned.plog"))
+            .unwrap(),
+    );
+    for (name, log) in [("plog", one_lane), ("plog_lanes", laned)] {
+        bench_two_writers(&mut group, name, log);
+    }
+    group.finish();
+}
+
+fn bench_two_writers(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    log: Arc<Log>,
+) {
+    group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let barrier = Arc::new(Barrier::new(2));
             let run = move |log: Arc<Log>, barrier: Arc<Barrier>| {
@@ -180,7 +204,6 @@ fn bench_two_threads(c: &mut Criterion, dir: &Path) {
             mine.max(other.join().unwrap())
         })
     });
-    group.finish();
 }
 
 /// A default log holding one full ring of 64-byte records.

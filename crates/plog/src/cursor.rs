@@ -4,7 +4,6 @@
 //! and the name (NUL-padded). A slot is claimed with a compare-and-swap of its state, so two
 //! processes never write the same slot's name.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::format::{CURSOR_SLOT_LEN, CURSOR_SLOTS, CURSORS_OFF, MAX_CURSOR_NAME};
@@ -134,7 +133,7 @@ impl Log {
     /// As [`Log::load_cursor`].
     pub fn reader_from_cursor(&self, name: &str) -> Result<Reader> {
         let from = self.load_cursor(name)?;
-        Ok(Reader::new(Arc::clone(&self.inner), from))
+        Ok(Reader::new(&self.inner, &self.lanes, from))
     }
 
     /// A copy of the 1024-byte user area in the header, free for the application's own use.

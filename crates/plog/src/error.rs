@@ -85,7 +85,7 @@ pub enum Error {
     },
     /// An existing log has a different geometry from the one explicitly asked for.
     #[error(
-        "{path}: asked for {asked_blocks} blocks of {asked_block_size} bytes, the file has {found_blocks} blocks of {found_block_size} bytes"
+        "{path}: asked for {asked_blocks} blocks of {asked_block_size} bytes in {asked_lanes} lane(s), the file has {found_blocks} blocks of {found_block_size} bytes in {found_lanes}"
     )]
     GeometryMismatch {
         /// The file concerned.
@@ -98,13 +98,17 @@ pub enum Error {
         found_blocks: u64,
         /// Block size in the file.
         found_block_size: u32,
+        /// Writer lanes asked for (1 when not asked).
+        asked_lanes: u32,
+        /// Writer lanes in the file.
+        found_lanes: u32,
     },
     /// The geometry asked for is not allowed (see [`crate::LogOptions`]).
     #[error("{path}: invalid geometry: {field} = {value} ({rule})")]
     InvalidGeometry {
         /// The path given.
         path: PathBuf,
-        /// `blocks` or `block_size`.
+        /// `blocks`, `block_size` or `lanes`.
         field: &'static str,
         /// The value asked for.
         value: u64,

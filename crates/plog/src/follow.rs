@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use pmap::SharedMap;
 
-use crate::format::{HEADER_SIZE, NEXT_OFF, POSITION_LIMIT, WAKE_OFF};
+use crate::format::{HEADER_SIZE, WAKE_OFF};
 use crate::log::LogState;
 use crate::protocol::Sleeper;
 use crate::reader::Step;
@@ -356,7 +356,7 @@ impl Follower {
     /// not yet published; its writer may not know we sleep, so spin briefly, then sleep in
     /// short steps.
     fn sleep(&mut self, pending: bool, left: Option<Duration>) -> bool {
-        let inner = &self.reader.inner;
+        let inner = self.reader.header();
         let announce = wake_map(inner, self.stop.side.as_ref());
         if pending
             && self
@@ -382,12 +382,7 @@ impl Follower {
         if self.stop.is_stopped() {
             return false;
         }
-        let next = inner
-            .map
-            .load_word_u64(NEXT_OFF)
-            .map_or(0, |counter| Sleeper::recheck(&counter))
-            .min(POSITION_LIMIT);
-        if !pending && next > self.reader.position() {
+        if !pending && self.reader.reserved_past(None) {
             return false; // Published or reserved since the step: look again.
         }
         if pending {
@@ -415,15 +410,13 @@ impl Follower {
     /// once a microsecond costs the writers one line transfer per microsecond, and a record
     /// published meanwhile waits at most that long.
     fn watch_counter(&self, left: Option<Duration>) -> bool {
-        let inner = &self.reader.inner;
-        let pos = self.reader.position();
         let start = Instant::now();
         let until = left.map_or(WATCH_FOR, |left| left.min(WATCH_FOR));
         let mut looked = start;
         loop {
             let now = Instant::now();
             if now.duration_since(looked) >= WATCH_STEP {
-                if inner.next(Ordering::Relaxed) > pos || self.stop.is_stopped() {
+                if self.reader.reserved_past(Some(Ordering::Relaxed)) || self.stop.is_stopped() {
                     return true;
                 }
                 looked = now;
@@ -501,6 +494,7 @@ impl Log {
             (None, false) => self.reader_from(u64::MAX),
         }
         .batched()
+        .with_hole_grace(options.hole_grace)
         .with_filter(options.filter.clone());
         let stop = StopHandle {
             flag: Arc::new(AtomicBool::new(false)),

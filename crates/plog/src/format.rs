@@ -13,22 +13,37 @@ compile_error!(
 /// command (stopped by 0x1a) is caught as damage rather than read as a log.
 pub const MAGIC: [u8; 16] = *b"\x89PLOG\r\n\x1a\n\0\0\0\0\0\0\0";
 
-/// The format version this build writes: 2, where every block starts with a claim word
-/// (docs/plog-format.md, "Claims").
-pub const FORMAT_VERSION: u32 = 2;
+/// The newest format version this build reads and writes: 3, a ring split into writer lanes
+/// (docs/plog-format.md, "Lanes"). A log of one lane is written exactly as format 2 was, with
+/// `version` and `compat_version` 2, so that format 2 builds go on reading it; only a laned
+/// log is version 3.
+pub const FORMAT_VERSION: u32 = 3;
 
-/// The oldest version of plog able to read the files this build writes. A reader accepts a file
-/// whose `compat_version` is at most its own [`FORMAT_VERSION`]: newer versions that only add
-/// to the format keep `compat_version` at 2 and stay readable by this build. Format 1 readers
-/// cannot read format 2 (a record's later blocks begin with claim words), hence 2.
+/// The `version` and `compat_version` of a laned log: format 2 builds cannot read it (its
+/// reservation counters and ring are split by lane).
+pub const LANED_COMPAT_VERSION: u32 = 3;
+
+/// The most writer lanes a log may have.
+pub const MAX_LANES: u32 = 16;
+
+/// The oldest version of plog able to read the logs of one lane this build writes (their
+/// `version` too: format 2, every block starting with a claim word, docs/plog-format.md,
+/// "Claims"). A reader accepts a file whose `compat_version` is at most its own
+/// [`FORMAT_VERSION`]: newer versions that only add to the format keep `compat_version` and
+/// stay readable by this build. Format 1 readers cannot read format 2 (a record's later blocks
+/// begin with claim words), hence 2.
 pub const COMPAT_VERSION: u32 = 2;
 
 /// The format version of the files written before claim words, which this build refuses
 /// ([`crate::Error::OldFormat`]).
 pub const FORMAT_VERSION_1: u32 = 1;
 
-/// Bytes before the ring: one 4 KiB page.
+/// Bytes before the ring of a log of one lane: one 4 KiB page.
 pub const HEADER_SIZE: u32 = 4096;
+
+/// Bytes before the ring of a laned log: the header page, then a page of lane counters and
+/// lane cursor positions.
+pub const LANED_HEADER_SIZE: u32 = 8192;
 
 /// The longest tag, in bytes.
 pub const MAX_TAG_LEN: usize = 255;
@@ -78,6 +93,12 @@ pub(crate) const WAKE_OFF: usize = 128;
 pub(crate) const CURSORS_OFF: usize = 1024;
 pub(crate) const CURSOR_SLOT_LEN: usize = 64;
 pub(crate) const USER_AREA_OFF: usize = 2048;
+/// A laned log's reservation counters: lane `k`'s at `LANE_COUNTERS_OFF + k * LANE_COUNTER_STRIDE`,
+/// each alone on a pair of cache lines (the adjacent-line prefetcher fetches lines in pairs),
+/// so that writers on two cores never share a counter's line.
+pub(crate) const LANE_COUNTERS_OFF: usize = 4096;
+/// Bytes between two lanes' counters.
+pub(crate) const LANE_COUNTER_STRIDE: usize = 128;
 
 /// Bit 31 of the wake word: a follower is (about to be) asleep on it.
 pub(crate) const SLEEPER: u32 = 1 << 31;
@@ -99,8 +120,8 @@ pub(crate) struct StaticHeader {
     pub block_size: u32,
     pub block_count: u64,
     pub created_ns: u64,
-    /// Writer lanes: 1 (one reservation counter). Reserved for rings split into per-CPU lanes;
-    /// a file with more is refused by this build.
+    /// Writer lanes: 1 (one reservation counter, at [`NEXT_OFF`]), or a power of two up to
+    /// [`MAX_LANES`], each lane a ring of its own with its counter in the second header page.
     pub lanes: u32,
     pub reserved: [u32; 2],
     /// crc32c of bytes 0..60.
@@ -111,15 +132,20 @@ const _: () = assert!(size_of::<StaticHeader>() == 64);
 
 impl StaticHeader {
     pub(crate) fn new(geometry: Geometry, created_ns: u64) -> StaticHeader {
+        let version = if geometry.lanes > 1 {
+            LANED_COMPAT_VERSION
+        } else {
+            COMPAT_VERSION
+        };
         let mut header = StaticHeader {
             magic: MAGIC,
-            version: FORMAT_VERSION,
-            compat_version: COMPAT_VERSION,
-            header_size: HEADER_SIZE,
+            version,
+            compat_version: version,
+            header_size: geometry.header_size(),
             block_size: geometry.block_size,
             block_count: geometry.blocks,
             created_ns,
-            lanes: 1,
+            lanes: geometry.lanes,
             reserved: [0; 2],
             crc: 0,
         };
@@ -198,10 +224,14 @@ pub(crate) const fn padded(len: usize) -> usize {
 pub(crate) struct AlignedImage<const N: usize>(pub [u8; N]);
 
 /// A ring's shape, validated: every product and sum of its fields fits in `u64` and `usize`.
+/// `blocks` counts the blocks of every lane together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geometry {
     pub blocks: u64,
     pub block_size: u32,
+    /// Writer lanes: 1, or a power of two up to [`MAX_LANES`] dividing `blocks` into lanes of
+    /// at least [`MIN_BLOCKS`] each.
+    pub lanes: u32,
 }
 
 impl Geometry {
@@ -236,7 +266,44 @@ impl Geometry {
                 ));
             }
         }
-        Ok(Geometry { blocks, block_size })
+        Ok(Geometry {
+            blocks,
+            block_size,
+            lanes: 1,
+        })
+    }
+
+    /// This geometry split into `lanes` writer lanes, if the rules allow it.
+    pub(crate) fn with_lanes(
+        self,
+        lanes: u32,
+    ) -> Result<Geometry, (&'static str, u64, &'static str)> {
+        if !lanes.is_power_of_two() || lanes > MAX_LANES {
+            return Err(("lanes", lanes.into(), "must be a power of two from 1 to 16"));
+        }
+        let lanes_u64 = u64::from(lanes);
+        if self.blocks % lanes_u64 != 0 || self.blocks / lanes_u64 < MIN_BLOCKS {
+            return Err((
+                "lanes",
+                lanes.into(),
+                "must divide blocks into lanes of at least 2 blocks",
+            ));
+        }
+        Ok(Geometry { lanes, ..self })
+    }
+
+    /// Bytes before the ring.
+    pub(crate) fn header_size(self) -> u32 {
+        if self.lanes > 1 {
+            LANED_HEADER_SIZE
+        } else {
+            HEADER_SIZE
+        }
+    }
+
+    /// Blocks in one lane's ring.
+    pub(crate) fn lane_blocks(self) -> u64 {
+        self.blocks / u64::from(self.lanes)
     }
 
     /// Bytes of the ring.
@@ -246,13 +313,13 @@ impl Geometry {
 
     /// Bytes of the whole file.
     pub(crate) fn file_len(self) -> u64 {
-        u64::from(HEADER_SIZE) + self.ring_bytes()
+        u64::from(self.header_size()) + self.ring_bytes()
     }
 
-    /// The most blocks one record may take: half the ring, so that a record that had to skip
-    /// the ring's end always fits at its start.
+    /// The most blocks one record may take: half a lane's ring, so that a record that had to
+    /// skip the ring's end always fits at its start.
     pub(crate) fn max_record_blocks(self) -> u64 {
-        self.blocks / 2
+        self.lane_blocks() / 2
     }
 
     /// Content bytes (all of a record but its claim words) one block carries.
@@ -295,6 +362,15 @@ mod tests {
         assert_eq!(g.blocks_for(57), 2);
         assert_eq!(g.blocks_for(0), 1);
         assert_eq!(g.file_len(), 4096 + 640);
+        assert_eq!(g.with_lanes(3).unwrap_err().0, "lanes");
+        assert_eq!(g.with_lanes(32).unwrap_err().0, "lanes");
+        assert_eq!(g.with_lanes(4).unwrap_err().0, "lanes"); // 10 blocks in 4 lanes
+        let g = Geometry::checked(16, 64).unwrap();
+        assert_eq!(g.with_lanes(16).unwrap_err().0, "lanes"); // lanes of one block
+        let laned = g.with_lanes(8).unwrap();
+        assert_eq!(laned.lane_blocks(), 2);
+        assert_eq!(laned.max_record_blocks(), 1);
+        assert_eq!(laned.file_len(), 8192 + 16 * 64);
     }
 
     #[test]

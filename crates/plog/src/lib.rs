@@ -66,12 +66,14 @@ mod error;
 mod flusher;
 mod follow;
 mod format;
+mod lanes;
 mod level;
 mod log;
 #[cfg(feature = "log")]
 mod log_adapter;
 #[cfg(any(feature = "log", feature = "tracing"))]
 mod log_adapter_shared;
+mod merged;
 mod open;
 mod options;
 mod panic_hook;
@@ -95,17 +97,18 @@ pub use crate::error::{Error, Result};
 pub use crate::follow::{FollowOptions, FollowThread, Follower, StopHandle};
 pub use crate::format::{
     CLAIM_LEN, COMPAT_VERSION, CURSOR_SLOTS, DEFAULT_BLOCK_SIZE, DEFAULT_BLOCKS, FORMAT_VERSION,
-    FORMAT_VERSION_1, HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE, MAX_BLOCKS, MAX_CURSOR_NAME,
-    MAX_RING_BYTES, MAX_TAG_LEN, MIN_BLOCK_SIZE, MIN_BLOCKS, POSITION_LIMIT, RECORD_HEADER_LEN,
-    USER_AREA_SIZE, WRITE_LIMIT,
+    FORMAT_VERSION_1, HEADER_SIZE, LANED_COMPAT_VERSION, LANED_HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE,
+    MAX_BLOCKS, MAX_CURSOR_NAME, MAX_LANES, MAX_RING_BYTES, MAX_TAG_LEN, MIN_BLOCK_SIZE,
+    MIN_BLOCKS, POSITION_LIMIT, RECORD_HEADER_LEN, USER_AREA_SIZE, WRITE_LIMIT,
 };
 pub use crate::level::{Filter, Level, ParseLevelError};
 pub use crate::log::{Log, Stats};
 #[cfg(feature = "log")]
 pub use crate::log_adapter::Logger;
+pub use crate::merged::Reader;
 pub use crate::options::{LogOptions, POPULATE_BYTES, Populate};
 pub use crate::panic_hook::{PANIC_TAG, install_panic_hook};
-pub use crate::reader::{DumpSummary, Reader};
+pub use crate::reader::DumpSummary;
 pub use crate::record::{Format, Record, RecordKind, RecordRef, rfc3339};
 pub use crate::structured::{Field, Fields, Span, Spans, Structured, StructuredPayload, Value};
 #[cfg(feature = "tracing")]

@@ -9,18 +9,29 @@ use pmap::SharedMap;
 use crate::clock::WallClock;
 use crate::flusher::Flusher;
 use crate::format::{
-    CLAIM_LEN, FORMAT_VERSION, Geometry, HEADER_SIZE, NEXT_OFF, POSITION_LIMIT, RECORD_HEADER_LEN,
-    StaticHeader,
+    CLAIM_LEN, FORMAT_VERSION, Geometry, LANE_COUNTER_STRIDE, LANE_COUNTERS_OFF, NEXT_OFF,
+    POSITION_LIMIT, RECORD_HEADER_LEN, StaticHeader,
 };
 use crate::{Error, Level, LogOptions, Result};
 
-/// The shared state of one open log: the mapping and what was learned at open.
+/// The shared state of one lane of an open log: the mapping and what was learned at open. A
+/// log of one lane has one; a laned log one for each lane, sharing the mapping, each seeing
+/// its lane as a ring of its own (its counter, its blocks): the claim protocol, the reader and
+/// recovery work on a lane exactly as they work on a log of one lane. Positions here are a
+/// lane's own; [`Self::global_id`] turns one into the record id users see.
 #[derive(Debug)]
 pub(crate) struct LogState {
-    pub(crate) map: SharedMap,
+    pub(crate) map: Arc<SharedMap>,
+    /// The whole file's geometry (every lane's blocks).
     pub(crate) geometry: Geometry,
     pub(crate) writable: bool,
+    /// This lane's index, and log2 of the number of lanes (a power of two).
+    lane: u64,
+    lane_shift: u32,
+    /// The byte offset of this lane's reservation counter.
+    counter_off: usize,
     pub(crate) ring_off: usize,
+    /// Blocks in this lane's ring.
     pub(crate) blocks: u64,
     pub(crate) block_shift: u32,
     /// Bytes per block (`1 << block_shift`).
@@ -36,29 +47,77 @@ pub(crate) struct LogState {
 }
 
 impl LogState {
+    /// The state of a log of one lane (or of lane 0 of a laned log, for what the header holds).
     pub(crate) fn new(map: SharedMap, geometry: Geometry, writable: bool) -> LogState {
+        LogState::lane(Arc::new(map), geometry, 0, writable)
+    }
+
+    /// The state of lane `lane` of the log mapped by `map`.
+    pub(crate) fn lane(
+        map: Arc<SharedMap>,
+        geometry: Geometry,
+        lane: u32,
+        writable: bool,
+    ) -> LogState {
+        let blocks = geometry.lane_blocks();
+        let block_shift = geometry.block_size.trailing_zeros();
+        let counter_off = if geometry.lanes > 1 {
+            LANE_COUNTERS_OFF + lane as usize * LANE_COUNTER_STRIDE
+        } else {
+            NEXT_OFF
+        };
+        // lane < lanes, and the whole ring fits in usize (checked by Geometry).
+        let ring_off =
+            geometry.header_size() as usize + ((u64::from(lane) * blocks) << block_shift) as usize;
         LogState {
             map,
             geometry,
             writable,
-            ring_off: HEADER_SIZE as usize,
-            blocks: geometry.blocks,
-            block_shift: geometry.block_size.trailing_zeros(),
+            lane: lane.into(),
+            lane_shift: geometry.lanes.trailing_zeros(),
+            counter_off,
+            ring_off,
+            blocks,
+            block_shift,
             block_size: geometry.block_size as usize,
             max_content: geometry.max_content(),
             content_per_block: geometry.content_per_block(),
-            slot_mask: geometry
-                .blocks
-                .is_power_of_two()
-                .then(|| geometry.blocks - 1),
+            slot_mask: blocks.is_power_of_two().then(|| blocks - 1),
             clock: WallClock::new(),
         }
     }
 
+    /// The states of every lane of the log mapped by `map` (one for a log of one lane).
+    pub(crate) fn lanes(map: SharedMap, geometry: Geometry, writable: bool) -> Vec<Arc<LogState>> {
+        let map = Arc::new(map);
+        (0..geometry.lanes)
+            .map(|lane| Arc::new(LogState::lane(Arc::clone(&map), geometry, lane, writable)))
+            .collect()
+    }
+
+    /// The record id of this lane's position `pos`: `pos * lanes + lane` (so `pos` itself in a
+    /// log of one lane). Unique over the log and increasing within a lane.
+    #[inline(always)]
+    pub(crate) fn global_id(&self, pos: u64) -> u64 {
+        (pos << self.lane_shift) | self.lane
+    }
+
+    /// This lane's first position whose record id is at least `id`.
+    #[inline]
+    pub(crate) fn lane_position(&self, id: u64) -> u64 {
+        id.saturating_sub(self.lane).div_ceil(1 << self.lane_shift)
+    }
+
+    /// The byte offset of this lane's reservation counter.
+    #[inline(always)]
+    pub(crate) fn counter_off(&self) -> usize {
+        self.counter_off
+    }
+
     /// Gives the mapping back (for the open path, which probes a file under a candidate
-    /// geometry before it has a log).
-    pub(crate) fn into_map(self) -> SharedMap {
-        self.map
+    /// geometry before it has a log): `None` if another lane's state still shares it.
+    pub(crate) fn into_map(self) -> Option<SharedMap> {
+        Arc::into_inner(self.map)
     }
 
     pub(crate) fn path(&self) -> PathBuf {
@@ -82,7 +141,7 @@ impl LogState {
     #[inline]
     pub(crate) fn next(&self, order: Ordering) -> u64 {
         self.map
-            .load_u64(NEXT_OFF, order)
+            .load_u64(self.counter_off, order)
             .unwrap_or(0)
             .min(POSITION_LIMIT)
     }
@@ -151,7 +210,11 @@ impl LogState {
 /// ```
 #[derive(Debug)]
 pub struct Log {
+    /// Lane 0: the state the header's words (cursors, user area, wake word) are reached
+    /// through, and the only lane of a log of one lane.
     pub(crate) inner: Arc<LogState>,
+    /// Every lane (`inner` first).
+    pub(crate) lanes: Box<[Arc<LogState>]>,
     // Held for its Drop, which stops and joins the thread.
     pub(crate) _flusher: Option<Flusher>,
 }
@@ -174,8 +237,11 @@ pub struct Stats {
     /// When the file was created, in nanoseconds since the Unix epoch ([`crate::rfc3339`]
     /// formats it).
     pub created: u64,
-    /// The id the next record will get (if it does not need padding): the reservation
-    /// counter, i.e. the number of blocks ever reserved.
+    /// Writer lanes (1 unless the log was created with [`LogOptions::lanes`]).
+    pub lanes: u32,
+    /// An id past every record's: for a log of one lane, the id the next record will get (if it
+    /// does not need padding), the reservation counter, i.e. the number of blocks ever
+    /// reserved; for a laned log, the largest of the ids each lane's next record would get.
     pub next_id: u64,
     /// The id of the oldest record still readable, if any.
     pub oldest_id: Option<u64>,
@@ -212,7 +278,25 @@ impl Log {
     /// [`Error::ReadOnly`].
     #[inline]
     pub fn write(&self, level: Level, tag: &str, payload: impl AsRef<[u8]>) -> Result<u64> {
-        self.inner.write(level, tag.as_bytes(), payload.as_ref())
+        if self.lanes.len() == 1 {
+            // One lane: positions are ids.
+            return self.inner.write(level, tag.as_bytes(), payload.as_ref());
+        }
+        let lane = self.lane_for_write();
+        lane.write(level, tag.as_bytes(), payload.as_ref())
+            .map(|pos| lane.global_id(pos))
+    }
+
+    /// The lane this thread writes to: the only one, or in a laned log the lane of the
+    /// processor the thread runs on (of the thread where the platform does not say), so that
+    /// writers on different cores use different counters.
+    #[inline(always)]
+    pub(crate) fn lane_for_write(&self) -> &LogState {
+        if self.lanes.len() == 1 {
+            return &self.inner;
+        }
+        let lane = crate::lanes::writer_lane(self.lanes.len());
+        self.lanes.get(lane).unwrap_or(&self.inner)
     }
 
     /// Writes one structured record (message, fields, spans; record kind 1) and returns its
@@ -228,12 +312,14 @@ impl Log {
         tag: &str,
         payload: &crate::StructuredPayload,
     ) -> Result<u64> {
-        self.inner.write_kind(
+        let lane = self.lane_for_write();
+        lane.write_kind(
             level,
             crate::format::KIND_STRUCTURED,
             tag.as_bytes(),
             payload.as_bytes(),
         )
+        .map(|pos| lane.global_id(pos))
     }
 
     /// Writes the mapping to disk and waits until it is there.
@@ -271,11 +357,17 @@ impl Log {
             path: self.inner.path(),
             blocks: g.blocks,
             block_size: g.block_size,
-            header_size: HEADER_SIZE,
+            header_size: g.header_size(),
             file_size: self.inner.map.len() as u64,
             version: header.map_or(FORMAT_VERSION, |h| h.version),
             created: header.map_or(0, |h| h.created_ns),
-            next_id: self.inner.next(Ordering::Acquire),
+            lanes: g.lanes,
+            next_id: self
+                .lanes
+                .iter()
+                .map(|lane| lane.global_id(lane.next(Ordering::Acquire)))
+                .max()
+                .unwrap_or(0),
             oldest_id: self.reader().next().map(|r| r.id),
             max_message: self.max_message(0),
             read_only: !self.inner.writable,

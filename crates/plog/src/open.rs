@@ -11,8 +11,9 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::claim::Claim;
 use crate::clock::system_now_ns;
 use crate::format::{
-    COMPAT_VERSION, FORMAT_VERSION, Geometry, HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE,
-    NEXT_OFF, POSITION_LIMIT, StaticHeader, WRITE_LIMIT,
+    COMPAT_VERSION, FORMAT_VERSION, Geometry, HEADER_SIZE, LANE_COUNTER_STRIDE, LANE_COUNTERS_OFF,
+    LANED_COMPAT_VERSION, MAGIC, MAX_BLOCK_SIZE, MAX_LANES, MIN_BLOCK_SIZE, NEXT_OFF,
+    POSITION_LIMIT, StaticHeader, WRITE_LIMIT,
 };
 use crate::log::LogState;
 use crate::reader::Slot;
@@ -106,7 +107,7 @@ fn write_header(map: &SharedMap, header: &StaticHeader) -> Result<()> {
     map.write_at(0, &bytes[..60])?;
     fence(Ordering::SeqCst);
     map.write_at(60, &bytes[60..])?;
-    map.flush_range(0, HEADER_SIZE as usize)?;
+    map.flush_range(0, header.header_size as usize)?;
     Ok(())
 }
 
@@ -162,12 +163,20 @@ fn recover_lost_header(mut map: SharedMap, path: &Path) -> Result<(SharedMap, Op
     if !any_data {
         return Ok((map, None));
     }
+    // A laned log's lost header page is not rebuilt: its ring starts a page later and is split
+    // by lane, and a record of a late lap could pass validation under a one-lane geometry that
+    // misplaces every other record. Left alone, as any file no geometry explains.
+    if looks_like_lane_counters(&map)? {
+        return Err(Error::HeaderLost {
+            path: path.to_path_buf(),
+        });
+    }
     let mut block_size = MIN_BLOCK_SIZE;
     while block_size <= MAX_BLOCK_SIZE {
         if ring_len % u64::from(block_size) == 0
             && let Ok(geometry) = Geometry::checked(ring_len / u64::from(block_size), block_size)
         {
-            let (back, oldest) = oldest_valid_record_time(map, geometry);
+            let (back, oldest) = oldest_valid_record_time(map, geometry)?;
             map = back;
             if let Some(created) = oldest {
                 write_header(&map, &StaticHeader::new(geometry, created))?;
@@ -184,7 +193,10 @@ fn recover_lost_header(mut map: SharedMap, path: &Path) -> Result<(SharedMap, Op
 /// Under `geometry`, the time of the oldest record the ring holds that passes full validation,
 /// if any: one claim-word load per block, and a validation only where the word names a record
 /// starting in that very slot.
-fn oldest_valid_record_time(map: SharedMap, geometry: Geometry) -> (SharedMap, Option<u64>) {
+fn oldest_valid_record_time(
+    map: SharedMap,
+    geometry: Geometry,
+) -> Result<(SharedMap, Option<u64>)> {
     let probe = LogState::new(map, geometry, false);
     let mut oldest: Option<u64> = None;
     let mut arena = crate::reader::Arena::default();
@@ -205,7 +217,34 @@ fn oldest_valid_record_time(map: SharedMap, geometry: Geometry) -> (SharedMap, O
             oldest = Some(oldest.map_or(found.time, |t| t.min(found.time)));
         }
     }
-    (probe.into_map(), oldest)
+    let map = probe.into_map().ok_or_else(|| Error::Io {
+        op: "probe a lost header",
+        source: std::io::Error::other("the probe's mapping is still shared"),
+    })?;
+    Ok((map, oldest))
+}
+
+/// Whether the page after the first looks like a laned log's counter page: nonzero words only
+/// where lane counters sit (every [`LANE_COUNTER_STRIDE`] bytes of its first half) and at least
+/// one. A ring of one lane holding records there has nonzero bytes after each claim word (a
+/// record's time), so it never looks like this.
+fn looks_like_lane_counters(map: &SharedMap) -> Result<bool> {
+    let mut counters = 0;
+    let mut off = LANE_COUNTERS_OFF;
+    let end = LANE_COUNTERS_OFF + MAX_LANES as usize * LANE_COUNTER_STRIDE;
+    if map.len() < end {
+        return Ok(false);
+    }
+    while off < end {
+        if map.load_u64(off, Ordering::Relaxed)? != 0 {
+            if (off - LANE_COUNTERS_OFF) % LANE_COUNTER_STRIDE != 0 {
+                return Ok(false);
+            }
+            counters += 1;
+        }
+        off += 8;
+    }
+    Ok(counters > 0)
 }
 
 /// Maps an existing log read-only, under a shared lock for the moment of the open.
@@ -276,12 +315,6 @@ pub(crate) fn validate(map: &SharedMap, path: &Path) -> Result<Geometry> {
             supported: FORMAT_VERSION,
         });
     }
-    if header.header_size != HEADER_SIZE {
-        return Err(corrupt("header_size", header.header_size.into()));
-    }
-    if header.lanes != 1 {
-        return Err(corrupt("lanes", header.lanes.into()));
-    }
     let geometry =
         Geometry::checked(header.block_count, header.block_size).map_err(|(field, value, _)| {
             corrupt(
@@ -293,6 +326,17 @@ pub(crate) fn validate(map: &SharedMap, path: &Path) -> Result<Geometry> {
                 value,
             )
         })?;
+    // A laned log is version 3: a file claiming to be readable by format 2 builds while split
+    // into lanes would be misread by them.
+    if header.lanes > 1 && header.compat_version < LANED_COMPAT_VERSION {
+        return Err(corrupt("lanes", header.lanes.into()));
+    }
+    let geometry = geometry
+        .with_lanes(header.lanes)
+        .map_err(|_| corrupt("lanes", header.lanes.into()))?;
+    if header.header_size != geometry.header_size() {
+        return Err(corrupt("header_size", header.header_size.into()));
+    }
     if (map.len() as u64) < geometry.file_len() {
         return Err(Error::Truncated {
             path: owned(),
@@ -300,9 +344,16 @@ pub(crate) fn validate(map: &SharedMap, path: &Path) -> Result<Geometry> {
             found: map.len() as u64,
         });
     }
-    let next = map.load_u64(NEXT_OFF, Ordering::Acquire)?;
-    if next >= POSITION_LIMIT {
-        return Err(corrupt("next", next));
+    for lane in 0..geometry.lanes as usize {
+        let counter = if geometry.lanes > 1 {
+            LANE_COUNTERS_OFF + lane * LANE_COUNTER_STRIDE
+        } else {
+            NEXT_OFF
+        };
+        let next = map.load_u64(counter, Ordering::Acquire)?;
+        if next >= POSITION_LIMIT {
+            return Err(corrupt("next", next));
+        }
     }
     Ok(geometry)
 }

@@ -32,6 +32,7 @@ use crate::{Error, Result};
 pub struct LogOptions {
     blocks: Option<u64>,
     block_size: Option<u32>,
+    lanes: Option<u32>,
     read_only: bool,
     must_exist: bool,
     flush_every: Option<Duration>,
@@ -71,6 +72,30 @@ impl LogOptions {
     /// existing file as [`Self::blocks`] is.
     pub fn block_size(mut self, block_size: u32) -> LogOptions {
         self.block_size = Some(block_size);
+        self
+    }
+
+    /// Writer lanes for a new file: 1 (the default) or a power of two up to 16 dividing
+    /// [`Self::blocks`]. A laned log splits its ring into that many rings of equal size, each
+    /// with a reservation counter of its own; a writer writes to the lane of the processor it
+    /// runs on, so that writers on different cores never contend for one counter's cache line
+    /// (docs/plog-format.md, "Lanes"). Readers merge the lanes by record time. A record may
+    /// take at most half a lane. Laned logs are format version 3, which builds before it
+    /// refuse. Checked against an existing file as [`Self::blocks`] is.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), plog::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let log = plog::LogOptions::new().lanes(4).open(dir.path().join("app.plog"))?;
+    /// let first = log.write(plog::Level::Info, "t", "one")?;
+    /// let second = log.write(plog::Level::Info, "t", "two")?;
+    /// let read: Vec<u64> = log.reader().map(|r| r.id).collect();
+    /// assert_eq!(read, [first, second]);
+    /// assert_eq!(log.stats().lanes, 4);
+    /// # Ok(()) }
+    /// ```
+    pub fn lanes(mut self, lanes: u32) -> LogOptions {
+        self.lanes = Some(lanes);
         self
     }
 
@@ -124,13 +149,14 @@ impl LogOptions {
             self.blocks.unwrap_or(DEFAULT_BLOCKS),
             self.block_size.unwrap_or(DEFAULT_BLOCK_SIZE),
         )
+        .and_then(|geometry| geometry.with_lanes(self.lanes.unwrap_or(1)))
         .map_err(|(field, value, rule)| Error::InvalidGeometry {
             path: path.to_path_buf(),
             field,
             value,
             rule,
         })?;
-        let explicit = self.blocks.is_some() || self.block_size.is_some();
+        let explicit = self.blocks.is_some() || self.block_size.is_some() || self.lanes.is_some();
         let writable = !self.read_only;
         let (map, found) = if writable {
             open_writable(path, asked, !self.must_exist)?
@@ -140,7 +166,8 @@ impl LogOptions {
         let geometry = validate(&map, path)?;
         if explicit
             && (self.blocks.is_some_and(|b| b != geometry.blocks)
-                || self.block_size.is_some_and(|b| b != geometry.block_size))
+                || self.block_size.is_some_and(|b| b != geometry.block_size)
+                || self.lanes.is_some_and(|l| l != geometry.lanes))
         {
             return Err(Error::GeometryMismatch {
                 path: path.to_path_buf(),
@@ -148,9 +175,19 @@ impl LogOptions {
                 asked_block_size: asked.block_size,
                 found_blocks: geometry.blocks,
                 found_block_size: geometry.block_size,
+                asked_lanes: asked.lanes,
+                found_lanes: geometry.lanes,
             });
         }
-        let inner = LogState::new(map, geometry, writable);
+        let lanes = LogState::lanes(map, geometry, writable);
+        let Some(inner) = lanes.first().cloned() else {
+            // Geometry allows no log without a lane.
+            return Err(Error::CorruptHeader {
+                path: path.to_path_buf(),
+                field: "lanes",
+                value: 0,
+            });
+        };
         let populate = match self.populate {
             Populate::Auto => geometry.ring_bytes() <= POPULATE_BYTES,
             Populate::Always => true,
@@ -164,16 +201,18 @@ impl LogOptions {
         if writable && found != Found::Initialised {
             // Still under the exclusive lock, so no other read-write open recovers at once;
             // writers that opened earlier recovered first and write past the counter.
-            inner.recover_counter()?;
+            for lane in &lanes {
+                lane.recover_counter()?;
+            }
         }
         inner.map.unlock()?;
-        let inner = Arc::new(inner);
         let flusher = match self.flush_every {
             Some(interval) if writable => Some(Flusher::start(Arc::clone(&inner), interval)),
             _ => None,
         };
         Ok(Log {
             inner,
+            lanes: lanes.into_boxed_slice(),
             _flusher: flusher,
         })
     }

@@ -9,14 +9,14 @@ use zerocopy::FromBytes;
 
 use crate::claim::Claim;
 use crate::format::{
-    CLAIM_LEN, KIND_RECORD, KIND_STRUCTURED, NEXT_OFF, POSITION_LIMIT, RECORD_HEADER_LEN,
-    RecordHeader, padded,
+    CLAIM_LEN, KIND_RECORD, KIND_STRUCTURED, POSITION_LIMIT, RECORD_HEADER_LEN, RecordHeader,
+    padded,
 };
 use crate::log::LogState;
 use crate::protocol::LapCheck;
 use crate::record::RecordKind;
 use crate::truncation::LengthCheck;
-use crate::{Error, Filter, Format, Level, Log, Record, RecordRef, Result};
+use crate::{Error, Filter, Format, Level, RecordRef, Result};
 
 /// The most records one [`LogState::read_batch`] copies before it validates them.
 pub(crate) const BATCH_RECORDS: usize = 32;
@@ -194,7 +194,7 @@ impl LogState {
     #[inline]
     fn counter_after_copy(&self) -> u64 {
         self.map
-            .load_word_u64(NEXT_OFF)
+            .load_word_u64(self.counter_off())
             .map_or(0, |counter| LapCheck::counter_after_copy(&counter))
             .min(POSITION_LIMIT)
     }
@@ -707,39 +707,10 @@ pub(crate) enum Step {
     Truncated(u64),
 }
 
-/// Reads records from oldest to newest (or from a given id), skipping what fails validation.
-///
-/// A `Reader` is an [`Iterator`] over [`Record`]s; it ends at the newest record, and calling
-/// `next` again later returns records written since. When writers lap it (overwrite records
-/// before it reached them) it jumps to the oldest surviving record and counts what it missed
-/// in [`Reader::lost`].
-///
-/// A `Reader` never waits. A record still being written when a later one is already published
-/// is a hole to it: it skips the hole and counts its blocks lost, even if the record is
-/// published a moment later. A record still being written at the newest position ends the
-/// iteration there, and a later call looks again. Use a [`crate::Follower`] to wait for such
-/// records (it gives a hole [`crate::FollowOptions::hole_grace`]). Each `next` does bounded
-/// work: a call that keeps being lapped (writers overwriting records faster than it copies
-/// them) returns `None` after a few rounds, and the next call goes on from there.
-///
-/// ```
-/// # fn main() -> Result<(), plog::Error> {
-/// # let dir = tempfile::tempdir().unwrap();
-/// # let path = dir.path().join("app.plog");
-/// use plog::{Filter, Level, Log};
-/// let log = Log::open(&path)?;
-/// log.write(Level::Debug, "net", "connecting")?;
-/// log.write(Level::Error, "net", "refused")?;
-/// let errors: Vec<String> = log
-///     .reader()
-///     .with_filter(Filter::all().min_level(Level::Warn))
-///     .map(|r| r.message().into_owned())
-///     .collect();
-/// assert_eq!(errors, ["refused"]);
-/// # Ok(()) }
-/// ```
+/// The reader of one lane (of the only lane of a log of one lane): [`Reader`]'s work, on positions
+/// of that lane. What its public methods say of a `Reader` they say of this lane.
 #[derive(Debug)]
-pub struct Reader {
+pub(crate) struct LaneReader {
     pub(crate) inner: Arc<LogState>,
     pos: u64,
     counting: bool,
@@ -784,8 +755,8 @@ const STEP_ROUNDS: usize = 4;
 /// reader faster than it reads): the bound on the work of one call.
 const NEXT_ROUNDS: usize = 16;
 
-impl Reader {
-    pub(crate) fn new(inner: Arc<LogState>, from: Option<u64>) -> Reader {
+impl LaneReader {
+    pub(crate) fn new(inner: Arc<LogState>, from: Option<u64>) -> LaneReader {
         // A file already cut short may have lost the counter too: the reader starts at 0 and
         // its first step reports the truncation.
         let mut length = LengthCheck::new();
@@ -804,7 +775,7 @@ impl Reader {
         };
         // Position 0 and the end are record boundaries: holes after them count as lost.
         let counting = pos == 0 || pos == next;
-        Reader {
+        LaneReader {
             inner,
             pos,
             counting,
@@ -826,21 +797,24 @@ impl Reader {
 
     /// Validates up to [`BATCH_RECORDS`] records with one load of the counter (see
     /// [`LogState::read_batch`]): for readers that return what they read at once.
-    pub(crate) fn batched(mut self) -> Reader {
+    /// Sets how many records one validation covers; returns the limit before.
+    pub(crate) fn set_batch_limit(&mut self, limit: usize) -> usize {
+        std::mem::replace(&mut self.batch_limit, limit)
+    }
+
+    pub(crate) fn batched(mut self) -> LaneReader {
         self.batch_limit = BATCH_RECORDS;
         self
     }
 
     /// Returns only records that pass `filter`.
-    #[must_use]
-    pub fn with_filter(mut self, filter: Filter) -> Reader {
+    pub(crate) fn with_filter(mut self, filter: Filter) -> LaneReader {
         self.filter = filter;
         self
     }
 
     /// The position (id) this reader looks at next: save it to resume later.
-    #[must_use]
-    pub fn position(&self) -> u64 {
+    pub(crate) fn position(&self) -> u64 {
         self.pos
     }
 
@@ -850,8 +824,7 @@ impl Reader {
     /// upper bound, exact when every record takes one block. Padding is not counted, nor are
     /// invalid blocks skipped to find the first record when the reader started inside the ring
     /// (it may start inside a record whose head was overwritten); laps always are.
-    #[must_use]
-    pub fn lost(&self) -> u64 {
+    pub(crate) fn lost(&self) -> u64 {
         self.lost
     }
 
@@ -860,33 +833,21 @@ impl Reader {
     /// published within a follower's [`crate::FollowOptions::hole_grace`]). Counted as
     /// [`Self::lost`] counts holes: not before the first record of a reader started inside the
     /// ring.
-    #[must_use]
-    pub fn invalid(&self) -> u64 {
+    pub(crate) fn invalid(&self) -> u64 {
         self.invalid
     }
 
     /// Blocks of padding this reader stepped over (written where a record would have crossed
     /// the ring's end). With [`Self::lost`], [`Self::unknown_kinds`] and the blocks of the
     /// records read, it accounts for every id the reader advanced over.
-    #[must_use]
-    pub fn padding(&self) -> u64 {
+    pub(crate) fn padding(&self) -> u64 {
         self.padding
     }
 
     /// Blocks of valid records of a kind this build does not read (written by a later
     /// format's writer), stepped over: not lost, and not returned.
-    #[must_use]
-    pub fn unknown_kinds(&self) -> u64 {
+    pub(crate) fn unknown_kinds(&self) -> u64 {
         self.unknown_kinds
-    }
-
-    /// Saves this reader's position under `name` in the log's header (see
-    /// [`Log::save_cursor`]).
-    ///
-    /// # Errors
-    /// As [`Log::save_cursor`].
-    pub fn save_cursor(&self, name: &str) -> Result<()> {
-        crate::cursor::save(&self.inner, name, self.pos)
     }
 
     /// Moves past a hole to the record at `to`, counting the skipped blocks as lost (unless
@@ -1101,7 +1062,7 @@ impl Reader {
     ///
     /// # Errors
     /// [`Error::Io`] from `out`.
-    pub fn dump(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
+    pub(crate) fn dump(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
         let limit = std::mem::replace(&mut self.batch_limit, BATCH_RECORDS);
         let written = self.dump_batched(out, format);
         self.batch_limit = limit;
@@ -1143,29 +1104,7 @@ impl Reader {
         Ok(written)
     }
 
-    /// The next record, borrowed from this reader's buffer (valid until the reader is used
-    /// again), or `None` at the newest one: [`Iterator::next`] without the copy into an owned
-    /// [`Record`]. Reading allocates nothing per record this way.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), plog::Error> {
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// let log = plog::Log::open(dir.path().join("app.plog"))?;
-    /// log.write(plog::Level::Info, "net", "up")?;
-    /// let mut reader = log.reader();
-    /// let record = reader.next_ref().unwrap();
-    /// assert_eq!((record.tag, record.payload), (&b"net"[..], &b"up"[..]));
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// `None` also once another program has cut the file short; [`Self::try_next_ref`] says
-    /// so.
-    pub fn next_ref(&mut self) -> Option<RecordRef<'_>> {
-        self.try_next_ref().ok().flatten()
-    }
-
-    /// [`Self::next_ref`], with the reason when there is no record because the file was cut
-    /// short.
+    /// The next record (see [`crate::Reader::try_next_ref`]).
     ///
     /// A reader looks at the file's length (one `fstat`) before its first read, after a call
     /// that returned no record (its caller may wait any time before the next), and every few
@@ -1175,7 +1114,7 @@ impl Reader {
     /// # Errors
     /// [`Error::Truncated`] once the file is shorter than the log: then at every call, and
     /// the reader reads the mapping no more.
-    pub fn try_next_ref(&mut self) -> Result<Option<RecordRef<'_>>> {
+    pub(crate) fn try_next_ref(&mut self) -> Result<Option<RecordRef<'_>>> {
         for _ in 0..NEXT_ROUNDS {
             match self.step() {
                 Step::Record => return Ok(self.current_ref()),
@@ -1193,63 +1132,27 @@ impl Reader {
     /// any).
     #[inline(always)]
     pub(crate) fn current_ref(&self) -> Option<RecordRef<'_>> {
-        self.current.as_ref().map(|found| found.view(&self.arena))
+        self.current.as_ref().map(|found| {
+            let mut record = found.view(&self.arena);
+            record.id = self.inner.global_id(found.id);
+            record
+        })
+    }
+
+    /// The time and lane position of the record the last step returned, if any.
+    #[inline]
+    pub(crate) fn current_time_and_position(&self) -> Option<(u64, u64)> {
+        self.current.as_ref().map(|found| (found.time, found.id))
     }
 }
 
-impl Iterator for Reader {
-    type Item = Record;
-
-    /// The next record, or `None` at the newest one. Bounded work: a call that keeps being
-    /// lapped (writers overwriting records faster than this reader copies them) returns `None`
-    /// after a few rounds; calling again goes on from there.
-    fn next(&mut self) -> Option<Record> {
-        self.next_ref().map(|record| record.to_owned())
-    }
-}
-
-/// What [`Log::dump`] did.
+/// What [`crate::Log::dump`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DumpSummary {
     /// Records written.
     pub written: u64,
-    /// Blocks lost while dumping (see [`Reader::lost`]).
+    /// Blocks lost while dumping (see [`crate::Reader::lost`]).
     pub lost: u64,
-}
-
-impl Log {
-    /// A reader from the oldest surviving record to the newest.
-    #[must_use]
-    pub fn reader(&self) -> Reader {
-        Reader::new(Arc::clone(&self.inner), None)
-    }
-
-    /// A reader from record `id` on (ids are positions: from the first record at or after
-    /// `id`). An id older than the oldest surviving record starts at the oldest; one past the
-    /// newest starts at the end.
-    #[must_use]
-    pub fn reader_from(&self, id: u64) -> Reader {
-        Reader::new(Arc::clone(&self.inner), Some(id))
-    }
-
-    /// Writes every record passing `filter` from id `since` (or from the oldest) to `out`.
-    ///
-    /// # Errors
-    /// [`Error::Io`] from `out`.
-    pub fn dump(
-        &self,
-        out: &mut impl Write,
-        filter: &Filter,
-        since: Option<u64>,
-        format: Format,
-    ) -> Result<DumpSummary> {
-        let mut reader = Reader::new(Arc::clone(&self.inner), since).with_filter(filter.clone());
-        let written = reader.dump(out, format)?;
-        Ok(DumpSummary {
-            written,
-            lost: reader.lost(),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use crate::Result;
 use crate::claim::{self, Claim};
-use crate::format::{NEXT_OFF, WRITE_LIMIT};
+use crate::format::WRITE_LIMIT;
 use crate::log::LogState;
 use crate::reader::Slot;
 
@@ -63,7 +63,7 @@ impl LogState {
             && end > before
         {
             self.map
-                .atomic_u64(NEXT_OFF)?
+                .atomic_u64(self.counter_off())?
                 .fetch_max(end, Ordering::SeqCst);
             // A follower parked at the old counter learns of the recovered records at once.
             self.wake_followers()?;
@@ -165,7 +165,10 @@ mod tests {
     }
 
     fn set_counter(log: &crate::Log, value: u64) {
-        log.inner.map.write(NEXT_OFF, &value).unwrap();
+        log.inner
+            .map
+            .write(crate::format::NEXT_OFF, &value)
+            .unwrap();
     }
 
     #[test]

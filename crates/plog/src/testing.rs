@@ -65,5 +65,24 @@ pub fn write_kind(
     tag: &str,
     payload: &[u8],
 ) -> crate::Result<u64> {
-    log.inner.write_kind(level, kind, tag.as_bytes(), payload)
+    let lane = log.lane_for_write();
+    lane.write_kind(level, kind, tag.as_bytes(), payload)
+        .map(|pos| lane.global_id(pos))
+}
+
+/// Writes a plain record in lane `lane` of a laned log (lane 0 of a log of one lane), as a
+/// writer on a processor of that lane would: tests reach every lane from one thread this way.
+///
+/// # Panics
+/// If the log has no lane `lane`.
+pub fn write_in_lane(
+    log: &crate::Log,
+    lane: usize,
+    level: crate::Level,
+    tag: &str,
+    payload: &[u8],
+) -> crate::Result<u64> {
+    let lane = &log.lanes[lane];
+    lane.write(level, tag.as_bytes(), payload)
+        .map(|pos| lane.global_id(pos))
 }

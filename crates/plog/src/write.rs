@@ -97,10 +97,19 @@ impl LogState {
         };
         // One checked span for the two header words a write touches (the counter and the wake
         // word): constant offsets inside it, so their own checks fold away.
-        let head = self.map.span(NEXT_OFF, HEAD_SPAN)?;
-        let counter = head.first_u64();
-        let Some(wake_word) = head.atomic_u32(WAKE_OFF - NEXT_OFF) else {
-            return Err(out_of_span(WAKE_OFF, 4, NEXT_OFF + head.len()).into());
+        let (counter, wake_word) = if self.counter_off() == NEXT_OFF {
+            let head = self.map.span(NEXT_OFF, HEAD_SPAN)?;
+            let Some(wake_word) = head.atomic_u32(WAKE_OFF - NEXT_OFF) else {
+                return Err(out_of_span(WAKE_OFF, 4, NEXT_OFF + head.len()).into());
+            };
+            (head.first_u64(), wake_word)
+        } else {
+            // A laned log: this lane's counter in the second header page, the wake word, shared
+            // by every lane, in the first.
+            (
+                self.map.atomic_u64(self.counter_off())?,
+                self.map.atomic_u32(WAKE_OFF)?,
+            )
         };
         let mut attempts = 0;
         loop {

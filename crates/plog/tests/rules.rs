@@ -223,16 +223,19 @@ fn versions() {
     // A newer version that stays compatible is readable.
     patch_header(&path, 16, &7u32.to_le_bytes(), true);
     assert_eq!(Log::open_read_only(&path).unwrap().stats().version, 7);
-    // One that is not, is refused with both numbers.
+    // Compat 3 (this build's newest, laned logs') is readable too, with one lane.
     patch_header(&path, 20, &3u32.to_le_bytes(), true);
+    assert_eq!(Log::open_read_only(&path).unwrap().stats().lanes, 1);
+    // One that is not, is refused with both numbers.
+    patch_header(&path, 20, &4u32.to_le_bytes(), true);
     let err = Log::open(&path).unwrap_err();
     assert!(
         matches!(
             err,
             Error::UnsupportedVersion {
                 found: 7,
-                compat: 3,
-                supported: 2,
+                compat: 4,
+                supported: 3,
                 ..
             }
         ),
@@ -253,7 +256,7 @@ fn versions() {
                 err,
                 Error::OldFormat {
                     found: 1,
-                    supported: 2,
+                    supported: 3,
                     ..
                 }
             ),

@@ -92,7 +92,7 @@ pub use crate::error::{Error, Result};
 pub use crate::liveness::{LivenessMark, ShareLock};
 pub use crate::map::Map;
 pub use crate::options::{Lock, MapOptions};
-pub use crate::process::{ProcessState, current_pid, process_state};
+pub use crate::process::{ProcessState, current_cpu, current_pid, process_state};
 pub use crate::read_span::ReadSpan;
 pub use crate::ring::{
     InfiniteRing, Ring, RingBufReader, RingBufWriter, RingConsumer, RingOptions, RingProducer,

@@ -39,6 +39,18 @@ pub fn current_pid() -> u32 {
     crate::os::current_pid()
 }
 
+/// The processor this thread runs on now, or `None` where the platform does not say (it may
+/// have moved by the time the caller uses the answer: a hint for spreading work over cores,
+/// such as choosing a log's lane, never a fact to rely on).
+///
+/// On Linux this is `sched_getcpu` (glibc reads it from the thread's `rseq` area or the
+/// vDSO: no system call). Elsewhere `None`.
+#[inline]
+#[must_use]
+pub fn current_cpu() -> Option<u32> {
+    crate::os::current_cpu()
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
@@ -53,6 +65,19 @@ mod tests {
         // after cycling through the rest of the pid space).
         assert_eq!(process_state(pid), ProcessState::Dead);
         assert_eq!(process_state(0), ProcessState::Unknown);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn current_cpu_is_a_processor_of_this_machine() {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let cpu = current_cpu().expect("Linux says which processor runs a thread");
+        // A cpuset may hide some processors, so the number is checked against the
+        // machine's configured ones (sysconf), which bound every processor number.
+        // SAFETY: sysconf takes a constant and only reads.
+        let configured = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+        assert!(configured >= cpus as i64);
+        assert!(i64::from(cpu) < configured, "{cpu} of {configured}");
     }
 
     #[test]

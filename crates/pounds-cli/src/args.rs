@@ -54,6 +54,10 @@ pub(crate) enum LogCommand {
         /// Size of one block in bytes (a power of two).
         #[arg(long = "block-size")]
         block_size: Option<u32>,
+        /// Writer lanes: 1, 2, 4, 8 or 16 rings of their own counter, so that writers on
+        /// different cores do not contend (format version 3; readers merge them by time).
+        #[arg(long)]
+        lanes: Option<u32>,
     },
     /// Write a message, or one message per line of standard input when none is given. Creates
     /// the file with the default geometry if it does not exist.

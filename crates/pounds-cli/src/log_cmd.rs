@@ -20,8 +20,12 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             file,
             blocks,
             block_size,
+            lanes,
         } => {
             let mut options = LogOptions::new();
+            if let Some(lanes) = lanes {
+                options = options.lanes(lanes);
+            }
             if let Some(blocks) = blocks {
                 options = options.blocks(blocks);
             }
@@ -505,9 +509,14 @@ fn write_stats(
         .map_or_else(|| "none (empty)".to_string(), |id| id.to_string());
     writeln!(out, "file:         {}", stats.path.display())?;
     writeln!(out, "version:      {}", stats.version)?;
+    let lanes = if stats.lanes > 1 {
+        format!(", in {} writer lanes", stats.lanes)
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "geometry:     {} blocks x {} bytes",
+        "geometry:     {} blocks x {} bytes{lanes}",
         stats.blocks, stats.block_size
     )?;
     writeln!(out, "file size:    {} bytes", stats.file_size)?;
@@ -617,7 +626,7 @@ fn stats_json(stats: &Stats, held: &Held, cursors: &[CursorState]) -> String {
         })
         .collect();
     format!(
-        "{{\"file\":{},\"version\":{},\"blocks\":{},\"block_size\":{},\"file_size\":{},\
+        "{{\"file\":{},\"version\":{},\"blocks\":{},\"block_size\":{},\"lanes\":{},\"file_size\":{},\
          \"created\":{},\"next_id\":{},\"oldest_id\":{},\"newest_id\":{},\"records\":{},\
          \"rate\":{},\"invalid_blocks\":{},\"lapped_while_reading\":{},\
          \"max_message\":{},\"cursors\":[{}]}}",
@@ -625,6 +634,7 @@ fn stats_json(stats: &Stats, held: &Held, cursors: &[CursorState]) -> String {
         stats.version,
         stats.blocks,
         stats.block_size,
+        stats.lanes,
         stats.file_size,
         json::string(&pounds::log::rfc3339(stats.created)),
         stats.next_id,

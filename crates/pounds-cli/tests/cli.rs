@@ -227,13 +227,37 @@ fn log_create_and_stat_report_geometry() {
     assert!(out.status.success(), "{}", stderr(&out));
     let json = stdout(&out);
     assert!(
-        json.contains("\"blocks\":1024") && json.contains("\"block_size\":256"),
+        json.contains("\"blocks\":1024")
+            && json.contains("\"block_size\":256")
+            && json.contains("\"lanes\":1"),
         "{json}"
     );
 
     // Asking an existing log for a different geometry is an error.
     let out = pounds(&["log", "create", file, "--blocks", "2048"]);
     assert_clean_error(&out);
+    let out = pounds(&["log", "create", file, "--lanes", "2"]);
+    assert_clean_error(&out);
+
+    // A laned log: its lanes reported, and its records written from the command read back.
+    let laned = dir.path().join("laned.plog");
+    let laned = path_str(&laned);
+    let out = pounds(&["log", "create", laned, "--lanes", "4"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for message in ["one", "two", "three"] {
+        let out = pounds(&["log", "write", laned, message]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = pounds(&["log", "stat", laned]);
+    assert!(
+        stdout(&out).contains("in 4 writer lanes"),
+        "{}",
+        stdout(&out)
+    );
+    let out = pounds(&["log", "dump", laned]);
+    let text = stdout(&out);
+    let messages: Vec<&str> = text.lines().filter_map(|l| l.rsplit(' ').next()).collect();
+    assert_eq!(messages, ["one", "two", "three"], "{text}");
 }
 
 /// `--storage write` (positioned writes beside a read-only mapping) on the commands that write,

@@ -457,6 +457,14 @@ pub(crate) fn current_pid() -> u32 {
     std::process::id()
 }
 
+/// No processor number without a platform call this crate makes here (macOS has none; on
+/// Windows `GetCurrentProcessorNumber` would need a bindings crate): callers spread work by
+/// thread instead.
+#[inline]
+pub(crate) fn current_cpu() -> Option<u32> {
+    None
+}
+
 /// No probe without a platform API: the caller treats the process as alive.
 #[cfg(not(unix))]
 pub(crate) fn process_state(_pid: u32) -> crate::ProcessState {

@@ -87,6 +87,16 @@ pub(crate) use crate::os_unix::{
     process_state, read_exact_at, space, unlock_range, unmap_twice, write_all_at, write_at,
 };
 
+/// `sched_getcpu`: glibc answers from the thread's `rseq` area (or the vDSO), without a system
+/// call; -1 (no such support) is `None`.
+#[inline]
+pub(crate) fn current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu takes no argument and touches no memory of ours; it returns the
+    // processor number or -1.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).ok()
+}
+
 /// The memory behind an anonymous ring: a `memfd_create` file of `len` bytes, which lives in
 /// memory only, has no name in any directory, and goes away with its last descriptor and
 /// mapping. [`map_twice`] maps it twice; the descriptor may be closed once it has.
