@@ -6,6 +6,7 @@
 //!   `file_write` (one `write(2)` of a 64-byte line per message on a `File`), and
 //!   `bufwriter_flush` (`BufWriter<File>`, flushed after each message: also one `write(2)`);
 //!   `system_time_now` is there for scale: the clock plog does *not* read per write;
+//!   `plog_lanes` is `plog` on a log of two writer lanes (`LogOptions::lanes`), one thread;
 //!   `with_follower` is `plog` while a live follower (`Log::follow`) in another thread reads
 //!   the same log as fast as it can: the cost a fast reader puts on the writer.
 //! - `plog_write_64B_2threads`: two threads writing together; one iteration is one message in
@@ -103,6 +104,15 @@ fn bench_one_thread(c: &mut Criterion, dir: &Path) {
     let log = Log::open(dir.join("one.plog")).unwrap();
     group.bench_function("plog", |b| {
         b.iter(|| log.write(Level::Info, "bench", black_box(&msg)).unwrap())
+    });
+
+    // One thread on a log of two lanes: what choosing a lane (the processor's number) adds.
+    let laned = plog::LogOptions::new()
+        .lanes(2)
+        .open(dir.join("one_laned.plog"))
+        .unwrap();
+    group.bench_function("plog_lanes", |b| {
+        b.iter(|| laned.write(Level::Info, "bench", black_box(&msg)).unwrap())
     });
 
     let log = Arc::new(Log::open(dir.join("followed.plog")).unwrap());
