@@ -386,36 +386,43 @@ impl Reader {
     /// # Errors
     /// [`Error::Io`] from `out`.
     pub fn dump(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
+        // Every lane validates in batches while dumping: a dump consumes what it validates.
+        let limits = self.set_batch_limits(|_| BATCH_RECORDS);
+        let written = self.dump_batched(out, format);
+        self.set_batch_limits(|lane| limits.get(lane).copied().unwrap_or(BATCH_RECORDS));
+        written
+    }
+
+    /// Sets each lane's batch limit to `limit(lane)`; returns the limits before.
+    fn set_batch_limits(&mut self, limit: impl Fn(usize) -> usize) -> Vec<usize> {
         match &mut self.lanes {
-            Lanes::One(lane) => lane.dump(out, format),
-            Lanes::Many(merge) => {
-                // Every lane validates in batches, as a dump of one lane does.
-                let limits: Vec<usize> = merge
-                    .lanes
-                    .iter_mut()
-                    .map(|lane| lane.set_batch_limit(BATCH_RECORDS))
-                    .collect();
-                let written = self.dump_merged(out, format);
-                if let Lanes::Many(merge) = &mut self.lanes {
-                    for (lane, limit) in merge.lanes.iter_mut().zip(limits) {
-                        lane.set_batch_limit(limit);
-                    }
-                }
-                written
-            }
+            Lanes::One(lane) => vec![lane.set_batch_limit(limit(0))],
+            Lanes::Many(merge) => merge
+                .lanes
+                .iter_mut()
+                .enumerate()
+                .map(|(k, lane)| lane.set_batch_limit(limit(k)))
+                .collect(),
         }
     }
 
-    fn dump_merged(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
+    fn dump_batched(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
         let mut written = 0;
         let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
         let mut line = crate::record::LineBuf::new();
+        // Unlike `next`, a dump goes on through laps (a dump of a log written faster than it
+        // reads skips what was overwritten and counts it) until it reaches the newest record.
         loop {
             match self.step() {
                 Step::Record => {}
                 Step::End | Step::Pending => break,
                 Step::Truncated(len) => return Err(self.truncated(len)),
-                Step::Again | Step::Hole { .. } => continue,
+                Step::Again => continue,
+                // Only a log of one lane says so: a dump skips a hole at once.
+                Step::Hole { next_valid, .. } => {
+                    self.skip_hole(next_valid);
+                    continue;
+                }
             }
             let Some(record) = self.current_ref() else {
                 continue;

@@ -1,6 +1,5 @@
 //! Reading records back: validation of one slot, and the reader that walks the ring.
 
-use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,7 +15,7 @@ use crate::log::LogState;
 use crate::protocol::LapCheck;
 use crate::record::RecordKind;
 use crate::truncation::LengthCheck;
-use crate::{Error, Filter, Format, Level, RecordRef, Result};
+use crate::{Error, Filter, Level, RecordRef, Result};
 
 /// The most records one [`LogState::read_batch`] copies before it validates them.
 pub(crate) const BATCH_RECORDS: usize = 32;
@@ -1056,52 +1055,6 @@ impl LaneReader {
             }
         }
         Some(None)
-    }
-
-    /// Writes every remaining record to `out` in `format` and returns how many were written.
-    ///
-    /// # Errors
-    /// [`Error::Io`] from `out`.
-    pub(crate) fn dump(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
-        let limit = std::mem::replace(&mut self.batch_limit, BATCH_RECORDS);
-        let written = self.dump_batched(out, format);
-        self.batch_limit = limit;
-        written
-    }
-
-    fn dump_batched(&mut self, out: &mut impl Write, format: Format) -> Result<u64> {
-        let mut written = 0;
-        let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
-        let mut line = crate::record::LineBuf::new();
-        // Unlike `next`, a dump goes on through laps (a dump of a log written faster than it
-        // reads skips what was overwritten and counts it) until it reaches the newest record.
-        loop {
-            match self.step() {
-                Step::Record => {}
-                Step::End | Step::Pending => break,
-                Step::Truncated(len) => return Err(self.truncated(len)),
-                Step::Again => continue,
-                Step::Hole { next_valid, .. } => {
-                    self.skip_hole(next_valid);
-                    continue;
-                }
-            };
-            let Some(record) = self.current_ref() else {
-                continue;
-            };
-            format
-                .write_ref_with(&record, &mut out, &mut line)
-                .map_err(|source| Error::Io {
-                    op: "write dump",
-                    source,
-                })?;
-            written += 1;
-        }
-        out.flush().map_err(|source| Error::Io {
-            op: "flush dump",
-            source,
-        })?;
-        Ok(written)
     }
 
     /// The next record (see [`crate::Reader::try_next_ref`]).
