@@ -86,3 +86,12 @@ pub fn write_in_lane(
     lane.write(level, tag.as_bytes(), payload)
         .map(|pos| lane.global_id(pos))
 }
+
+/// Each lane's reservation counter (one entry for a log of one lane): the position the lane's
+/// next record will get, so that a test knows which of a lane's ids are in its final lap.
+pub fn lane_counters(log: &crate::Log) -> Vec<u64> {
+    log.lanes
+        .iter()
+        .map(|lane| lane.next(std::sync::atomic::Ordering::Acquire))
+        .collect()
+}

@@ -1,16 +1,18 @@
 //! A power loss that leaves the header page (with the reservation counter) on disk older than
 //! ring pages written after it: a read-write open recovers the counter, so new records get
-//! fresh ids; garbage never inflates it; a read-only open changes nothing.
+//! fresh ids; garbage never inflates it; a read-only open changes nothing. And images whose
+//! pages were written back in any order, of logs of one lane and of two.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 use common::{Forged, forged_record};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use plog::{Level, Log, LogOptions};
+use pounds_testkit::Rng;
 
 const BLOCKS: u64 = 64;
 const BLOCK_SIZE: u32 = 64;
@@ -277,4 +279,145 @@ fn interrupted_creation_is_finished() {
             ..
         })
     ));
+}
+
+/// The records a file's image holds, read by a read-only open of a copy of it.
+fn readable(image: &[u8], copy: &Path) -> BTreeMap<u64, Vec<u8>> {
+    fs::write(copy, image).unwrap();
+    let log = Log::open_read_only(copy).unwrap();
+    log.reader().map(|r| (r.id, r.payload)).collect()
+}
+
+/// A power loss between two moments of a log that keeps being written leaves on disk each
+/// 4 KiB page as it was at one moment or the other, in any combination (the kernel writes
+/// dirty pages back in no promised order). Every such image, of a log of one lane and of two
+/// (whose counters are in a page of their own): opens read-write, returns only records that
+/// were written, at their ids and intact; returns every record both moments held and every
+/// record of the later moment the image holds whole; and gives each lane's next record an id
+/// past every record of that lane the image holds.
+#[test]
+fn pages_written_back_in_any_order_read_true_and_write_fresh_ids() {
+    const PAGE: usize = 4096;
+    for lanes in [1u32, 2] {
+        let (_dir, original, copy) = tmp();
+        let log = LogOptions::new()
+            .blocks(512)
+            .block_size(64)
+            .lanes(lanes)
+            .open(&original)
+            .unwrap();
+        let mut rng = Rng::new(0x0bad_cafe ^ u64::from(lanes));
+        let mut written: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let mut seq = 0u32;
+        let mut write = |log: &Log, rng: &mut Rng, n: u32| {
+            for _ in 0..n {
+                // Lane 0 gets two writes in three: the lanes' positions drift apart.
+                let lane = if rng.below(3) == 0 {
+                    lanes as usize - 1
+                } else {
+                    0
+                };
+                let len = [5usize, 30, 100][seq as usize % 3];
+                let payload: Vec<u8> = (0..len).map(|j| (seq as usize * 7 + j) as u8).collect();
+                let id =
+                    plog::testing::write_in_lane(log, lane, Level::Info, "t", &payload).unwrap();
+                written.insert(id, payload);
+                seq += 1;
+            }
+        };
+        // Several laps, then the first moment; a third of a lap more, then the second.
+        write(&log, &mut rng, 700);
+        let old = fs::read(&original).unwrap();
+        write(&log, &mut rng, 60);
+        let new = fs::read(&original).unwrap();
+        drop(log);
+        assert_eq!(old.len(), new.len());
+        let in_old = readable(&old, &copy);
+        let in_new = readable(&new, &copy);
+        let in_both: BTreeSet<u64> = in_old
+            .keys()
+            .filter(|id| in_new.contains_key(id))
+            .copied()
+            .collect();
+        assert!(
+            in_both.len() > 100,
+            "{lanes} lanes: {} in both",
+            in_both.len()
+        );
+        let pages = old.len() / PAGE;
+        // The bytes of record `id` (with a payload of `len` bytes) in the file (docs/plog-format.md,
+        // "Lanes" and "Records"): 64-byte blocks of 56 content bytes after each claim word, the
+        // record's 32 header content bytes and its 1-byte tag first.
+        let header = if lanes == 1 { 4096 } else { 8192 };
+        let lane_blocks = 512 / u64::from(lanes);
+        let span = |id: u64, len: usize| {
+            let (lane, position) = (id % u64::from(lanes), id / u64::from(lanes));
+            let block = lane * lane_blocks + position % lane_blocks;
+            let start = header + block as usize * 64;
+            start..start + (33 + len).div_ceil(56) * 64
+        };
+        for image_no in 0..60 {
+            // The first two images: everything old, everything new.
+            let mut image = old.clone();
+            let mut page_is_new = vec![false; pages];
+            for (page, from_new) in page_is_new.iter_mut().enumerate() {
+                *from_new = match image_no {
+                    0 => false,
+                    1 => true,
+                    _ => rng.below(2) == 1,
+                };
+                if *from_new {
+                    image[page * PAGE..(page + 1) * PAGE]
+                        .copy_from_slice(&new[page * PAGE..(page + 1) * PAGE]);
+                }
+            }
+            // The records this image holds whole: each of the moment whose pages hold all of it.
+            let whole = |at: &BTreeMap<u64, Vec<u8>>, of_new: bool| -> BTreeSet<u64> {
+                at.iter()
+                    .filter(|(id, payload)| {
+                        let bytes = span(**id, payload.len());
+                        (bytes.start / PAGE..bytes.end.div_ceil(PAGE))
+                            .all(|page| page_is_new[page] == of_new)
+                    })
+                    .map(|(id, _)| *id)
+                    .collect()
+            };
+            let whole_new = whole(&in_new, true);
+            let whole_old = whole(&in_old, false);
+            fs::write(&copy, &image).unwrap();
+            let what = format!("{lanes} lanes, image {image_no}");
+            let log = Log::open(&copy).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let read: BTreeMap<u64, Vec<u8>> = log.reader().map(|r| (r.id, r.payload)).collect();
+            for (id, payload) in &read {
+                assert_eq!(written.get(id), Some(payload), "{what}: record {id}");
+            }
+            for id in in_both.iter().chain(&whole_new) {
+                assert!(read.contains_key(id), "{what}: record {id} lost");
+            }
+            for lane in 0..lanes as u64 {
+                let fresh = plog::testing::write_in_lane(
+                    &log,
+                    lane as usize,
+                    Level::Warn,
+                    "new",
+                    b"after the power loss",
+                )
+                .unwrap();
+                assert_eq!(fresh % u64::from(lanes), lane);
+                // Past every record of the lane the image holds, returned or not.
+                let newest = read
+                    .keys()
+                    .chain(&whole_new)
+                    .chain(&whole_old)
+                    .filter(|id| *id % u64::from(lanes) == lane)
+                    .max();
+                assert!(
+                    newest < Some(&fresh),
+                    "{what}: lane {lane}'s fresh id {fresh} after {newest:?}"
+                );
+                let back = log.reader_from(fresh).find(|r| r.id == fresh).unwrap();
+                assert_eq!(back.payload, b"after the power loss", "{what}");
+            }
+        }
+    }
 }

@@ -31,12 +31,20 @@ fn tmp() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-fn create(path: &Path) -> Log {
+/// A log of `BLOCKS` blocks in `lanes` lanes (`BLOCKS / lanes` blocks each).
+fn create(path: &Path, lanes: u32) -> Log {
     LogOptions::new()
         .blocks(BLOCKS)
         .block_size(BLOCK_SIZE)
+        .lanes(lanes)
         .open(path)
         .unwrap()
+}
+
+/// Where id `id` lies: its lane and its position in that lane (ids are `position * lanes +
+/// lane`, docs/plog-format.md, "Lanes").
+fn lane_and_position(id: u64, lanes: u64) -> (usize, u64) {
+    ((id % lanes) as usize, id / lanes)
 }
 
 /// Payload sizes of one or two blocks, so that records of one lap start at blocks another lap
@@ -81,33 +89,44 @@ fn spawn_writer(path: &Path, id: u32, count: u32, out: &Path) -> Child {
         .unwrap()
 }
 
-/// Every id a writer was told was written and that lies in the final lap is readable and
-/// holds exactly what that writer wrote.
+/// Every id a writer was told was written and that lies in the final lap of its lane is
+/// readable and holds exactly what that writer wrote.
 fn check_final_lap(log: &Log, acknowledged: &HashMap<u64, (u32, u32)>) -> usize {
-    let next = log.stats().next_id;
-    let oldest = next.saturating_sub(BLOCKS);
+    let counters = plog::testing::lane_counters(log);
+    let lanes = counters.len() as u64;
+    let lane_blocks = BLOCKS / lanes;
     let mut held: HashMap<u64, (u32, u32)> = HashMap::new();
     for record in log.reader() {
         held.insert(record.id, check(&record));
     }
     let mut checked = 0;
     for (&id, &(writer, seq)) in acknowledged {
-        if id < oldest {
+        let (lane, position) = lane_and_position(id, lanes);
+        let next = counters[lane];
+        let oldest = next.saturating_sub(lane_blocks);
+        if position < oldest {
             continue;
         }
         assert_eq!(
             held.get(&id),
             Some(&(writer, seq)),
-            "record {id} of writer {writer} (seq {seq}) in the final lap {oldest}..{next} is gone or altered"
+            "record {id} of writer {writer} (seq {seq}) in lane {lane}'s final lap {oldest}..{next} is gone or altered"
         );
         checked += 1;
     }
     checked
 }
 
-/// Random SIGSTOP and SIGCONT of writer processes while the others lap a 1024 x 128 B ring.
+/// Random SIGSTOP and SIGCONT of writer processes while the others lap a 1024 x 128 B ring, of
+/// one lane and of two (where the writers on each processor share a lane).
 #[test]
 fn stall_stopped_writers_never_destroy_published_records() {
+    for lanes in [1, 2] {
+        stopped_writers_never_destroy_published_records(lanes);
+    }
+}
+
+fn stopped_writers_never_destroy_published_records(lanes: u32) {
     let rounds = stress_rounds(5, 10);
     // Under `cargo xtask stress` (release), each writer writes ten times more, so that a round
     // lasts long enough for many stops to land mid-write.
@@ -116,7 +135,7 @@ fn stall_stopped_writers_never_destroy_published_records() {
     let (mut checked, mut stops) = (0, 0);
     for round in 0..rounds {
         let (dir, path) = tmp();
-        drop(create(&path));
+        drop(create(&path, lanes));
         let outs: Vec<PathBuf> = (0..3)
             .map(|w| dir.path().join(format!("w{w}.ids")))
             .collect();
@@ -152,7 +171,9 @@ fn stall_stopped_writers_never_destroy_published_records() {
         checked += check_final_lap(&log, &acknowledged);
     }
     assert!(checked > 0);
-    eprintln!("stall: {rounds} rounds, {stops} stops, {checked} final-lap records checked");
+    eprintln!(
+        "stall ({lanes} lanes): {rounds} rounds, {stops} stops, {checked} final-lap records checked"
+    );
 }
 
 /// The child role for the deterministic test: arms the stall hook at `CHILD_POINT`, writes one
@@ -201,29 +222,56 @@ fn spawn_parked(path: &Path, point: &str) -> (Child, Lines<BufReader<ChildStdout
     (child, lines, parked)
 }
 
+/// Writes records of one or two blocks in every lane in turn, from sequence number `*seq` on,
+/// until each lane's counter is at least `past`: what each write returned, as acknowledged.
+fn lap_every_lane(
+    log: &Log,
+    past: u64,
+    seq: &mut u32,
+    blocks_of: fn(u32) -> usize,
+) -> HashMap<u64, (u32, u32)> {
+    let lanes = log.stats().lanes as usize;
+    let mut acknowledged = HashMap::new();
+    while plog::testing::lane_counters(log)
+        .iter()
+        .any(|&next| next < past)
+    {
+        let lane = *seq as usize % lanes;
+        let id = plog::testing::write_in_lane(
+            log,
+            lane,
+            Level::Info,
+            "w0",
+            &payload(0, *seq, blocks_of(*seq)),
+        )
+        .unwrap();
+        acknowledged.insert(id, (0, *seq));
+        *seq += 1;
+    }
+    acknowledged
+}
+
 /// A writer parked between its reservation and its claim (or between its claim and its
 /// publication) while another writer laps the ring three times, then let go: every record the
-/// other writer published in the final lap survives intact.
+/// other writer published in the final lap survives intact. On a log of one lane and of two
+/// (the parked writer's lane is its processor's, so every lane is lapped).
 #[test]
 fn stall_parked_writer_never_destroys_newer_records() {
-    for point in ["reserved", "claimed"] {
+    for (lanes, point) in [
+        (1, "reserved"),
+        (1, "claimed"),
+        (2, "reserved"),
+        (2, "claimed"),
+    ] {
         let (_dir, path) = tmp();
-        let log = create(&path);
-        for seq in 0..5 {
-            log.write(Level::Info, "w0", payload(0, seq, extra(seq)))
-                .unwrap();
-        }
+        let log = create(&path, lanes);
+        let mut seq = 0;
+        lap_every_lane(&log, 3, &mut seq, extra);
+        // `parked` is a position in the parked writer's lane.
         let (mut child, mut lines, parked) = spawn_parked(&path, point);
-        // Lap the ring three times past the parked writer's position.
-        let mut acknowledged = HashMap::new();
-        let mut seq = 5;
-        while log.stats().next_id < parked + 3 * BLOCKS {
-            let id = log
-                .write(Level::Info, "w0", payload(0, seq, extra(seq)))
-                .unwrap();
-            acknowledged.insert(id, (0, seq));
-            seq += 1;
-        }
+        let lane_blocks = BLOCKS / u64::from(lanes);
+        // Lap every lane three times past the parked writer's position.
+        let mut acknowledged = lap_every_lane(&log, parked + 3 * lane_blocks, &mut seq, extra);
         writeln!(child.stdin.take().unwrap()).unwrap();
         let result = loop {
             let line = lines.next().unwrap().unwrap();
@@ -237,9 +285,10 @@ fn stall_parked_writer_never_destroys_newer_records() {
         if let Some((_, id)) = result.split_once("wrote ") {
             let id: u64 = id.trim().parse().unwrap();
             if point == "reserved" {
+                let (_, position) = lane_and_position(id, u64::from(lanes));
                 assert!(
-                    id >= parked + 3 * BLOCKS,
-                    "{point}: rewritten at {id}, not {parked}"
+                    position >= parked + 3 * lane_blocks,
+                    "{lanes} lanes, {point}: rewritten at {id}, not at {parked} of its lane"
                 );
                 acknowledged.insert(id, (9, 0));
             }
@@ -247,35 +296,43 @@ fn stall_parked_writer_never_destroys_newer_records() {
         let checked = check_final_lap(&log, &acknowledged);
         assert!(
             checked as u64 > BLOCKS / 2,
-            "{point}: {checked} records checked"
+            "{lanes} lanes, {point}: {checked} records checked"
         );
     }
 }
 
 /// A writer killed while it holds a block (parked after its claim, then SIGKILLed): the next
 /// writer to reach the block sees its holder's process dead and takes it over, so the dead
-/// writer costs its own record and nothing after: the final lap is whole, the dead block's slot
-/// included.
+/// writer costs its own record and nothing after: the final lap of every lane is whole, the
+/// dead block's slot included. On a log of one lane and of two.
 #[test]
 fn stall_killed_holder_costs_only_its_own_record() {
-    let (_dir, path) = tmp();
-    let log = create(&path);
-    let (mut child, _lines, parked) = spawn_parked(&path, "claimed");
-    child.kill().unwrap();
-    assert!(!child.wait().unwrap().success());
-    let mut seq = 0;
-    while log.stats().next_id < parked + 3 * BLOCKS {
-        log.write(Level::Info, "w0", payload(0, seq, 0)).unwrap();
-        seq += 1;
+    for lanes in [1u32, 2] {
+        let (_dir, path) = tmp();
+        let log = create(&path, lanes);
+        let (mut child, _lines, parked) = spawn_parked(&path, "claimed");
+        child.kill().unwrap();
+        assert!(!child.wait().unwrap().success());
+        let lane_blocks = BLOCKS / u64::from(lanes);
+        lap_every_lane(&log, parked + 3 * lane_blocks, &mut 0, |_| 0);
+        let mut reader = log.reader();
+        let mut positions: Vec<Vec<u64>> = vec![Vec::new(); lanes as usize];
+        for record in reader.by_ref() {
+            let (lane, position) = lane_and_position(record.id, u64::from(lanes));
+            positions[lane].push(position);
+        }
+        for (lane, (mut held, next)) in positions
+            .into_iter()
+            .zip(plog::testing::lane_counters(&log))
+            .enumerate()
+        {
+            held.sort_unstable();
+            assert_eq!(
+                held,
+                (next - lane_blocks..next).collect::<Vec<_>>(),
+                "{lanes} lanes: the final lap of lane {lane} holds a record at every block"
+            );
+        }
+        assert_eq!((reader.lost(), reader.padding()), (0, 0), "{lanes} lanes");
     }
-    let next = log.stats().next_id;
-    let mut reader = log.reader_from(next - BLOCKS);
-    let ids: Vec<u64> = reader.by_ref().map(|r| r.id).collect();
-    assert_eq!(
-        ids,
-        (next - BLOCKS..next).collect::<Vec<_>>(),
-        "the final lap holds a record at every block"
-    );
-    assert!(ids.iter().any(|id| id % BLOCKS == parked % BLOCKS));
-    assert_eq!((reader.lost(), reader.padding()), (0, 0));
 }
