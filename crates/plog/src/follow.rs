@@ -20,6 +20,7 @@ use crate::{Error, Filter, Format, Log, Reader, Record, RecordRef, Result};
 #[derive(Debug, Clone)]
 pub struct FollowOptions {
     from: Option<u64>,
+    from_cursor: Option<String>,
     from_start: bool,
     filter: Filter,
     format: Format,
@@ -40,6 +41,7 @@ impl FollowOptions {
     pub fn new() -> FollowOptions {
         FollowOptions {
             from: None,
+            from_cursor: None,
             from_start: false,
             filter: Filter::all(),
             format: Format::Text,
@@ -55,9 +57,18 @@ impl FollowOptions {
         self
     }
 
-    /// Start at record `id` (see [`Log::reader_from`]); overrides [`Self::from_start`].
+    /// Start at record `id` (see [`Log::reader_from`]); overrides [`Self::from_start`] and
+    /// [`Self::from_cursor`].
     pub fn from_id(mut self, id: u64) -> FollowOptions {
         self.from = Some(id);
+        self
+    }
+
+    /// Start where the cursor `name` was saved (see [`Log::reader_from_cursor`]: in a laned
+    /// log, exactly where the [`Follower::save_cursor`] or [`Reader::save_cursor`] that saved
+    /// it was), if it was; else as the other options say. Overrides [`Self::from_start`].
+    pub fn from_cursor(mut self, name: &str) -> FollowOptions {
+        self.from_cursor = Some(name.to_owned());
         self
     }
 
@@ -211,6 +222,15 @@ impl Follower {
     /// The position (id) this follower looks at next.
     pub fn position(&self) -> u64 {
         self.reader.position()
+    }
+
+    /// Saves this follower's position under `name` (see [`Reader::save_cursor`]), for
+    /// [`FollowOptions::from_cursor`].
+    ///
+    /// # Errors
+    /// As [`Log::save_cursor`].
+    pub fn save_cursor(&self, name: &str) -> Result<()> {
+        self.reader.save_cursor(name)
     }
 
     /// The next record, waiting at most `timeout`; `None` on timeout, when stopped, or once
@@ -486,12 +506,18 @@ impl Log {
     /// A follower: a blocking reader of records as they are published.
     ///
     /// # Errors
-    /// None today; reserved for handles that cannot follow.
+    /// [`Error::CursorName`] for [`FollowOptions::from_cursor`] with a name no cursor can
+    /// have, [`Error::Truncated`] when reading a cursor of a file another program cut short.
     pub fn follow(&self, options: FollowOptions) -> Result<Follower> {
-        let reader = match (options.from, options.from_start) {
-            (Some(id), _) => self.reader_from(id),
-            (None, true) => self.reader(),
-            (None, false) => self.reader_from(u64::MAX),
+        let saved = match &options.from_cursor {
+            Some(name) => self.load_cursor(name)?.map(|_| name),
+            None => None,
+        };
+        let reader = match (options.from, saved, options.from_start) {
+            (Some(id), _, _) => self.reader_from(id),
+            (None, Some(name), _) => self.reader_from_cursor(name)?,
+            (None, None, true) => self.reader(),
+            (None, None, false) => self.reader_from(u64::MAX),
         }
         .batched()
         .with_hole_grace(options.hole_grace)

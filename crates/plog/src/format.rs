@@ -99,6 +99,12 @@ pub(crate) const USER_AREA_OFF: usize = 2048;
 pub(crate) const LANE_COUNTERS_OFF: usize = 4096;
 /// Bytes between two lanes' counters.
 pub(crate) const LANE_COUNTER_STRIDE: usize = 128;
+/// A laned log's cursor lane tables, after the counters of the most lanes a log may have:
+/// cursor slot `s`'s at `CURSOR_LANES_OFF + s * CURSOR_LANES_STRIDE`, holding a sequence word,
+/// the id it was saved with, and one 4-byte offset per lane (docs/plog-format.md, "Lanes").
+pub(crate) const CURSOR_LANES_OFF: usize = LANE_COUNTERS_OFF + 16 * LANE_COUNTER_STRIDE;
+/// Bytes of one cursor's lane table.
+pub(crate) const CURSOR_LANES_STRIDE: usize = 128;
 
 /// Bit 31 of the wake word: a follower is (about to be) asleep on it.
 pub(crate) const SLEEPER: u32 = 1 << 31;

@@ -159,20 +159,37 @@ impl Merge {
         }
     }
 
+    /// The position (in its lane) lane `k` would return next: its held record's, if it holds
+    /// one not yet returned, else its reader's position.
+    fn lane_resume(&self, k: usize, lane: &LaneReader) -> u64 {
+        match lane.current_time_and_position() {
+            Some((_, pos)) if self.held[k] && self.current != Some(k) => pos,
+            _ => lane.position(),
+        }
+    }
+
     /// The id the merged reader looks at next: the smallest over the lanes of the id each lane
-    /// would return next (its held record's, else its position's).
+    /// would return next.
     fn position(&self) -> u64 {
         self.lanes
             .iter()
             .enumerate()
-            .map(|(k, lane)| match lane.current_time_and_position() {
-                Some((_, pos)) if self.held[k] && self.current != Some(k) => {
-                    lane.inner.global_id(pos)
-                }
-                _ => lane.inner.global_id(lane.position()),
-            })
+            .map(|(k, lane)| lane.inner.global_id(self.lane_resume(k, lane)))
             .min()
             .unwrap_or(0)
+    }
+
+    /// Each lane's distance (in positions) from where a reader from `id` would start it to
+    /// where this reader would resume it: what a cursor's lane table saves.
+    fn offsets_from(&self, id: u64) -> Vec<u64> {
+        self.lanes
+            .iter()
+            .enumerate()
+            .map(|(k, lane)| {
+                self.lane_resume(k, lane)
+                    .saturating_sub(lane.inner.lane_position(id))
+            })
+            .collect()
     }
 
     fn sum(&self, count: impl Fn(&LaneReader) -> u64) -> u64 {
@@ -188,13 +205,27 @@ impl Reader {
         lanes: &[Arc<LogState>],
         from: Option<u64>,
     ) -> Reader {
+        Reader::resuming(header, lanes, from, &[])
+    }
+
+    /// [`Reader::new`], each lane `k` of a laned log started `offsets[k]` positions past where
+    /// `from` starts it (a cursor's lane table; lanes without an offset start where `from`
+    /// does). The caller has checked the offsets against the lanes' counters.
+    pub(crate) fn resuming(
+        header: &Arc<LogState>,
+        lanes: &[Arc<LogState>],
+        from: Option<u64>,
+        offsets: &[u64],
+    ) -> Reader {
         let reader = match lanes {
             [one] => Lanes::One(LaneReader::new(Arc::clone(one), from)),
             many => Lanes::Many(Merge {
                 lanes: many
                     .iter()
-                    .map(|lane| {
-                        let from = from.map(|id| lane.lane_position(id));
+                    .enumerate()
+                    .map(|(k, lane)| {
+                        let offset = offsets.get(k).copied().unwrap_or(0);
+                        let from = from.map(|id| lane.lane_position(id).saturating_add(offset));
                         LaneReader::new(Arc::clone(lane), from)
                     })
                     .collect(),
@@ -244,8 +275,10 @@ impl Reader {
     }
 
     /// The position (id) this reader looks at next: save it to resume later. For a laned log,
-    /// the smallest of the ids its lanes look at next: a reader started there reads again the
-    /// records of the other lanes between that id and theirs (never misses one).
+    /// the smallest of the ids its lanes look at next: a reader started there
+    /// ([`Log::reader_from`]) reads again the records of the other lanes between that id and
+    /// theirs (never misses one); [`Self::save_cursor`] saves where each lane is, and a reader
+    /// resumed from that cursor re-reads nothing.
     #[must_use]
     pub fn position(&self) -> u64 {
         match &self.lanes {
@@ -298,12 +331,18 @@ impl Reader {
     }
 
     /// Saves this reader's position under `name` in the log's header (see
-    /// [`Log::save_cursor`]).
+    /// [`Log::save_cursor`]); for a laned log also where each lane is, so that
+    /// [`Log::reader_from_cursor`] resumes each exactly there.
     ///
     /// # Errors
     /// As [`Log::save_cursor`].
     pub fn save_cursor(&self, name: &str) -> Result<()> {
-        crate::cursor::save(self.header(), name, self.position())
+        let position = self.position();
+        let offsets = match &self.lanes {
+            Lanes::One(_) => None,
+            Lanes::Many(merge) => Some(merge.offsets_from(position)),
+        };
+        crate::cursor::save(self.header(), name, position, offsets.as_deref())
     }
 
     /// The state of lane 0, through which the header's words are reached.

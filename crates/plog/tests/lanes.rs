@@ -130,6 +130,206 @@ fn a_reader_from_an_id_or_a_saved_position_never_misses_a_record_of_any_lane() {
     }
 }
 
+/// Byte offset of cursor slot `slot`'s lane table (docs/plog-format.md, "Lanes").
+fn cursor_table_offset(slot: u64) -> u64 {
+    6144 + 128 * slot
+}
+
+/// The ids of a reader, in the order it returns them.
+fn ids_of(reader: plog::Reader) -> Vec<u64> {
+    reader.map(|r| r.id).collect()
+}
+
+#[test]
+fn a_cursor_a_reader_saved_resumes_every_lane_exactly_where_it_was() {
+    let (_d, path) = tmp();
+    let log = laned(&path, 64, 2);
+    for seq in 0..30u32 {
+        // Lane 1 twice as often: its ids run ahead of lane 0's.
+        let lane = usize::from(seq % 3 != 0);
+        write_in_lane(&log, lane, Level::Info, "w0", &payload(0, seq, 1)).unwrap();
+    }
+    let all = ids_of(log.reader());
+    assert_eq!(all.len(), 30);
+    for taken in 0..=all.len() {
+        let mut reader = log.reader();
+        assert_eq!(ids_of_taken(&mut reader, taken), all[..taken]);
+        reader.save_cursor("mid").unwrap();
+        let mut resumed = log.reader_from_cursor("mid").unwrap();
+        assert_eq!(
+            resumed.by_ref().map(|r| r.id).collect::<Vec<_>>(),
+            all[taken..],
+            "after {taken}: every record not yet returned, none again"
+        );
+        assert_eq!(resumed.lost(), 0);
+        // A follower resumes there too, and saves where it is for the next.
+        let mut follower = log.follow(FollowOptions::new().from_cursor("mid")).unwrap();
+        // Past the last record there is nothing to wait for: a short wait sees that.
+        let wait = Duration::from_millis(if taken == all.len() { 20 } else { 5000 });
+        let next = follower.next_timeout(wait).map(|r| r.id);
+        assert_eq!(next, all.get(taken).copied(), "follower after {taken}");
+        follower.save_cursor("mid").unwrap();
+        let rest = ids_of(log.reader_from_cursor("mid").unwrap());
+        assert_eq!(
+            rest,
+            all[(taken + 1).min(all.len())..],
+            "after the follower"
+        );
+    }
+    // A cursor saved as a bare id resumes every lane from the id, as reader_from does.
+    let mut reader = log.reader();
+    ids_of_taken(&mut reader, 10);
+    reader.save_cursor("mid").unwrap();
+    let id = reader.position();
+    log.save_cursor("mid", id).unwrap();
+    assert_eq!(
+        ids_of(log.reader_from_cursor("mid").unwrap()),
+        ids_of(log.reader_from(id))
+    );
+    // No such cursor: a follower from it starts as its other options say.
+    let mut follower = log
+        .follow(FollowOptions::new().from_cursor("none").from_start())
+        .unwrap();
+    assert_eq!(
+        follower.next_timeout(Duration::from_secs(5)).map(|r| r.id),
+        Some(all[0])
+    );
+}
+
+fn ids_of_taken(reader: &mut plog::Reader, n: usize) -> Vec<u64> {
+    reader.by_ref().take(n).map(|r| r.id).collect()
+}
+
+/// A reader that read a busy lane's last lap and an idle lane's one record: resumed from its
+/// cursor it has nothing to read and has lost nothing (from its position alone, the busy lane
+/// would start laps behind and count them lost).
+#[test]
+fn a_cursor_of_lanes_far_apart_resumes_without_counting_losses() {
+    let (_d, path) = tmp();
+    let log = laned(&path, 64, 2);
+    write_in_lane(&log, 0, Level::Info, "w0", &payload(0, 0, 1)).unwrap();
+    for seq in 1..=100u32 {
+        write_in_lane(&log, 1, Level::Info, "w0", &payload(0, seq, 1)).unwrap();
+    }
+    let mut reader = log.reader();
+    assert_eq!(
+        reader.by_ref().count(),
+        33,
+        "lane 0's record and lane 1's last lap"
+    );
+    reader.save_cursor("far").unwrap();
+    let mut resumed = log.reader_from_cursor("far").unwrap();
+    assert_eq!(resumed.next().map(|r| r.id), None);
+    assert_eq!(resumed.lost(), 0);
+    // What was written since comes next, of either lane.
+    let new = write_in_lane(&log, 1, Level::Info, "w0", &payload(0, 101, 1)).unwrap();
+    assert_eq!(resumed.next().map(|r| r.id), Some(new));
+}
+
+/// One cursor saved over and over from two readers at different places while another thread
+/// resumes from it: each resumed reader is one of the two saves' (or, while a save is in
+/// progress, a start from one's position alone), never lanes of one with lanes of the other.
+#[test]
+fn a_cursor_saved_while_loaded_resumes_from_one_whole_save() {
+    let (_d, path) = tmp();
+    let log = Arc::new(laned(&path, 64, 2));
+    for seq in 0..30u32 {
+        let lane = usize::from(seq % 3 != 0);
+        write_in_lane(&log, lane, Level::Info, "w0", &payload(0, seq, 1)).unwrap();
+    }
+    let (mut ahead, mut behind) = (log.reader(), log.reader());
+    ids_of_taken(&mut ahead, 20);
+    ids_of_taken(&mut behind, 4);
+    let mut allowed = Vec::new();
+    for reader in [&ahead, &behind] {
+        reader.save_cursor("x").unwrap();
+        allowed.push(ids_of(log.reader_from_cursor("x").unwrap()));
+        allowed.push(ids_of(log.reader_from(reader.position())));
+    }
+    assert_eq!(allowed[0].len(), 10);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let saver = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut saves = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                ahead.save_cursor("x").unwrap();
+                behind.save_cursor("x").unwrap();
+                saves += 2;
+            }
+            saves
+        })
+    };
+    let mut seen = HashSet::new();
+    for round in 0..20_000 {
+        let resumed = ids_of(log.reader_from_cursor("x").unwrap());
+        let Some(which) = allowed.iter().position(|ids| *ids == resumed) else {
+            panic!("round {round}: {resumed:?} is none of {allowed:?}");
+        };
+        seen.insert(which);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let saves = saver.join().unwrap();
+    assert!(saves > 2, "{saves} saves");
+    eprintln!("{saves} saves; resumed as {seen:?} of the four allowed");
+}
+
+/// A lane table that is no whole save of this cursor's id (a save killed half-way, another
+/// id, offsets past the lanes' counters) resumes from the id alone: never past a record.
+#[test]
+fn a_damaged_cursor_lane_table_resumes_from_the_id_alone() {
+    let (_d, path) = tmp();
+    let log = laned(&path, 64, 2);
+    for seq in 0..12u32 {
+        let lane = usize::from(seq % 3 != 0);
+        write_in_lane(&log, lane, Level::Info, "w0", &payload(0, seq, 1)).unwrap();
+    }
+    let mut reader = log.reader();
+    ids_of_taken(&mut reader, 5);
+    reader.save_cursor("mid").unwrap();
+    let id = reader.position();
+    let exact = ids_of(log.reader_from_cursor("mid").unwrap());
+    let from_id = ids_of(log.reader_from(id));
+    assert!(exact.len() < from_id.len(), "{exact:?} against {from_id:?}");
+    let table = cursor_table_offset(0);
+    let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let good = fs::read(&path).unwrap();
+    let damage: [(u64, Vec<u8>, &str); 4] = [
+        (
+            table,
+            7u64.to_le_bytes().to_vec(),
+            "an odd sequence: a save in progress",
+        ),
+        (
+            table + 8,
+            (id + 2).to_le_bytes().to_vec(),
+            "saved with another id",
+        ),
+        (
+            table + 16,
+            1000u32.to_le_bytes().to_vec(),
+            "lane 0 past its counter",
+        ),
+        (
+            table + 20,
+            u32::MAX.to_le_bytes().to_vec(),
+            "lane 1 too far for the table",
+        ),
+    ];
+    for (at, bytes, what) in damage {
+        file.write_all_at(&good[..8192], 0).unwrap();
+        file.write_all_at(&bytes, at).unwrap();
+        let resumed = ids_of(log.reader_from_cursor("mid").unwrap());
+        let mut expected = from_id.clone();
+        if at >= table + 16 {
+            // Only that lane resumes from the id; the other keeps its place.
+            let lane = (at - table - 16) / 4;
+            expected.retain(|i| i % 2 == lane || exact.contains(i));
+        }
+        assert_eq!(resumed, expected, "{what}");
+    }
+}
+
 #[test]
 fn each_lane_laps_on_its_own_and_the_merged_reader_counts_what_it_lost() {
     let (_d, path) = tmp();
@@ -379,4 +579,23 @@ fn a_laned_log_whose_header_page_was_lost_is_not_rebuilt_as_one_lane() {
     let err = Log::open(&path).unwrap_err();
     assert!(matches!(err, Error::HeaderLost { .. }), "{err}");
     assert_eq!(fs::read(&path).unwrap(), bytes, "left alone");
+
+    // Cursors' lane tables after the counters do not hide them.
+    let (_d, path) = tmp();
+    {
+        let log = laned(&path, 64, 2);
+        write_in_lane(&log, 1, Level::Info, "w0", &payload(0, 0, 1)).unwrap();
+        let mut reader = log.reader();
+        reader.next().unwrap();
+        reader.save_cursor("shipper").unwrap();
+    }
+    let mut bytes = fs::read(&path).unwrap();
+    assert!(
+        bytes[6144..8192].iter().any(|&b| b != 0),
+        "a lane table was saved"
+    );
+    bytes[..4096].fill(0);
+    fs::write(&path, &bytes).unwrap();
+    let err = Log::open(&path).unwrap_err();
+    assert!(matches!(err, Error::HeaderLost { .. }), "{err}");
 }

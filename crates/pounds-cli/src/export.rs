@@ -68,22 +68,26 @@ enum Feed {
 }
 
 impl Feed {
-    /// From id `from` (the cursor), or from the oldest record the ring holds.
-    fn open(log: &Log, from: Option<u64>, follow: bool) -> Result<Feed> {
+    /// From the cursor `name` (in a laned log, each lane where the cursor's last exact save
+    /// left it), or from the oldest record the ring holds if there is no such cursor.
+    fn open(log: &Log, name: &str, follow: bool) -> Result<Feed> {
         if !follow {
-            return Ok(Feed::Reader(match from {
-                Some(id) => log.reader_from(id),
-                None => log.reader(),
-            }));
+            return Ok(Feed::Reader(log.reader_from_cursor(name)?));
         }
-        let mut options = FollowOptions::new().from_start();
-        if let Some(id) = from {
-            options = options.from_id(id);
-        }
+        let options = FollowOptions::new().from_start().from_cursor(name);
         Ok(Feed::Follower {
             follower: log.follow(options)?,
             wait: FOLLOW_WAIT,
         })
+    }
+
+    /// Saves where this feed is under the cursor `name`: each lane's place, in a laned log.
+    fn save_cursor(&self, name: &str) -> Result<()> {
+        match self {
+            Feed::Reader(reader) => reader.save_cursor(name)?,
+            Feed::Follower { follower, .. } => follower.save_cursor(name)?,
+        }
+        Ok(())
     }
 
     /// Whether a follower may wait for the next record (or must say at once that there is
@@ -122,18 +126,39 @@ struct Cursor<'a> {
     log: &'a Log,
     name: &'a str,
     saved: Option<u64>,
+    /// Records delivered at the last save of a feed's places ([`Cursor::save_feed`]): in a
+    /// laned log the places move while the position may not.
+    printed_at_save: Option<u64>,
 }
 
 impl<'a> Cursor<'a> {
     fn load(log: &'a Log, name: &'a str) -> Result<Cursor<'a>> {
         let saved = log.load_cursor(name)?;
-        Ok(Cursor { log, name, saved })
+        Ok(Cursor {
+            log,
+            name,
+            saved,
+            printed_at_save: None,
+        })
     }
 
     fn save(&mut self, position: u64) -> Result<()> {
         if self.saved != Some(position) {
             self.log.save_cursor(self.name, position)?;
             self.saved = Some(position);
+            self.printed_at_save = None;
+        }
+        Ok(())
+    }
+
+    /// Saves where `feed` is, every record it read having been delivered (`printed` of them
+    /// so far): in a laned log each lane's place, so that the next export re-reads nothing.
+    fn save_feed(&mut self, feed: &Feed, printed: u64) -> Result<()> {
+        let position = feed.at();
+        if (self.saved, self.printed_at_save) != (Some(position), Some(printed)) {
+            feed.save_cursor(self.name)?;
+            self.saved = Some(position);
+            self.printed_at_save = Some(printed);
         }
         Ok(())
     }
@@ -142,7 +167,7 @@ impl<'a> Cursor<'a> {
 /// JSON lines on standard output; the cursor moves once the lines before it were written.
 fn json_lines(export: &Export) -> Result<ExitCode> {
     let mut cursor = Cursor::load(&export.log, &export.cursor)?;
-    let mut feed = Feed::open(&export.log, cursor.saved, export.follow)?;
+    let mut feed = Feed::open(&export.log, &export.cursor, export.follow)?;
     // A cursor the writers lapped reports what was lost from where it was.
     let start = cursor.saved.unwrap_or_else(|| feed.at());
     cursor.save(start)?;
@@ -163,8 +188,8 @@ fn json_lines(export: &Export) -> Result<ExitCode> {
             batch.clear();
         }
         if batch.is_empty() {
-            // Every record before the feed's position was written (or lost, and reported).
-            cursor.save(feed.at())?;
+            // Every record the feed read was written (or lost, and reported).
+            cursor.save_feed(&feed, printer.printed())?;
         }
         if idle && (!export.follow || stdout_closed()) {
             break;
@@ -205,7 +230,7 @@ fn now_nanos() -> u64 {
 /// acknowledged is sent again.
 fn relp_messages(export: &Export, mut relp: RelpExport) -> Result<ExitCode> {
     let mut cursor = Cursor::load(&export.log, &export.cursor)?;
-    let first = Feed::open(&export.log, cursor.saved, export.follow)?;
+    let first = Feed::open(&export.log, &export.cursor, export.follow)?;
     let start = cursor.saved.unwrap_or_else(|| first.at());
     cursor.save(start)?;
     let mut losses = Losses::new(start);
@@ -218,7 +243,7 @@ fn relp_messages(export: &Export, mut relp: RelpExport) -> Result<ExitCode> {
                 let mut current = match feed.take() {
                     Some(feed) => feed,
                     // Again from the last position acknowledged.
-                    None => Feed::open(&export.log, cursor.saved, export.follow)?,
+                    None => Feed::open(&export.log, &export.cursor, export.follow)?,
                 };
                 match ship(
                     export,
@@ -297,6 +322,9 @@ fn ship(
     let refill_below = window - (window / 4).max(1) + 1;
     let mut message = Vec::with_capacity(1024);
     let mut idle = false;
+    // Records read from the feed in this session: with the position, what tells a save of the
+    // feed's places that they moved.
+    let mut read = 0u64;
     loop {
         // Read records while the window and the queue have room.
         let refill = session.unacked() < refill_below;
@@ -323,6 +351,7 @@ fn ship(
                 session.send_syslog(&report, got.unwrap_or_else(|| feed.at()));
             }
             if got.is_some() {
+                read += 1;
                 session.send_syslog(&message, feed.at());
             } else if (feed.at(), feed.lost_so_far()) == before {
                 idle = true;
@@ -330,8 +359,8 @@ fn ship(
             }
         }
         if session.unacked() == 0 {
-            // Nothing in flight: every record before the feed's position was acknowledged.
-            cursor.save(feed.at())?;
+            // Nothing in flight: every record the feed read was acknowledged.
+            cursor.save_feed(feed, read)?;
             if idle && !export.follow {
                 return Ok(());
             }

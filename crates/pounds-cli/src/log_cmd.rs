@@ -104,8 +104,11 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
                 Some(name) => log.load_cursor(name)?,
                 None => None,
             };
-            if let Some(id) = since.or(saved) {
-                options = options.from_id(id);
+            match (since, &cursor) {
+                (Some(id), _) => options = options.from_id(id),
+                // Where the cursor was saved: in a laned log, each lane exactly there.
+                (None, Some(name)) => options = options.from_cursor(name),
+                (None, None) => {}
             }
             if let Some(n) = last {
                 if let (Some(start), _) = last_start(&log, since, &selection, n) {
@@ -117,7 +120,7 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             let start = saved.unwrap_or_else(|| Follower::position(&follower));
             let mut saver = cursor.map(|name| CursorSaver::new(&log, name));
             if let Some(saver) = saver.as_mut() {
-                saver.save(Follower::position(&follower))?;
+                saver.save(Follower::position(&follower), 0, Some(&follower))?;
             }
             let out = io::stdout().lock();
             let mut printer = Printer::new(out, format_of(json), selection, start)
@@ -127,6 +130,9 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             // The position up to which every record was delivered (printed and flushed): what
             // the cursor saves, also when the output fails.
             let mut delivered = Follower::position(&follower);
+            // Whether the follower has read nothing past `delivered` (a record past `--until`
+            // it read and did not print would be skipped by a cursor of its lanes).
+            let mut follower_at_delivered = true;
             let outcome = (|| -> Result<()> {
                 while printer.printed() < limit {
                     let flow = printer.step(&mut follower)?;
@@ -143,11 +149,14 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
                         Flow::Idle if selection_over(&printer) => break,
                         _ => {}
                     }
-                    if flow != Flow::End {
+                    if flow == Flow::End {
+                        follower_at_delivered = false;
+                    } else {
                         delivered = Follower::position(&follower);
                     }
                     if let Some(saver) = saver.as_mut() {
-                        saver.tick(delivered)?;
+                        let at = follower_at_delivered.then_some(&follower);
+                        saver.tick(delivered, printer.printed(), at)?;
                     }
                 }
                 printer.flush()?;
@@ -155,7 +164,8 @@ pub(crate) fn run(command: LogCommand) -> Result<ExitCode> {
             })();
             // At exit, whatever ended it (the count, a closed pipe, `--until`, an error).
             if let Some(saver) = saver.as_mut() {
-                saver.save(delivered)?;
+                let at = follower_at_delivered.then_some(&follower);
+                saver.save(delivered, printer.printed(), at)?;
             }
             outcome?;
             Ok(status(strict, printer.lost()))
@@ -320,11 +330,15 @@ fn selection_over<W: Write>(printer: &Printer<W>) -> bool {
 }
 
 /// Saves a follower's position under a cursor's name: at least every [`Self::EVERY`] or
-/// [`Self::RECORDS`] steps, and when asked.
+/// [`Self::RECORDS`] steps, and when asked. Given the follower whose state is the position
+/// (it has read nothing past what was delivered), it saves the follower's cursor, which in a
+/// laned log resumes each lane exactly; else the position alone (each lane from it: some
+/// records again, none missed).
 struct CursorSaver<'a> {
     log: &'a Log,
     name: String,
-    saved: Option<u64>,
+    /// The position and the count of records printed at the last save.
+    saved: Option<(u64, u64)>,
     at: std::time::Instant,
     steps: u64,
 }
@@ -343,22 +357,26 @@ impl<'a> CursorSaver<'a> {
         }
     }
 
-    /// Saves `position` if it moved and the time or the count is up.
-    fn tick(&mut self, position: u64) -> Result<()> {
+    /// Saves `position` (with `printed` records printed) if either moved and the time or the
+    /// count is up.
+    fn tick(&mut self, position: u64, printed: u64, at: Option<&Follower>) -> Result<()> {
         self.steps += 1;
-        if self.saved != Some(position)
+        if self.saved != Some((position, printed))
             && (self.steps >= Self::RECORDS || self.at.elapsed() >= Self::EVERY)
         {
-            self.save(position)?;
+            self.save(position, printed, at)?;
         }
         Ok(())
     }
 
-    /// Saves `position` now.
-    fn save(&mut self, position: u64) -> Result<()> {
-        if self.saved != Some(position) {
-            self.log.save_cursor(&self.name, position)?;
-            self.saved = Some(position);
+    /// Saves `position` now (through `at`, the follower at that position, if given).
+    fn save(&mut self, position: u64, printed: u64, at: Option<&Follower>) -> Result<()> {
+        if self.saved != Some((position, printed)) {
+            match at {
+                Some(follower) => follower.save_cursor(&self.name)?,
+                None => self.log.save_cursor(&self.name, position)?,
+            }
+            self.saved = Some((position, printed));
         }
         self.at = std::time::Instant::now();
         self.steps = 0;

@@ -1234,6 +1234,77 @@ fn cursor_position(file: &str, name: &str) -> Option<u64> {
         .ok()
 }
 
+/// Writes records `m{first}` .. `m{end - 1}` to a log of 64 blocks in two lanes (created if
+/// need be), lane 1 twice as often as lane 0, so that the lanes' ids run apart.
+fn write_laned(file: &Path, seqs: std::ops::Range<u32>) {
+    let log = pounds::log::LogOptions::new()
+        .blocks(64)
+        .block_size(64)
+        .lanes(2)
+        .open(file)
+        .unwrap();
+    for seq in seqs {
+        let lane = usize::from(seq % 3 != 0);
+        let message = format!("m{seq}");
+        pounds::log::testing::write_in_lane(
+            &log,
+            lane,
+            pounds::log::Level::Info,
+            "t",
+            message.as_bytes(),
+        )
+        .unwrap();
+    }
+}
+
+fn laned_messages(seqs: std::ops::Range<u32>) -> Vec<String> {
+    seqs.map(|seq| format!("m{seq}")).collect()
+}
+
+/// On a laned log, `follow --cursor` runs resume each lane where the last run left it: three
+/// runs print every record once, in the merged order.
+#[test]
+fn log_follow_cursor_on_a_laned_log_reads_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("laned.plog");
+    write_laned(&file, 0..12);
+    let file = path_str(&file);
+    let limit = std::time::Duration::from_secs(20);
+    let mut printed = Vec::new();
+    for run in 0..3 {
+        let mut args = vec!["log", "follow", file, "--cursor", "r", "--count", "4"];
+        if run == 0 {
+            args.push("--from-start");
+        }
+        let out = pounds_within(&args, limit);
+        assert!(out.status.success(), "run {run}: {}", stderr(&out));
+        printed.extend(messages(&stdout(&out)));
+    }
+    assert_eq!(printed, laned_messages(0..12));
+}
+
+/// On a laned log, `export --cursor` runs ship what was written since the last, once each.
+#[test]
+fn log_export_on_a_laned_log_ships_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("laned.plog");
+    write_laned(&path, 0..12);
+    let file = path_str(&path);
+    let limit = std::time::Duration::from_secs(20);
+    let export = || {
+        let out = pounds_within(&["log", "export", file, "--cursor", "ship"], limit);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let json = stdout(&out);
+        json.lines()
+            .map(|line| json_str(line, "message").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(export(), laned_messages(0..12));
+    assert_eq!(export(), Vec::<String>::new());
+    write_laned(&path, 12..18);
+    assert_eq!(export(), laned_messages(12..18));
+}
+
 #[test]
 fn log_follow_cursor_resumes_and_saves_its_position() {
     let dir = tempfile::tempdir().unwrap();
