@@ -40,10 +40,11 @@
 //! - `crc_ab`: 112-byte record images checksummed by the crc32c crate and by
 //!   `pmap::crc32c_append`, chained, alternately in one loop: medians.
 //! - `read_vs_write`: a full default ring written, followed and dumped as JSON, alternately in
-//!   one loop (so the machine's load falls on every side alike): medians and ratios.
+//!   one loop (so the machine's load falls on every side alike): medians and ratios; then the
+//!   same on a log of two lanes, written in the lanes in turn, read merged.
 //! - `keep_up`: one writer thread writing 64-byte records on the default ring for a second,
 //!   flat out and then paced at 1, 5 and 10 M/s, with a follower thread reading them: written,
-//!   read, lost, and each side's rate.
+//!   read, lost, and each side's rate; then flat out on a log of two lanes.
 //! - `first_lap`: each write of the first lap of a fresh 1M-block log timed alone, with the
 //!   ring populated at open and without.
 //! - `follow`: a follower in a child process (this binary re-executed) wakes on each of a
@@ -405,17 +406,37 @@ fn bench_read(c: &mut Criterion, dir: &Path) {
 /// Writing a full default ring and reading it back, alternately in the same loop, so that the
 /// machine's load (other builds on the two cores) falls on both sides alike: per round, 16384
 /// writes of 64 B timed together, then a follower from the start reading them (borrowed), then
-/// a JSON dump of the ring to /dev/null; medians over the rounds, and their ratios.
+/// a JSON dump of the ring to /dev/null; medians over the rounds, and their ratios. Run on a
+/// log of one lane and on a default-sized log of two, whose writes go to the lanes in turn
+/// (`plog::testing::write_in_lane`: one thread on one processor would fill one lane) so that
+/// the readers merge two full lanes.
 fn read_vs_write(dir: &Path) {
+    for lanes in [1, 2] {
+        read_vs_write_in(dir, lanes);
+    }
+}
+
+fn read_vs_write_in(dir: &Path, lanes: u32) {
     let rounds = if smoke() { 3 } else { 300 };
-    let log = Log::open(dir.join("read_vs_write.plog")).unwrap();
+    let log = plog::LogOptions::new()
+        .lanes(lanes)
+        .open(dir.join(format!("read_vs_write_{lanes}.plog")))
+        .unwrap();
     let msg = message();
     let mut null = File::create("/dev/null").unwrap();
     let (mut write, mut follow, mut dump) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let start = Instant::now();
-        for _ in 0..16384 {
-            log.write(Level::Info, "bench", black_box(&msg)).unwrap();
+        if lanes == 1 {
+            for _ in 0..16384 {
+                log.write(Level::Info, "bench", black_box(&msg)).unwrap();
+            }
+        } else {
+            for i in 0..16384 {
+                let lane = i % lanes as usize;
+                plog::testing::write_in_lane(&log, lane, Level::Info, "bench", black_box(&msg))
+                    .unwrap();
+            }
         }
         write.push(start.elapsed().as_nanos() as u64);
         let start = Instant::now();
@@ -433,8 +454,13 @@ fn read_vs_write(dir: &Path) {
     }
     let rate = |samples: &mut Vec<u64>| 16384.0 / (percentiles(samples)[0] as f64 / 1e9) / 1e6;
     let (w, f, d) = (rate(&mut write), rate(&mut follow), rate(&mut dump));
+    let name = if lanes == 1 {
+        "read_vs_write".to_string()
+    } else {
+        format!("read_vs_write/{lanes}_lanes")
+    };
     println!(
-        "read_vs_write: rounds={rounds} write={w:.1} M/s follower={f:.1} M/s ({:.2}x the writer) dump_json={d:.1} M/s ({:.2}x)",
+        "{name}: rounds={rounds} write={w:.1} M/s follower={f:.1} M/s ({:.2}x the writer) dump_json={d:.1} M/s ({:.2}x)",
         f / w,
         d / w
     );
@@ -469,23 +495,32 @@ fn crc_ab() {
     );
 }
 
-/// One writer flat out, one follower from the end: what the follower reads and loses.
+/// One writer flat out, one follower from the end: what the follower reads and loses; then
+/// the same on a default-sized log of two lanes (the writer in its processor's lane).
 fn keep_up(dir: &Path) {
-    keep_up_at(dir, None);
+    keep_up_at(dir, None, 1);
     for rate in [1.0e6, 5.0e6, 10.0e6] {
-        keep_up_at(dir, Some(rate));
+        keep_up_at(dir, Some(rate), 1);
     }
+    keep_up_at(dir, None, 2);
 }
 
 /// [`keep_up`] with the writer flat out (`None`) or paced at `rate` messages a second (in bursts
 /// of 1,000, each started when the run is behind its schedule).
-fn keep_up_at(dir: &Path, rate: Option<f64>) {
-    let name = match rate {
+fn keep_up_at(dir: &Path, rate: Option<f64>, lanes: u32) {
+    let mut name = match rate {
         None => "keep_up/one_writer".to_string(),
         Some(rate) => format!("keep_up/paced_{}M", rate / 1e6),
     };
-    let log =
-        Arc::new(Log::open(dir.join(format!("keep_up_{}.plog", rate.unwrap_or(0.0)))).unwrap());
+    if lanes > 1 {
+        name.push_str(&format!("_{lanes}_lanes"));
+    }
+    let log = Arc::new(
+        plog::LogOptions::new()
+            .lanes(lanes)
+            .open(dir.join(format!("keep_up_{}_{lanes}.plog", rate.unwrap_or(0.0))))
+            .unwrap(),
+    );
     let run_for = if smoke() {
         Duration::from_millis(20)
     } else {
