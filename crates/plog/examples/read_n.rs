@@ -13,11 +13,13 @@
 //! total divided by the records it prints (it prints the wall time a record too, for A/B runs
 //! of two builds, alternated). A third argument picks the path: `reader` (the
 //! default), `follower` (a follower from the start, batched validation, `Follower::next_ref`) or
-//! `dump` (`Log::dump` as JSON lines into `std::io::sink`).
+//! `dump` (`Log::dump` as JSON lines into `std::io::sink`). A fourth argument, LANES (default
+//! 1), makes a laned log whose lanes are written in turn, read merged; a fifth, `lane0`, writes
+//! only lane 0 of it instead (one busy writer, the other lanes empty).
 
 use std::hint::black_box;
 
-use plog::{Filter, FollowOptions, Format, Level, Log};
+use plog::{Filter, FollowOptions, Format, Level, Log, LogOptions};
 
 /// Which read path `measured` takes.
 #[derive(Clone, Copy)]
@@ -63,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()
-        .ok_or("usage: read_n PATH [COUNT] [reader|follower|dump]")?;
+        .ok_or("usage: read_n PATH [COUNT] [reader|follower|dump] [LANES] [turns|lane0]")?;
     let rounds: u64 = match args.next() {
         Some(count) => count.parse()?,
         None => 10,
@@ -74,12 +76,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("dump") => Path::Dump,
         Some(other) => return Err(format!("unknown path {other}: reader, follower or dump").into()),
     };
+    let lanes: u32 = match args.next() {
+        Some(lanes) => lanes.parse()?,
+        None => 1,
+    };
+    let one_lane_busy = match args.next().as_deref() {
+        None | Some("turns") => false,
+        Some("lane0") => true,
+        Some(other) => return Err(format!("unknown writing {other}: turns or lane0").into()),
+    };
     let _ = std::fs::remove_file(&path);
     let mut msg = [b'x'; 64];
     msg[..20].copy_from_slice(b"request 12345 served");
-    let log = Log::open(&path)?;
-    for _ in 0..log.stats().blocks {
-        log.write(Level::Info, "bench", msg)?;
+    let log = LogOptions::new().lanes(lanes).open(&path)?;
+    for i in 0..log.stats().blocks {
+        let lane = if one_lane_busy {
+            0
+        } else {
+            usize::try_from(i % u64::from(lanes))?
+        };
+        plog::testing::write_in_lane(&log, lane, Level::Info, "bench", &msg)?;
     }
     let start = std::time::Instant::now();
     let records = measured(&log, rounds, path_kind)?;

@@ -76,13 +76,56 @@ struct Merge {
     hole_grace: Duration,
     /// Per lane: the position of the hole waited for, and since when.
     holes: Vec<Option<(u64, Instant)>>,
+    /// The earliest key (time, id) held by a lane other than [`Self::current`] when the last
+    /// full step chose it ([`NO_BOUND`] if none held one): while the current lane's next
+    /// records, already validated in its batch, come before it, they come next (a run).
+    bound: (u64, u64),
 }
+
+/// The bound of a run when no other lane holds a record: the run lasts the current lane's
+/// batch.
+const NO_BOUND: (u64, u64) = (u64::MAX, u64::MAX);
 
 /// Holes one lane may skip in one step before the step says [`Step::Again`].
 const HOLE_ROUNDS: usize = 4;
 
 impl Merge {
+    /// The key records are merged by: lane `k`'s held record's time, then its id.
+    #[inline(always)]
+    fn key(&self, k: usize) -> Option<(u64, u64)> {
+        let lane = self.lanes.get(k)?;
+        let (time, pos) = lane.current_time_and_position()?;
+        Some((time, lane.inner.global_id(pos)))
+    }
+
+    /// The next record in time order over the lanes.
+    ///
+    /// A run: while the lane just returned has its next record validated in its batch and
+    /// earlier than every record the other lanes hold ([`Self::bound`]), that record is next
+    /// and no other lane is looked at. Lanes holding nothing are looked at again when the run
+    /// ends (the batch is used up, at most [`BATCH_RECORDS`] records later): a record they
+    /// publish meanwhile comes when the reader finds it, as the type's contract says of any
+    /// record published after the reader passed its time.
     fn step(&mut self) -> Step {
+        if let Some(k) = self.current
+            && let Some(lane) = self.lanes.get_mut(k)
+            && lane.step_ready()
+        {
+            if self.key(k).is_some_and(|key| key < self.bound) {
+                return Step::Record;
+            }
+            // Lane k holds its next record but another lane's comes first.
+            self.current = None;
+            if let Some(held) = self.held.get_mut(k) {
+                *held = true;
+            }
+        }
+        self.step_full()
+    }
+
+    /// A step that looks at every lane: each lane holding no record is stepped, and the
+    /// earliest record held is returned.
+    fn step_full(&mut self) -> Step {
         if let Some(k) = self.current.take()
             && let Some(held) = self.held.get_mut(k)
         {
@@ -137,20 +180,27 @@ impl Merge {
             }
         }
         let mut earliest: Option<((u64, u64), usize)> = None;
-        for (k, lane) in self.lanes.iter().enumerate() {
+        let mut second = NO_BOUND;
+        for k in 0..self.lanes.len() {
             if !self.held[k] {
                 continue;
             }
-            if let Some((time, pos)) = lane.current_time_and_position() {
-                let key = (time, lane.inner.global_id(pos));
-                if earliest.is_none_or(|(best, _)| key < best) {
-                    earliest = Some((key, k));
+            if let Some(key) = self.key(k) {
+                match earliest {
+                    Some((best, _)) if key >= best => second = second.min(key),
+                    _ => {
+                        if let Some((best, _)) = earliest {
+                            second = second.min(best);
+                        }
+                        earliest = Some((key, k));
+                    }
                 }
             }
         }
         match earliest {
             Some((_, k)) => {
                 self.current = Some(k);
+                self.bound = second;
                 Step::Record
             }
             None if again => Step::Again,
@@ -233,6 +283,7 @@ impl Reader {
                 current: None,
                 hole_grace: Duration::ZERO,
                 holes: vec![None; many.len()],
+                bound: NO_BOUND,
             }),
         };
         Reader {
